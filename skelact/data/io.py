@@ -1,0 +1,334 @@
+"""Safe reading, validation and atomic writing of PYSKL-format annotation pickles.
+
+The format (DESIGN.md §2)::
+
+    {'split': {name: [frame_dir, ...]},
+     'annotations': [{'frame_dir': str, 'total_frames': int, 'img_shape': (h, w),
+                      'original_shape': (h, w), 'label': int,
+                      'keypoint': float [M, T, V, C], 'keypoint_score': float [M, T, V]}, ...],
+     'classes': [name, ...],   # optional, skelact's addition
+     'layout': 'coco17'}       # optional, skelact's addition
+
+A pickle can run arbitrary code when loaded, so :func:`load_annotations` goes through a
+restricted unpickler that only admits builtin containers, strings, numbers and numpy arrays.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "AnnotationError",
+    "load_annotations",
+    "validate_annotations",
+    "save_annotations",
+    "atomic_write",
+    "summarize",
+    "WORK_DTYPE",
+]
+
+#: Keypoints and scores are held in this dtype whatever the file used (float16/32/64).
+WORK_DTYPE = np.float32
+
+REQUIRED_KEYS = ("frame_dir", "total_frames", "label", "keypoint")
+
+
+class AnnotationError(ValueError):
+    """An annotation file or clip is malformed; the message names the file and clip."""
+
+
+# (module, name) pairs a PYSKL pickle legitimately needs. Everything else is refused before it
+# is looked up, so a payload's callable is never even imported, let alone called.
+_SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("builtins", "dict"),
+        ("builtins", "list"),
+        ("builtins", "tuple"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("builtins", "str"),
+        ("builtins", "bytes"),
+        ("builtins", "bytearray"),
+        ("builtins", "int"),
+        ("builtins", "float"),
+        ("builtins", "complex"),
+        ("builtins", "bool"),
+        ("collections", "OrderedDict"),
+        # Python 2-era and protocol-2 pickles of numpy arrays store raw bytes via codecs.encode.
+        ("_codecs", "encode"),
+        ("codecs", "encode"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+    }
+)
+# numpy scalar types such as numpy.float32 or numpy.int64 appear as dtype classes in old pickles.
+_SAFE_NUMPY_SCALARS = frozenset(
+    {"bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+     "float16", "float32", "float64", "str_", "bytes_"}
+)
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BufferedIOBase, source: str) -> None:
+        super().__init__(file)
+        self._source = source
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _SAFE_GLOBALS or (module == "numpy" and name in _SAFE_NUMPY_SCALARS):
+            return super().find_class(module, name)
+        raise AnnotationError(
+            f"{self._source}: refused to unpickle '{module}.{name}': only containers, strings, "
+            "numbers and numpy arrays are allowed in an annotation file"
+        )
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise AnnotationError(f"{self._source}: persistent ids are not allowed in an annotation file")
+
+
+def safe_unpickle(path: str | Path) -> Any:
+    """Unpickle ``path`` admitting only builtin containers, str/numbers and numpy arrays/dtypes."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return _RestrictedUnpickler(f, str(path)).load()
+    except AnnotationError:
+        raise
+    except FileNotFoundError:
+        raise AnnotationError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise AnnotationError(f"{path}: is a directory, expected a .pkl file") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
+        raise AnnotationError(f"{path}: not a valid annotation pickle ({e.__class__.__name__}: {e})") from None
+
+
+def _as_float(arr: Any, clip: str, field: str, ndim: int) -> np.ndarray:
+    if not isinstance(arr, np.ndarray):
+        raise AnnotationError(f"{clip}: '{field}' must be a numpy array, got {type(arr).__name__}")
+    if arr.ndim != ndim:
+        shape = "[M, T, V, C]" if ndim == 4 else "[M, T, V]"
+        raise AnnotationError(f"{clip}: '{field}' must be {shape}, got shape {list(arr.shape)}")
+    if arr.dtype.kind not in "fiu":
+        raise AnnotationError(f"{clip}: '{field}' has non-numeric dtype {arr.dtype}")
+    out = arr.astype(WORK_DTYPE, copy=False)
+    if not np.isfinite(out).all():
+        # float64 values beyond float32's range also land here: they are inf after the cast.
+        raise AnnotationError(f"{clip}: '{field}' has non-finite values (nan or inf)")
+    return out
+
+
+def _validate_clip(ann: Any, index: int, num_classes: int | None, allow_unlabeled: bool) -> str:
+    """Check one annotation in place (arrays cast to WORK_DTYPE); return its frame_dir."""
+    if not isinstance(ann, dict):
+        raise AnnotationError(f"annotation #{index}: expected a dict, got {type(ann).__name__}")
+    name = ann.get("frame_dir")
+    clip = f"clip {name!r}" if isinstance(name, str) else f"annotation #{index}"
+    missing = [k for k in REQUIRED_KEYS if k not in ann]
+    if missing:
+        raise AnnotationError(f"{clip}: missing key(s) {', '.join(repr(k) for k in missing)}")
+    if not isinstance(name, str):
+        raise AnnotationError(f"{clip}: 'frame_dir' must be a string")
+
+    kp = _as_float(ann["keypoint"], clip, "keypoint", 4)
+    m, t, v, c = kp.shape
+    if m == 0 or t == 0:
+        raise AnnotationError(f"{clip}: empty clip (keypoint shape {list(kp.shape)})")
+    if v == 0 or c not in (2, 3):
+        raise AnnotationError(f"{clip}: 'keypoint' must have V > 0 joints and C = 2 or 3, got {list(kp.shape)}")
+    ann["keypoint"] = kp
+
+    if "keypoint_score" in ann and ann["keypoint_score"] is not None:
+        score = _as_float(ann["keypoint_score"], clip, "keypoint_score", 3)
+        if score.shape != (m, t, v):
+            raise AnnotationError(
+                f"{clip}: 'keypoint_score' shape {list(score.shape)} does not match keypoint [M, T, V] = "
+                f"{[m, t, v]}"
+            )
+        ann["keypoint_score"] = score
+
+    total = ann["total_frames"]
+    if isinstance(total, (bool, float)) or not isinstance(total, (int, np.integer)):
+        raise AnnotationError(f"{clip}: 'total_frames' must be an integer, got {total!r}")
+    if int(total) != t:
+        raise AnnotationError(f"{clip}: 'total_frames' is {int(total)} but keypoint has T = {t} frames")
+    ann["total_frames"] = int(total)
+
+    label = ann["label"]
+    if isinstance(label, (bool, float)) or not isinstance(label, (int, np.integer)):
+        raise AnnotationError(f"{clip}: 'label' must be an integer, got {label!r}")
+    label = int(label)
+    if label < 0 and not (allow_unlabeled and label == -1):
+        raise AnnotationError(f"{clip}: 'label' {label} is negative")
+    if num_classes is not None and label >= num_classes:
+        raise AnnotationError(f"{clip}: 'label' {label} is out of range for {num_classes} classes")
+    ann["label"] = label
+
+    for key in ("img_shape", "original_shape"):
+        if key in ann:
+            shape = ann[key]
+            if not (isinstance(shape, (tuple, list)) and len(shape) == 2
+                    and all(isinstance(s, (int, np.integer)) and s > 0 for s in shape)):
+                raise AnnotationError(f"{clip}: '{key}' must be (height, width), got {shape!r}")
+            ann[key] = (int(shape[0]), int(shape[1]))
+    return name
+
+
+def validate_annotations(
+    data: Any,
+    source: str = "<memory>",
+    num_classes: int | None = None,
+    allow_unlabeled: bool = False,
+) -> dict:
+    """Validate a PYSKL annotation dict in place and return it.
+
+    Keypoints and scores are cast to :data:`WORK_DTYPE`. Raises :class:`AnnotationError` naming
+    ``source`` and the clip at fault.
+
+    Args:
+        data: The unpickled object.
+        source: File name used in error messages.
+        num_classes: Labels must be below this; defaults to ``len(data['classes'])`` when present.
+        allow_unlabeled: Accept ``label == -1`` (unknown), as written by ``skelact extract``.
+    """
+    if not isinstance(data, dict):
+        raise AnnotationError(f"{source}: expected a dict with 'split' and 'annotations', got {type(data).__name__}")
+    if "annotations" not in data:
+        raise AnnotationError(f"{source}: missing key 'annotations'")
+    anns = data["annotations"]
+    if not isinstance(anns, list):
+        raise AnnotationError(f"{source}: 'annotations' must be a list")
+    if not anns:
+        raise AnnotationError(f"{source}: no annotations")
+    classes = data.get("classes")
+    if classes is not None:
+        if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) for c in classes):
+            raise AnnotationError(f"{source}: 'classes' must be a list of names")
+        data["classes"] = list(classes)
+        if num_classes is None:
+            num_classes = len(classes)
+        elif num_classes != len(classes):
+            raise AnnotationError(f"{source}: {len(classes)} class names but num_classes={num_classes}")
+
+    names: set[str] = set()
+    dims: tuple[int, int] | None = None
+    for i, ann in enumerate(anns):
+        try:
+            name = _validate_clip(ann, i, num_classes, allow_unlabeled)
+        except AnnotationError as e:
+            raise AnnotationError(f"{source}: {e}") from None
+        if name in names:
+            raise AnnotationError(f"{source}: clip {name!r}: duplicate frame_dir")
+        names.add(name)
+        vc = ann["keypoint"].shape[2:]
+        if dims is None:
+            dims = vc
+        elif vc != dims:
+            raise AnnotationError(
+                f"{source}: clip {name!r}: keypoint has [V, C] = {list(vc)} but earlier clips have {list(dims)}"
+            )
+
+    split = data.setdefault("split", {})
+    if not isinstance(split, dict):
+        raise AnnotationError(f"{source}: 'split' must be a dict of name -> list of frame_dir")
+    for sname, members in split.items():
+        if not isinstance(sname, str) or not isinstance(members, (list, tuple)):
+            raise AnnotationError(f"{source}: split {sname!r} must map a name to a list of frame_dir")
+        for member in members:
+            if member not in names:
+                raise AnnotationError(f"{source}: split {sname!r} names unknown clip {member!r}")
+        split[sname] = list(members)
+
+    layout = data.get("layout")
+    if layout is not None and not isinstance(layout, str):
+        raise AnnotationError(f"{source}: 'layout' must be a layout name")
+    return data
+
+
+def load_annotations(
+    path: str | Path, num_classes: int | None = None, allow_unlabeled: bool = False
+) -> dict:
+    """Load and validate a PYSKL annotation pickle safely.
+
+    Args:
+        path: The ``.pkl`` file.
+        num_classes: Optional upper bound for labels (defaults to the stored class list).
+        allow_unlabeled: Accept ``label == -1`` for clips of unknown action.
+
+    Returns:
+        The annotation dict with float32 keypoints/scores.
+    """
+    data = safe_unpickle(path)
+    return validate_annotations(data, str(path), num_classes=num_classes, allow_unlabeled=allow_unlabeled)
+
+
+def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None], force: bool = True) -> Path:
+    """Write a file through ``write(fileobj)`` into a temporary file, then rename it into place.
+
+    A crash or an exception leaves no partial ``path`` behind.
+    """
+    path = Path(path)
+    if not force and path.exists():
+        raise FileExistsError(f"{path}: already exists (use --force to overwrite)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_annotations(data: dict, path: str | Path, force: bool = False, allow_unlabeled: bool = False) -> Path:
+    """Validate ``data`` and write it as a pickle atomically (temporary file + rename).
+
+    Raises:
+        FileExistsError: ``path`` exists and ``force`` is false.
+        AnnotationError: ``data`` is invalid (nothing is written).
+    """
+    validate_annotations(data, str(path), allow_unlabeled=allow_unlabeled)
+    return atomic_write(path, lambda f: pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL), force=force)
+
+
+def summarize(data: dict) -> str:
+    """A human-readable summary: clips per split, classes, frames, persons, joints, dims."""
+    anns = data["annotations"]
+    frames = np.array([a["total_frames"] for a in anns])
+    persons = np.array([a["keypoint"].shape[0] for a in anns])
+    v, c = anns[0]["keypoint"].shape[2:]
+    labels = Counter(a["label"] for a in anns)
+    classes = data.get("classes")
+    lines = [
+        f"clips: {len(anns)}",
+        f"layout: {data.get('layout', 'unknown')} ({v} joints, {c}D{', with scores' if 'keypoint_score' in anns[0] else ''})",
+        f"frames: min {frames.min()}, median {int(np.median(frames))}, max {frames.max()}",
+        f"persons: min {persons.min()}, max {persons.max()} "
+        f"({', '.join(f'{k}: {n}' for k, n in sorted(Counter(persons.tolist()).items()))} clips)",
+        "splits:" + ("" if data.get("split") else " none"),
+    ]
+    for name, members in data.get("split", {}).items():
+        lines.append(f"  {name}: {len(members)} clips")
+    n_classes = len(classes) if classes else len([k for k in labels if k >= 0])
+    lines.append(f"classes: {n_classes}")
+    for label in sorted(labels):
+        cname = classes[label] if classes and 0 <= label < len(classes) else ("unlabeled" if label < 0 else "")
+        lines.append(f"  {label:>4} {cname:<32} {labels[label]} clips")
+    return "\n".join(lines)

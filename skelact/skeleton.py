@@ -1,0 +1,283 @@
+"""Skeleton layouts: joint names, edges, parents, left/right pairs and limbs.
+
+A :class:`Layout` is everything the data pipeline and the models need to know about a
+skeleton. Built-in layouts are ``coco17`` (HRNet / MoveNet order), ``ntu25`` (Kinect v2),
+``penn13`` (Penn Action) and ``ucla20`` (Kinect v1, NW-UCLA). A user layout comes from a small
+YAML file and is accepted everywhere a built-in name is (see :func:`get_layout`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "Layout",
+    "LayoutError",
+    "COCO17_TO_PENN13",
+    "get_layout",
+    "list_layouts",
+    "infer_layout",
+    "layout_from_dict",
+]
+
+
+class LayoutError(ValueError):
+    """A layout name or layout file is invalid."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A skeleton layout.
+
+    Attributes:
+        name: Layout name (a built-in name or the YAML file's ``name``).
+        joints: Joint names in storage order; index ``v`` of a keypoint array is ``joints[v]``.
+        edges: Undirected bones as joint-index pairs; used for the GCN adjacency.
+        root: Joint that is its own parent; its bone is zero. Also the 3D centring joint.
+        flip_pairs: Left/right joint pairs swapped by a horizontal flip.
+        limbs: Segments drawn in limb heatmaps and on videos (defaults to ``edges``).
+    """
+
+    name: str
+    joints: tuple[str, ...]
+    edges: tuple[tuple[int, int], ...]
+    root: int = 0
+    flip_pairs: tuple[tuple[int, int], ...] = ()
+    limbs: tuple[tuple[int, int], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        v = len(self.joints)
+        if v == 0:
+            raise LayoutError(f"layout {self.name!r}: no joints")
+        if len(set(self.joints)) != v:
+            raise LayoutError(f"layout {self.name!r}: duplicate joint names")
+        for kind, pairs in (("edge", self.edges), ("flip pair", self.flip_pairs), ("limb", self.limbs)):
+            for a, b in pairs:
+                if not (0 <= a < v and 0 <= b < v) or a == b:
+                    raise LayoutError(f"layout {self.name!r}: bad {kind} ({a}, {b}) for {v} joints")
+        if not 0 <= self.root < v:
+            raise LayoutError(f"layout {self.name!r}: root {self.root} out of range")
+        flipped = [j for p in self.flip_pairs for j in p]
+        if len(set(flipped)) != len(flipped):
+            raise LayoutError(f"layout {self.name!r}: a joint appears in two flip pairs")
+        if not self.limbs:
+            object.__setattr__(self, "limbs", tuple(self.edges))
+        # Every joint must be reachable from the root, else it has no parent (no bone feature).
+        parents = self._bfs_parents()
+        missing = [self.joints[i] for i, p in enumerate(parents) if p < 0]
+        if missing:
+            raise LayoutError(f"layout {self.name!r}: joints not connected to the root: {missing}")
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joints)
+
+    def _bfs_parents(self) -> list[int]:
+        adj: list[list[int]] = [[] for _ in self.joints]
+        for a, b in self.edges:
+            adj[a].append(b)
+            adj[b].append(a)
+        parents = [-1] * len(self.joints)
+        parents[self.root] = self.root
+        queue = deque([self.root])
+        while queue:
+            u = queue.popleft()
+            for w in sorted(adj[u]):
+                if parents[w] < 0:
+                    parents[w] = u
+                    queue.append(w)
+        return parents
+
+    @property
+    def parents(self) -> np.ndarray:
+        """Parent of each joint (breadth-first tree from ``root``); ``parents[root] == root``."""
+        return np.asarray(self._bfs_parents(), dtype=np.int64)
+
+    @property
+    def flip_index(self) -> np.ndarray:
+        """Permutation ``p`` such that ``x[..., p, :]`` swaps every left/right pair."""
+        perm = np.arange(self.num_joints)
+        for a, b in self.flip_pairs:
+            perm[a], perm[b] = b, a
+        return perm
+
+    def adjacency(self) -> np.ndarray:
+        """Symmetric 0/1 adjacency matrix [V, V] without self loops."""
+        a = np.zeros((self.num_joints, self.num_joints), dtype=np.float32)
+        for i, j in self.edges:
+            a[i, j] = a[j, i] = 1.0
+        return a
+
+
+def _pairs(pairs: list[tuple[int, int]], one_based: bool = False) -> tuple[tuple[int, int], ...]:
+    off = 1 if one_based else 0
+    return tuple((a - off, b - off) for a, b in pairs)
+
+
+COCO17 = Layout(
+    name="coco17",
+    joints=(
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+        "left_wrist", "right_wrist", "left_hip", "right_hip",
+        "left_knee", "right_knee", "left_ankle", "right_ankle",
+    ),
+    edges=_pairs([
+        (15, 13), (13, 11), (16, 14), (14, 12), (11, 5), (12, 6), (9, 7), (7, 5),
+        (10, 8), (8, 6), (5, 0), (6, 0), (1, 0), (3, 1), (2, 0), (4, 2),
+    ]),
+    root=0,
+    flip_pairs=_pairs([(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)]),
+    # Limb heatmaps as in PoseConv3D: face, arms, trunk (with the hip and shoulder lines), legs.
+    limbs=_pairs([
+        (0, 1), (0, 2), (1, 3), (2, 4), (0, 5), (5, 7), (7, 9), (0, 6), (6, 8), (8, 10),
+        (5, 11), (11, 13), (13, 15), (6, 12), (12, 14), (14, 16), (11, 12), (5, 6),
+    ]),
+)
+
+NTU25 = Layout(
+    name="ntu25",
+    joints=(
+        "spine_base", "spine_mid", "neck", "head",
+        "left_shoulder", "left_elbow", "left_wrist", "left_hand",
+        "right_shoulder", "right_elbow", "right_wrist", "right_hand",
+        "left_hip", "left_knee", "left_ankle", "left_foot",
+        "right_hip", "right_knee", "right_ankle", "right_foot",
+        "spine_shoulder", "left_hand_tip", "left_thumb", "right_hand_tip", "right_thumb",
+    ),
+    edges=_pairs([
+        (1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21), (10, 9),
+        (11, 10), (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1), (18, 17), (19, 18),
+        (20, 19), (22, 8), (23, 8), (24, 12), (25, 12),
+    ], one_based=True),
+    root=20,  # spine_shoulder, the graph centre used by ST-GCN on NTU
+    flip_pairs=_pairs([
+        (5, 9), (6, 10), (7, 11), (8, 12), (13, 17), (14, 18), (15, 19), (16, 20), (22, 24), (23, 25),
+    ], one_based=True),
+)
+
+PENN13 = Layout(
+    name="penn13",
+    joints=(
+        "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+        "left_wrist", "right_wrist", "left_hip", "right_hip",
+        "left_knee", "right_knee", "left_ankle", "right_ankle",
+    ),
+    edges=_pairs([
+        (1, 0), (2, 0), (3, 1), (4, 2), (5, 3), (6, 4), (7, 1), (8, 2), (7, 8),
+        (9, 7), (10, 8), (11, 9), (12, 10),
+    ]),
+    root=0,
+    flip_pairs=_pairs([(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12)]),
+)
+
+UCLA20 = Layout(
+    name="ucla20",
+    joints=(
+        "hip_center", "spine", "shoulder_center", "head",
+        "left_shoulder", "left_elbow", "left_wrist", "left_hand",
+        "right_shoulder", "right_elbow", "right_wrist", "right_hand",
+        "left_hip", "left_knee", "left_ankle", "left_foot",
+        "right_hip", "right_knee", "right_ankle", "right_foot",
+    ),
+    edges=_pairs([
+        (1, 2), (2, 3), (4, 3), (5, 3), (6, 5), (7, 6), (8, 7), (9, 3), (10, 9), (11, 10),
+        (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1), (18, 17), (19, 18), (20, 19),
+    ], one_based=True),
+    root=1,  # spine: the graph centre used for NW-UCLA
+    flip_pairs=_pairs([(5, 9), (6, 10), (7, 11), (8, 12), (13, 17), (14, 18), (15, 19), (16, 20)],
+                      one_based=True),
+)
+
+_BUILTIN: dict[str, Layout] = {lay.name: lay for lay in (COCO17, NTU25, PENN13, UCLA20)}
+
+#: ``penn13_keypoints = coco17_keypoints[..., COCO17_TO_PENN13, :]`` (Penn's head is COCO's nose).
+COCO17_TO_PENN13: tuple[int, ...] = (0, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)
+
+
+def list_layouts() -> list[str]:
+    """Names of the built-in layouts."""
+    return sorted(_BUILTIN)
+
+
+def _index(item: int | str, names: tuple[str, ...], where: str) -> int:
+    if isinstance(item, bool):
+        raise LayoutError(f"{where}: joint {item!r} is not a name or index")
+    if isinstance(item, int):
+        return item
+    if isinstance(item, str) and item in names:
+        return names.index(item)
+    raise LayoutError(f"{where}: unknown joint {item!r}")
+
+
+def layout_from_dict(spec: dict, where: str = "layout") -> Layout:
+    """Build a layout from a mapping with ``joints``, ``edges`` and optional ``flip_pairs``,
+    ``root`` and ``limbs``. Joints in pairs may be given by name or 0-based index."""
+    if not isinstance(spec, dict):
+        raise LayoutError(f"{where}: expected a mapping with 'joints' and 'edges'")
+    unknown = set(spec) - {"name", "joints", "edges", "flip_pairs", "root", "limbs"}
+    if unknown:
+        raise LayoutError(f"{where}: unknown keys {sorted(unknown)}")
+    for key in ("joints", "edges"):
+        if key not in spec:
+            raise LayoutError(f"{where}: missing '{key}'")
+    joints = spec["joints"]
+    if not isinstance(joints, list) or not all(isinstance(j, str) for j in joints):
+        raise LayoutError(f"{where}: 'joints' must be a list of names")
+    names = tuple(joints)
+
+    def pairs(key: str) -> tuple[tuple[int, int], ...]:
+        out = []
+        for p in spec.get(key) or []:
+            if not isinstance(p, (list, tuple)) or len(p) != 2:
+                raise LayoutError(f"{where}: each entry of '{key}' must be a pair, got {p!r}")
+            out.append((_index(p[0], names, where), _index(p[1], names, where)))
+        return tuple(out)
+
+    try:
+        return Layout(
+            name=str(spec.get("name", where)),
+            joints=names,
+            edges=pairs("edges"),
+            root=_index(spec.get("root", 0), names, where),
+            flip_pairs=pairs("flip_pairs"),
+            limbs=pairs("limbs"),
+        )
+    except LayoutError as e:
+        raise LayoutError(f"{where}: {e}") from None
+
+
+def get_layout(layout: str | Path | Layout) -> Layout:
+    """Return a built-in layout by name, or load a user layout from a YAML file path."""
+    if isinstance(layout, Layout):
+        return layout
+    key = str(layout)
+    if key in _BUILTIN:
+        return _BUILTIN[key]
+    path = Path(key)
+    if path.suffix in (".yaml", ".yml", ".json") or path.exists():
+        if not path.is_file():
+            raise LayoutError(f"{path}: layout file not found")
+        import yaml
+
+        try:
+            spec = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            raise LayoutError(f"{path}: not valid YAML ({e.__class__.__name__})") from None
+        if isinstance(spec, dict):
+            spec.setdefault("name", path.stem)
+        return layout_from_dict(spec, where=str(path))
+    raise LayoutError(f"unknown layout {key!r}; built-in layouts: {', '.join(list_layouts())}, "
+                      "or a path to a YAML layout file")
+
+
+def infer_layout(num_joints: int) -> Layout:
+    """The built-in layout with ``num_joints`` joints (17 → coco17, 25 → ntu25, ...)."""
+    for lay in _BUILTIN.values():
+        if lay.num_joints == num_joints:
+            return lay
+    raise LayoutError(f"no built-in layout has {num_joints} joints; pass a layout YAML file")

@@ -1,0 +1,44 @@
+"""Shared fixtures. Real data is read from ``$SKELACT_SHARED/data`` (default ``../shared``).
+
+When the data is absent the real-data tests skip, unless ``SKELACT_REQUIRE_DATA=1`` (set by
+``.ci/run``) turns the absence into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Tests run on a 2-core machine; two threads per process keeps timings and memory predictable.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def shared_root() -> Path:
+    return Path(os.environ.get("SKELACT_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = shared_root() / "data"
+    if not root.is_dir():
+        msg = f"real data not found at {root} (set SKELACT_SHARED)"
+        if os.environ.get("SKELACT_REQUIRE_DATA") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return root
+
+
+@pytest.fixture(scope="session")
+def models_root() -> Path:
+    root = shared_root() / "models"
+    if not root.is_dir():
+        msg = f"pose model folder not found at {root} (set SKELACT_SHARED)"
+        if os.environ.get("SKELACT_REQUIRE_DATA") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return root
