@@ -43,6 +43,13 @@ class ConvertSummary:
     def num_skipped(self) -> int:
         return sum(self.skipped.values())
 
+    def skipped_text(self) -> str:
+        """One line: ``"skipped N: reason (n), ..."`` or ``"nothing skipped"``."""
+        if not self.skipped:
+            return "nothing skipped"
+        parts = ", ".join(f"{reason} ({n})" for reason, n in sorted(self.skipped.items()))
+        return f"skipped {self.num_skipped}: {parts}"
+
     def __str__(self) -> str:
         lines = [
             f"{self.dataset}: {self.converted} clips converted from {self.files} files in {self.src} "
@@ -72,8 +79,8 @@ def find_files(src: str | Path, pattern: str, subdir: str | None = None) -> tupl
         raise ConvertError(f"{root}: source folder not found")
     files = sorted(p for p in root.glob(pattern) if p.is_file())
     if not files:
-        where = f"{root} (nor in {root / subdir})" if subdir and root.name != subdir else str(root)
-        raise ConvertError(f"{where}: no {pattern} files found")
+        also = f" (nor in a {subdir}/ subfolder)" if subdir and root.name != subdir else ""
+        raise ConvertError(f"{root}: no {pattern} files found{also}")
     return root, files
 
 

@@ -1,0 +1,114 @@
+"""The ``skelact`` command: one entry point with sub-commands.
+
+Each sub-command imports what it needs when it runs, so ``skelact --help`` and light commands stay
+fast. Expected failures (bad input files, bad options) print one line ``skelact: error: ...`` and
+exit with status 1; nothing is left half written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from skelact import __version__
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 1."""
+
+
+def _cmd_convert(args: argparse.Namespace) -> None:
+    from skelact.data.convert import convert_ntu, convert_penn, convert_ucla
+    from skelact.data.io import save_annotations
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise CLIError(f"{out}: already exists (use --force to overwrite)")
+    if args.source == "ntu":
+        data, summary = convert_ntu(
+            args.src, dims=args.dims, max_bodies=args.max_bodies, missing=args.missing,
+            benchmark=args.benchmark, workers=args.workers,
+        )
+    elif args.source == "penn":
+        data, summary = convert_penn(args.src)
+    else:
+        data, summary = convert_ucla(args.src)
+    save_annotations(data, out, force=args.force)
+    print(summary)
+    print(f"wrote {out}")
+
+
+def _cmd_info(args: argparse.Namespace) -> None:
+    from skelact.data.io import load_annotations, summarize
+
+    print(summarize(load_annotations(args.file, allow_unlabeled=True)))
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="convert a dataset (NTU .skeleton, Penn Action .mat, NW-UCLA .json) to a PYSKL pickle",
+        description="Convert a raw dataset folder into one PYSKL-format annotation pickle.",
+    )
+    csub = p.add_subparsers(dest="source", required=True, metavar="{ntu,penn,ucla}")
+    ntu = csub.add_parser("ntu", help="a folder of raw NTU RGB+D .skeleton files",
+                          description="NTU RGB+D .skeleton files -> PYSKL pickle (2D colour pixels or 3D metres).")
+    ntu.add_argument("--dims", type=int, choices=(2, 3), default=2,
+                     help="2: colorX/colorY pixels in the 1920x1080 frame; 3: x y z metres (default 2)")
+    ntu.add_argument("--max-bodies", type=int, default=2, help="bodies kept per clip, most active first (default 2)")
+    ntu.add_argument("--missing", type=Path, default=None,
+                     help="list of sample names with missing skeletons to skip")
+    ntu.add_argument("--benchmark", choices=("auto", "ntu60", "ntu120"), default="auto",
+                     help="split protocol: ntu60 (xsub/xview), ntu120 (xsub/xset), auto from the action ids")
+    ntu.add_argument("--workers", type=int, default=1, help="parallel parser processes (default 1)")
+    csub.add_parser("penn", help="Penn Action (labels/*.mat)",
+                    description="Penn Action .mat label files -> 2D PYSKL pickle (13 joints, official split).")
+    csub.add_parser("ucla", help="NW-UCLA (all_sqe/*.json)",
+                    description="NW-UCLA json skeletons -> 3D PYSKL pickle (20 joints, views 1+2 train / 3 test).")
+    for name, cp in csub.choices.items():
+        cp.add_argument("src", type=Path, help="source folder")
+        cp.add_argument("-o", "--output", type=Path, required=True, help="output .pkl")
+        cp.add_argument("--force", action="store_true", help="overwrite an existing output")
+        cp.set_defaults(func=_cmd_convert, source=name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="skelact",
+        description="Skeleton-based action recognition: convert data, train, evaluate, predict.",
+    )
+    parser.add_argument("--version", action="version", version=f"skelact {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_convert(sub)
+    p = sub.add_parser("info", help="summarise a PYSKL annotation pickle",
+                       description="Clips per split, classes and clips per class, frames, persons, joints, dims.")
+    p.add_argument("file", type=Path, help="annotation .pkl")
+    p.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit status."""
+    from skelact.data.io import AnnotationError
+    from skelact.skeleton import LayoutError
+
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], None] = args.func
+    try:
+        func(args)
+    except (CLIError, AnnotationError, LayoutError, FileExistsError, FileNotFoundError) as e:
+        print(f"skelact: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("skelact: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `skelact info x.pkl | head`
+        sys.stderr.close()
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""The command line: help for every sub-command, convert/info on real data, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from skelact.cli import build_parser, main
+
+
+def test_help_for_every_subcommand(capsys):
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert {"convert", "info"} <= set(sub.choices)
+    for name in sub.choices:
+        with pytest.raises(SystemExit) as e:
+            main([name, "--help"])
+        assert e.value.code == 0
+        assert "usage: skelact " + name in capsys.readouterr().out
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "skelact.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("skelact ")
+
+
+def test_convert_and_info_on_penn(data_root, tmp_path, capsys):
+    out = tmp_path / "penn.pkl"
+    assert main(["convert", "penn", str(data_root / "penn_action"), "-o", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out and out.exists()
+    # A second run refuses to overwrite, exits non-zero and leaves the file as it was.
+    before = out.stat().st_mtime_ns
+    assert main(["convert", "penn", str(data_root / "penn_action"), "-o", str(out)]) == 1
+    assert "already exists (use --force" in capsys.readouterr().err
+    assert out.stat().st_mtime_ns == before
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "clips: 2326" in text and "train: 1258 clips" in text and "test: 1068 clips" in text
+    assert "classes: 15" in text and "baseball_pitch" in text
+
+
+def test_errors_are_one_line_and_nonzero(tmp_path, capsys):
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(b"garbage")
+    assert main(["info", str(bad)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("skelact: error: ") and str(bad) in err and "\n" not in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["convert", "ucla", str(empty), "-o", str(tmp_path / "u.pkl")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "empty" in err and "\n" not in err
+    assert not (tmp_path / "u.pkl").exists()

@@ -1,0 +1,304 @@
+"""Dataset converters on the real Penn Action, NW-UCLA and raw NTU files (plus small synthetic NTU files)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+
+from skelact.data.convert import ConvertError, ConvertSummary, convert_ntu, convert_penn, convert_ucla
+from skelact.data.convert.ntu import NTU60_CLASSES, NTU120_CLASSES, read_skeleton_file
+from skelact.data.io import AnnotationError, safe_unpickle, validate_annotations
+
+NTU60_SPLITS = {"xsub_train", "xsub_val", "xview_train", "xview_val"}
+
+
+def _check_common(data: dict, layout: str, num_joints: int, dims: int, scores: bool) -> None:
+    """Shapes, dtypes and labels of every clip; every clip in exactly one split of each pair."""
+    assert data["layout"] == layout
+    n_cls = len(data["classes"])
+    for ann in data["annotations"]:
+        kp = ann["keypoint"]
+        m, t, v, c = kp.shape
+        assert (v, c) == (num_joints, dims) and m >= 1 and t == ann["total_frames"] > 0
+        assert kp.dtype == np.float32 and np.isfinite(kp).all()
+        assert 0 <= ann["label"] < n_cls and isinstance(ann["label"], int)
+        if scores:
+            assert ann["keypoint_score"].shape == (m, t, v) and ann["keypoint_score"].dtype == np.float32
+            assert len(ann["img_shape"]) == 2 and ann["original_shape"] == ann["img_shape"]
+        else:
+            assert "keypoint_score" not in ann and "img_shape" not in ann
+    validate_annotations(data, source=layout)  # the lead's validator accepts what we produce
+
+
+# ---------------------------------------------------------------------------------------- Penn Action
+
+
+@pytest.fixture(scope="module")
+def penn(data_root: Path) -> tuple[dict, ConvertSummary]:
+    return convert_penn(data_root / "penn_action")
+
+
+def test_penn_counts_and_shapes(penn: tuple[dict, ConvertSummary]) -> None:
+    data, summary = penn
+    assert len(data["annotations"]) == summary.converted == 2326
+    assert {k: len(v) for k, v in data["split"].items()} == {"train": 1258, "test": 1068}
+    assert summary.splits == {"train": 1258, "test": 1068}
+    assert len(data["classes"]) == 15 and data["classes"] == sorted(data["classes"])
+    assert {a["label"] for a in data["annotations"]} == set(range(15))
+    assert "2326 clips" in str(summary) and "train" in str(summary)
+    _check_common(data, "penn13", 13, 2, scores=True)
+
+
+def test_penn_values_match_mat(penn: tuple[dict, ConvertSummary], data_root: Path) -> None:
+    data, _ = penn
+    ann = next(a for a in data["annotations"] if a["frame_dir"] == "0001")
+    m = scipy.io.loadmat(data_root / "penn_action" / "labels" / "0001.mat")
+    np.testing.assert_allclose(ann["keypoint"][0, :, :, 0], m["x"], atol=1e-4)
+    np.testing.assert_allclose(ann["keypoint"][0, :, :, 1], m["y"], atol=1e-4)
+    np.testing.assert_array_equal(ann["keypoint_score"][0], m["visibility"].astype(np.float32))
+    h, w, t = (int(d) for d in m["dimensions"].reshape(-1))
+    assert ann["img_shape"] == (h, w) and ann["total_frames"] == t
+    assert data["classes"][ann["label"]] == str(m["action"][0])
+    assert ("0001" in data["split"]["train"]) == (int(m["train"][0, 0]) == 1)
+
+
+def test_penn_accepts_labels_folder_and_rejects_bad_file(data_root: Path, tmp_path: Path) -> None:
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    shutil.copy(data_root / "penn_action" / "labels" / "0001.mat", labels / "0001.mat")
+    data, _ = convert_penn(labels)
+    assert [a["frame_dir"] for a in data["annotations"]] == ["0001"]
+    (labels / "0002.mat").write_bytes(b"MATLAB 5.0 MAT-file, garbage")
+    with pytest.raises(ConvertError, match="0002.mat"):
+        convert_penn(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------- NW-UCLA
+
+
+@pytest.fixture(scope="module")
+def ucla(data_root: Path) -> tuple[dict, ConvertSummary]:
+    return convert_ucla(data_root / "nwucla")
+
+
+def test_ucla_counts_and_shapes(ucla: tuple[dict, ConvertSummary]) -> None:
+    data, summary = ucla
+    assert len(data["annotations"]) == summary.converted == 1484
+    assert {k: len(v) for k, v in data["split"].items()} == {"train": 1020, "test": 464}
+    assert data["classes"][0] == "pick up with one hand" and len(data["classes"]) == 10
+    assert {a["label"] for a in data["annotations"]} == set(range(10))
+    assert not summary.skipped and not summary.notes  # stored labels agree with the file names
+    _check_common(data, "ucla20", 20, 3, scores=False)
+
+
+def test_ucla_test_split_matches_val_label(ucla: tuple[dict, ConvertSummary], data_root: Path) -> None:
+    data, _ = ucla
+    val = {d["file_name"]: d for d in safe_unpickle(data_root / "nwucla" / "val_label.pkl")}
+    assert set(data["split"]["test"]) == set(val)
+    by_name = {a["frame_dir"]: a for a in data["annotations"]}
+    for name, ref in val.items():
+        assert by_name[name]["label"] == ref["label"] - 1
+        assert by_name[name]["total_frames"] == ref["length"]
+    assert all(name.endswith(("_v01", "_v02")) for name in data["split"]["train"])
+
+
+def test_ucla_rejects_bad_json(data_root: Path, tmp_path: Path) -> None:
+    shutil.copy(data_root / "nwucla" / "all_sqe" / "a01_s01_e00_v01.json", tmp_path)
+    (tmp_path / "a02_s01_e00_v03.json").write_text('{"file_name": "a02_s01_e00_v03", "skeletons": [[[1, 2')
+    with pytest.raises(ConvertError, match="a02_s01_e00_v03.json"):
+        convert_ucla(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------- NTU raw
+
+
+@pytest.fixture(scope="module")
+def ntu_raw(data_root: Path) -> Path:
+    return data_root / "ntu_raw"
+
+
+@pytest.fixture(scope="module")
+def ntu2d(ntu_raw: Path) -> tuple[dict, ConvertSummary]:
+    return convert_ntu(ntu_raw, dims=2)
+
+
+@pytest.fixture(scope="module")
+def ntu3d(ntu_raw: Path) -> tuple[dict, ConvertSummary]:
+    return convert_ntu(ntu_raw, dims=3)
+
+
+def _raw_joint(path: Path, frame: int, joint: int) -> list[float]:
+    """The 12 values of one joint of the only body, parsed line by line (independent of the converter)."""
+    lines = path.read_text().splitlines()
+    # Line 0: frame count; per frame with one body: body count, body header, joint count, 25 joints.
+    base = 1 + frame * 28
+    assert lines[base].strip() == "1" and lines[base + 2].strip() == "25"
+    return [float(v) for v in lines[base + 3 + joint].split()]
+
+
+def test_ntu_counts_splits_labels(ntu2d: tuple[dict, ConvertSummary], ntu_raw: Path) -> None:
+    data, summary = ntu2d
+    assert summary.dataset == "ntu60" and summary.converted == 12 and not summary.skipped
+    assert set(data["split"]) == NTU60_SPLITS and data["classes"] == list(NTU60_CLASSES)
+    names = sorted(p.stem for p in ntu_raw.glob("*.skeleton"))
+    assert sorted(a["frame_dir"] for a in data["annotations"]) == names
+    for pair in ("xsub", "xview"):
+        train, val = set(data["split"][f"{pair}_train"]), set(data["split"][f"{pair}_val"])
+        assert not train & val and train | val == set(names)
+    split = data["split"]
+    # P001, C001: training subject, validation camera.
+    assert "S001C001P001R001A001" in split["xsub_train"] and "S001C001P001R001A001" in split["xview_val"]
+    # P003, C002: validation subject, training camera.
+    assert "S004C002P003R001A017" in split["xsub_val"] and "S004C002P003R001A017" in split["xview_train"]
+    # P008 trains, C003 trains; P020 validates.
+    assert "S001C003P008R002A058" in split["xsub_train"] and "S001C003P008R002A058" in split["xview_train"]
+    assert "S017C003P020R002A054" in split["xsub_val"]
+    for ann in data["annotations"]:
+        assert ann["label"] == int(ann["frame_dir"][-3:]) - 1
+        assert ann["keypoint"].shape[0] <= 2
+    by_name = {a["frame_dir"]: a for a in data["annotations"]}
+    assert by_name["S001C001P001R001A001"]["keypoint"].shape[0] == 1
+    assert by_name["S001C001P001R001A050"]["keypoint"].shape[0] == 2  # a two-person action
+    _check_common(data, "ntu25", 25, 2, scores=True)
+
+
+def test_ntu_2d_and_3d_values_match_raw_text(
+    ntu2d: tuple[dict, ConvertSummary], ntu3d: tuple[dict, ConvertSummary], ntu_raw: Path
+) -> None:
+    path = ntu_raw / "S001C001P001R001A001.skeleton"
+    first_line = int(path.read_text().split("\n", 1)[0])
+    ann2 = next(a for a in ntu2d[0]["annotations"] if a["frame_dir"] == path.stem)
+    ann3 = next(a for a in ntu3d[0]["annotations"] if a["frame_dir"] == path.stem)
+    assert ann2["total_frames"] == ann3["total_frames"] == first_line == ann2["keypoint"].shape[1]
+    assert ann2["keypoint"].shape[2] == ann3["keypoint"].shape[2] == 25
+    assert ann2["img_shape"] == (1080, 1920)
+    for frame, joint in ((0, 3), (10, 7), (first_line - 1, 24)):
+        vals = _raw_joint(path, frame, joint)
+        np.testing.assert_allclose(ann2["keypoint"][0, frame, joint], vals[5:7], atol=1e-4)
+        np.testing.assert_allclose(ann3["keypoint"][0, frame, joint], vals[0:3], atol=1e-4)
+        assert ann2["keypoint_score"][0, frame, joint] == {2: 1.0, 1: 0.5, 0: 0.0}[int(vals[11])]
+
+    # Colour coordinates of tracked joints lie inside the 1920x1080 frame.
+    for ann in ntu2d[0]["annotations"]:
+        xy = ann["keypoint"][ann["keypoint_score"] > 0]
+        assert len(xy) and (xy[:, 0] >= 0).all() and (xy[:, 0] <= 1920).all()
+        assert (xy[:, 1] >= 0).all() and (xy[:, 1] <= 1080).all()
+    _check_common(ntu3d[0], "ntu25", 25, 3, scores=False)
+
+
+def test_ntu120_benchmark_and_workers(ntu_raw: Path, ntu2d: tuple[dict, ConvertSummary]) -> None:
+    data, summary = convert_ntu(ntu_raw, dims=2, benchmark="ntu120", workers=2)
+    assert summary.dataset == "ntu120" and data["classes"] == list(NTU120_CLASSES)
+    assert set(data["split"]) == {"xsub_train", "xsub_val", "xset_train", "xset_val"}
+    assert "S004C002P003R001A017" in data["split"]["xset_train"]  # even setup trains
+    assert "S001C001P001R001A001" in data["split"]["xset_val"]
+    assert data["split"]["xsub_train"] == ntu2d[0]["split"]["xsub_train"]  # same subjects for P <= 40
+    for a, b in zip(data["annotations"], ntu2d[0]["annotations"], strict=True):  # parallel == serial
+        assert a["frame_dir"] == b["frame_dir"]
+        np.testing.assert_array_equal(a["keypoint"], b["keypoint"])
+
+
+def test_ntu_missing_list_skips(ntu_raw: Path, tmp_path: Path) -> None:
+    listing = tmp_path / "missing.txt"
+    listing.write_text("S001C001P001R001A011\nS999C001P001R001A001\n")
+    data, summary = convert_ntu(ntu_raw, dims=3, missing=listing)
+    assert summary.converted == 11 and summary.num_skipped == 1
+    assert "S001C001P001R001A011" not in {a["frame_dir"] for a in data["annotations"]}
+    assert "missing skeletons" in str(summary)
+    _, summary = convert_ntu(ntu_raw, dims=3, missing=["S001C001P001R001A011.skeleton", "S001C001P001R001A001"])
+    assert summary.converted == 10
+
+
+def test_ntu_garbled_and_truncated_files_name_the_file(ntu_raw: Path, tmp_path: Path) -> None:
+    src = ntu_raw / "S001C001P001R001A001.skeleton"
+    text = src.read_text()
+    truncated = tmp_path / "trunc" / "S001C001P001R001A002.skeleton"
+    truncated.parent.mkdir()
+    truncated.write_text(text[: len(text) // 2])
+    with pytest.raises(AnnotationError, match="S001C001P001R001A002.skeleton") as err:
+        convert_ntu(truncated.parent)
+    assert "\n" not in str(err.value)
+
+    garbled = tmp_path / "garbled" / "S001C001P001R001A003.skeleton"
+    garbled.parent.mkdir()
+    lines = text.splitlines()
+    lines[10] = lines[10].replace(" ", " x?", 1)
+    garbled.write_text("\n".join(lines))
+    with pytest.raises(ConvertError, match="S001C001P001R001A003.skeleton.*non-numeric"):
+        convert_ntu(garbled.parent)
+
+    # A NaN joint value is not an error: the joint becomes an untracked zero and the summary says so.
+    nan_file = tmp_path / "nan" / "S001C001P001R001A004.skeleton"
+    nan_file.parent.mkdir()
+    values = text.splitlines()[4].split()  # frame 0, joint 0
+    values[5] = "nan"
+    nan_lines = text.splitlines()
+    nan_lines[4] = " ".join(values)
+    nan_file.write_text("\n".join(nan_lines))
+    data, summary = convert_ntu(nan_file.parent)
+    ann = data["annotations"][0]
+    assert not ann["keypoint"][0, 0, 0].any() and ann["keypoint_score"][0, 0, 0] == 0
+    assert sum(summary.notes.values()) == 1
+
+    with pytest.raises(ConvertError, match="nowhere"):
+        convert_ntu(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConvertError, match="empty"):
+        convert_ntu(tmp_path / "empty")
+
+
+def _body_text(body_id: int, joints: np.ndarray) -> list[str]:
+    """Lines of one body: header, joint count, 25 joint lines (x y z from ``joints``, fixed rest)."""
+    out = [f"{body_id} 0 1 1 1 1 0 0.0 0.0 2", "25"]
+    for x, y, z in joints:
+        out.append(f"{x:.6f} {y:.6f} {z:.6f} 250 150 {900 + 100 * x:.4f} {500 + 100 * y:.4f} 0 0 0 0 2")
+    return out
+
+
+def test_ntu_body_selection_empty_frames_and_skips(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(25, 3))
+    t_len = 8
+    lines = [str(t_len)]
+    for t in range(t_len):
+        if t == 3:  # a frame without anybody
+            lines.append("0")
+            continue
+        bodies = [
+            (111, base),  # still: activity 0
+            (222, base + 0.01 * t),  # slow
+            (333, base + 0.2 * t),  # fast, absent in the first two frames
+        ]
+        if t < 2:
+            bodies = bodies[:2]
+        lines.append(str(len(bodies)))
+        for bid, xyz in bodies:
+            lines += _body_text(bid, xyz)
+    (tmp_path / "S001C002P002R001A051.skeleton").write_text("\n".join(lines) + "\n")
+    (tmp_path / "S001C002P002R001A052.skeleton").write_text("0\n")  # no frames
+    (tmp_path / "S001C002P002R001A053.skeleton").write_text("3\n0\n0\n0\n")  # no body
+
+    data, summary = convert_ntu(tmp_path, dims=3, max_bodies=2)
+    assert summary.converted == 1 and summary.num_skipped == 2
+    assert summary.skipped["file has 0 frames"] == 1 and summary.skipped["no body in any frame"] == 1
+    (ann,) = data["annotations"]
+    kp = ann["keypoint"]
+    assert kp.shape == (2, t_len, 25, 3) and ann["total_frames"] == t_len
+    np.testing.assert_allclose(kp[0, 5], base + 1.0, atol=1e-5)  # fastest body first
+    np.testing.assert_allclose(kp[1, 5], base + 0.05, atol=1e-5)  # then the slow one; still one dropped
+    assert not kp[:, 3].any()  # empty frame stays zeros
+    assert not kp[0, :2].any()  # fast body absent in frames 0, 1
+
+    data2, _ = convert_ntu(tmp_path, dims=2, max_bodies=1)
+    score = data2["annotations"][0]["keypoint_score"]
+    assert score.shape == (1, t_len, 25)
+    assert (score[0, :2] == 0).all() and (score[0, 3] == 0).all() and (score[0, 4:] == 1).all()
+
+    num_frames, ids, frame_idx, body_idx, joints = read_skeleton_file(tmp_path / "S001C002P002R001A051.skeleton")
+    assert num_frames == t_len and ids == ["111", "222", "333"] and joints.shape == (len(frame_idx), 25, 6)
+    with pytest.raises(ConvertError, match="no clip converted"):
+        convert_ntu(tmp_path, missing=["S001C002P002R001A051"])
