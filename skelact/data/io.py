@@ -316,9 +316,10 @@ def summarize(data: dict) -> str:
     v, c = anns[0]["keypoint"].shape[2:]
     labels = Counter(a["label"] for a in anns)
     classes = data.get("classes")
+    scores = ", with scores" if "keypoint_score" in anns[0] else ""
     lines = [
         f"clips: {len(anns)}",
-        f"layout: {data.get('layout', 'unknown')} ({v} joints, {c}D{', with scores' if 'keypoint_score' in anns[0] else ''})",
+        f"layout: {data.get('layout', 'unknown')} ({v} joints, {c}D{scores})",
         f"frames: min {frames.min()}, median {int(np.median(frames))}, max {frames.max()}",
         f"persons: min {persons.min()}, max {persons.max()} "
         f"({', '.join(f'{k}: {n}' for k, n in sorted(Counter(persons.tolist()).items()))} clips)",
