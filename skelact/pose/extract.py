@@ -1,0 +1,228 @@
+"""Video files → PYSKL annotations: decode, detect poses per frame, track people.
+
+``extract_video`` turns one video into one unlabeled annotation (``label = -1``) in the COCO-17
+layout; ``extract_videos`` does a list or a folder, skipping (and reporting) files that fail.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from skelact.pose.movenet import MoveNet, import_cv2
+from skelact.pose.tracker import PoseTracker
+
+__all__ = ["VIDEO_EXTENSIONS", "VideoError", "iter_frames", "video_info", "find_videos", "extract_video",
+           "extract_videos"]
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+
+class VideoError(ValueError):
+    """A video cannot be read, has no frames, or shows nobody; the message names the file."""
+
+
+def _open(video: Path):  # -> cv2.VideoCapture
+    cv2 = import_cv2()
+    if not video.is_file():
+        raise VideoError(f"{video}: video file not found")
+    if video.stat().st_size == 0:
+        raise VideoError(f"{video}: empty file, not a video")
+    cap = cv2.VideoCapture(str(video))
+    if not cap.isOpened():
+        cap.release()
+        raise VideoError(f"{video}: cannot open as a video (unknown format or corrupt file)")
+    return cap
+
+
+def video_info(video: str | Path) -> dict:
+    """Container metadata: ``frames`` (the header's count, may be 0 or approximate), ``fps``, ``height``,
+    ``width``."""
+    cv2 = import_cv2()
+    cap = _open(Path(video))
+    try:
+        return {
+            "frames": max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))),
+            "fps": float(cap.get(cv2.CAP_PROP_FPS)) or 30.0,
+            "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        }
+    finally:
+        cap.release()
+
+
+def iter_frames(video: str | Path, prefetch: int = 4) -> Iterator[np.ndarray]:
+    """Decoded BGR frames uint8 [H, W, 3] of a video, in order.
+
+    Decoding runs in a background thread ``prefetch`` frames ahead (OpenCV releases the GIL), so
+    it overlaps with whatever the caller does with each frame. ``prefetch=0`` decodes inline.
+
+    Raises:
+        VideoError: The file is missing, empty or not a video (raised on the first ``next``).
+    """
+    video = Path(video)
+    cap = _open(video)
+    if prefetch <= 0:
+        try:
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    return
+                yield frame
+        finally:
+            cap.release()
+
+    q: queue.Queue = queue.Queue(maxsize=prefetch)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: object) -> None:
+        while not stop.is_set():  # block, but notice a consumer that went away
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def decode() -> None:
+        try:
+            while not stop.is_set():
+                ok, frame = cap.read()
+                put(frame if ok else done)
+                if not ok:
+                    return
+        except BaseException as e:  # re-raised in the consumer
+            put(e)
+
+    worker = threading.Thread(target=decode, name=f"decode {video.name}", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise VideoError(f"{video}: decoding failed ({item})") from item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+        cap.release()
+
+
+def extract_video(video: str | Path, model: MoveNet, max_persons: int = 2, progress: bool = True,
+                  tracker: PoseTracker | None = None) -> dict:
+    """Detect and track people in a video.
+
+    Args:
+        video: The video file.
+        model: A loaded pose model.
+        max_persons: Keep at most this many people (the most confident tracks).
+        progress: Show a progress bar with frames/s on stderr.
+        tracker: A configured tracker (default ``PoseTracker()``).
+
+    Returns:
+        One PYSKL annotation: ``frame_dir`` (the file stem), ``total_frames`` (frames decoded),
+        ``img_shape`` = ``original_shape`` = (h, w), ``label`` = -1, ``keypoint`` float32
+        [M, T, 17, 2] in pixels and ``keypoint_score`` float32 [M, T, 17].
+
+    Raises:
+        VideoError: Unreadable or empty video, or nobody detected in any frame.
+    """
+    from tqdm import tqdm
+
+    video = Path(video)
+    tracker = tracker or PoseTracker()
+    expected = video_info(video)["frames"] or None  # for the bar only: header counts can be wrong
+    total = 0
+    shape: tuple[int, int] | None = None
+    with tqdm(total=expected, unit="frame", desc=video.name, disable=not progress, leave=False,
+              dynamic_ncols=True) as bar:
+        for frame in iter_frames(video):
+            if shape is None:
+                shape = frame.shape[:2]
+            elif frame.shape[:2] != shape:
+                raise VideoError(f"{video}: frame {total} is {frame.shape[1]}x{frame.shape[0]}, "
+                                 f"earlier frames {shape[1]}x{shape[0]}")
+            tracker.update(total, model(frame))
+            total += 1
+            bar.update()
+    if total == 0 or shape is None:
+        raise VideoError(f"{video}: no frame could be decoded")
+    keypoint, score = tracker.arrays(total, max_persons)
+    if len(keypoint) == 0:
+        raise VideoError(f"{video}: no person detected in any frame")
+    return {
+        "frame_dir": video.stem,
+        "total_frames": total,
+        "img_shape": (int(shape[0]), int(shape[1])),
+        "original_shape": (int(shape[0]), int(shape[1])),
+        "label": -1,
+        "keypoint": keypoint,
+        "keypoint_score": score,
+    }
+
+
+def find_videos(folder: str | Path) -> list[Path]:
+    """Video files directly in ``folder`` (by extension, see :data:`VIDEO_EXTENSIONS`), sorted."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+
+
+def extract_videos(inputs: Sequence[str | Path] | str | Path, model: MoveNet, max_persons: int = 2,
+                   progress: bool = True) -> tuple[dict, list[tuple[Path, str]]]:
+    """Extract skeletons from several videos, skipping the ones that fail.
+
+    Args:
+        inputs: Video files and/or folders (a folder contributes its videos, not recursively).
+        model: A loaded pose model.
+        max_persons: People kept per video.
+        progress: Show progress bars.
+
+    Returns:
+        ``({'split': {}, 'annotations': [...], 'layout': 'coco17'}, failures)`` where ``failures``
+        lists ``(path, reason)`` for each skipped file (also printed as a warning on stderr).
+
+    Raises:
+        VideoError: No video found in the inputs, or none could be processed.
+    """
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    videos: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = find_videos(item)
+            if not found:
+                raise VideoError(f"{item}: no video files ({', '.join(e[1:] for e in VIDEO_EXTENSIONS)})")
+            videos.extend(found)
+        else:
+            videos.append(item)
+    if not videos:
+        raise VideoError("no input videos")
+
+    annotations: list[dict] = []
+    failures: list[tuple[Path, str]] = []
+    names: set[str] = set()
+    for i, video in enumerate(videos):
+        if progress and len(videos) > 1:
+            print(f"[{i + 1}/{len(videos)}] {video}", file=sys.stderr)
+        try:
+            ann = extract_video(video, model, max_persons=max_persons, progress=progress)
+        except VideoError as e:
+            failures.append((video, str(e)))
+            print(f"warning: skipped {e}", file=sys.stderr)
+            continue
+        # Two files with the same stem (a.mp4, a.avi) would collide as frame_dir: use the full name.
+        if ann["frame_dir"] in names:
+            ann["frame_dir"] = video.name
+        names.add(ann["frame_dir"])
+        annotations.append(ann)
+    if not annotations:
+        reasons = "; ".join(r for _, r in failures[:3])
+        raise VideoError(f"none of the {len(videos)} video(s) could be processed: {reasons}")
+    return {"split": {}, "annotations": annotations, "layout": "coco17"}, failures

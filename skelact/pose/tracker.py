@@ -1,0 +1,135 @@
+"""Online multi-person tracking of per-frame pose detections.
+
+Each frame's people are matched to the live tracks with the Hungarian algorithm on a cost that
+mixes box overlap and keypoint distance; unmatched people start new tracks and a track ends after
+``max_age`` frames without a match. At the end the ``max_persons`` most confident tracks become
+the rows of a PYSKL ``keypoint`` array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from skelact.pose.movenet import PoseResult
+
+__all__ = ["PoseTracker", "box_iou", "keypoint_distance"]
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of boxes a [N, 4] and b [K, 4] (x1, y1, x2, y2) → [N, K]."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def keypoint_distance(kp_a: np.ndarray, sc_a: np.ndarray, kp_b: np.ndarray, sc_b: np.ndarray,
+                      scale_a: np.ndarray, min_score: float = 0.1) -> np.ndarray:
+    """Mean distance between the joints of N and K people, relative to the size of the first.
+
+    Args:
+        kp_a: [N, V, 2] keypoints; sc_a: [N, V] scores.
+        kp_b: [K, V, 2]; sc_b: [K, V].
+        scale_a: [N] person size (box diagonal) of each ``a``, the distance unit.
+        min_score: Joints below this score in either person are ignored.
+
+    Returns:
+        [N, K] distances; 1.0 where the two share no confident joint.
+    """
+    d = np.linalg.norm(kp_a[:, None] - kp_b[None, :], axis=-1)  # [N, K, V]
+    w = ((sc_a[:, None] > min_score) & (sc_b[None, :] > min_score)).astype(np.float64)
+    n = w.sum(-1)
+    mean = (d * w).sum(-1) / np.maximum(n, 1)
+    return np.where(n > 0, mean / np.maximum(scale_a[:, None], 1e-6), 1.0)
+
+
+@dataclass
+class _Track:
+    frames: list[int] = field(default_factory=list)
+    keypoints: list[np.ndarray] = field(default_factory=list)  # [V, 2] each
+    scores: list[np.ndarray] = field(default_factory=list)  # [V] each
+    box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
+    total_score: float = 0.0
+
+    def add(self, t: int, kp: np.ndarray, sc: np.ndarray, box: np.ndarray, person_score: float) -> None:
+        self.frames.append(t)
+        self.keypoints.append(kp)
+        self.scores.append(sc)
+        self.box = box
+        self.total_score += person_score
+
+
+class PoseTracker:
+    """Links per-frame detections into person tracks.
+
+    Args:
+        max_age: A track that has not been matched for this many frames ends.
+        iou_weight: Weight of ``1 - IoU`` in the cost; the keypoint distance gets the rest.
+        max_cost: Pairs costlier than this are not matched (the person starts a new track).
+
+    Example:
+        >>> tracker = PoseTracker()
+        >>> for t, frame in enumerate(frames):
+        ...     tracker.update(t, model(frame))
+        >>> keypoint, score = tracker.arrays(num_frames=t + 1, max_persons=2)
+    """
+
+    def __init__(self, max_age: int = 15, iou_weight: float = 0.5, max_cost: float = 0.7) -> None:
+        self.max_age = max_age
+        self.iou_weight = iou_weight
+        self.max_cost = max_cost
+        self.tracks: list[_Track] = []
+        self._live: list[int] = []  # indices into self.tracks that can still be matched
+
+    def update(self, t: int, people: PoseResult) -> list[int]:
+        """Add frame ``t``'s detections; return the track index assigned to each person."""
+        self._live = [i for i in self._live if t - self.tracks[i].frames[-1] <= self.max_age]
+        assigned = [-1] * len(people)
+        if self._live and len(people):
+            live = [self.tracks[i] for i in self._live]
+            boxes = np.stack([tr.box for tr in live])  # [N, 4]
+            kps = np.stack([tr.keypoints[-1] for tr in live])  # [N, V, 2]
+            scs = np.stack([tr.scores[-1] for tr in live])  # [N, V]
+            diag = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+            iou = box_iou(boxes, people.boxes)  # [N, K]
+            dist = keypoint_distance(kps, scs, people.keypoints, people.scores, diag)  # [N, K]
+            cost = self.iou_weight * (1 - iou) + (1 - self.iou_weight) * np.minimum(dist, 1.0)
+            for r, c in zip(*linear_sum_assignment(cost), strict=True):
+                if cost[r, c] <= self.max_cost:
+                    assigned[c] = self._live[r]
+        for k in range(len(people)):
+            if assigned[k] < 0:
+                self.tracks.append(_Track())
+                assigned[k] = len(self.tracks) - 1
+                self._live.append(assigned[k])
+            self.tracks[assigned[k]].add(t, people.keypoints[k], people.scores[k], people.boxes[k],
+                                         float(people.person_scores[k]))
+        return assigned
+
+    def arrays(self, num_frames: int, max_persons: int = 2) -> tuple[np.ndarray, np.ndarray]:
+        """The ``max_persons`` tracks with the highest summed person score as PYSKL arrays.
+
+        Returns:
+            keypoint float32 [M, T, V, 2] and keypoint_score float32 [M, T, V], zero where a track
+            is absent, rows ordered by total confidence; ``M = min(max_persons, tracks)``, which is
+            0 when nobody was ever detected.
+        """
+        if max_persons < 1:
+            raise ValueError(f"max_persons must be at least 1, got {max_persons}")
+        best = sorted(self.tracks, key=lambda tr: -tr.total_score)[:max_persons]
+        v = best[0].keypoints[0].shape[0] if best else 17
+        keypoint = np.zeros((len(best), num_frames, v, 2), np.float32)
+        score = np.zeros((len(best), num_frames, v), np.float32)
+        for m, tr in enumerate(best):
+            idx = np.asarray(tr.frames)
+            keypoint[m, idx] = np.stack(tr.keypoints)
+            score[m, idx] = np.stack(tr.scores)
+        return keypoint, score

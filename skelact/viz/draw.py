@@ -1,0 +1,181 @@
+"""Drawing skeletons and prediction panels on BGR frames (OpenCV).
+
+Coordinates are pixels of the frame drawn on; for normalised or 3D keypoints first map them with
+:func:`skelact.viz.video.to_canvas`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from skelact.skeleton import Layout, get_layout, infer_layout
+
+__all__ = ["PALETTE", "draw_skeletons", "draw_panel", "valid_joints"]
+
+#: Per-person colours (BGR), distinct on dark and light backgrounds; person m uses PALETTE[m % 8].
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (255, 128, 0),    # azure
+    (0, 140, 255),    # orange
+    (255, 0, 255),    # magenta
+    (0, 255, 255),    # yellow
+    (255, 255, 0),    # cyan
+    (80, 80, 255),    # red
+    (60, 220, 60),    # green
+    (255, 80, 140),   # violet
+)
+
+_OK = (60, 200, 60)  # correct prediction (BGR green)
+_WRONG = (60, 60, 230)  # wrong top-1 (BGR red)
+_NEUTRAL = (200, 160, 60)  # prediction without a known true label
+_OTHER = (150, 150, 150)
+_TEXT = (235, 235, 235)
+_PANEL_BG = (32, 32, 32)
+
+
+def import_cv2() -> ModuleType:
+    """Import OpenCV, or fail with the extra to install."""
+    try:
+        import cv2
+    except ImportError:
+        raise ImportError('drawing and video writing need OpenCV: pip install "skelact[pose]"') from None
+    return cv2
+
+
+def valid_joints(keypoint: np.ndarray, score: np.ndarray | None, threshold: float = 0.1) -> np.ndarray:
+    """Boolean mask [..., V] of joints to draw: finite, not exactly (0, 0) (missing), score > threshold."""
+    ok = np.isfinite(keypoint).all(-1) & (keypoint != 0).any(-1)
+    if score is not None:
+        ok &= score > threshold
+    return ok
+
+
+def _layout(layout: str | Path | Layout | None, num_joints: int) -> Layout:
+    lay = infer_layout(num_joints) if layout is None else get_layout(layout)
+    if lay.num_joints != num_joints:
+        raise ValueError(f"layout {lay.name!r} has {lay.num_joints} joints but the keypoints have {num_joints}")
+    return lay
+
+
+def default_thickness(height: int, width: int) -> int:
+    """Line width for a frame: 2 px at 480p, 4 px at 1080p."""
+    return max(1, round(min(height, width) / 250))
+
+
+def draw_skeletons(frame: np.ndarray, keypoint: np.ndarray, score: np.ndarray | None = None,
+                   layout: str | Path | Layout | None = "coco17", thickness: int | None = None,
+                   threshold: float = 0.1, inplace: bool = False) -> np.ndarray:
+    """Draw people's joints (circles) and bones (the layout's limbs) in per-person colours.
+
+    Args:
+        frame: uint8 [H, W, 3] BGR image.
+        keypoint: [M, V, 2] (or [V, 2]) pixel x, y.
+        score: [M, V] (or [V]) joint confidences; joints with score <= ``threshold`` are skipped.
+            Joints at exactly (0, 0) are missing and skipped too.
+        layout: Layout (name, file or object); ``None`` infers it from V.
+        thickness: Line width in pixels (default scales with the frame size).
+        threshold: Score threshold.
+        inplace: Draw on ``frame`` itself instead of a copy.
+
+    Returns:
+        The drawn frame.
+    """
+    cv2 = import_cv2()
+    keypoint = np.asarray(keypoint)
+    if keypoint.ndim == 2:
+        keypoint = keypoint[None]
+        score = None if score is None else np.asarray(score)[None]
+    if keypoint.ndim != 3 or keypoint.shape[-1] != 2:
+        raise ValueError(f"expected pixel keypoints [M, V, 2], got {list(keypoint.shape)} "
+                         "(map 3D or normalised keypoints with skelact.viz.to_canvas first)")
+    if score is not None and np.shape(score) != keypoint.shape[:2]:
+        raise ValueError(f"score shape {list(np.shape(score))} does not match keypoint [M, V] "
+                         f"{list(keypoint.shape[:2])}")
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 [H, W, 3] frame, got {frame.dtype} {list(frame.shape)}")
+    lay = _layout(layout, keypoint.shape[1])
+    out = frame if inplace else frame.copy()
+    h, w = out.shape[:2]
+    th = thickness or default_thickness(h, w)
+    radius = th + 1
+    ok = valid_joints(keypoint, score, threshold)  # [M, V]
+    # Sub-pixel drawing: shift=2 keeps 2 fractional bits so slow motion does not jitter.
+    pts = np.round(np.nan_to_num(keypoint) * 4).clip(-(1 << 28), 1 << 28).astype(np.int64)
+    for m in range(len(keypoint)):
+        color = PALETTE[m % len(PALETTE)]
+        for a, b in lay.limbs:
+            if ok[m, a] and ok[m, b]:
+                cv2.line(out, tuple(map(int, pts[m, a])), tuple(map(int, pts[m, b])), color, th, cv2.LINE_AA, 2)
+        for v in np.flatnonzero(ok[m]):
+            cv2.circle(out, tuple(map(int, pts[m, v])), radius * 4, color, -1, cv2.LINE_AA, 2)
+    return out
+
+
+def _fit_text(cv2: ModuleType, text: str, max_width: int, scale: float, th: int) -> str:
+    """``text`` in ASCII (Hershey fonts have nothing else), cut with '...' to fit ``max_width`` px."""
+    text = text.encode("ascii", "replace").decode()
+    if cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, th)[0][0] <= max_width:
+        return text
+    while text and cv2.getTextSize(text + "...", cv2.FONT_HERSHEY_SIMPLEX, scale, th)[0][0] > max_width:
+        text = text[:-1]
+    return text + "..."
+
+
+def draw_panel(frame: np.ndarray, topk: Sequence[tuple[str, float]], true_label: str | None = None,
+               width: int | None = None) -> np.ndarray:
+    """Append a side panel to the right of ``frame`` listing the top-k actions with probability bars.
+
+    The row of the true label is green; a wrong top-1 is red; without a true label the top-1 is
+    blue. The true label is written under the list.
+
+    Args:
+        frame: uint8 [H, W, 3] BGR image.
+        topk: (class name, probability in [0, 1]) pairs, most probable first.
+        true_label: The clip's real action, if known.
+        width: Panel width in pixels (default: a third of the frame height, at least 200).
+
+    Returns:
+        A new uint8 [H, W + width, 3] image.
+    """
+    cv2 = import_cv2()
+    h = frame.shape[0]
+    width = width or max(200, h // 3)
+    panel = np.full((h, width, 3), _PANEL_BG, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    scale = float(np.clip(h / 900, 0.35, 1.2))
+    th = max(1, round(scale * 1.5))
+    line = int(cv2.getTextSize("Ag", font, scale, th)[0][1] * 1.8) + 2
+    pad = max(6, width // 25)
+    bar_h = max(4, line // 3)
+    y = pad + line
+
+    cv2.putText(panel, "prediction", (pad, y), font, scale, _TEXT, th, cv2.LINE_AA)
+    y += line // 2
+    for i, (name, prob) in enumerate(topk):
+        if y + line + bar_h > h - 2 * line:  # keep room for the true label
+            break
+        if true_label is not None and name == true_label:
+            color = _OK
+        elif i == 0:
+            color = _WRONG if true_label is not None else _NEUTRAL
+        else:
+            color = _OTHER
+        p = float(np.clip(prob, 0.0, 1.0))
+        pct = f"{100 * p:.0f}%"
+        pct_w = cv2.getTextSize(pct, font, scale, th)[0][0]
+        y += line
+        label = _fit_text(cv2, f"{i + 1}. {name}", width - 3 * pad - pct_w, scale, th)
+        cv2.putText(panel, label, (pad, y), font, scale, color, th, cv2.LINE_AA)
+        cv2.putText(panel, pct, (width - pad - pct_w, y), font, scale, color, th, cv2.LINE_AA)
+        y += bar_h + 2
+        cv2.rectangle(panel, (pad, y - bar_h), (width - pad, y), (70, 70, 70), -1)
+        if p > 0:
+            cv2.rectangle(panel, (pad, y - bar_h), (pad + round(p * (width - 2 * pad)), y), color, -1)
+    if true_label is not None:
+        y_true = h - pad
+        cv2.putText(panel, _fit_text(cv2, f"true: {true_label}", width - 2 * pad, scale, th), (pad, y_true), font,
+                    scale, _OK if topk and topk[0][0] == true_label else _TEXT, th, cv2.LINE_AA)
+    return np.concatenate([frame, panel], axis=1)

@@ -1,0 +1,251 @@
+"""Writing skeleton videos (over the original frames or a black canvas) that play in a browser.
+
+OpenCV's writer is asked for H.264 first (``avc1``/``H264`` in .mp4); wheels built without an
+H.264 encoder fall back to MPEG-4 Part 2 (``mp4v``), which desktop players open but browsers may
+not. A ``.webm`` output uses VP9/VP8, which browsers play and OpenCV's wheels can encode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skelact.skeleton import Layout
+from skelact.viz.draw import draw_panel, draw_skeletons, import_cv2, valid_joints
+
+__all__ = ["FOURCCS", "to_canvas", "open_video_writer", "write_skeleton_video"]
+
+log = logging.getLogger(__name__)
+
+#: Codecs tried in order for each output extension; the first one the writer opens is used.
+FOURCCS: dict[str, tuple[str, ...]] = {
+    ".mp4": ("avc1", "H264", "mp4v"),
+    ".m4v": ("avc1", "H264", "mp4v"),
+    ".mov": ("avc1", "H264", "mp4v"),
+    ".webm": ("VP80", "VP90"),  # VP8 encodes ~4x faster than VP9 and every browser plays it
+    ".mkv": ("avc1", "H264", "VP80", "mp4v"),
+    ".avi": ("MJPG", "XVID", "mp4v"),
+}
+_BROWSER_SAFE = {"avc1", "H264", "VP90", "VP80"}
+_warned: set[str] = set()
+
+
+def to_canvas(keypoint: np.ndarray, img_shape: tuple[int, int] | None = None,
+              size: tuple[int, int] = (480, 640), margin: float = 0.08) -> np.ndarray:
+    """Map keypoints of any scale (or 3D) into pixel coordinates of a ``size`` (h, w) canvas.
+
+    2D keypoints keep the image convention (y down). 3D keypoints drop z and flip y, so the
+    person's up is the canvas's up. Without ``img_shape`` the box around every valid joint of the
+    whole clip is fitted into the canvas (aspect kept, centred, ``margin`` of the canvas on each
+    side); with ``img_shape`` (2D pixels of an h×w image) the whole image is fitted instead.
+    Missing joints (exactly zero or non-finite) stay (0, 0), so drawing skips them.
+
+    Args:
+        keypoint: [..., V, C] with C = 2 or 3, e.g. [M, T, V, C].
+        img_shape: (h, w) of the image the 2D coordinates refer to, if any.
+        size: Canvas (h, w).
+        margin: Border as a fraction of the canvas side.
+
+    Returns:
+        float32 [..., V, 2] canvas pixels.
+    """
+    kp = np.asarray(keypoint, dtype=np.float64)
+    if kp.ndim < 2 or kp.shape[-1] not in (2, 3):
+        raise ValueError(f"expected keypoints [..., V, 2 or 3], got {list(kp.shape)}")
+    ok = valid_joints(kp, None)  # [..., V]
+    xy = kp[..., :2].copy()
+    if kp.shape[-1] == 3:
+        xy[..., 1] = -xy[..., 1]  # world y is up, image y is down
+        if img_shape is not None:
+            raise ValueError("img_shape applies to 2D pixel keypoints, not 3D")
+    ch, cw = size
+    if img_shape is not None:
+        lo, hi = np.zeros(2), np.array([img_shape[1], img_shape[0]], np.float64)
+    elif ok.any():
+        pts = xy[ok]
+        lo, hi = pts.min(0), pts.max(0)
+    else:
+        lo, hi = np.zeros(2), np.ones(2)
+    span = np.maximum(hi - lo, 1e-6)
+    inner = np.array([cw, ch], np.float64) * (1 - 2 * margin)
+    scale = float(np.min(inner / span))
+    offset = np.array([cw, ch], np.float64) / 2 - (lo + hi) / 2 * scale  # centre the box
+    out = xy * scale + offset
+    out[~ok] = 0.0
+    return out.astype(np.float32)
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2, where FFmpeg prints an error for every codec it fails to open."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (AttributeError, OSError, ValueError):  # no fd 2 (embedded interpreters): nothing to hide
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def open_video_writer(path: str | Path, fps: float, frame_size: tuple[int, int]) -> tuple[Any, str]:
+    """Open an OpenCV writer for ``path``, trying the codecs in :data:`FOURCCS` for its extension.
+
+    Args:
+        path: Output file; the extension picks the container.
+        fps: Frames per second.
+        frame_size: (width, height) in pixels.
+
+    Returns:
+        The opened ``cv2.VideoWriter`` and the fourcc used.
+
+    Raises:
+        OSError: No codec could be opened.
+    """
+    cv2 = import_cv2()
+    path = Path(path)
+    suffix = path.suffix.lower()
+    candidates = FOURCCS.get(suffix)
+    if candidates is None:
+        raise ValueError(f"{path}: unsupported video extension; use one of {', '.join(FOURCCS)}")
+    for fourcc in candidates:
+        with _quiet_stderr():
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(frame_size))
+            opened = writer.isOpened()
+        if opened:
+            if fourcc not in _BROWSER_SAFE and suffix not in _warned:
+                _warned.add(suffix)
+                log.warning("this OpenCV build has no H.264 encoder: writing %s as %s (MPEG-4 Part 2), which "
+                            "browsers may not play; use a .webm output for a browser-playable video", suffix, fourcc)
+            return writer, fourcc
+        writer.release()
+    raise OSError(f"{path}: OpenCV cannot write {suffix} videos here (tried {', '.join(candidates)})")
+
+
+def write_skeleton_video(
+    out: str | Path,
+    keypoint: np.ndarray,
+    score: np.ndarray | None = None,
+    layout: str | Path | Layout | None = "coco17",
+    frames: Iterable[np.ndarray] | None = None,
+    img_shape: tuple[int, int] | None = None,
+    topk: Sequence[tuple[str, float]] | None = None,
+    true_label: str | None = None,
+    fps: float = 30.0,
+    panel_width: int | None = None,
+    max_side: int | None = 1280,
+    thickness: int | None = None,
+    threshold: float = 0.1,
+    force: bool = True,
+) -> Path:
+    """Write a video of skeletons drawn over ``frames`` (or a black background), with an optional
+    prediction panel.
+
+    The file is written to a temporary name in the same folder and renamed at the end, so an
+    error leaves no partial output.
+
+    Args:
+        out: Output file (.mp4, .webm, .avi, ...).
+        keypoint: [M, T, V, 2] pixel coordinates in the frames (use :func:`to_canvas` for others).
+        score: [M, T, V] joint scores, or None.
+        layout: Skeleton layout (``None`` infers it from V).
+        frames: BGR uint8 frames [H, W, 3]; T are used (missing ones are black). None: black
+            background of ``img_shape``.
+        img_shape: (h, w) of the background when there are no frames.
+        topk: (class name, probability) pairs for the side panel; no panel when None and there is
+            no ``true_label``.
+        true_label: The real action, shown in the panel.
+        fps: Frame rate.
+        panel_width: Panel width in pixels (default: a third of the output height, at least 200).
+        max_side: Frames larger than this (longer side) are downscaled, keypoints with them.
+        thickness: Line width (default scales with the output size).
+        threshold: Joints with score <= threshold are not drawn.
+        force: Overwrite an existing ``out``.
+
+    Returns:
+        ``out``.
+    """
+    cv2 = import_cv2()
+    out = Path(out)
+    keypoint = np.asarray(keypoint, dtype=np.float32)
+    if keypoint.ndim != 4 or keypoint.shape[-1] != 2:
+        raise ValueError(f"expected pixel keypoints [M, T, V, 2], got {list(keypoint.shape)} "
+                         "(map 3D or normalised keypoints with skelact.viz.to_canvas first)")
+    m, t, v, _ = keypoint.shape
+    if score is not None:
+        score = np.asarray(score, dtype=np.float32)
+        if score.shape != (m, t, v):
+            raise ValueError(f"score shape {list(score.shape)} does not match keypoint [M, T, V] {[m, t, v]}")
+    if frames is None and img_shape is None:
+        raise ValueError("give the background size img_shape=(h, w) when there are no frames")
+    if not force and out.exists():
+        raise FileExistsError(f"{out}: already exists (use --force to overwrite)")
+    frame_iter = iter(frames) if frames is not None else None
+    first = next(frame_iter, None) if frame_iter is not None else None
+    if first is not None:
+        h, w = first.shape[:2]
+    elif img_shape is not None:
+        h, w = int(img_shape[0]), int(img_shape[1])
+    else:
+        raise ValueError("no frames given and no img_shape for a black background")
+
+    # Output size: downscale large frames; even sides, which yuv420p encoders require.
+    s = min(1.0, max_side / max(h, w)) if max_side else 1.0
+    oh, ow = max(2, round(h * s) // 2 * 2), max(2, round(w * s) // 2 * 2)
+    sx, sy = ow / w, oh / h
+    kp = keypoint * np.array([sx, sy], np.float32)
+    kp[~valid_joints(keypoint, None)] = 0.0  # missing joints stay exactly (0, 0)
+    panel = None
+    if topk is not None or true_label is not None:
+        pw = (panel_width or max(200, oh // 3)) // 2 * 2
+        # The panel is the same on every frame: draw it once (on a zero-width image) and append it.
+        panel = draw_panel(np.zeros((oh, 0, 3), np.uint8), list(topk or []), true_label, width=pw)
+    pw = 0 if panel is None else panel.shape[1]
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=f".tmp{out.suffix}")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    writer = None
+    try:
+        writer, _ = open_video_writer(tmp, fps, (ow + pw, oh))
+        black = np.zeros((oh, ow, 3), np.uint8)
+        for i in range(t):
+            frame = first if i == 0 else (next(frame_iter, None) if frame_iter is not None else None)
+            if frame is None:
+                canvas = black.copy()
+            else:
+                if frame.shape[:2] != (h, w):
+                    raise ValueError(f"frame {i} is {frame.shape[1]}x{frame.shape[0]}, expected {w}x{h}")
+                canvas = cv2.resize(frame, (ow, oh), interpolation=cv2.INTER_AREA) if (oh, ow) != (h, w) \
+                    else frame.copy()
+            draw_skeletons(canvas, kp[:, i], None if score is None else score[:, i], layout,
+                           thickness=thickness, threshold=threshold, inplace=True)
+            if panel is not None:
+                canvas = np.concatenate([canvas, panel], axis=1)
+            writer.write(canvas)
+        writer.release()
+        writer = None
+        mask = os.umask(0)  # mkstemp made the file 0600; give it the usual permissions
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, out)
+    except BaseException:
+        if writer is not None:
+            writer.release()
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
