@@ -46,6 +46,58 @@ def _cmd_info(args: argparse.Namespace) -> None:
     print(summarize(load_annotations(args.file, allow_unlabeled=True)))
 
 
+def _cmd_extract(args: argparse.Namespace) -> None:
+    from skelact.data.io import save_annotations
+    from skelact.pose import MoveNet, extract_videos
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise CLIError(f"{out}: already exists (use --force to overwrite)")
+    model = MoveNet(args.pose_model, input_size=args.input_size, num_threads=args.threads)
+    data, failures = extract_videos(args.inputs, model, max_persons=args.max_persons, progress=not args.quiet)
+    save_annotations(data, out, force=args.force, allow_unlabeled=True)
+    done = len(data["annotations"])
+    print(f"wrote {out}: {done} clip(s)" + (f", {len(failures)} video(s) skipped" if failures else ""))
+
+
+def _load_clip(path: Path, clip: str | None) -> tuple[dict, dict]:
+    """The annotation dict and one clip of it (the only clip when ``clip`` is None)."""
+    from skelact.data.io import load_annotations
+
+    data = load_annotations(path, allow_unlabeled=True)
+    anns = data["annotations"]
+    if clip is None:
+        if len(anns) != 1:
+            raise CLIError(f"{path}: holds {len(anns)} clips; choose one with --clip NAME")
+        return data, anns[0]
+    for ann in anns:
+        if ann["frame_dir"] == clip:
+            return data, ann
+    raise CLIError(f"{path}: no clip named {clip!r}")
+
+
+def _cmd_viz(args: argparse.Namespace) -> None:
+    from skelact.skeleton import get_layout, infer_layout
+    from skelact.viz.video import to_canvas, write_skeleton_video
+
+    data, ann = _load_clip(args.data, args.clip)
+    kp, score = ann["keypoint"], ann.get("keypoint_score")
+    layout = get_layout(args.layout or data.get("layout") or infer_layout(kp.shape[2]))
+    label, classes = ann["label"], data.get("classes")
+    true_label = (classes[label] if classes else str(label)) if label >= 0 else None
+    frames, img_shape = None, ann.get("img_shape")
+    if args.video is not None:
+        from skelact.pose.extract import iter_frames
+
+        frames = iter_frames(args.video)
+    elif kp.shape[-1] == 3 or img_shape is None:
+        # 3D (or coordinates without an image): project into a black canvas.
+        kp, img_shape = to_canvas(kp), (480, 640)
+    out = write_skeleton_video(args.out, kp, score, layout, frames=frames, img_shape=img_shape,
+                               true_label=true_label, fps=args.fps)
+    print(f"wrote {out}")
+
+
 def _add_convert(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert",
@@ -86,19 +138,49 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Clips per split, classes and clips per class, frames, persons, joints, dims.")
     p.add_argument("file", type=Path, help="annotation .pkl")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("extract", help="videos -> skeletons (MoveNet MultiPose + tracking) as a PYSKL pickle",
+                       description="Detect 2D poses (COCO-17) in each video, track people across frames, keep the "
+                       "most confident tracks, and write one clip per video (label -1) to a PYSKL pickle.")
+    p.add_argument("inputs", nargs="+", type=Path, help="video files and/or folders of videos")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output .pkl")
+    p.add_argument("--max-persons", type=int, default=2, help="tracks kept per video (default 2)")
+    _add_pose_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser("viz", help="draw a dataset clip's skeletons as a video",
+                       description="Draw one clip's skeletons on black (or on --video's frames) with its label.")
+    p.add_argument("data", type=Path, help="annotation .pkl")
+    p.add_argument("--clip", help="frame_dir of the clip (optional when the file holds one clip)")
+    p.add_argument("--out", type=Path, required=True, help="output video (.mp4 or .webm)")
+    p.add_argument("--video", type=Path, default=None, help="draw on this video's frames instead of black")
+    p.add_argument("--layout", default=None, help="layout name or YAML (default: from the file)")
+    p.add_argument("--fps", type=float, default=30.0)
+    p.set_defaults(func=_cmd_viz)
     return parser
+
+
+def _add_pose_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pose-model", type=Path, default=None,
+                   help="MoveNet MultiPose .tflite (default: $SKELACT_POSE_MODEL, then the user cache, "
+                   "then a one-time download)")
+    p.add_argument("--input-size", type=int, default=256, help="pose model input, longer side (default 256)")
+    p.add_argument("--threads", type=int, default=None, help="pose model threads (default: all cores)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
     from skelact.data.io import AnnotationError
+    from skelact.pose.extract import VideoError
     from skelact.skeleton import LayoutError
 
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], None] = args.func
     try:
         func(args)
-    except (CLIError, AnnotationError, LayoutError, FileExistsError, FileNotFoundError) as e:
+    except (CLIError, AnnotationError, LayoutError, VideoError, FileExistsError, FileNotFoundError, ImportError) as e:
         print(f"skelact: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -53,3 +53,37 @@ def test_errors_are_one_line_and_nonzero(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "empty" in err and "\n" not in err
     assert not (tmp_path / "u.pkl").exists()
+
+
+def test_extract_then_viz_on_the_ntu_video(data_root, models_root, tmp_path, capsys):
+    video = data_root / "videos" / "ntu_sample.avi"
+    pkl = tmp_path / "v.pkl"
+    model = models_root / "movenet_multipose_lightning_f16.tflite"
+    assert main(["extract", str(video), "-o", str(pkl), "--pose-model", str(model), "--quiet"]) == 0
+    assert main(["info", str(pkl)]) == 0
+    assert "frames: min 72" in capsys.readouterr().out
+    out = tmp_path / "v.mp4"
+    assert main(["viz", str(pkl), "--out", str(out), "--video", str(video)]) == 0
+    import cv2
+
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 72
+
+
+def test_extract_bad_video_writes_nothing(models_root, tmp_path, capsys):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    out = tmp_path / "o.pkl"
+    model = models_root / "movenet_multipose_lightning_f16.tflite"
+    assert main(["extract", str(bad), "-o", str(out), "--pose-model", str(model), "--quiet"]) == 1
+    assert "bad.mp4" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_viz_unknown_clip(data_root, tmp_path, capsys):
+    pkl = tmp_path / "u.pkl"
+    assert main(["convert", "ucla", str(data_root / "nwucla"), "-o", str(pkl)]) == 0
+    assert main(["viz", str(pkl), "--clip", "nope", "--out", str(tmp_path / "x.mp4")]) == 1
+    assert "no clip named 'nope'" in capsys.readouterr().err
+    assert main(["viz", str(pkl), "--clip", "a01_s01_e00_v01", "--out", str(tmp_path / "x.webm")]) == 0
+    assert (tmp_path / "x.webm").stat().st_size > 0
