@@ -19,6 +19,17 @@ class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 1."""
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a bad value is a usage error, not a traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _cmd_convert(args: argparse.Namespace) -> None:
     from skelact.data.convert import convert_ntu, convert_penn, convert_ucla
     from skelact.data.io import save_annotations
@@ -109,12 +120,13 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                           description="NTU RGB+D .skeleton files -> PYSKL pickle (2D colour pixels or 3D metres).")
     ntu.add_argument("--dims", type=int, choices=(2, 3), default=2,
                      help="2: colorX/colorY pixels in the 1920x1080 frame; 3: x y z metres (default 2)")
-    ntu.add_argument("--max-bodies", type=int, default=2, help="bodies kept per clip, most active first (default 2)")
+    ntu.add_argument("--max-bodies", type=_positive_int, default=2,
+                     help="bodies kept per clip, most active first (default 2)")
     ntu.add_argument("--missing", type=Path, default=None,
                      help="list of sample names with missing skeletons to skip")
     ntu.add_argument("--benchmark", choices=("auto", "ntu60", "ntu120"), default="auto",
                      help="split protocol: ntu60 (xsub/xview), ntu120 (xsub/xset), auto from the action ids")
-    ntu.add_argument("--workers", type=int, default=1, help="parallel parser processes (default 1)")
+    ntu.add_argument("--workers", type=_positive_int, default=1, help="parallel parser processes (default 1)")
     csub.add_parser("penn", help="Penn Action (labels/*.mat)",
                     description="Penn Action .mat label files -> 2D PYSKL pickle (13 joints, official split).")
     csub.add_parser("ucla", help="NW-UCLA (all_sqe/*.json)",
@@ -144,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "most confident tracks, and write one clip per video (label -1) to a PYSKL pickle.")
     p.add_argument("inputs", nargs="+", type=Path, help="video files and/or folders of videos")
     p.add_argument("-o", "--output", type=Path, required=True, help="output .pkl")
-    p.add_argument("--max-persons", type=int, default=2, help="tracks kept per video (default 2)")
+    p.add_argument("--max-persons", type=_positive_int, default=2, help="tracks kept per video (default 2)")
     _add_pose_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
@@ -180,15 +192,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], None] = args.func
     try:
         func(args)
-    except (CLIError, AnnotationError, LayoutError, VideoError, FileExistsError, FileNotFoundError, ImportError) as e:
+    except BrokenPipeError:  # e.g. `skelact info x.pkl | head`
+        sys.stderr.close()
+        return 0
+    # OSError: an output that is a folder, no permission, a full disk (FileExistsError, FileNotFoundError, ...).
+    except (CLIError, AnnotationError, LayoutError, VideoError, OSError, ImportError) as e:
         print(f"skelact: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("skelact: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # e.g. `skelact info x.pkl | head`
-        sys.stderr.close()
-        return 0
     return 0
 
 

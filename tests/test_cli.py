@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -87,3 +88,33 @@ def test_viz_unknown_clip(data_root, tmp_path, capsys):
     assert "no clip named 'nope'" in capsys.readouterr().err
     assert main(["viz", str(pkl), "--clip", "a01_s01_e00_v01", "--out", str(tmp_path / "x.webm")]) == 0
     assert (tmp_path / "x.webm").stat().st_size > 0
+
+
+def test_bad_counts_are_usage_errors(tmp_path, capsys):
+    for option in ("--max-bodies", "--workers"):
+        with pytest.raises(SystemExit) as e:
+            main(["convert", "ntu", str(tmp_path), "-o", str(tmp_path / "n.pkl"), option, "0"])
+        assert e.value.code == 2
+        assert f"argument {option}: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_convert_force_overwrites_and_output_folder_is_one_line_error(data_root, tmp_path, capsys):
+    src = tmp_path / "ucla"
+    src.mkdir()
+    for name in ("a01_s01_e00_v01", "a02_s01_e00_v02", "a03_s01_e00_v03"):
+        shutil.copy(data_root / "nwucla" / "all_sqe" / f"{name}.json", src)
+    out = tmp_path / "u.pkl"
+    out.write_bytes(b"old")
+    assert main(["convert", "ucla", str(src), "-o", str(out)]) == 1
+    assert out.read_bytes() == b"old"
+    assert main(["convert", "ucla", str(src), "-o", str(out), "--force"]) == 0
+    text = capsys.readouterr().out
+    assert "nwucla: 3 clips converted from 3 files" in text and f"wrote {out}" in text
+    assert "      2  train" in text and "      1  test" in text
+    assert out.read_bytes() != b"old"
+    folder = tmp_path / "folder.pkl"
+    folder.mkdir()
+    assert main(["convert", "ucla", str(src), "-o", str(folder), "--force"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("skelact: error: ") and "\n" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.pkl", "u.pkl", "ucla"]  # no temporary left behind

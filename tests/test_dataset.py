@@ -163,6 +163,21 @@ def test_from_pickle_cache(tmp_path: Path, data: dict) -> None:
     again = PackedClips.from_pickle(pkl, cache=tmp_path / "packed")
     assert isinstance(again.keypoint, np.memmap)  # served from the cache
     assert_same_clips(again, data)
+    # Label bounds asked for now are checked on the cached store too, as load_annotations would.
+    from skelact.data.io import AnnotationError
+
+    del data["classes"]
+    pkl = save_annotations(copy.deepcopy(data), tmp_path / "nocls.pkl")
+    PackedClips.from_pickle(pkl, cache=tmp_path / "nocls")
+    with pytest.raises(AnnotationError, match=r"nocls\.pkl: clip 'clip002': 'label' 2 is out of range for 2 classes"):
+        PackedClips.from_pickle(pkl, cache=tmp_path / "nocls", num_classes=2)
+    assert len(PackedClips.from_pickle(pkl, cache=tmp_path / "nocls", num_classes=4)) == len(data["annotations"])
+    # A changed pickle (size / mtime) makes the cache stale: it is rebuilt, not served.
+    smaller = make_data(n=4, seed=1)
+    pkl = save_annotations(copy.deepcopy(smaller), tmp_path / "ann.pkl", force=True)
+    rebuilt = PackedClips.from_pickle(pkl, cache=tmp_path / "packed")
+    assert_same_clips(rebuilt, smaller)
+    assert_same_clips(PackedClips.load(tmp_path / "packed"), smaller)
 
 
 def pipeline(train: bool, num_clips: int = 1) -> Compose:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 import pickle
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +38,7 @@ def dump(obj, path: Path, protocol: int = pickle.HIGHEST_PROTOCOL) -> Path:
     return path
 
 
-@pytest.mark.parametrize("protocol", [2, 4, 5])
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_load_any_float_dtype_and_protocol(tmp_path, protocol, dtype):
     data = make_data(dtype=dtype)
@@ -78,6 +80,100 @@ def test_malicious_pickle_is_refused_without_running(tmp_path):
     with open(path, "rb") as f:
         pickle.load(f)
     assert marker.exists()
+
+
+_reconstruct = np.zeros(1).__reduce__()[0]  # numpy.(_)core.multiarray._reconstruct
+
+
+class _CraftedDtype:
+    """Pickles as numpy.dtype('V8') whose state declares an object field but none of the flags
+    that make numpy treat it as a reference: numpy's dtype.__setstate__ accepts that."""
+
+    def __reduce__(self):
+        return (np.dtype, ("V8", False, True), (3, "|", None, ("a",), {"a": (np.dtype("O"), 0)}, 8, 1, 0))
+
+
+class _PointerArray:
+    """An array of that dtype whose 8 data bytes would be read as a PyObject pointer."""
+
+    def __reduce__(self):
+        return (_reconstruct, (np.ndarray, (0,), b"b"),
+                (1, (1,), _CraftedDtype(), False, (0x4141414141414141).to_bytes(8, "little")))
+
+
+def test_crafted_dtype_cannot_build_a_pointer_array(tmp_path):
+    # With numpy's own dtype/ndarray reconstruction this loads, and str(), repr() or indexing the
+    # array dereferences 0x4141414141414141 (a segfault, or code execution with a prepared heap).
+    data = make_data()
+    data["extra"] = _PointerArray()
+    with pytest.raises(AnnotationError, match=r"a\.pkl: refused to unpickle numpy dtype \|V8"):
+        load_annotations(dump(data, tmp_path / "a.pkl", protocol=2))
+
+
+class _Reduce:
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return (self.func, self.args)
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (_Reduce(bytes, 2**62), r"refused to unpickle bytes\(\) of a size"),
+        (_Reduce(bytearray, 2**62), r"refused to unpickle bytearray\(\) of a size"),
+        (_Reduce(np.bytes_, 2**62), r"refused to unpickle bytes_\(\) of a size"),
+        (_Reduce(codecs.encode, "abc", "rot13"), r"refused to unpickle codecs.encode with encoding 'rot13'"),
+        (_Reduce(_reconstruct, np.ma.MaskedArray, (0,), b"b"), r"refused to unpickle 'numpy\.ma\."),
+        (_Reduce(np.dtype, "O"), r"refused to unpickle numpy dtype object"),
+        (_Reduce(np.dtype, "f4,O"), r"refused to unpickle numpy dtype"),
+        (_Reduce(np.dtype, "U0"), r"refused to unpickle numpy dtype <U0 of size 0"),
+    ],
+    ids=["bytes", "bytearray", "np.bytes_", "codec", "ndarray subclass", "object dtype", "structured dtype",
+         "zero-size dtype"],
+)
+def test_allowed_globals_cannot_be_abused(tmp_path, payload, message):
+    path = dump({"annotations": [], "x": payload}, tmp_path / "p.pkl", protocol=2)
+    with pytest.raises(AnnotationError, match=r"p\.pkl: " + message):
+        load_annotations(path)
+
+
+def test_deeply_nested_pickle_is_an_annotation_error(tmp_path):
+    path = tmp_path / "deep.pkl"
+    path.write_bytes(b"\x80\x02" + b"]" * 200_000 + b"a" * 199_999 + b".")  # [[[...]]] 200k deep
+    with pytest.raises(AnnotationError, match=r"deep\.pkl: not a valid annotation pickle"):
+        load_annotations(path)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_plain_numpy_content_round_trips_through_the_safe_loader(tmp_path, protocol):
+    shared = np.arange(3.0)
+    extra = {
+        "be": np.arange(4, dtype=">f8"), "fortran": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+        # dense but neither C nor F order, like np.stack of two Fortran arrays (the Penn converter's output)
+        "permuted": np.arange(24.0).reshape(2, 3, 4).transpose(2, 0, 1),
+        "zero_d": np.array(3.5), "str": np.array(["ab", "cde"]), "bytes": np.array([b"ab", b"c"]),
+        "bool": np.array([True, False]), "u8": np.arange(3, dtype=np.uint8),
+        "scalars": [np.float32(1.5), np.int64(-7), np.bool_(True), np.str_("x")],
+        "dtypes": [np.dtype("f4"), np.dtype(">i2"), np.dtype("U7")], "types": [np.float32, np.int64, np.bool_],
+        "od": OrderedDict(a=1), "set": {1, 2}, "raw": b"\x00\xff", "shared": [shared, shared], "tup": (shared, 1j),
+    }
+    data = make_data()
+    data["extra"] = extra
+    path = dump(data, tmp_path / "a.pkl", protocol)
+    out = load_annotations(path)["extra"]
+    with open(path, "rb") as f:
+        ref = pickle.load(f)["extra"]  # what numpy itself makes of the file (>f8 becomes native below protocol 5)
+    for key in ("be", "fortran", "permuted", "zero_d", "str", "bytes", "bool", "u8"):
+        assert type(out[key]) is np.ndarray and out[key].dtype == ref[key].dtype, key
+        np.testing.assert_array_equal(out[key], extra[key])
+    assert out["fortran"].flags.f_contiguous
+    assert [type(x) for x in out["scalars"]] == [type(x) for x in extra["scalars"]]
+    assert out["scalars"] == extra["scalars"]
+    assert out["dtypes"] == extra["dtypes"] and out["types"] == extra["types"]
+    assert out["od"] == extra["od"] and out["set"] == {1, 2} and out["raw"] == b"\x00\xff"
+    assert out["shared"][0] is out["shared"][1] is out["tup"][0] and type(out["tup"][0]) is np.ndarray
 
 
 def test_other_globals_refused(tmp_path):
@@ -128,8 +224,8 @@ BAD_CASES = [
     ("duplicate clip", lambda d: d["annotations"][1].__setitem__("frame_dir", "c0"), r"clip 'c0': duplicate frame_dir"),
     ("mixed joints", lambda d: d["annotations"].append(make_clip("c9", v=13, label=0)),
      r"clip 'c9': keypoint has \[V, C\] = \[13, 2\] but earlier clips have \[17, 2\]"),
-    ("object array", lambda d: d["annotations"][0].__setitem__("keypoint", np.empty((1, 5, 17, 2), object)),
-     r"clip 'c0': 'keypoint' has non-numeric dtype object"),
+    ("split member not a name", lambda d: d["split"]["val"].append(["c0"]),
+     r"split 'val' names unknown clip \['c0'\]"),
     ("no annotations", lambda d: d.__setitem__("annotations", []), r"no annotations"),
 ]
 
@@ -140,6 +236,15 @@ def test_validation_errors_name_file_and_clip(tmp_path, case):
     path = dump(_mutate(mutate), tmp_path / "ann.pkl")
     with pytest.raises(AnnotationError, match=r"ann\.pkl: " + pattern):
         load_annotations(path)
+
+
+def test_object_array_refused_on_load_and_named_in_memory(tmp_path):
+    data = make_data()
+    data["annotations"][0]["keypoint"] = np.empty((1, 5, 17, 2), object)
+    with pytest.raises(AnnotationError, match=r"ann\.pkl: refused to unpickle .*object arrays are not allowed"):
+        load_annotations(dump(data, tmp_path / "ann.pkl"))
+    with pytest.raises(AnnotationError, match=r"clip 'c0': 'keypoint' has non-numeric dtype object"):
+        validate_annotations(data)
 
 
 def test_num_classes_argument_bounds_labels():

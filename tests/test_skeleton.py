@@ -90,3 +90,80 @@ def test_bad_yaml_layouts_name_the_file(tmp_path, text, message):
 def test_missing_yaml_file(tmp_path):
     with pytest.raises(LayoutError, match="layout file not found"):
         get_layout(tmp_path / "none.yaml")
+
+
+# Parents by name, from the ST-GCN / PYSKL (NTU), CTR-GCN (NW-UCLA) and Penn Action graphs.
+PARENT_NAMES = {
+    "ntu25": {
+        "spine_base": "spine_mid", "spine_mid": "spine_shoulder", "neck": "spine_shoulder", "head": "neck",
+        "left_shoulder": "spine_shoulder", "left_elbow": "left_shoulder", "left_wrist": "left_elbow",
+        "left_hand": "left_wrist", "right_shoulder": "spine_shoulder", "right_elbow": "right_shoulder",
+        "right_wrist": "right_elbow", "right_hand": "right_wrist", "left_hip": "spine_base", "left_knee": "left_hip",
+        "left_ankle": "left_knee", "left_foot": "left_ankle", "right_hip": "spine_base", "right_knee": "right_hip",
+        "right_ankle": "right_knee", "right_foot": "right_ankle", "spine_shoulder": "spine_shoulder",
+        "left_hand_tip": "left_hand", "left_thumb": "left_hand", "right_hand_tip": "right_hand",
+        "right_thumb": "right_hand",
+    },
+    "ucla20": {
+        "hip_center": "spine", "spine": "spine", "shoulder_center": "spine", "head": "shoulder_center",
+        "left_shoulder": "shoulder_center", "left_elbow": "left_shoulder", "left_wrist": "left_elbow",
+        "left_hand": "left_wrist", "right_shoulder": "shoulder_center", "right_elbow": "right_shoulder",
+        "right_wrist": "right_elbow", "right_hand": "right_wrist", "left_hip": "hip_center", "left_knee": "left_hip",
+        "left_ankle": "left_knee", "left_foot": "left_ankle", "right_hip": "hip_center", "right_knee": "right_hip",
+        "right_ankle": "right_knee", "right_foot": "right_ankle",
+    },
+    "penn13": {
+        "head": "head", "left_shoulder": "head", "right_shoulder": "head", "left_elbow": "left_shoulder",
+        "right_elbow": "right_shoulder", "left_wrist": "left_elbow", "right_wrist": "right_elbow",
+        "left_hip": "left_shoulder", "right_hip": "right_shoulder", "left_knee": "left_hip", "right_knee": "right_hip",
+        "left_ankle": "left_knee", "right_ankle": "right_knee",
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARENT_NAMES))
+def test_parents_by_name(name):
+    lay = get_layout(name)
+    assert list(lay.joints) == list(PARENT_NAMES[name])  # storage order (Kinect v2 / v1 / Penn documentation)
+    assert {lay.joints[v]: lay.joints[p] for v, p in enumerate(lay.parents)} == PARENT_NAMES[name]
+
+
+def test_coco_flip_pairs_are_pyskls():
+    assert get_layout("coco17").flip_pairs == tuple((i, i + 1) for i in range(1, 17, 2))
+
+
+def _heights(kp: np.ndarray, up: bool) -> np.ndarray:
+    """Mean height of each joint over frames [N, V, C] where it is present (y up, or image y down)."""
+    present = np.any(kp != 0, axis=-1)
+    y = np.where(present, kp[..., 1], 0).sum(0) / present.sum(0)
+    return y if up else -y
+
+
+def test_joint_orders_match_real_skeletons(data_root):
+    """The index -> name of each Kinect/Penn layout agrees with where those joints are in real data:
+    head above the spine above the hips, knees, ankles, feet; every left joint on the same side."""
+    from skelact.data.convert.ntu import convert_ntu
+    from skelact.data.convert.penn import read_penn_mat
+    from skelact.data.convert.ucla import read_ucla_json
+
+    ntu = convert_ntu(data_root / "ntu_raw", dims=3)[0]["annotations"]
+    ucla = sorted((data_root / "nwucla" / "all_sqe").glob("*.json"))[:40]
+    penn = sorted((data_root / "penn_action" / "labels").glob("*.mat"))[:60]
+    clips = {  # name -> ([N, V, C] joints of many frames, y points up)
+        "ntu25": (np.concatenate([a["keypoint"].reshape(-1, 25, 3) for a in ntu]), True),
+        "ucla20": (np.concatenate([read_ucla_json(p)[1] for p in ucla]), True),
+        "penn13": (np.concatenate([read_penn_mat(p)[0]["keypoint"][0] for p in penn]), False),
+    }
+    spine = {"ntu25": ["head", "neck", "spine_shoulder", "spine_mid", "spine_base"],
+             "ucla20": ["head", "shoulder_center", "spine", "hip_center"], "penn13": ["head"]}
+    for name, (kp, up) in clips.items():
+        lay = get_layout(name)
+        h = dict(zip(lay.joints, _heights(kp, up), strict=True))
+        for side in ("left", "right"):
+            legs = [f"{side}_{j}" for j in ("knee", "ankle", "foot") if f"{side}_{j}" in h]
+            chain = [*spine[name], *legs] if name != "penn13" else ["head", f"{side}_shoulder", f"{side}_hip", *legs]
+            assert [h[j] for j in chain] == sorted((h[j] for j in chain), reverse=True), (name, chain)
+            assert h[f"{side}_shoulder"] > h[f"{side}_elbow"] > h[f"{side}_hip"] > h[f"{side}_knee"], name
+        if name != "penn13":  # Kinect: people face the camera, so left joints share one side
+            signs = {np.sign(np.median(kp[:, a, 0] - kp[:, b, 0])) for a, b in lay.flip_pairs}
+            assert len(signs) == 1, name

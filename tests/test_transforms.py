@@ -64,10 +64,15 @@ def test_normalize_by_bbox_exact() -> None:
     score = np.array([[[1, 1, 1, 0, 0]]], dtype=np.float32)
     out = normalize_by_bbox(kp, score)
     np.testing.assert_allclose(out[0, 0], [[-0.5, -1], [0.5, 1], [0, 0], [0, 0], [0, 0]])
-    # without score: non-zero joints are valid (500, 500 now counts)
+    # without score: non-zero joints are valid, so (500, 500) now counts: box x in [10, 500],
+    # y in [20, 500]: centre (255, 260), half the longer side 245
+    out = normalize_by_bbox(kp)
+    np.testing.assert_allclose(out[0, 0], [[-1, -240 / 245], [-225 / 245, -200 / 245], [-235 / 245, -220 / 245],
+                                           [0, 0], [1, 240 / 245]], rtol=1e-6)
     out = normalize_by_bbox(kp[:, :, :4])
-    np.testing.assert_allclose(out[0, 0, 3], [0, 0])
-    assert np.abs(out).max() == pytest.approx(1.0)
+    np.testing.assert_allclose(out[0, 0], [[-0.5, -1], [0.5, 1], [0, 0], [0, 0]])
+    # a single valid point: centred, scale left alone
+    np.testing.assert_allclose(normalize_by_bbox(kp_of([[3, 4], [0, 0]]))[0, 0], [[0, 0], [0, 0]])
 
 
 def test_normalize_by_bbox_range_random() -> None:
@@ -242,3 +247,34 @@ def test_random_wrappers_reproducible() -> None:
     c = pipe(s, np.random.default_rng(6))["inputs"]
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_random_wrappers_apply_their_draws_exactly() -> None:
+    s = sample_of(t=4)
+    rng, twin = np.random.default_rng(3), np.random.default_rng(3)
+    out = RandomAffine2D(0.5, (0.8, 1.2), 0.2)(s, rng)
+    angle, scale = twin.uniform(-0.5, 0.5), twin.uniform(0.8, 1.2)
+    shift = twin.uniform(-0.2, 0.2, size=2)
+    np.testing.assert_array_equal(out["keypoint"], affine_2d(s["keypoint"], angle, scale, shift))
+    assert out["keypoint_score"] is s["keypoint_score"]
+
+    s3 = sample_of(t=4, c=3, score=False)
+    out = RandomRotate3D(0.3)(s3, rng)
+    ax, ay = twin.uniform(-0.3, 0.3, size=2)
+    np.testing.assert_array_equal(out["keypoint"], rotate_3d(s3["keypoint"], ax, ay))
+    assert not np.allclose(out["keypoint"], s3["keypoint"])
+
+    out = RandomFlip("penn13", p=0.5)(s, rng)
+    flipped = twin.random() < 0.5
+    expect = hflip(s["keypoint"], s["keypoint_score"], PENN.flip_index)[0] if flipped else s["keypoint"]
+    np.testing.assert_array_equal(out["keypoint"], expect)
+
+
+def test_center_and_bbox_wrappers() -> None:
+    s = sample_of(t=3, c=3, score=False)
+    np.testing.assert_array_equal(Center3D(2)(s, None)["keypoint"], center_3d(s["keypoint"], 2))
+    s = sample_of(t=3)
+    s["keypoint_score"] = np.zeros_like(s["keypoint_score"])
+    s["keypoint_score"][0, 0, 0] = 1  # only one valid joint by score
+    assert not NormalizeBBox()(s, None)["keypoint"].any()  # one point -> centred at zero, the rest invalid
+    np.testing.assert_array_equal(NormalizeBBox(use_score=False)(s, None)["keypoint"], normalize_by_bbox(s["keypoint"]))

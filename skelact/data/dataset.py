@@ -233,11 +233,33 @@ class PackedClips:
             except (OSError, ValueError):
                 meta = {}
             if meta.get("stamp") == stamp:
-                return cls.load(cache)
+                packed = cls.load(cache)
+                # The cache was validated when built, maybe with other label bounds: re-check those.
+                packed._check_labels(str(path), num_classes, allow_unlabeled)
+                return packed
         packed = cls.from_annotations(load_annotations(path, num_classes, allow_unlabeled))
         if cache is not None:
             packed.save(cache, force=True, stamp=stamp)
         return packed
+
+    def _check_labels(self, source: str, num_classes: int | None, allow_unlabeled: bool) -> None:
+        """The label checks of ``load_annotations`` on packed labels (for a store served from cache)."""
+        from skelact.data.io import AnnotationError
+
+        if self.classes is not None:
+            if num_classes is not None and num_classes != len(self.classes):
+                raise AnnotationError(f"{source}: {len(self.classes)} class names but num_classes={num_classes}")
+            num_classes = len(self.classes)
+        low = np.flatnonzero(self.labels < (-1 if allow_unlabeled else 0))
+        if low.size:
+            i = int(low[0])
+            raise AnnotationError(f"{source}: clip {self.names[i]!r}: 'label' {int(self.labels[i])} is negative")
+        if num_classes is not None:
+            high = np.flatnonzero(self.labels >= num_classes)
+            if high.size:
+                i = int(high[0])
+                raise AnnotationError(f"{source}: clip {self.names[i]!r}: 'label' {int(self.labels[i])} is out of "
+                                      f"range for {num_classes} classes")
 
     # ------------------------------------------------------------------ access
 

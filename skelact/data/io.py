@@ -10,16 +10,21 @@ The format (DESIGN.md §2)::
      'layout': 'coco17'}       # optional, skelact's addition
 
 A pickle can run arbitrary code when loaded, so :func:`load_annotations` goes through a
-restricted unpickler that only admits builtin containers, strings, numbers and numpy arrays.
+restricted unpickler that only admits builtin containers, strings, numbers and plain numeric
+numpy arrays (see :func:`safe_unpickle`).
 """
 
 from __future__ import annotations
 
+import _compat_pickle
+import builtins
+import codecs
+import gc
 import io
 import os
 import pickle
 import tempfile
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,74 +51,243 @@ class AnnotationError(ValueError):
     """An annotation file or clip is malformed; the message names the file and clip."""
 
 
-# (module, name) pairs a PYSKL pickle legitimately needs. Everything else is refused before it
-# is looked up, so a payload's callable is never even imported, let alone called.
-_SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("builtins", "dict"),
-        ("builtins", "list"),
-        ("builtins", "tuple"),
-        ("builtins", "set"),
-        ("builtins", "frozenset"),
-        ("builtins", "str"),
-        ("builtins", "bytes"),
-        ("builtins", "bytearray"),
-        ("builtins", "int"),
-        ("builtins", "float"),
-        ("builtins", "complex"),
-        ("builtins", "bool"),
-        ("collections", "OrderedDict"),
-        # Python 2-era and protocol-2 pickles of numpy arrays store raw bytes via codecs.encode.
-        ("_codecs", "encode"),
-        ("codecs", "encode"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"),
-        ("numpy._core.numeric", "_frombuffer"),
-    }
+# Globals a PYSKL pickle legitimately needs. Everything else is refused before it is looked up,
+# so a payload's callable is never even imported, let alone called.
+_SAFE_BUILTINS = frozenset(
+    {"dict", "list", "tuple", "set", "frozenset", "str", "int", "float", "complex", "bool"}
 )
 # numpy scalar types such as numpy.float32 or numpy.int64 appear as dtype classes in old pickles.
+# (numpy.bytes_ is wrapped below: numpy.bytes_(n) allocates n bytes.)
 _SAFE_NUMPY_SCALARS = frozenset(
-    {"bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-     "float16", "float32", "float64", "str_", "bytes_"}
+    {"bool", "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+     "float16", "float32", "float64", "str_"}
 )
+# Plain dtype kinds an annotation file may hold: bool, integers, floats, complex, bytes, str.
+# Object, void (structured) and datetime dtypes are refused.
+_SAFE_DTYPE_KINDS = "biufcSU"
+
+
+def _refuse(what: str) -> AnnotationError:
+    return AnnotationError(f"refused to unpickle {what}: only containers, strings, numbers and plain "
+                           "numeric numpy arrays are allowed in an annotation file")
+
+
+class _DtypeSpec:
+    """Stands in for ``numpy.dtype(...)`` while unpickling.
+
+    numpy's own ``dtype.__setstate__`` trusts the pickled fields and flags: a crafted state can
+    declare an object field without the flags that make numpy treat it as references, and an
+    array of that dtype then reads attacker bytes as ``PyObject`` pointers (memory corruption,
+    i.e. code execution). So the pickled arguments and state are only recorded here, and
+    :meth:`resolve` builds a fresh dtype from the type code and byte order alone.
+    """
+
+    __slots__ = ("args", "state", "_dtype")
+
+    def __init__(self, *args: Any) -> None:
+        self.args, self.state, self._dtype = args, None, None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state, self._dtype = state, None
+
+    def resolve(self) -> np.dtype:
+        if self._dtype is None:
+            self._dtype = _plain_dtype(self.args, self.state)
+        return self._dtype
+
+
+def _plain_dtype(args: tuple, state: Any) -> np.dtype:
+    code = args[0] if args else None
+    if not isinstance(code, str):
+        raise _refuse(f"a numpy dtype given as {type(code).__name__}")
+    try:
+        dt = np.dtype(code)
+    except (TypeError, ValueError):
+        raise _refuse(f"numpy dtype {code[:40]!r}") from None
+    if dt.kind not in _SAFE_DTYPE_KINDS or dt.fields is not None or dt.subdtype is not None:
+        raise _refuse(f"numpy dtype {dt}")
+    if state is not None:
+        # numpy writes (version, byteorder, subdescr, names, fields, elsize, alignment, flags[, metadata]).
+        if not isinstance(state, tuple) or len(state) not in (8, 9) or any(x is not None for x in state[2:5]):
+            raise _refuse(f"numpy dtype {dt} with a structured or unknown state")
+        order, elsize = state[1], state[5]
+        if order not in ("<", ">", "|", "=") or isinstance(elsize, bool) or not isinstance(elsize, int):
+            raise _refuse(f"numpy dtype {dt} with a malformed state")
+        if dt.itemsize == 0 and elsize > 0:  # an unsized 'S' / 'U' code: the state holds the size
+            dt = np.dtype((dt.type, elsize // (4 if dt.kind == "U" else 1)))
+        if order in "<>" and dt.byteorder != "|":
+            dt = dt.newbyteorder(order)
+    if dt.itemsize == 0:  # 'U0': any number of elements from no data at all
+        raise _refuse(f"numpy dtype {dt} of size 0")
+    return dt
+
+
+def _as_dtype(x: Any) -> np.dtype:
+    if isinstance(x, _DtypeSpec):
+        return x.resolve()
+    raise _refuse(f"a numpy array with dtype given as {type(x).__name__}")
+
+
+class _GuardedArray(np.ndarray):
+    """What ``_reconstruct`` returns while unpickling: an ndarray whose ``__setstate__`` builds
+    the array from a :func:`_plain_dtype` instead of the pickled dtype object. Turned into a
+    plain ``ndarray`` view once loading is done (:func:`_finish`)."""
+
+    def __setstate__(self, state: Any) -> None:
+        # (version, shape, dtype, is_fortran, rawdata), or the same without the version.
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise _refuse("a numpy array with a malformed state")
+        if not isinstance(state[-1], (bytes, bytearray)):
+            raise _refuse("a numpy array whose data is not raw bytes (object arrays are not allowed)")
+        super().__setstate__((*state[:-3], _as_dtype(state[-3]), *state[-2:]))
+
+
+_NDARRAY = object()  # stands for numpy.ndarray, accepted only as _reconstruct's first argument
+
+
+def _reconstruct(subtype: Any, shape: Any = None, dtype: Any = None) -> _GuardedArray:
+    # The shape and dtype given here are placeholders numpy overwrites in __setstate__.
+    if subtype is not _NDARRAY:
+        raise _refuse("an array of a type other than numpy.ndarray")
+    return np.ndarray.__new__(_GuardedArray, (0,), np.uint8)
+
+
+def _frombuffer(buf: Any, dtype: Any, shape: Any, order: Any = "C", axis_order: Any = None) -> np.ndarray:
+    # numpy's own _frombuffer (protocol 5), with the dtype rebuilt by _plain_dtype.
+    if not isinstance(buf, (bytes, bytearray)):
+        raise _refuse("a numpy array buffer that is not raw bytes")
+    array = np.frombuffer(buf, dtype=_as_dtype(dtype))
+    if order == "K" and axis_order is not None:  # a dense array with permuted axes
+        return array.reshape(shape, order="C").transpose(axis_order)
+    return array.reshape(shape, order=order)
+
+
+def _scalar(dtype: Any, obj: Any = None) -> Any:
+    dt = _as_dtype(dtype)
+    if obj is None:
+        return np.zeros((), dt)[()]
+    if not isinstance(obj, bytes):
+        raise _refuse("a numpy scalar whose data is not raw bytes")
+    return np.frombuffer(obj, dtype=dt, count=1)[0]
+
+
+def _no_int(kind: type) -> Callable[..., Any]:
+    # bytes(n), bytearray(n), numpy.bytes_(n) allocate n bytes from a pickle of a few bytes.
+    def make(*args: Any) -> Any:
+        if args and isinstance(args[0], int):
+            raise _refuse(f"{kind.__name__}() of a size")
+        return kind(*args)
+
+    return make
+
+
+def _latin1(text: Any, encoding: Any = "utf-8", errors: Any = "strict") -> bytes:
+    # Protocol 0-2 pickles store bytes as latin-1 text: ``_codecs.encode(text, 'latin1')``.
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "iso-8859-1", "iso8859-1"):
+        raise _refuse(f"codecs.encode with encoding {str(encoding)[:20]!r}")
+    return codecs.encode(text, "latin1")
+
+
+_SAFE_CALLABLES: dict[tuple[str, str], Any] = {
+    ("builtins", "bytes"): _no_int(bytes),
+    ("builtins", "bytearray"): _no_int(bytearray),
+    ("numpy", "bytes_"): _no_int(np.bytes_),
+    ("collections", "OrderedDict"): OrderedDict,
+    ("_codecs", "encode"): _latin1,
+    ("codecs", "encode"): _latin1,
+    ("numpy", "dtype"): _DtypeSpec,
+    ("numpy", "ndarray"): _NDARRAY,
+}
+for _mod in ("numpy.core", "numpy._core"):  # NumPy 1.x and 2.x module names
+    _SAFE_CALLABLES[(f"{_mod}.multiarray", "_reconstruct")] = _reconstruct
+    _SAFE_CALLABLES[(f"{_mod}.multiarray", "scalar")] = _scalar
+    _SAFE_CALLABLES[(f"{_mod}.numeric", "_frombuffer")] = _frombuffer
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file: io.BufferedIOBase, source: str) -> None:
-        super().__init__(file)
-        self._source = source
-
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _SAFE_GLOBALS or (module == "numpy" and name in _SAFE_NUMPY_SCALARS):
-            return super().find_class(module, name)
-        raise AnnotationError(
-            f"{self._source}: refused to unpickle '{module}.{name}': only containers, strings, "
-            "numbers and numpy arrays are allowed in an annotation file"
-        )
+        # Protocol 0-2 pickles name builtins the Python 2 way (__builtin__.unicode for str, ...).
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        if module == "builtins" and name in _SAFE_BUILTINS:
+            return getattr(builtins, name)
+        if module == "numpy" and name in _SAFE_NUMPY_SCALARS:
+            return getattr(np, name)
+        if (module, name) in _SAFE_CALLABLES:
+            return _SAFE_CALLABLES[(module, name)]
+        raise _refuse(f"'{module}.{name}'")
 
     def persistent_load(self, pid: Any) -> Any:
-        raise AnnotationError(f"{self._source}: persistent ids are not allowed in an annotation file")
+        raise AnnotationError("persistent ids are not allowed in an annotation file")
+
+
+def _finish(obj: Any) -> Any:
+    """Replace the loading stand-ins (:class:`_GuardedArray`, :class:`_DtypeSpec`) inside
+    ``obj`` by plain numpy arrays and dtypes; lists and dicts are updated in place."""
+    memo: dict[int, Any] = {}  # id -> replacement
+    originals: list[Any] = []  # keeps every memoised object alive, so its id is not reused
+    leaves = frozenset((str, bytes, int, float, bool, type(None)))
+
+    def fix(x: Any) -> Any:
+        if type(x) in leaves:
+            return x
+        key = id(x)
+        if key in memo:  # shared and self-referencing objects stay shared
+            return memo[key]
+        if isinstance(x, _GuardedArray):
+            new: Any = x.view(np.ndarray)
+        elif isinstance(x, _DtypeSpec):
+            new = x.resolve()
+        else:
+            new = x
+        memo[key] = new
+        originals.append(x)
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if type(v) not in leaves:
+                    fixed = fix(v)
+                    if fixed is not v:
+                        x[k] = fixed
+        elif isinstance(x, list):
+            for i, v in enumerate(x):
+                if type(v) not in leaves:
+                    fixed = fix(v)
+                    if fixed is not v:
+                        x[i] = fixed
+        elif isinstance(x, tuple):
+            items = [v if type(v) in leaves else fix(v) for v in x]
+            if any(a is not b for a, b in zip(items, x, strict=True)):
+                memo[key] = new = tuple(items)
+        return new
+
+    return fix(obj)
 
 
 def safe_unpickle(path: str | Path) -> Any:
-    """Unpickle ``path`` admitting only builtin containers, str/numbers and numpy arrays/dtypes."""
+    """Unpickle ``path`` admitting only builtin containers, str/numbers and plain numpy arrays/dtypes."""
     path = Path(path)
+    # Loading creates ~10 container objects per clip; the cyclic GC would rescan the growing
+    # graph many times over (a third of the load time at NTU60's 56k clips) for no garbage.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         with open(path, "rb") as f:
-            return _RestrictedUnpickler(f, str(path)).load()
-    except AnnotationError:
-        raise
+            return _finish(_RestrictedUnpickler(f).load())
+    except AnnotationError as e:
+        raise AnnotationError(f"{path}: {e}") from None
     except FileNotFoundError:
         raise AnnotationError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise AnnotationError(f"{path}: is a directory, expected a .pkl file") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
+    except OSError:
+        raise
+    except RecursionError:
+        raise AnnotationError(f"{path}: not a valid annotation pickle (nested too deeply)") from None
+    except Exception as e:  # a malformed stream fails in many ways (UnpicklingError, EOFError, ...)
         raise AnnotationError(f"{path}: not a valid annotation pickle ({e.__class__.__name__}: {e})") from None
+    finally:
+        if gc_was_enabled:
+            gc.enable()
 
 
 def _as_float(arr: Any, clip: str, field: str, ndim: int) -> np.ndarray:
@@ -248,7 +422,7 @@ def validate_annotations(
         if not isinstance(sname, str) or not isinstance(members, (list, tuple)):
             raise AnnotationError(f"{source}: split {sname!r} must map a name to a list of frame_dir")
         for member in members:
-            if member not in names:
+            if not isinstance(member, str) or member not in names:
                 raise AnnotationError(f"{source}: split {sname!r} names unknown clip {member!r}")
         split[sname] = list(members)
 
