@@ -1,0 +1,247 @@
+"""ST-GCN++ (Duan et al., "PYSKL: Towards Good Practices for Skeleton Action Recognition", 2022).
+
+A spatial-temporal graph network: ten blocks, each a graph convolution over the joints followed
+by a multi-scale temporal convolution over the frames, both with residual paths.
+
+* Spatial GCN: three joint subsets (the joint itself, neighbours nearer the root, neighbours
+  farther from it), each a normalised adjacency matrix built from the layout's bones; the
+  matrices are learnable parameters initialised from the graph ("init" adaptive mode). A 1x1
+  convolution makes ``K * C_out`` channels, subset ``k`` is mixed across joints by ``A_k``, the
+  subsets are summed, then BN, a residual (1x1 conv + BN when the width changes) and ReLU.
+* Multi-scale TCN: six parallel branches on a split of the channels: kernel-3 temporal convs
+  with dilations 1-4, a 3-frame max-pool and a plain (strided) 1x1; concatenated, then
+  BN-ReLU-1x1 conv-BN.
+* Channels 64 x4, 128 x3, 256 x3, temporal stride 2 entering the 128 and 256 stages; input BN
+  over (V * C) per joint and coordinate; mean over persons, frames and joints; linear head.
+
+Only ``layout.edges``, ``layout.root`` and ``layout.num_joints`` are used, so any layout works.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..skeleton import Layout, get_layout
+from .registry import register_model
+
+__all__ = ["spatial_partitions", "STGCNPlusPlus", "stgcnpp"]
+
+
+def _hop_distance(layout: Layout) -> np.ndarray:
+    """Graph distance of every joint from the root along the layout's edges."""
+    adj: list[list[int]] = [[] for _ in range(layout.num_joints)]
+    for a, b in layout.edges:
+        adj[a].append(b)
+        adj[b].append(a)
+    dist = np.full(layout.num_joints, -1, dtype=np.int64)
+    dist[layout.root] = 0
+    queue = deque([layout.root])
+    while queue:
+        u = queue.popleft()
+        for w in adj[u]:
+            if dist[w] < 0:
+                dist[w] = dist[u] + 1
+                queue.append(w)
+    return dist
+
+
+def spatial_partitions(layout: str | Layout) -> np.ndarray:
+    """The three normalised spatial subsets of ST-GCN's partition strategy.
+
+    ``A[k, v, w]`` is the weight with which joint ``v`` feeds joint ``w`` in subset ``k``: 0 the
+    joint itself (plus equal-distance neighbours, only present in graphs with cycles), 1 the
+    neighbours nearer the root, 2 those farther away. Each output joint averages its inputs
+    (columns sum to 1 where non-empty).
+
+    Returns:
+        ``(3, V, V)`` float32.
+    """
+    layout = get_layout(layout)
+    v = layout.num_joints
+    dist = _hop_distance(layout)
+    a = np.zeros((3, v, v), dtype=np.float32)
+    a[0][np.arange(v), np.arange(v)] = 1.0
+    for i, j in layout.edges:
+        for src, dst in ((i, j), (j, i)):
+            if dist[src] == dist[dst]:
+                a[0, src, dst] = 1.0
+            else:
+                a[1 if dist[src] < dist[dst] else 2, src, dst] = 1.0
+    col = a.sum(1, keepdims=True)
+    return np.divide(a, col, out=np.zeros_like(a), where=col > 0)
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels)
+
+
+class GraphConv(nn.Module):
+    """Spatial graph convolution with a learnable adjacency initialised from the layout.
+
+    Input and output ``(N, C, T, V)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, adjacency: np.ndarray) -> None:
+        super().__init__()
+        self.num_subsets = adjacency.shape[0]
+        self.adjacency = nn.Parameter(torch.from_numpy(adjacency.copy()))
+        self.conv = nn.Conv2d(in_channels, out_channels * self.num_subsets, 1)
+        self.bn = _bn(out_channels)
+        if in_channels == out_channels:
+            self.down: nn.Module = nn.Identity()
+        else:
+            self.down = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), _bn(out_channels))
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, _, t, v = x.shape
+        y = self.conv(x).view(n, self.num_subsets, -1, t, v)
+        y = torch.einsum("nkctv,kvw->nctw", y, self.adjacency)  # sum over subsets and source joints
+        return self.relu(self.bn(y) + self.down(x))
+
+
+class TemporalConv(nn.Module):
+    """Temporal convolution ``(k, 1)`` with dilation and stride, then BN. ``(N, C, T, V)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int = 1, stride: int = 1,
+                 dilation: int = 1) -> None:
+        super().__init__()
+        pad = (kernel - 1) * dilation // 2
+        self.conv = nn.Conv2d(in_channels, out_channels, (kernel, 1), (stride, 1), (pad, 0), (dilation, 1))
+        self.bn = _bn(out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.bn(self.conv(x))
+
+
+class MultiScaleTCN(nn.Module):
+    """Parallel temporal branches on a channel split, concatenated and fused. ``(N, C, T, V)``.
+
+    Args:
+        dilations: One kernel-3 branch per dilation; a max-pool and a 1x1 branch are added.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
+                 dilations: tuple[int, ...] = (1, 2, 3, 4), dropout: float = 0.0) -> None:
+        super().__init__()
+        n_branches = len(dilations) + 2
+        mid = out_channels // n_branches
+        widths = [out_channels - mid * (n_branches - 1)] + [mid] * (n_branches - 1)
+        branches: list[nn.Module] = []
+        for width, dil in zip(widths, dilations, strict=False):
+            branches.append(nn.Sequential(
+                nn.Conv2d(in_channels, width, 1), _bn(width), nn.ReLU(inplace=True),
+                TemporalConv(width, width, 3, stride, dil)))
+        w_max, w_one = widths[-2], widths[-1]
+        branches.append(nn.Sequential(
+            nn.Conv2d(in_channels, w_max, 1), _bn(w_max), nn.ReLU(inplace=True),
+            nn.MaxPool2d((3, 1), (stride, 1), (1, 0))))
+        branches.append(nn.Sequential(nn.Conv2d(in_channels, w_one, 1, (stride, 1)), _bn(w_one)))
+        self.branches = nn.ModuleList(branches)
+        self.fuse = nn.Sequential(_bn(sum(widths)), nn.ReLU(inplace=True),
+                                  nn.Conv2d(sum(widths), out_channels, 1), _bn(out_channels))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = torch.cat([branch(x) for branch in self.branches], dim=1)
+        return self.drop(self.fuse(y))
+
+
+class STGCNBlock(nn.Module):
+    """GCN then multi-scale TCN, plus a block residual; ``(N, C_in, T, V) -> (N, C_out, T/s, V)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, adjacency: np.ndarray, stride: int = 1,
+                 residual: bool = True, dilations: tuple[int, ...] = (1, 2, 3, 4),
+                 tcn_dropout: float = 0.0) -> None:
+        super().__init__()
+        self.gcn = GraphConv(in_channels, out_channels, adjacency)
+        self.tcn = MultiScaleTCN(out_channels, out_channels, stride, dilations, tcn_dropout)
+        self.residual: nn.Module | None
+        if not residual:
+            self.residual = None
+        elif in_channels == out_channels and stride == 1:
+            self.residual = nn.Identity()
+        else:
+            self.residual = TemporalConv(in_channels, out_channels, 1, stride)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.tcn(self.gcn(x))
+        if self.residual is not None:
+            y = y + self.residual(x)
+        return self.relu(y)
+
+
+class STGCNPlusPlus(nn.Module):
+    """ST-GCN++ on keypoints ``(N, M, T, V, C)`` -> logits ``(N, num_classes)``.
+
+    Args:
+        num_classes: Output classes.
+        layout: Skeleton layout (its bones define the graph).
+        in_channels: C, e.g. 3 for (x, y, score).
+        channels: Width of each block.
+        strides: Temporal stride of each block.
+        dilations: Dilations of the kernel-3 TCN branches.
+        dropout: Dropout before the linear head.
+        tcn_dropout: Dropout at the end of every TCN.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        layout: str | Layout = "coco17",
+        in_channels: int = 3,
+        channels: tuple[int, ...] = (64, 64, 64, 64, 128, 128, 128, 256, 256, 256),
+        strides: tuple[int, ...] = (1, 1, 1, 1, 2, 1, 1, 2, 1, 1),
+        dilations: tuple[int, ...] = (1, 2, 3, 4),
+        dropout: float = 0.0,
+        tcn_dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if len(channels) != len(strides):
+            raise ValueError("channels and strides must have the same length")
+        self.layout = get_layout(layout)
+        self.in_channels = in_channels
+        v = self.layout.num_joints
+        adjacency = spatial_partitions(self.layout)
+        self.data_bn = nn.BatchNorm1d(v * in_channels)
+        blocks = []
+        prev = in_channels
+        for i, (width, stride) in enumerate(zip(channels, strides, strict=True)):
+            blocks.append(STGCNBlock(prev, width, adjacency, stride, residual=i > 0, dilations=dilations,
+                                     tcn_dropout=tcn_dropout))
+            prev = width
+        self.blocks = nn.Sequential(*blocks)
+        self.num_features = prev
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(prev, num_classes)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """``(N, M, T, V, C)`` -> per-person features ``(N, M, C', T', V)``."""
+        n, m, t, v, c = x.shape
+        if v != self.layout.num_joints or c != self.in_channels:
+            raise ValueError(f"expected (N, M, T, {self.layout.num_joints}, {self.in_channels}) input, "
+                             f"got {tuple(x.shape)}")
+        # BN per joint and coordinate, shared by persons and frames.
+        x = x.permute(0, 1, 3, 4, 2).reshape(n * m, v * c, t)
+        x = self.data_bn(x).view(n * m, v, c, t).permute(0, 2, 3, 1)  # (N*M, C, T, V)
+        y = self.blocks(x)
+        return y.view(n, m, *y.shape[1:])
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        """Mean over persons, frames and joints, dropout, linear: ``(N, num_classes)``."""
+        return self.fc(self.drop(features.mean(dim=(1, 3, 4))))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+@register_model("stgcnpp", input_kind="keypoint")
+def stgcnpp(num_classes: int, layout: str | Layout = "coco17", in_channels: int = 3,
+            **kwargs: object) -> STGCNPlusPlus:
+    """ST-GCN++: adaptive graph conv + multi-scale TCN, 10 blocks (PYSKL recipe, 1.39M params)."""
+    return STGCNPlusPlus(num_classes, layout, in_channels, **kwargs)  # type: ignore[arg-type]

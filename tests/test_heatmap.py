@@ -1,0 +1,199 @@
+"""Heatmap drawing: exact agreement with per-point reference loops, peaks, flips, missing joints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from skelact.models.heatmap import (
+    PoseHeatmap,
+    compact_boxes,
+    crop_to_boxes,
+    flip_keypoints,
+    joint_heatmaps,
+    limb_heatmaps,
+    random_resized_boxes,
+    single_heatmaps,
+)
+from skelact.skeleton import get_layout
+
+LIMBS = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (4, 5), (1, 1 + 4)]
+
+
+def ref_joint(kp: np.ndarray, score: np.ndarray, h: int, w: int, sigma: float) -> np.ndarray:
+    """The formula, one keypoint at a time: ``score * exp(-|p - mu|^2 / 2 sigma^2)``, max over persons."""
+    n, m, t, v, _ = kp.shape
+    out = np.zeros((n, v, t, h, w))
+    ys, xs = np.mgrid[0:h, 0:w]
+    for i in range(n):
+        for p in range(m):
+            for f in range(t):
+                for j in range(v):
+                    s = score[i, p, f, j]
+                    if s <= 0:
+                        continue
+                    x, y = kp[i, p, f, j]
+                    g = s * np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2))
+                    out[i, j, f] = np.maximum(out[i, j, f], g)
+    return out
+
+
+def ref_limb(kp: np.ndarray, score: np.ndarray, limbs: list[tuple[int, int]], h: int, w: int,
+             sigma: float) -> np.ndarray:
+    """The formula, one limb at a time: distance to the segment (endpoints past its ends)."""
+    n, m, t, _, _ = kp.shape
+    out = np.zeros((n, len(limbs), t, h, w))
+    ys, xs = np.mgrid[0:h, 0:w]
+    for i in range(n):
+        for p in range(m):
+            for f in range(t):
+                for k, (ja, jb) in enumerate(limbs):
+                    sa, sb = score[i, p, f, ja], score[i, p, f, jb]
+                    if sa <= 0 or sb <= 0:
+                        continue
+                    a, b = kp[i, p, f, ja], kp[i, p, f, jb]
+                    ab = b - a
+                    len2 = ab @ ab
+                    if len2 == 0:
+                        frac = np.zeros(xs.shape)
+                    else:
+                        frac = np.clip(((xs - a[0]) * ab[0] + (ys - a[1]) * ab[1]) / len2, 0, 1)
+                    d2 = (xs - a[0] - frac * ab[0]) ** 2 + (ys - a[1] - frac * ab[1]) ** 2
+                    out[i, k, f] = np.maximum(out[i, k, f], min(sa, sb) * np.exp(-d2 / (2 * sigma**2)))
+    return out
+
+
+def random_clip(seed: int, n: int = 2, m: int = 2, t: int = 3, v: int = 6, h: int = 20, w: int = 24):
+    g = torch.Generator().manual_seed(seed)
+    # Some keypoints land off the map, some scores are 0 (missing), one limb is degenerate.
+    kp = torch.rand(n, m, t, v, 2, generator=g) * torch.tensor([w + 8.0, h + 8.0]) - 4
+    score = torch.rand(n, m, t, v, generator=g)
+    score[score < 0.2] = 0
+    kp[0, 0, 0, 1] = kp[0, 0, 0, 0]
+    return kp, score
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("sigma", [0.6, 1.7])
+@pytest.mark.parametrize("size", [(20, 24), (20, 7)])  # (20, 7): narrower than a limb band
+def test_matches_reference(seed: int, sigma: float, size: tuple[int, int]) -> None:
+    h, w = size
+    kp, score = random_clip(seed, h=h, w=w)
+    kn, sn = kp.double().numpy(), score.double().numpy()
+    joint = ref_joint(kn, sn, h, w, sigma)
+    assert np.abs(joint_heatmaps(kp, score, size, sigma).numpy() - joint).max() <= 1e-5
+    single = single_heatmaps(kp, score, size, sigma).numpy()
+    assert np.abs(single - joint.max(1, keepdims=True)).max() <= 1e-5
+    limb = limb_heatmaps(kp, score, LIMBS, size, sigma).numpy()
+    assert limb.shape == (2, len(LIMBS), 3, h, w)
+    assert np.abs(limb - ref_limb(kn, sn, LIMBS, h, w, sigma)).max() <= 1e-5
+
+
+def test_long_limbs_match_reference() -> None:
+    # Segments crossing the whole map, in every direction, exercise long bands and both groups.
+    kp, score = random_clip(3, n=1, m=2, t=4, v=6, h=40, w=40)
+    kp = kp * 1.5 - 10
+    out = limb_heatmaps(kp, score, LIMBS, 40, 0.6).numpy()
+    ref = ref_limb(kp.double().numpy(), score.double().numpy(), LIMBS, 40, 40, 0.6)
+    assert np.abs(out - ref).max() <= 1e-5
+
+
+def test_peak_is_score_at_keypoint_pixel() -> None:
+    kp = torch.tensor([5.0, 7.0]).view(1, 1, 1, 1, 2)
+    score = torch.tensor([0.8]).view(1, 1, 1, 1)
+    hm = joint_heatmaps(kp, score, (16, 12), 0.6)
+    assert hm.shape == (1, 1, 1, 16, 12)
+    assert hm[0, 0, 0, 7, 5].item() == pytest.approx(0.8, abs=1e-7)
+    assert hm.max().item() == pytest.approx(0.8, abs=1e-7)
+    # A limb peaks at min(score) all along the segment.
+    kp2 = torch.tensor([[2.0, 3.0], [9.0, 3.0]]).view(1, 1, 1, 2, 2)
+    s2 = torch.tensor([0.9, 0.5]).view(1, 1, 1, 2)
+    lm = limb_heatmaps(kp2, s2, [(0, 1)], (8, 12), 0.6)
+    assert torch.allclose(lm[0, 0, 0, 3, 2:10], torch.full((8,), 0.5))
+
+
+def test_zero_score_draws_nothing() -> None:
+    kp, score = random_clip(4)
+    score[:, 1] = 0  # no second person
+    score[0, 0, :, 2] = 0  # joint 2 missing in clip 0
+    hm = joint_heatmaps(kp, score, (20, 24))
+    assert hm[0, 2].abs().max() == 0
+    lm = limb_heatmaps(kp, score, LIMBS, (20, 24))
+    for k, (a, b) in enumerate(LIMBS):
+        if 2 in (a, b):
+            assert lm[0, k].abs().max() == 0
+    # NaN coordinates of a missing joint are ignored too.
+    kp[0, 0, :, 2] = float("nan")
+    assert torch.equal(joint_heatmaps(kp, score, (20, 24)), hm)
+    assert torch.isfinite(limb_heatmaps(kp, score, LIMBS, (20, 24))).all()
+    none = torch.zeros_like(score)
+    assert joint_heatmaps(kp, none, (20, 24)).abs().max() == 0
+    assert limb_heatmaps(kp, none, LIMBS, (20, 24)).abs().max() == 0
+
+
+def test_flip_mirrors_maps_and_swaps_channels() -> None:
+    lay = get_layout("coco17")
+    g = torch.Generator().manual_seed(5)
+    kp = torch.rand(2, 2, 3, 17, 2, generator=g) * 20
+    score = torch.rand(2, 2, 3, 17, generator=g)
+    fkp, fscore = flip_keypoints(kp, score, torch.as_tensor(lay.flip_index), width=24)
+    hm = joint_heatmaps(kp, score, (22, 24))
+    fhm = joint_heatmaps(fkp, fscore, (22, 24))
+    expected = hm.flip(-1)[:, torch.as_tensor(lay.flip_index)]
+    assert torch.allclose(fhm, expected, atol=1e-6)
+    # Masked flip only touches the chosen clips.
+    mkp, _ = flip_keypoints(kp, score, torch.as_tensor(lay.flip_index), 24, torch.tensor([True, False]))
+    assert torch.equal(mkp[1], kp[1]) and torch.equal(mkp[0], fkp[0])
+    # Limbs: flipping keypoints (joints swapped) mirrors each limb onto its left/right partner.
+    limbs = list(lay.limbs)
+    lm = limb_heatmaps(kp, score, limbs, (22, 24))
+    flm = limb_heatmaps(fkp, fscore, limbs, (22, 24))
+    fi = lay.flip_index
+    partner = [limbs.index((fi[a], fi[b])) if (fi[a], fi[b]) in limbs else limbs.index((fi[b], fi[a]))
+               for a, b in limbs]
+    assert torch.allclose(flm, lm.flip(-1)[:, partner], atol=1e-6)
+
+
+def test_compact_crop_geometry() -> None:
+    kp = torch.tensor([[10.0, 20.0], [30.0, 60.0]]).view(1, 1, 1, 2, 2)
+    score = torch.ones(1, 1, 1, 2)
+    box = compact_boxes(kp, score, padding=0.25)
+    # Tight box 20 x 40 -> square side 40 * 1.25 = 50 around the centre (20, 40).
+    assert torch.allclose(box, torch.tensor([[-5.0, 15.0, 45.0, 65.0]]))
+    out = crop_to_boxes(kp, box, 50)
+    assert torch.allclose(out[0, 0, 0], torch.tensor([[14.5, 4.5], [34.5, 44.5]]))
+    # Missing joints do not stretch the box; a clip with none gets a small default box.
+    score2 = torch.tensor([1.0, 0.0]).view(1, 1, 1, 2)
+    assert torch.allclose(compact_boxes(kp, score2, min_size=10), torch.tensor([[5.0, 15.0, 15.0, 25.0]]))
+    assert torch.isfinite(compact_boxes(kp, torch.zeros_like(score))).all()
+    torch.manual_seed(0)
+    boxes = torch.tensor([[0.0, 0.0, 100.0, 100.0]]).repeat(500, 1)
+    sub = random_resized_boxes(boxes)
+    wh = sub[:, 2:] - sub[:, :2]
+    assert (sub[:, :2] >= -1e-4).all() and (sub[:, 2:] <= 100 + 1e-4).all()
+    area = wh.prod(1) / 1e4
+    assert area.min() > 0.4 and area.max() <= 1 + 1e-5
+
+
+def test_pose_heatmap_module_modes() -> None:
+    torch.manual_seed(0)
+    mod = PoseHeatmap("coco17", "limb", size=32, test_size=40)
+    x = torch.rand(2, 2, 4, 17, 3) * torch.tensor([640.0, 480.0, 1.0])
+    assert mod.train()(x).shape == (2, len(get_layout("coco17").limbs), 4, 32, 32)
+    ev = mod.eval()(x)
+    assert ev.shape == (2, 18, 4, 40, 40)
+    assert torch.equal(ev, mod(x))  # eval is deterministic
+    assert PoseHeatmap("coco17", "single").eval()(x).shape == (2, 1, 4, 64, 64)
+    with pytest.raises(ValueError):
+        PoseHeatmap("coco17", "bones")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu() -> None:
+    kp, score = random_clip(6, h=32, w=32)
+    for fn, args in ((joint_heatmaps, ()), (single_heatmaps, ()), (limb_heatmaps, (LIMBS,))):
+        cpu = fn(kp, score, *args, size=(32, 32))
+        gpu = fn(kp.cuda(), score.cuda(), *args, size=(32, 32))
+        assert gpu.device.type == "cuda"
+        assert torch.allclose(gpu.cpu(), cpu, atol=1e-6)

@@ -1,0 +1,131 @@
+"""Every registered model: shapes, finite gradients, learning on one batch; recipe sizes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from skelact.models import count_macs, count_params, create_model, list_models, model_info
+from skelact.models.keypoint_c3d import dfs_joint_order
+from skelact.models.stgcn import spatial_partitions
+from skelact.skeleton import get_layout, layout_from_dict, list_layouts
+
+NUM_CLASSES = 5
+
+
+def small_input(kind: str, n: int = 2, m: int = 2, t: int = 8, v: int = 17) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, m, t, v, 3, generator=g)
+    if kind == "heatmap":
+        # Pixel coordinates of a person in a 640 x 480 frame; the second person of clip 1 missing.
+        x[..., :2] = x[..., :2] * torch.tensor([200.0, 300.0]) + torch.tensor([100.0, 50.0])
+        x[1, 1] = 0
+    return x
+
+
+def build_small(name: str) -> torch.nn.Module:
+    opts = {"size": 24, "test_size": 24} if model_info(name).input_kind == "heatmap" else {}
+    return create_model(name, NUM_CLASSES, "coco17", 3, **opts)
+
+
+def seeded_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    torch.manual_seed(1)  # same dropout masks and heatmap augmentation on every call
+    return F.cross_entropy(model(x), y)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward_learns(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_small(name).train()
+    x = small_input(model_info(name).input_kind)
+    y = torch.tensor([1, 3])
+    feats = model.forward_features(x)
+    assert model.forward_head(feats).shape == (2, NUM_CLASSES)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for step in range(3):
+        loss = seeded_loss(model, x, y)
+        assert torch.isfinite(loss)
+        losses.append(loss.item())
+        if step == 2:
+            break
+        opt.zero_grad()
+        loss.backward()
+        for pname, p in model.named_parameters():
+            if p.requires_grad:
+                assert p.grad is not None, pname
+                assert torch.isfinite(p.grad).all(), pname
+        opt.step()
+    assert losses[2] < losses[0], losses
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape == (2, NUM_CLASSES) and torch.isfinite(out).all()
+
+
+def test_registry() -> None:
+    names = list_models()
+    assert {"kpc3d", "stgcnpp", "poseconv3d_c3d", "poseconv3d_slowonly"} <= set(names)
+    for name in names:
+        info = model_info(name)
+        assert info.input_kind in ("keypoint", "heatmap") and info.description
+    assert model_info("poseconv3d_c3d").input_kind == "heatmap"
+    with pytest.raises(ValueError, match="stgcnpp"):
+        create_model("stgcn_pp", 10)
+    with pytest.raises(ValueError, match="in_channels"):
+        create_model("poseconv3d_c3d", 10, in_channels=2)
+
+
+def user_layout():
+    return layout_from_dict({
+        "name": "stick5",
+        "joints": ["head", "neck", "hip", "l_foot", "r_foot"],
+        "edges": [["head", "neck"], ["neck", "hip"], ["hip", "l_foot"], ["hip", "r_foot"]],
+        "root": "neck",
+        "flip_pairs": [["l_foot", "r_foot"]],
+    })
+
+
+@pytest.mark.parametrize("layout", [*list_layouts(), "user"])
+def test_keypoint_models_any_layout(layout: str) -> None:
+    lay = user_layout() if layout == "user" else get_layout(layout)
+    a = spatial_partitions(lay)
+    assert a.shape == (3, lay.num_joints, lay.num_joints)
+    col = a.sum(1)  # every joint averages its inputs in each non-empty subset
+    assert ((abs(col - 1) < 1e-6) | (col == 0)).all() and (col[0] == 1).all()
+    order = dfs_joint_order(lay)
+    assert len(order) == 2 * lay.num_joints - 1 and set(order) == set(range(lay.num_joints))
+    bones = {frozenset(e) for e in lay.edges}
+    assert all(frozenset(p) in bones for p in zip(order, order[1:], strict=False))
+    x = torch.randn(2, 2, 8, lay.num_joints, 2)
+    for name in ("stgcnpp", "kpc3d"):
+        model = create_model(name, 4, lay, in_channels=2)
+        assert model(x).shape == (2, 4)
+
+
+def test_spatial_partitions_coco() -> None:
+    a = spatial_partitions("coco17")
+    assert torch.equal(torch.from_numpy(a[0]), torch.eye(17))  # a tree: subset 0 is the joint itself
+    # Left elbow (7) hears the left shoulder (5, nearer the nose root) and the left wrist (9).
+    assert a[1, 5, 7] == 1.0 and a[2, 9, 7] == 1.0
+    # The nose averages its four children.
+    assert a[2, [1, 2, 5, 6], 0].tolist() == [0.25] * 4
+
+
+@pytest.mark.parametrize(("name", "published"), [
+    ("stgcnpp", 1.39e6), ("poseconv3d_c3d", 3.4e6), ("poseconv3d_slowonly", 2.0e6),
+])
+def test_param_counts_match_papers(name: str, published: float) -> None:
+    model = create_model(name, 60, "coco17")
+    assert abs(count_params(model) - published) <= 0.1 * published
+
+
+def test_keypoint_model_costs() -> None:
+    x = torch.randn(1, 2, 100, 17, 3)
+    stgcn = create_model("stgcnpp", 60).eval()
+    assert count_macs(stgcn, x) == pytest.approx(1.93e9, rel=0.05)
+    kp = create_model("kpc3d", 60).eval()
+    assert 0.5e6 <= count_params(kp) <= 2e6
+    # At least 20x cheaper than PoseConv3D-SlowOnly's 15.6 GMACs, even at 100 frames.
+    assert count_macs(kp, x) <= 15.6e9 / 20
