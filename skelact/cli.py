@@ -8,6 +8,7 @@ exit with status 1; nothing is left half written.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -109,6 +110,47 @@ def _cmd_viz(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def _cmd_train(args: argparse.Namespace) -> None:
+    from skelact.config import load_config
+    from skelact.engine.train import train
+
+    cfg = load_config(args.config, args.overrides)
+    result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        print(f"best top-1 {result['best_top1']:.2f} at epoch {result['best_epoch']}; outputs in {args.work_dir}")
+
+
+def _cmd_test(args: argparse.Namespace) -> None:
+    from skelact.config import load_config
+    from skelact.engine.evaluate import evaluate
+
+    cfg = load_config(args.config, args.overrides) if args.config is not None else None
+    out_dir = args.out_dir or Path(args.checkpoint).resolve().parent / "test"
+    metrics = evaluate(cfg, Path(args.checkpoint), num_clips=args.num_clips, flip=args.flip, out_dir=out_dir)
+    _print_metrics(metrics)
+    print(f"scores, report, confusion matrix in {out_dir}")
+
+
+def _print_metrics(metrics: dict) -> None:
+    names = [("top1", "top-1"), ("top5", "top-5"), ("mean_class_acc", "mean class acc"),
+             ("precision", "macro precision"), ("recall", "macro recall"), ("f1", "macro F1")]
+    for key, label in names:
+        if key in metrics:
+            print(f"{label:>16}: {metrics[key]:.2f}")
+    for key in ("loss", "brier"):
+        if key in metrics:
+            print(f"{key:>16}: {metrics[key]:.4f}")
+
+
+def _cmd_fuse(args: argparse.Namespace) -> None:
+    from skelact.engine.evaluate import fuse
+
+    metrics = fuse(args.scores, args.weights, args.out_dir)
+    _print_metrics(metrics)
+    if args.out_dir is not None:
+        print(f"fused scores, report, confusion matrix in {args.out_dir}")
+
+
 def _add_convert(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert",
@@ -151,6 +193,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, help="annotation .pkl")
     p.set_defaults(func=_cmd_info)
 
+    p = sub.add_parser("train", help="train a model from a YAML recipe",
+                       description="Train a model from a YAML recipe (see configs/). Writes last.pt and best.pt "
+                       "each epoch, metrics.csv and curves.png. Runs as is under torchrun for several processes.")
+    p.add_argument("config", type=Path, help="recipe .yaml")
+    p.add_argument("--work-dir", type=Path, required=True, help="output folder")
+    p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/last.pt")
+    p.add_argument("--overfit", type=int, default=None, metavar="N",
+                   help="sanity check: train and evaluate on N training clips")
+    p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override recipe values, e.g. --set optim.lr=0.05 data.batch_size=32")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("test", help="evaluate a checkpoint: accuracy, P/R/F1, confusion matrix, scores",
+                       description="Evaluate a checkpoint on the recipe's val_split with test-time averaging of "
+                       "softmax probabilities over --num-clips views (and flips).")
+    p.add_argument("config", type=Path, nargs="?", default=None,
+                   help="recipe .yaml (default: the one stored in the checkpoint)")
+    p.add_argument("--checkpoint", type=Path, required=True, help="best.pt or last.pt")
+    p.add_argument("--num-clips", type=int, default=None, help="views averaged per clip (default: the recipe's)")
+    p.add_argument("--flip", action="store_true", help="also average horizontally flipped views")
+    p.add_argument("--out-dir", type=Path, default=None, help="output folder (default: CHECKPOINT's folder/test)")
+    p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override recipe values, e.g. --set data.val_split=xsub_val")
+    p.set_defaults(func=_cmd_test)
+
+    p = sub.add_parser("fuse", help="fuse several streams' scores (e.g. joint/bone/motion)",
+                       description="Weighted average of the probabilities in several scores.npz files.")
+    p.add_argument("scores", type=Path, nargs="+", help="scores.npz files written by `skelact test`")
+    p.add_argument("--weights", type=float, nargs="+", default=None, help="one per file, e.g. 2 2 1 1")
+    p.add_argument("--out-dir", type=Path, default=None, help="write fused scores, report and confusion matrix")
+    p.set_defaults(func=_cmd_fuse)
+
     p = sub.add_parser("extract", help="videos -> skeletons (MoveNet MultiPose + tracking) as a PYSKL pickle",
                        description="Detect 2D poses (COCO-17) in each video, track people across frames, keep the "
                        "most confident tracks, and write one clip per video (label -1) to a PYSKL pickle.")
@@ -184,6 +258,7 @@ def _add_pose_args(p: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
+    from skelact.config import ConfigError
     from skelact.data.io import AnnotationError
     from skelact.pose.extract import VideoError
     from skelact.skeleton import LayoutError
@@ -196,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     # OSError: an output that is a folder, no permission, a full disk (FileExistsError, FileNotFoundError, ...).
-    except (CLIError, AnnotationError, LayoutError, VideoError, OSError, ImportError) as e:
+    except (CLIError, AnnotationError, ConfigError, LayoutError, VideoError, OSError, ImportError) as e:
         print(f"skelact: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
