@@ -117,7 +117,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     cfg = load_config(args.config, args.overrides)
     result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
-        print(f"best top-1 {result['best_top1']:.2f} at epoch {result['best_epoch']}; outputs in {args.work_dir}")
+        best = 100 * result["best_top1"]
+        print(f"best top-1 {best:.2f} % at epoch {result['best_epoch']}; outputs in {args.work_dir}")
 
 
 def _cmd_test(args: argparse.Namespace) -> None:
@@ -132,14 +133,15 @@ def _cmd_test(args: argparse.Namespace) -> None:
 
 
 def _print_metrics(metrics: dict) -> None:
+    """Print the summary metrics (fractions in [0, 1]) as percentages."""
     names = [("top1", "top-1"), ("top5", "top-5"), ("mean_class_acc", "mean class acc"),
-             ("precision", "macro precision"), ("recall", "macro recall"), ("f1", "macro F1")]
+             ("macro_precision", "macro precision"), ("macro_recall", "macro recall"), ("macro_f1", "macro F1")]
     for key, label in names:
         if key in metrics:
-            print(f"{label:>16}: {metrics[key]:.2f}")
-    for key in ("loss", "brier"):
+            print(f"{label:>16}: {100 * metrics[key]:.2f} %")
+    for key, label in (("loss", "loss"), ("brier", "Brier score")):
         if key in metrics:
-            print(f"{key:>16}: {metrics[key]:.4f}")
+            print(f"{label:>16}: {metrics[key]:.4f}")
 
 
 def _cmd_fuse(args: argparse.Namespace) -> None:
@@ -149,6 +151,124 @@ def _cmd_fuse(args: argparse.Namespace) -> None:
     _print_metrics(metrics)
     if args.out_dir is not None:
         print(f"fused scores, report, confusion matrix in {args.out_dir}")
+
+
+_PICKLE_SUFFIXES = (".pkl", ".pickle")
+
+
+def _check_video_out(out: Path | None) -> None:
+    """Fail before any work when ``out`` has an extension no video writer handles."""
+    from skelact.viz.video import FOURCCS
+
+    if out is not None and out.suffix.lower() not in FOURCCS:
+        raise CLIError(f"{out}: unsupported video extension; use one of {', '.join(FOURCCS)}")
+
+
+def _true_label(ann: dict, file_classes: list[str] | None, model_classes: list[str]) -> str | None:
+    """The clip's real action by name (the file's class names, else the model's), or None if unlabeled."""
+    label = int(ann.get("label", -1))
+    if label < 0:
+        return None
+    if file_classes:
+        return file_classes[label] if label < len(file_classes) else f"class_{label}"
+    return model_classes[label] if label < len(model_classes) else f"class_{label}"
+
+
+def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
+    """Shared by ``predict`` and ``demo``: skeletons (from a video or a pickle) -> top-k -> optional video."""
+    import json
+
+    from skelact.inference import InferenceError, load_model
+
+    _check_video_out(out)
+    is_pickle = source.suffix.lower() in _PICKLE_SUFFIXES
+    if not is_pickle and args.clip is not None:
+        raise CLIError(f"{source}: --clip applies to a .pkl input, not a video")
+    predictor = load_model(args.model)  # a bad --model fails before any video work
+    file_classes, layout = None, None
+    if is_pickle:
+        data, ann = _load_clip(source, args.clip)
+        file_classes, layout = data.get("classes"), data.get("layout")
+    else:
+        from skelact.pose import MoveNet, extract_video
+        from skelact.pose.extract import video_info
+
+        video_info(source)  # a missing or unreadable video fails here, before the pose model is looked for
+        pose = MoveNet(args.pose_model, input_size=args.input_size, num_threads=args.threads)
+        ann = extract_video(source, pose, max_persons=args.max_persons, progress=not args.quiet)
+        layout = "coco17"  # MoveNet's joints
+    try:
+        pred = predictor.predict_clip(ann, topk=args.topk, num_clips=args.num_clips, layout=layout)
+    except InferenceError as e:
+        raise CLIError(f"{source}: {e}") from None
+    true_label = _true_label(ann, file_classes, predictor.classes)
+    if out is not None:
+        _write_prediction_video(out, source, ann, layout, pred.topk, true_label, is_pickle, args.video)
+    if args.json:
+        result = {"input": str(source), "clip": ann.get("frame_dir"), "model": predictor.source,
+                  "true_label": true_label, **pred.to_dict(), "output": None if out is None else str(out)}
+        print(json.dumps(result, indent=2))
+        return
+    print(f"{ann.get('frame_dir')}: {pred.frames} frames, {pred.views} views, model {predictor.source}")
+    width = max(len(name) for name, _ in pred.topk)
+    for i, (name, p) in enumerate(pred.topk, 1):
+        mark = "  <- true label" if name == true_label else ""
+        print(f"{i:>3}. {name:<{width}}  {p:.3f}{mark}")
+    if true_label is not None:
+        print(f"true label: {true_label}")
+    if out is not None:
+        print(f"wrote {out}")
+
+
+def _write_prediction_video(out: Path, source: Path, ann: dict, layout: str | None,
+                            topk: list[tuple[str, float]], true_label: str | None, is_pickle: bool,
+                            video: Path | None) -> None:
+    from skelact.pose.extract import iter_frames, video_info
+    from skelact.skeleton import get_layout, infer_layout
+    from skelact.viz.video import to_canvas, write_skeleton_video
+
+    kp, score = ann["keypoint"], ann.get("keypoint_score")
+    lay = get_layout(layout) if layout else infer_layout(kp.shape[2])
+    frames, img_shape, fps = None, ann.get("img_shape"), 30.0
+    background = video if is_pickle else source
+    if background is not None:
+        frames, fps = iter_frames(background), video_info(background)["fps"]
+    elif kp.shape[-1] == 3 or img_shape is None:
+        kp, img_shape = to_canvas(kp), (480, 640)  # 3D, or no image size: fit into a black canvas
+    write_skeleton_video(out, kp, score, lay, frames=frames, img_shape=img_shape, topk=topk,
+                         true_label=true_label, fps=fps)
+
+
+def _cmd_predict(args: argparse.Namespace) -> None:
+    if args.video is not None and args.input.suffix.lower() not in _PICKLE_SUFFIXES:
+        raise CLIError(f"{args.input}: --video applies to a .pkl input (a video input is drawn on its own frames)")
+    _predict(args, args.input, args.out)
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    video = args.video_file or os.environ.get("SKELACT_DEMO_VIDEO")
+    if not video:
+        raise CLIError("no video: pass one (skelact demo VIDEO) or set SKELACT_DEMO_VIDEO")
+    video = Path(video)
+    out = args.out or Path(f"{video.stem}_skelact.mp4")
+    args.clip, args.video, args.json, args.num_clips = None, None, False, None
+    _predict(args, video, out)
+    print(f"annotated video: {out.resolve()}")
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from skelact.export import export_predictor
+    from skelact.inference import load_model
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise CLIError(f"{out}: already exists (use --force to overwrite)")
+    result = export_predictor(load_model(args.checkpoint), out, opset=args.opset, example_frames=args.frames,
+                              verify=not args.no_verify)
+    shape = ", ".join(str(s) for s in result["input_shape"])
+    check = "" if result["max_abs_diff"] is None else f"; onnxruntime matches PyTorch (max |diff| " \
+        f"{result['max_abs_diff']:.2g})"
+    print(f"wrote {out}: keypoints [{shape}] -> logits, opset {result['opset']}{check}")
 
 
 def _add_convert(sub: argparse._SubParsersAction) -> None:
@@ -245,7 +365,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", default=None, help="layout name or YAML (default: from the file)")
     p.add_argument("--fps", type=float, default=30.0)
     p.set_defaults(func=_cmd_viz)
+
+    p = sub.add_parser("predict", help="name the action in a video (or a pickle clip) with a trained model",
+                       description="Print the top-k actions of a video (poses by MoveNet, then the action model) or "
+                       "of one clip of a PYSKL pickle, with probabilities averaged over the recipe's test views. "
+                       "--out also writes a video: skeletons on the frames (black without a video), the top-k "
+                       "and, when known, the true label.")
+    p.add_argument("input", type=Path, help="a video, or a .pkl annotation file (choose the clip with --clip)")
+    _add_model_arg(p)
+    p.add_argument("--out", type=Path, default=None, help="write an annotated video (.mp4 or .webm)")
+    p.add_argument("--topk", type=_positive_int, default=5, help="actions listed (default 5)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--clip", default=None, help="frame_dir of the clip in a .pkl input (optional when it holds one)")
+    p.add_argument("--video", type=Path, default=None, help="with a .pkl input: draw on this video's frames")
+    p.add_argument("--num-clips", type=_positive_int, default=None,
+                   help="test views averaged (default: the model's recipe)")
+    p.add_argument("--max-persons", type=_positive_int, default=2, help="people tracked in a video (default 2)")
+    _add_pose_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("demo", help="video -> skeletons -> action -> annotated video, in one go",
+                       description="Extract poses from a video, predict its action and write the video with "
+                       "skeletons and the top-k actions drawn on it.")
+    p.add_argument("video_file", metavar="VIDEO", type=Path, nargs="?", default=None,
+                   help="input video (default: $SKELACT_DEMO_VIDEO)")
+    p.add_argument("--out", type=Path, default=None, help="output video (default: ./VIDEO_NAME_skelact.mp4)")
+    _add_model_arg(p)
+    p.add_argument("--topk", type=_positive_int, default=5, help="actions shown (default 5)")
+    p.add_argument("--max-persons", type=_positive_int, default=2, help="people tracked (default 2)")
+    _add_pose_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX",
+                       description="Export a trained model to ONNX: input keypoints (batch, M, T, V, C) as the "
+                       "recipe's test pipeline makes them, output logits; batch axis dynamic; classes, layout "
+                       "and input shape in the file's metadata. Checks the graph against PyTorch with "
+                       "onnxruntime. Needs the onnx extra (pip install \"skelact[onnx]\").")
+    p.add_argument("checkpoint", type=str, help="best.pt / last.pt from `skelact train`, or a shipped model name")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output .onnx")
+    p.add_argument("--opset", type=_positive_int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--frames", type=_positive_int, default=None, help="input frames T (default: the recipe's clip_len)")
+    p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime vs PyTorch check")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=_cmd_export)
     return parser
+
+
+def _add_model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, metavar="NAME|CKPT",
+                   help="a checkpoint from `skelact train` or a shipped model name (default: the shipped "
+                   "Penn Action model)")
 
 
 def _add_pose_args(p: argparse.ArgumentParser) -> None:
@@ -260,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
     from skelact.config import ConfigError
     from skelact.data.io import AnnotationError
+    from skelact.inference import InferenceError
     from skelact.pose.extract import VideoError
     from skelact.skeleton import LayoutError
 
@@ -271,7 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     # OSError: an output that is a folder, no permission, a full disk (FileExistsError, FileNotFoundError, ...).
-    except (CLIError, AnnotationError, ConfigError, LayoutError, VideoError, OSError, ImportError) as e:
+    except (CLIError, AnnotationError, ConfigError, InferenceError, LayoutError, VideoError, OSError,
+            ImportError) as e:
         print(f"skelact: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

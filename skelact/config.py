@@ -1,0 +1,442 @@
+"""Typed experiment configuration: dataclasses, YAML loading and ``--set key=value`` overrides.
+
+A recipe is one small YAML file whose sections mirror :class:`Config`::
+
+    base: penn_stgcnpp_j.yaml          # optional: start from another recipe (relative to this file)
+    data:  {ann_file: ${SKELACT_DATA:-data}/penn_action.pkl, clip_len: 64, features: [bone]}
+    model: {name: stgcnpp, kwargs: {}}
+    optim: {name: sgd, lr: 0.1, epochs: 40}
+    seed: 0
+
+String values may use ``${VAR}`` / ``${VAR:-default}`` environment expansion. Every key is checked
+against the dataclasses: an unknown key or a value of the wrong type is a :class:`ConfigError` that
+names the key. Only ``model.kwargs`` is a free dict (it is passed to the model builder).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "AugmentConfig",
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "OverfitConfig",
+    "Config",
+    "load_config",
+    "config_from_dict",
+    "config_to_dict",
+    "apply_overrides",
+    "expand_env",
+    "save_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration file, key or value is invalid."""
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time augmentation (ignored at evaluation).
+
+    Attributes:
+        flip: Probability of a horizontal flip that also swaps left/right joints.
+        rotate: Maximum in-plane rotation in degrees (2D data).
+        scale: ``[low, high]`` range of a random isotropic scale (2D data), or ``None``.
+        shift: Maximum translation as a fraction of the (normalised) coordinate range (2D data).
+        rotate3d: Maximum rotation in degrees about each axis (3D data).
+    """
+
+    flip: float = 0.0
+    rotate: float = 0.0
+    scale: list[float] | None = None
+    shift: float = 0.0
+    rotate3d: float = 0.0
+
+
+@dataclass
+class DataConfig:
+    """Where the clips are and how they become tensors.
+
+    Attributes:
+        ann_file: PYSKL annotation pickle (relative paths resolve against the current directory).
+        train_split: Split name used for training.
+        val_split: Split name used for validation during training and by ``skelact test``.
+        layout: Skeleton layout name or YAML file; ``None`` takes the file's ``layout`` field.
+        clip_len: Frames sampled per clip (uniform segment sampling).
+        num_clips_val: Clips averaged per video in the per-epoch validation.
+        num_clips_test: Clips averaged per video by ``skelact test``.
+        max_persons: Persons kept (padded with zeros) per clip.
+        normalize: ``image`` (pixels to [-1, 1] by image size), ``bbox`` (per-clip box),
+            ``center3d`` (3D, subtract the root joint) or ``none`` (raw pixels; heatmap models).
+        features: Streams concatenated on the channel axis: ``joint``, ``bone``, ``joint_motion``,
+            ``bone_motion``.
+        with_score: Append the keypoint score as an extra channel (2D data).
+        augment: Training augmentation.
+        batch_size: Clips per optimiser step and per process.
+        num_workers: DataLoader worker processes (0 loads in the main process).
+    """
+
+    ann_file: str = ""
+    train_split: str = "train"
+    val_split: str = "test"
+    layout: str | None = None
+    clip_len: int = 100
+    num_clips_val: int = 1
+    num_clips_test: int = 10
+    max_persons: int = 2
+    normalize: Literal["image", "bbox", "center3d", "none"] = "image"
+    features: list[str] = field(default_factory=lambda: ["joint"])
+    with_score: bool = True
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    batch_size: int = 16
+    num_workers: int = 2
+
+
+@dataclass
+class ModelConfig:
+    """A registered model and its keyword arguments (see ``skelact.models.list_models()``)."""
+
+    name: str = "stgcnpp"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser, schedule and loss.
+
+    Attributes:
+        name: ``sgd`` or ``adamw``.
+        lr: Peak learning rate (reached at the end of the warm-up).
+        momentum: SGD momentum.
+        nesterov: SGD Nesterov momentum.
+        weight_decay: Weight decay (decoupled for AdamW).
+        epochs: Training epochs.
+        warmup_epochs: Linear warm-up length in epochs (may be fractional), stepped per iteration.
+        min_lr: Learning rate at the end of the cosine schedule.
+        clip_grad: Maximum gradient L2 norm, or ``None`` for no clipping.
+        label_smoothing: Cross-entropy label smoothing.
+        amp: Mixed precision: ``none``, ``bf16``, ``fp16`` (CUDA only) or ``auto`` (bf16 on CUDA,
+            none on CPU).
+    """
+
+    name: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    epochs: int = 80
+    warmup_epochs: float = 0.0
+    min_lr: float = 0.0
+    clip_grad: float | None = None
+    label_smoothing: float = 0.0
+    amp: Literal["none", "bf16", "fp16", "auto"] = "none"
+
+
+@dataclass
+class OverfitConfig:
+    """Settings that replace the recipe's when training with ``overfit=N`` (a sanity check).
+
+    ``None`` keeps the recipe's value. Augmentation is off unless ``augment`` is true;
+    ``model_kwargs`` is merged into ``model.kwargs`` (e.g. to turn off a model's own augmentation).
+    """
+
+    epochs: int | None = None
+    lr: float | None = None
+    clip_len: int | None = None
+    batch_size: int | None = None
+    warmup_epochs: float | None = None
+    weight_decay: float | None = None
+    label_smoothing: float | None = None
+    augment: bool = False
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Config:
+    """A complete experiment.
+
+    Attributes:
+        data: Data section.
+        model: Model section.
+        optim: Optimisation section.
+        overfit: Overrides used by the ``overfit`` sanity check.
+        seed: Seed for torch, numpy and Python ``random`` (and the data pipeline).
+        eval_interval: Validate every this many epochs (and always after the last).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    overfit: OverfitConfig = field(default_factory=OverfitConfig)
+    seed: int = 0
+    eval_interval: int = 1
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment expansion
+# ---------------------------------------------------------------------------------------------
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any, where: str = "config") -> Any:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string inside ``value`` (recursively).
+
+    ``${VAR:-default}`` uses ``default`` when ``VAR`` is unset or empty, as in the shell. An unset
+    ``${VAR}`` without default is an error naming the key.
+    """
+    if isinstance(value, str):
+
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            got = os.environ.get(name)
+            if got:
+                return got
+            if default is not None:
+                return default
+            raise ConfigError(f"{where}: environment variable {name} is not set (use ${{{name}:-default}})")
+
+        return _ENV.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: expand_env(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# dict <-> dataclass with type checks
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_value(tp: Any, value: Any, key: str) -> Any:
+    """Return ``value`` converted to the annotation ``tp`` or raise ``ConfigError`` naming ``key``."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_value(arg, value, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} matches none of {tp}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{key}: {value!r} is not one of {list(allowed)}")
+        return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp) or (Any,)
+        return [_check_value(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return _from_dict(tp, value, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        # YAML 1.1 reads "1e-3" (no dot) as a string; accept it.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported annotation {tp}")  # pragma: no cover - programming error
+
+
+def _from_dict(cls: type, raw: dict, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for k in raw:
+        if k not in names:
+            where = f"{prefix}.{k}" if prefix else str(k)
+            raise ConfigError(f"unknown config key {where!r} (known: {sorted(names)})")
+    kwargs = {}
+    for k, v in raw.items():
+        kwargs[k] = _check_value(hints[k], v, f"{prefix}.{k}" if prefix else k)
+    return cls(**kwargs)
+
+
+def config_from_dict(raw: dict) -> Config:
+    """Build a :class:`Config` from a plain dict (environment variables expanded, keys checked)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a config must be a mapping, got {type(raw).__name__}")
+    cfg = _from_dict(Config, expand_env(raw), "")
+    _check_semantics(cfg)
+    return cfg
+
+
+_FEATURES = ("joint", "bone", "joint_motion", "bone_motion")
+
+
+def _check_semantics(cfg: Config) -> None:
+    d, o = cfg.data, cfg.optim
+    for f in d.features:
+        if f not in _FEATURES:
+            raise ConfigError(f"data.features: unknown feature {f!r} (choose from {list(_FEATURES)})")
+    if not d.features:
+        raise ConfigError("data.features: at least one feature is needed")
+    positive = {
+        "data.clip_len": d.clip_len, "data.num_clips_val": d.num_clips_val,
+        "data.num_clips_test": d.num_clips_test, "data.max_persons": d.max_persons,
+        "data.batch_size": d.batch_size, "optim.epochs": o.epochs, "eval_interval": cfg.eval_interval,
+    }
+    for key, v in positive.items():
+        if v < 1:
+            raise ConfigError(f"{key}: must be >= 1, got {v}")
+    if d.num_workers < 0:
+        raise ConfigError(f"data.num_workers: must be >= 0, got {d.num_workers}")
+    if o.lr <= 0:
+        raise ConfigError(f"optim.lr: must be > 0, got {o.lr}")
+    if not 0.0 <= d.augment.flip <= 1.0:
+        raise ConfigError(f"data.augment.flip: a probability in [0, 1], got {d.augment.flip}")
+    if d.augment.scale is not None and (len(d.augment.scale) != 2 or d.augment.scale[0] > d.augment.scale[1]):
+        raise ConfigError(f"data.augment.scale: expected [low, high], got {d.augment.scale}")
+    if not 0.0 <= o.label_smoothing < 1.0:
+        raise ConfigError(f"optim.label_smoothing: must be in [0, 1), got {o.label_smoothing}")
+
+
+def config_to_dict(cfg: Config) -> dict:
+    """The config as a plain dict of primitives (YAML- and ``torch.load(weights_only=True)``-safe)."""
+    return dataclasses.asdict(cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Overrides and files
+# ---------------------------------------------------------------------------------------------
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``key.sub=value`` overrides to a raw config dict; values are parsed as YAML.
+
+    Keys are checked against :class:`Config` (``model.kwargs.*`` is free-form). Returns a new dict.
+    """
+    out = _merge({}, raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        value = yaml.safe_load(text) if text.strip() else ""
+        parts = key.split(".")
+        cls: Any = Config
+        node = out
+        for i, part in enumerate(parts):
+            where = ".".join(parts[: i + 1])
+            if cls is not None:
+                fields = {f.name: f for f in dataclasses.fields(cls)}
+                if part not in fields:
+                    raise ConfigError(f"unknown config key {where!r} in override {item!r}")
+                hint = typing.get_type_hints(cls)[part]
+                cls = hint if dataclasses.is_dataclass(hint) else None
+                free = typing.get_origin(hint) is dict
+            else:
+                free = True
+            if i == len(parts) - 1:
+                node[part] = value
+            else:
+                if cls is None and not free:
+                    raise ConfigError(f"config key {where!r} is not a section (override {item!r})")
+                child = node.get(part)
+                if not isinstance(child, dict):
+                    child = {}
+                    node[part] = child
+                node = child
+    return out
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """Deep-merge ``over`` into a copy of ``base`` (mappings merge, everything else replaces)."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = _merge({}, v) if isinstance(v, dict) else v
+    return out
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: circular 'base' chain")
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        try:
+            raw = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: invalid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config must be a mapping")
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: 'base' must be a file name")
+    return _merge(_read_yaml(path.parent / base, (*seen, path)), raw)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Load a YAML recipe (following ``base:``), apply ``--set`` overrides and validate.
+
+    Args:
+        path: The YAML file.
+        overrides: ``key=value`` strings, e.g. ``["optim.lr=0.05", "data.batch_size=32"]``.
+
+    Raises:
+        ConfigError: With the offending file or key in the message.
+    """
+    raw = _read_yaml(Path(path))
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    try:
+        return config_from_dict(raw)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML (what a run actually used)."""
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")

@@ -1,0 +1,263 @@
+"""Config → objects: clip store, layout, transform pipelines, datasets, model, optimiser, schedule.
+
+Every choice a recipe makes is resolved here with plain ``if`` statements over typed fields, so the
+training loop never looks at strings.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from skelact.config import Config, ConfigError, DataConfig, OptimConfig
+from skelact.data.dataset import PackedClips, SkeletonDataset
+from skelact.data.transforms import (
+    Center3D,
+    Compose,
+    FormatFeatures,
+    NormalizeBBox,
+    NormalizeImage,
+    PadPersons,
+    RandomAffine2D,
+    RandomFlip,
+    RandomRotate3D,
+    Transform,
+    UniformSample,
+)
+from skelact.skeleton import Layout, get_layout, infer_layout
+
+__all__ = [
+    "load_clips",
+    "resolve_layout",
+    "class_names",
+    "split_indices",
+    "input_kind",
+    "build_pipeline",
+    "build_dataset",
+    "overfit_indices",
+    "build_model",
+    "build_optimizer",
+    "build_scheduler",
+    "warmup_cosine",
+]
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def load_clips(data: DataConfig) -> PackedClips:
+    """Load ``data.ann_file`` (safe unpickler + validation) into packed arrays."""
+    path = Path(data.ann_file)
+    if not data.ann_file:
+        raise ConfigError("data.ann_file is empty: set it in the recipe or with --set data.ann_file=...")
+    if not path.is_file():
+        raise FileNotFoundError(f"data.ann_file: {path} not found (a PYSKL .pkl; see `skelact convert`)")
+    return PackedClips.from_pickle(path)
+
+
+def resolve_layout(data: DataConfig, packed: PackedClips) -> Layout:
+    """The recipe's layout, else the file's, else one inferred from the joint count."""
+    name = data.layout or packed.layout
+    layout = get_layout(name) if name else infer_layout(packed.num_joints)
+    if layout.num_joints != packed.num_joints:
+        raise ConfigError(f"layout {layout.name!r} has {layout.num_joints} joints but {data.ann_file} "
+                          f"has {packed.num_joints}")
+    return layout
+
+
+def class_names(packed: PackedClips) -> list[str]:
+    """The file's class names, else ``class_0 ... class_{C-1}`` from the largest label."""
+    if packed.classes:
+        return list(packed.classes)
+    return [f"class_{i}" for i in range(int(packed.labels.max()) + 1)]
+
+
+def split_indices(packed: PackedClips, split: str, num_classes: int, key: str) -> np.ndarray:
+    """Clip indices of ``split``, checking it exists and every clip has a label in range.
+
+    Args:
+        packed: The clip store.
+        split: Split name.
+        num_classes: Labels must lie in ``[0, num_classes)``.
+        key: Config key named in errors (``data.train_split`` ...).
+    """
+    if split not in packed.splits:
+        raise ConfigError(f"{key}: no split {split!r} in the annotation file; it has {sorted(packed.splits)}")
+    idx = packed.indices(split)
+    if idx.size == 0:
+        raise ConfigError(f"{key}: split {split!r} is empty")
+    labels = packed.labels[idx]
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        clip = packed.names[int(idx[bad[0]])]
+        raise ConfigError(f"{key}: clip {clip!r} of split {split!r} has label {int(labels[bad[0]])}, "
+                          f"expected 0..{num_classes - 1}")
+    return idx
+
+
+def input_kind(model_name: str) -> str:
+    """``keypoint`` or ``heatmap``: what the registered model expects as input."""
+    from skelact.models import model_info
+
+    return model_info(model_name).input_kind
+
+
+def build_pipeline(
+    data: DataConfig,
+    layout: Layout,
+    coord_dims: int,
+    train: bool,
+    num_clips: int = 1,
+    augment: bool = True,
+    force_flip: bool = False,
+    seed: int = 255,
+) -> Compose:
+    """The transform chain: sample → pad persons → normalise → augment → format features.
+
+    Args:
+        data: Data section of the recipe.
+        layout: Skeleton layout (flip pairs, bone parents, root).
+        coord_dims: 2 (pixel x, y) or 3 (metres).
+        train: Random frame sampling and augmentation; else fixed test views.
+        num_clips: Test views per clip (K).
+        augment: Apply ``data.augment`` when training (the overfit check turns it off).
+        force_flip: Always flip (test-time flip augmentation).
+        seed: Seed of the fixed test-view draws.
+    """
+    steps: list[Transform] = [
+        UniformSample(data.clip_len, 1 if train else num_clips, train=train, seed=seed),
+        PadPersons(data.max_persons),
+    ]
+    if data.normalize == "image":
+        steps.append(NormalizeImage())
+    elif data.normalize == "bbox":
+        steps.append(NormalizeBBox())
+    elif data.normalize == "center3d":
+        steps.append(Center3D(layout.root))
+    # Normalised (and 3D) coordinates mirror about x = 0; raw pixels about the image centre w / 2.
+    pixels = data.normalize == "none" and coord_dims == 2
+    flip_center = None if pixels else 0.0
+    aug = data.augment
+    if train and augment:
+        if aug.flip > 0:
+            steps.append(RandomFlip(layout, aug.flip, center_x=flip_center))
+        scale = tuple(aug.scale) if aug.scale is not None else (1.0, 1.0)
+        if aug.rotate > 0 or aug.shift > 0 or scale != (1.0, 1.0):
+            if pixels:
+                raise ConfigError("data.augment.rotate/scale/shift act on normalised coordinates; "
+                                  "set data.normalize or drop them")
+            steps.append(RandomAffine2D(math.radians(aug.rotate), scale, aug.shift))
+        if aug.rotate3d > 0:
+            if coord_dims != 3:
+                raise ConfigError("data.augment.rotate3d needs 3D keypoints")
+            steps.append(RandomRotate3D(math.radians(aug.rotate3d)))
+    if force_flip:
+        steps.append(RandomFlip(layout, 1.0, center_x=flip_center))
+    steps.append(FormatFeatures(layout, data.features, data.with_score))
+    return Compose(steps)
+
+
+def build_dataset(
+    cfg: Config,
+    packed: PackedClips,
+    layout: Layout,
+    indices: np.ndarray,
+    train: bool,
+    num_clips: int = 1,
+    augment: bool = True,
+    force_flip: bool = False,
+) -> SkeletonDataset:
+    """A :class:`SkeletonDataset` over ``indices`` with the recipe's pipeline.
+
+    Training items are [M, T, V, C]; evaluation items are [K, M, T, V, C].
+    """
+    kind = input_kind(cfg.model.name)
+    if kind == "heatmap" and (cfg.data.normalize != "none" or packed.num_channels != 2):
+        raise ConfigError(f"model {cfg.model.name!r} builds heatmaps from raw 2D pixel coordinates: "
+                          "set data.normalize: none (and 2D data)")
+    pipe = build_pipeline(cfg.data, layout, packed.num_channels, train, num_clips, augment, force_flip)
+    return SkeletonDataset(packed, indices, pipe, train=train, seed=cfg.seed)
+
+
+def overfit_indices(labels: np.ndarray, indices: np.ndarray, n: int) -> np.ndarray:
+    """``n`` clips of ``indices`` spread over the classes: a deterministic round-robin.
+
+    Classes are visited in label order and each gives its next clip (in file order), so 100 Penn
+    Action clips cover all 15 classes with 6-7 clips each.
+    """
+    if n < 1:
+        raise ValueError(f"overfit needs at least 1 clip, got {n}")
+    by_class: dict[int, list[int]] = {}
+    for i in indices.tolist():
+        by_class.setdefault(int(labels[i]), []).append(i)
+    queues = [by_class[c] for c in sorted(by_class)]
+    picked: list[int] = []
+    depth = 0
+    while len(picked) < min(n, len(indices)):
+        for q in queues:
+            if depth < len(q) and len(picked) < n:
+                picked.append(q[depth])
+        depth += 1
+    return np.asarray(sorted(picked), dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------------------- model
+
+
+def build_model(cfg: Config, num_classes: int, layout: Layout, in_channels: int) -> nn.Module:
+    """``skelact.models.create_model`` with the recipe's name and keyword arguments."""
+    from skelact.models import create_model, list_models
+
+    if cfg.model.name not in list_models():
+        raise ConfigError(f"model.name: unknown model {cfg.model.name!r}; registered: {list_models()}")
+    return create_model(cfg.model.name, num_classes=num_classes, layout=layout.name, in_channels=in_channels,
+                        **cfg.model.kwargs)
+
+
+# ------------------------------------------------------------------------------------- optimiser
+
+
+def build_optimizer(optim: OptimConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD (optionally Nesterov) or AdamW over every trainable parameter.
+
+    Weight decay applies to all parameters, as in PYSKL's recipes.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if optim.name == "sgd":
+        return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum,
+                               nesterov=optim.nesterov and optim.momentum > 0, weight_decay=optim.weight_decay)
+    return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
+
+
+def warmup_cosine(step: int, total: int, warmup: int, min_ratio: float = 0.0) -> float:
+    """LR multiplier at iteration ``step``: linear from ~0 to 1 over ``warmup`` steps, then a cosine
+    from 1 down to ``min_ratio`` at ``total``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class _WarmupCosine:
+    """Picklable multiplier for ``LambdaLR`` (its state is plain numbers)."""
+
+    def __init__(self, total: int, warmup: int, min_ratio: float) -> None:
+        self.total, self.warmup, self.min_ratio = total, warmup, min_ratio
+
+    def __call__(self, step: int) -> float:
+        return warmup_cosine(step, self.total, self.warmup, self.min_ratio)
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, optim: OptimConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-iteration warm-up + cosine schedule over ``optim.epochs * steps_per_epoch`` steps."""
+    total = optim.epochs * steps_per_epoch
+    warmup = int(round(optim.warmup_epochs * steps_per_epoch))
+    fn: Any = _WarmupCosine(total, warmup, optim.min_lr / optim.lr)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)

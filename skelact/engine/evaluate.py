@@ -1,0 +1,189 @@
+"""Test-time evaluation of a checkpoint and late fusion of several score files.
+
+``evaluate`` averages softmax probabilities over K test views per clip (and, optionally, over the
+horizontally flipped views too), then writes into ``out_dir``:
+
+- ``scores.npz``: ``probs`` float64 [N, C], ``labels`` int64 [N], ``names`` [N], ``classes`` [C]
+- ``metrics.json``: :func:`skelact.engine.metrics.summarize` plus the settings used
+- ``report.txt``: per-class precision / recall / F1 / support and the summary
+- ``confusion.png``: the confusion matrix labelled with class names
+
+``fuse`` combines the ``scores.npz`` of several streams (e.g. joint / bone / motion, 2:2:1:1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skelact.config import Config, ConfigError, config_from_dict
+from skelact.engine import metrics
+
+__all__ = ["evaluate", "fuse", "load_scores", "save_scores", "write_outputs"]
+
+
+def save_scores(path: str | Path, probs: np.ndarray, labels: np.ndarray, names: Sequence[str],
+                classes: Sequence[str]) -> Path:
+    """Write a ``scores.npz`` atomically (temporary file in the same folder, then ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, probs=np.asarray(probs, dtype=np.float64), labels=np.asarray(labels, dtype=np.int64),
+                     names=np.asarray(list(names), dtype=str), classes=np.asarray(list(classes), dtype=str))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_scores(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a ``scores.npz`` (no pickles allowed) and check its arrays agree with each other."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"score file not found: {path}")
+    with np.load(path, allow_pickle=False) as z:
+        missing = {"probs", "labels", "names", "classes"} - set(z.files)
+        if missing:
+            raise ValueError(f"{path}: not a skelact score file (missing {sorted(missing)})")
+        out = {k: z[k] for k in ("probs", "labels", "names", "classes")}
+    n, c = out["probs"].shape if out["probs"].ndim == 2 else (-1, -1)
+    if n < 0 or out["labels"].shape != (n,) or out["names"].shape != (n,) or out["classes"].shape != (c,):
+        raise ValueError(f"{path}: inconsistent shapes probs {out['probs'].shape}, labels {out['labels'].shape}, "
+                         f"names {out['names'].shape}, classes {out['classes'].shape}")
+    return out
+
+
+def write_outputs(out_dir: str | Path, probs: np.ndarray, labels: np.ndarray, names: Sequence[str],
+                  classes: Sequence[str], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``scores.npz``, ``metrics.json``, ``report.txt`` and ``confusion.png``; return the metrics."""
+    from skelact.viz.plots import plot_confusion
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = metrics.summarize(probs, labels)
+    save_scores(out_dir / "scores.npz", probs, labels, names, classes)
+    report = metrics.classification_report(probs, labels, list(classes))
+    (out_dir / "report.txt").write_text(report, encoding="utf-8")
+    cm = metrics.confusion_matrix(labels, metrics.rank_classes(probs)[:, 0], len(classes))
+    plot_confusion(cm, list(classes), out_dir / "confusion.png")
+    result = {**summary, **(extra or {})}
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None, flip: bool = False,
+             out_dir: Path | None = None) -> dict[str, Any]:
+    """Evaluate a checkpoint on ``cfg.data.val_split`` with multi-view (and flip) test-time averaging.
+
+    Args:
+        cfg: The recipe (data section: file, split, pipeline); ``None`` uses the one stored in the
+            checkpoint. Its model section must match the checkpoint's.
+        checkpoint: A ``best.pt`` / ``last.pt`` written by training.
+        num_clips: Views per clip (K); ``None`` takes ``data.num_clips_test``.
+        flip: Also average over horizontally flipped views (left/right joints swapped).
+        out_dir: Where the outputs go; ``None`` writes nothing.
+
+    Returns:
+        The summary metrics (top1, top5, mean_class_acc, macro P/R/F1, loss, brier, num_clips) plus
+        ``checkpoint``, ``split``, ``views`` and ``flip``.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    from skelact.engine import builders
+    from skelact.engine.checkpoint import load_checkpoint
+    from skelact.engine.distributed import ShardSampler, cleanup_distributed, init_distributed
+    from skelact.engine.train import predict
+
+    ckpt = load_checkpoint(checkpoint)
+    if cfg is None:
+        cfg = config_from_dict(ckpt["config"])
+    trained_model = ckpt["config"]["model"]
+    if cfg.model.name != trained_model["name"]:
+        raise ConfigError(f"{checkpoint} holds a {trained_model['name']!r} model but the config names "
+                          f"{cfg.model.name!r}")
+    owns_group = not torch.distributed.is_initialized()
+    info = init_distributed(cfg.device)
+    try:
+        packed = builders.load_clips(cfg.data)
+        layout = builders.resolve_layout(cfg.data, packed)
+        classes = list(ckpt["classes"])
+        if layout.name != ckpt["layout"]:
+            raise ConfigError(f"{checkpoint} was trained on layout {ckpt['layout']!r}, the data is {layout.name!r}")
+        k = num_clips or cfg.data.num_clips_test
+        indices = builders.split_indices(packed, cfg.data.val_split, len(classes), "data.val_split")
+        model = builders.build_model(cfg, len(classes), layout, int(ckpt["in_channels"])).to(info.device)
+        model.load_state_dict(ckpt["model"])
+
+        def run(force_flip: bool) -> tuple[np.ndarray, np.ndarray]:
+            ds = builders.build_dataset(cfg, packed, layout, indices, train=False, num_clips=k, force_flip=force_flip)
+            loader = DataLoader(ds, batch_size=max(1, cfg.data.batch_size // k),
+                                sampler=ShardSampler(len(ds), info.rank, info.world_size),
+                                num_workers=cfg.data.num_workers, pin_memory=info.device.type == "cuda")
+            return predict(model, loader, info, cfg.optim.amp, progress="flip" if force_flip else "test")
+
+        probs, labels = run(False)  # [N, C] mean softmax over K views
+        if flip:
+            probs = (probs + run(True)[0]) / 2  # mean over 2K views
+        extra = {"checkpoint": str(checkpoint), "ann_file": cfg.data.ann_file, "split": cfg.data.val_split,
+                 "views": k * (2 if flip else 1), "flip": flip}
+        names = [packed.names[i] for i in indices]
+        if out_dir is not None and info.rank == 0:
+            return write_outputs(out_dir, probs, labels, names, classes, extra)
+        return {**metrics.summarize(probs, labels), **extra}
+    finally:
+        if owns_group:
+            cleanup_distributed()
+
+
+def fuse(score_files: list[Path], weights: list[float] | None = None, out_dir: Path | None = None) -> dict[str, Any]:
+    """Weighted late fusion of several ``scores.npz`` files (e.g. J/B/JM/BM streams 2:2:1:1).
+
+    The fused probability is ``sum_i w_i p_i / sum_i w_i`` (so it stays a distribution and the loss
+    and Brier score are meaningful). Every file must list the same clips in the same order, with the
+    same labels and classes.
+
+    Args:
+        score_files: Two or more ``scores.npz`` written by :func:`evaluate`.
+        weights: One non-negative weight per file; ``None`` weighs them equally.
+        out_dir: Where to write the fused outputs; ``None`` writes nothing.
+
+    Returns:
+        The summary metrics of the fusion plus ``inputs`` (files and weights) and ``per_stream_top1``.
+    """
+    if len(score_files) < 1:
+        raise ValueError("fuse needs at least one score file")
+    weights = [1.0] * len(score_files) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(score_files):
+        raise ValueError(f"{len(weights)} weights for {len(score_files)} score files")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"weights must be non-negative with a positive sum, got {weights}")
+    loaded = [load_scores(p) for p in score_files]
+    ref, ref_path = loaded[0], score_files[0]
+    for path, s in zip(score_files[1:], loaded[1:], strict=True):
+        if s["names"].shape != ref["names"].shape or not np.array_equal(s["names"], ref["names"]):
+            raise ValueError(f"{path}: its clips differ from {ref_path} (names or order); evaluate every stream "
+                             "on the same split")
+        if not np.array_equal(s["classes"], ref["classes"]):
+            raise ValueError(f"{path}: its classes differ from {ref_path}")
+        if not np.array_equal(s["labels"], ref["labels"]):
+            raise ValueError(f"{path}: its labels differ from {ref_path}")
+    total = sum(weights)
+    probs = sum(w * s["probs"] for w, s in zip(weights, loaded, strict=True)) / total  # [N, C]
+    labels = ref["labels"]
+    extra = {
+        "inputs": [{"file": str(p), "weight": w} for p, w in zip(score_files, weights, strict=True)],
+        "per_stream_top1": [metrics.topk_accuracy(s["probs"], labels, 1) for s in loaded],
+    }
+    if out_dir is not None:
+        return write_outputs(out_dir, probs, labels, ref["names"].tolist(), ref["classes"].tolist(), extra)
+    return {**metrics.summarize(probs, labels), **extra}

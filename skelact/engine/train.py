@@ -1,0 +1,442 @@
+"""The training loop, readable top to bottom.
+
+``train(cfg, work_dir)`` does, in order: join the process group (under torchrun), seed, load and
+pack the clips, build datasets / model / optimiser / schedule, resume from ``last.pt`` if asked,
+then per epoch: train, validate, log a CSV row, write ``last.pt`` (and ``best.pt``) atomically.
+The same call works in one CPU process, on one GPU and under ``torchrun`` with N processes:
+
+    skelact train configs/penn_stgcnpp_j.yaml --work-dir work_dirs/penn_j
+    torchrun --nproc_per_node 4 $(which skelact) train configs/ntu60_xsub_stgcnpp_j.yaml --work-dir ...
+    torchrun --nproc_per_node 4 -m skelact.engine.train configs/ntu60_xsub_stgcnpp_j.yaml --work-dir ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import math
+import random
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from skelact.config import Config, config_to_dict, load_config, save_config
+from skelact.data.dataset import SkeletonDataset
+from skelact.engine import builders, metrics
+from skelact.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from skelact.engine.distributed import (
+    DistInfo,
+    ShardSampler,
+    all_gather_objects,
+    all_reduce_sum,
+    broadcast_buffers,
+    cleanup_distributed,
+    init_distributed,
+    state_digest,
+)
+
+__all__ = ["train", "predict", "seed_everything", "autocast_context", "apply_overfit", "main", "CSV_FIELDS"]
+
+#: Columns of ``work_dir/metrics.csv``, one row per epoch (validation columns empty when skipped).
+CSV_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
+              "val_mean_class_acc", "time", "clips_per_s")
+
+
+# ------------------------------------------------------------------------------- small helpers
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy's global RNG and Python's ``random``."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - third-party code may use the global RNG
+    torch.manual_seed(seed)
+
+
+def autocast_context(amp: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """Mixed precision context for ``optim.amp``: bf16 on CPU only when asked, fp16/bf16 on CUDA."""
+    if amp == "auto":
+        amp = "bf16" if device.type == "cuda" else "none"
+    if amp == "none":
+        return contextlib.nullcontext()
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("optim.amp: fp16 needs CUDA; use bf16 on CPU")
+    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def apply_overfit(cfg: Config) -> Config:
+    """The config with the ``overfit`` section's non-None values applied (a new object)."""
+    o = cfg.overfit
+    data = dataclasses.replace(cfg.data, **{k: v for k, v in (("clip_len", o.clip_len),
+                                                             ("batch_size", o.batch_size)) if v is not None})
+    optim_kw = {k: v for k, v in (("epochs", o.epochs), ("lr", o.lr), ("warmup_epochs", o.warmup_epochs),
+                                  ("weight_decay", o.weight_decay), ("label_smoothing", o.label_smoothing))
+                if v is not None}
+    model = dataclasses.replace(cfg.model, kwargs={**cfg.model.kwargs, **o.model_kwargs})
+    return dataclasses.replace(cfg, data=data, model=model, optim=dataclasses.replace(cfg.optim, **optim_kw))
+
+
+class _EpochIndexSampler(Sampler[tuple[int, int]]):
+    """Wraps a ``DistributedSampler`` and yields ``(epoch, index)`` pairs.
+
+    Passing the epoch with every index lets persistent DataLoader workers (which hold their own
+    copy of the dataset) switch to the epoch's augmentation stream; see :class:`_EpochDataset`.
+    """
+
+    def __init__(self, sampler: DistributedSampler) -> None:
+        self.sampler, self.epoch = sampler, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.sampler.set_epoch(epoch)  # the shuffle order depends on (seed, epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((self.epoch, i) for i in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+class _EpochDataset(Dataset):
+    """Indexes a :class:`SkeletonDataset` by ``(epoch, index)`` and calls its ``set_epoch``."""
+
+    def __init__(self, dataset: SkeletonDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        epoch, i = key
+        if self.dataset.epoch != epoch:
+            self.dataset.set_epoch(epoch)
+        return self.dataset[i]
+
+
+def _loader(dataset: Dataset, sampler: Sampler, batch_size: int, workers: int, device: torch.device,
+            drop_last: bool = False) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      persistent_workers=workers > 0, pin_memory=device.type == "cuda", drop_last=drop_last)
+
+
+def _log(line: str, work_dir: Path | None = None) -> None:
+    print(line, flush=True)
+    if work_dir is not None:
+        with open(work_dir / "log.txt", "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+# ------------------------------------------------------------------------------------ evaluation
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: DataLoader, info: DistInfo, amp: str = "none",
+            progress: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities averaged over each clip's K views, gathered from every rank.
+
+    The loader must use a :class:`ShardSampler` (rank ``r`` holds items ``r::world``) over a dataset
+    in test mode, whose items are [K, M, T, V, C].
+
+    Returns:
+        ``(probs, labels)``: float64 [N, num_classes] and int64 [N] in dataset order, on every rank.
+    """
+    from tqdm import tqdm
+
+    model.eval()
+    probs, labels = [], []
+    bar = tqdm(loader, desc=progress, leave=False, disable=progress is None or info.rank != 0, dynamic_ncols=True)
+    for x, y in bar:
+        x = x.to(info.device, non_blocking=True)  # [N, K, M, T, V, C]
+        n, k = x.shape[:2]
+        with autocast_context(amp, info.device):
+            logits = model(x.flatten(0, 1))  # [N*K, classes]: the views are a bigger batch
+        p = F.softmax(logits.float(), dim=1).view(n, k, -1).mean(dim=1)  # [N, classes]
+        probs.append(p.cpu().double().numpy())
+        labels.append(y.numpy())
+    local = (np.concatenate(probs) if probs else np.zeros((0, 0)), np.concatenate(labels) if labels else
+             np.zeros(0, dtype=np.int64))
+    parts = all_gather_objects(local)
+    if len(parts) == 1:
+        return local[0], local[1].astype(np.int64)
+    # Re-interleave the rank::world shards into dataset order (a rank may hold no clip at all).
+    total = sum(len(p[1]) for p in parts)
+    width = max(p[0].shape[1] for p in parts if len(p[1]))
+    out_p, out_y = np.zeros((total, width)), np.zeros(total, dtype=np.int64)
+    for r, (p, y) in enumerate(parts):
+        if len(y):
+            out_p[r::len(parts)], out_y[r::len(parts)] = p, y
+    return out_p, out_y
+
+
+# -------------------------------------------------------------------------------------- training
+
+
+def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                     scheduler: torch.optim.lr_scheduler.LambdaLR, scaler: torch.amp.GradScaler,
+                     cfg: Config, info: DistInfo, epoch: int) -> dict[str, float]:
+    """One pass over the training loader; returns loss / top-1 / clips summed over every rank."""
+    from tqdm import tqdm
+
+    model.train()
+    loss_sum, correct, seen = 0.0, 0.0, 0.0
+    start = time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.optim.epochs}", leave=False, disable=info.rank != 0,
+               dynamic_ncols=True)
+    for x, y in bar:
+        x = x.to(info.device, non_blocking=True)  # [N, M, T, V, C]
+        y = y.to(info.device, non_blocking=True)  # [N]
+        with autocast_context(cfg.optim.amp, info.device):
+            logits = model(x)  # [N, classes]
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.optim.label_smoothing)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"epoch {epoch}: the training loss became {loss.item()}; lower optim.lr "
+                                     "or set optim.clip_grad")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.optim.clip_grad is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()  # per-iteration schedule
+
+        n = y.numel()
+        loss_sum += loss.item() * n
+        correct += (logits.argmax(dim=1) == y).sum().item()
+        seen += n
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                        clips_s=f"{seen * info.world_size / (time.perf_counter() - start):.1f}")
+    loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], info.device)
+    elapsed = time.perf_counter() - start
+    return {"train_loss": loss_sum / max(seen, 1), "train_top1": correct / max(seen, 1),
+            "clips_per_s": seen / max(elapsed, 1e-9), "train_time": elapsed}
+
+
+def _read_csv_rows(path: Path, last_epoch: int) -> list[dict[str, str]]:
+    """Rows of an existing metrics.csv up to ``last_epoch`` (later ones belong to a lost epoch)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit() and int(r["epoch"]) <= last_epoch]
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def _fmt(v: float | None) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.6g}"
+
+
+def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None = None) -> dict[str, Any]:
+    """Train a model as the recipe says; works alone or under ``torchrun``.
+
+    Args:
+        cfg: The recipe.
+        work_dir: Output folder: ``last.pt``, ``best.pt``, ``metrics.csv``, ``curves.png``,
+            ``config.yaml``, ``log.txt``.
+        resume: Continue from ``work_dir/last.pt`` (epoch, optimiser, schedule, RNG).
+        overfit: Sanity check: train on ``overfit`` clips of the training split (spread over the
+            classes) with the recipe's ``overfit`` settings and no augmentation, and validate on
+            the same clips.
+
+    Returns:
+        Final metrics: ``epoch``, ``train_loss``, ``train_top1``, ``val_*`` of the last validation,
+        ``best_top1``, ``best_epoch``, ``weights_digest`` (SHA-256 of the weights, equal on all
+        ranks), ``work_dir``.
+    """
+    owns_group = not torch.distributed.is_initialized()  # leave a caller's process group alone
+    info = init_distributed(cfg.device)
+    try:
+        return _train(cfg, Path(work_dir), resume, overfit, info)
+    finally:
+        if owns_group:
+            cleanup_distributed()
+
+
+def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info: DistInfo) -> dict[str, Any]:
+    main_rank = info.rank == 0
+    if overfit is not None:
+        cfg = apply_overfit(cfg)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+    if info.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
+
+    # ---- data: packed clips, layout, splits -> datasets
+    packed = builders.load_clips(cfg.data)
+    layout = builders.resolve_layout(cfg.data, packed)
+    classes = builders.class_names(packed)
+    train_idx = builders.split_indices(packed, cfg.data.train_split, len(classes), "data.train_split")
+    val_idx = builders.split_indices(packed, cfg.data.val_split, len(classes), "data.val_split")
+    augment = True
+    if overfit is not None:
+        train_idx = builders.overfit_indices(packed.labels, train_idx, overfit)
+        val_idx, augment = train_idx, cfg.overfit.augment
+    train_ds = builders.build_dataset(cfg, packed, layout, train_idx, train=True, augment=augment)
+    val_ds = builders.build_dataset(cfg, packed, layout, val_idx, train=False, num_clips=cfg.data.num_clips_val)
+    in_channels = int(train_ds[0][0].shape[-1])  # C of [M, T, V, C]
+
+    # ---- model (identical on every rank: same seed, and DDP broadcasts rank 0's weights anyway)
+    model = builders.build_model(cfg, len(classes), layout, in_channels).to(info.device)
+    ddp_model: nn.Module = model
+    if info.distributed:
+        ddp_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[info.local_rank] if info.device.type == "cuda" else None)
+
+    # ---- loaders: each rank draws a disjoint shuffled shard per epoch
+    bs = cfg.data.batch_size
+    shard = DistributedSampler(train_ds, num_replicas=info.world_size, rank=info.rank, shuffle=True,
+                               seed=cfg.seed, drop_last=False)
+    train_sampler = _EpochIndexSampler(shard)
+    # A last batch of one clip breaks BatchNorm; drop the remainder when there are full batches.
+    drop_last = len(shard) > bs
+    train_loader = _loader(_EpochDataset(train_ds), train_sampler, bs, cfg.data.num_workers, info.device, drop_last)
+    val_loader = _loader(val_ds, ShardSampler(len(val_ds), info.rank, info.world_size),
+                         max(1, bs // cfg.data.num_clips_val), cfg.data.num_workers, info.device)
+    steps_per_epoch = len(train_loader)
+
+    # ---- optimisation
+    optimizer = builders.build_optimizer(cfg.optim, model)
+    scheduler = builders.build_scheduler(optimizer, cfg.optim, steps_per_epoch)
+    use_scaler = cfg.optim.amp == "fp16" and info.device.type == "cuda"
+    scaler = torch.amp.GradScaler(info.device.type, enabled=use_scaler)
+
+    # ---- resume
+    start_epoch, best_top1, best_epoch = 1, -1.0, 0
+    csv_path = work_dir / "metrics.csv"
+    last_path, best_path = work_dir / "last.pt", work_dir / "best.pt"
+    if resume and last_path.is_file():
+        ckpt = load_checkpoint(last_path, map_location=info.device)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        start_epoch = int(ckpt["epoch"]) + 1
+        best_top1, best_epoch = float(ckpt["best_metric"]), int(ckpt["best_epoch"])
+        if main_rank:
+            _log(f"resumed from {last_path} at epoch {start_epoch - 1}", work_dir)
+    elif resume and main_rank:
+        _log(f"no {last_path} to resume from: starting from scratch", work_dir)
+    rows = _read_csv_rows(csv_path, start_epoch - 1)
+    if main_rank:
+        save_config(cfg, work_dir / "config.yaml")
+        _write_csv(csv_path, rows)
+        n_params = sum(p.numel() for p in model.parameters())
+        _log(f"{cfg.model.name}: {n_params / 1e6:.3f}M params | {len(train_ds)} train / {len(val_ds)} val clips | "
+             f"{len(classes)} classes | layout {layout.name} | input C={in_channels} | device {info.device} "
+             f"x{info.world_size}", work_dir)
+    writer = _tensorboard(work_dir) if main_rank else None
+
+    last: dict[str, Any] = {}
+    for epoch in range(start_epoch, cfg.optim.epochs + 1):
+        epoch_start = time.perf_counter()
+        train_sampler.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        stats = _train_one_epoch(ddp_model, train_loader, optimizer, scheduler, scaler, cfg, info, epoch)
+
+        # ---- validate (every rank predicts its shard with the same weights and BN statistics)
+        broadcast_buffers(model)
+        val: dict[str, float] = {}
+        if epoch % cfg.eval_interval == 0 or epoch == cfg.optim.epochs:
+            probs, labels = predict(model, val_loader, info, cfg.optim.amp)
+            s = metrics.summarize(probs, labels)
+            val = {"val_loss": s["loss"], "val_top1": s["top1"], "val_top5": s["top5"],
+                   "val_mean_class_acc": s["mean_class_acc"]}
+        improved = bool(val) and val["val_top1"] > best_top1
+        if improved:
+            best_top1, best_epoch = val["val_top1"], epoch
+
+        row = {"epoch": epoch, "lr": _fmt(lr), "train_loss": _fmt(stats["train_loss"]),
+               "train_top1": _fmt(stats["train_top1"]), "time": _fmt(time.perf_counter() - epoch_start),
+               "clips_per_s": _fmt(stats["clips_per_s"]), **{k: _fmt(v) for k, v in val.items()}}
+        last = {"epoch": epoch, **stats, **val}
+        if main_rank:
+            rows.append(row)
+            _write_csv(csv_path, rows)  # before last.pt: a resume drops rows past the checkpoint
+            state = {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if use_scaler else {},
+                "epoch": epoch, "best_metric": best_top1, "best_epoch": best_epoch,
+                "config": config_to_dict(cfg), "classes": classes, "layout": layout.name,
+                "in_channels": in_channels, "rng": rng_state(),
+            }
+            if improved:
+                save_checkpoint(state, best_path)
+            save_checkpoint(state, last_path)
+            if writer is not None:
+                for k, v in {**stats, **val, "lr": lr}.items():
+                    writer.add_scalar(k, v, epoch)
+            val_txt = (f" | val loss {val['val_loss']:.4f} top1 {val['val_top1']:.4f} top5 {val['val_top5']:.4f} "
+                       f"mca {val['val_mean_class_acc']:.4f}") if val else ""
+            _log(f"epoch {epoch}/{cfg.optim.epochs} lr {lr:.3g} | train loss {stats['train_loss']:.4f} "
+                 f"top1 {stats['train_top1']:.4f} | {stats['clips_per_s']:.1f} clips/s{val_txt}", work_dir)
+
+    if writer is not None:
+        writer.close()
+    if main_rank and rows:
+        from skelact.viz.plots import plot_curves
+
+        plot_curves(csv_path, work_dir / "curves.png")
+    result = {**last, "epoch": cfg.optim.epochs, "best_top1": best_top1, "best_epoch": best_epoch,
+              "weights_digest": state_digest(model), "work_dir": str(work_dir)}
+    if not last and main_rank:
+        _log(f"nothing to do: {last_path} already holds epoch {start_epoch - 1}", work_dir)
+    return result
+
+
+def _tensorboard(work_dir: Path) -> Any:
+    """A TensorBoard ``SummaryWriter`` when ``tensorboard`` is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=str(work_dir / "tb"))
+
+
+# ---------------------------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m skelact.engine.train CONFIG --work-dir DIR [--resume] [--overfit N] [--set k=v ...]``.
+
+    The same arguments as ``skelact train``; usable as a torchrun target.
+    """
+    p = argparse.ArgumentParser(prog="skelact-train", description="Train a skeleton action recognition model.")
+    p.add_argument("config", type=Path)
+    p.add_argument("--work-dir", type=Path, required=True)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--overfit", type=int, default=None)
+    p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE")
+    p.add_argument("--result", type=Path, default=None, help="write the final metrics (per rank) as JSON here")
+    args = p.parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit)
+    if args.result is not None:
+        import json
+        import os
+
+        path = Path(str(args.result).replace("{rank}", os.environ.get("RANK", "0")))
+        path.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Pretrained weights shipped inside the package, described as in torchvision: file, sha256, classes,
+skeleton layout, preprocessing, measured accuracy and the command that produced them.
+
+A shipped model is a checkpoint written by ``skelact train`` and slimmed by :func:`release_checkpoint`
+(weights, config, classes, layout, input channels; no optimiser state), stored as
+``skelact/weights/<file>``. Registering one is adding a dict literal to :data:`_ENTRIES`; the
+sha256 is checked every time the file is opened, so a damaged or swapped file is refused::
+
+    from skelact.models.weights import get_weights, list_pretrained
+    list_pretrained()                # names usable as ``skelact predict --model NAME``
+    get_weights("penn_kpc3d")        # path of the verified checkpoint
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DEFAULT_PRETRAINED",
+    "PretrainedWeights",
+    "WeightsError",
+    "weights_dir",
+    "list_pretrained",
+    "pretrained_info",
+    "register_pretrained",
+    "get_weights",
+    "file_sha256",
+    "release_checkpoint",
+]
+
+#: The model ``skelact predict`` and ``skelact demo`` use without ``--model``.
+DEFAULT_PRETRAINED = "penn_kpc3d"
+
+
+class WeightsError(ValueError):
+    """A pretrained model is unknown, missing or fails its checksum; the message names the file."""
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """One shipped model.
+
+    Attributes:
+        name: Registry name (``--model NAME``).
+        file: File name inside ``skelact/weights/``.
+        sha256: Hex SHA-256 of that file.
+        model: Registered model name (``skelact.models.list_models()``).
+        model_kwargs: Keyword arguments the model was built with.
+        classes: Class names in label order.
+        layout: Skeleton layout the model expects (inputs in another layout are mapped when possible).
+        dataset: What it was trained on, with the split.
+        preprocessing: The test pipeline in words (sampling, views, normalisation, features).
+        metrics: Measured test results, e.g. ``{'top1': 93.1, 'top5': 99.4}`` (percent).
+        recipe: The command(s) that trained and evaluated it.
+        description: One line.
+    """
+
+    name: str
+    file: str
+    sha256: str
+    model: str
+    classes: tuple[str, ...]
+    layout: str
+    dataset: str
+    preprocessing: str
+    metrics: dict[str, float]
+    recipe: str
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+# One dict literal per shipped model (keys: the PretrainedWeights fields). Empty until a model
+# trained on Penn Action is measured and its file is added to skelact/weights/.
+_ENTRIES: list[dict[str, Any]] = []
+
+_REGISTRY: dict[str, PretrainedWeights] = {}
+
+
+def register_pretrained(entry: PretrainedWeights | dict[str, Any]) -> PretrainedWeights:
+    """Add a shipped model to the registry (a :class:`PretrainedWeights` or a dict of its fields)."""
+    if isinstance(entry, dict):
+        entry = dict(entry)
+        entry["classes"] = tuple(entry.get("classes", ()))
+        entry = PretrainedWeights(**entry)
+    if entry.name in _REGISTRY:
+        raise ValueError(f"pretrained model {entry.name!r} is already registered")
+    if len(entry.sha256) != 64:
+        raise ValueError(f"pretrained model {entry.name!r}: sha256 must be 64 hex digits")
+    _REGISTRY[entry.name] = entry
+    return entry
+
+
+for _entry in _ENTRIES:
+    register_pretrained(_entry)
+
+
+def weights_dir() -> Path:
+    """Folder of the shipped weight files: ``skelact/weights/`` (``$SKELACT_WEIGHTS_DIR`` overrides)."""
+    env = os.environ.get("SKELACT_WEIGHTS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "weights"
+
+
+def list_pretrained() -> list[str]:
+    """Names of the shipped models, sorted."""
+    return sorted(_REGISTRY)
+
+
+def pretrained_info(name: str) -> PretrainedWeights:
+    """The registry entry of a shipped model.
+
+    Raises:
+        WeightsError: No shipped model has that name (the message lists the ones that exist).
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        have = ", ".join(list_pretrained()) or "none yet"
+        raise WeightsError(f"no shipped model named {name!r} (shipped: {have}); pass a checkpoint "
+                           "from `skelact train` with --model PATH") from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def get_weights(name: str, root: str | Path | None = None) -> Path:
+    """Path of a shipped model's checkpoint, after checking its sha256.
+
+    Args:
+        name: Registry name (see :func:`list_pretrained`).
+        root: Folder holding the files (default :func:`weights_dir`).
+
+    Raises:
+        WeightsError: Unknown name, missing file, or a checksum that differs from the registry's.
+    """
+    info = pretrained_info(name)
+    path = Path(root) if root is not None else weights_dir()
+    path = path / info.file
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights of shipped model {name!r} not found (incomplete install?)")
+    got = file_sha256(path)
+    if got != info.sha256:
+        raise WeightsError(f"{path}: sha256 {got} does not match the registered {info.sha256} "
+                           f"of model {name!r} (damaged or replaced file)")
+    return path
+
+
+_RELEASE_KEYS = ("model", "config", "classes", "layout", "in_channels", "epoch", "best_metric", "best_epoch")
+
+
+def release_checkpoint(checkpoint: str | Path, out: str | Path) -> tuple[Path, str]:
+    """Slim a training checkpoint into a shippable one and return its path and sha256.
+
+    Keeps the weights, config, classes, layout, input channels and epoch bookkeeping; drops the
+    optimiser, scheduler and RNG states. Written atomically (temporary file, then rename).
+    """
+    from skelact.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    src = load_checkpoint(checkpoint)
+    missing = [k for k in ("model", "config", "classes", "layout", "in_channels") if k not in src]
+    if missing:
+        raise WeightsError(f"{checkpoint}: not a skelact training checkpoint (missing {missing})")
+    out = save_checkpoint({k: src[k] for k in _RELEASE_KEYS if k in src}, out)
+    return out, file_sha256(out)

@@ -1,0 +1,1 @@
+"""Drawing: skeletons, overlays and training/evaluation plots."""

@@ -1,0 +1,283 @@
+"""Training / evaluation engine on a tiny synthetic dataset: outputs, resume, SIGKILL, DDP, evaluate, fuse."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from skelact.config import config_from_dict, load_config
+from skelact.data.io import save_annotations
+from skelact.engine import builders, metrics
+from skelact.engine.checkpoint import load_checkpoint
+from skelact.engine.distributed import state_digest
+from skelact.engine.evaluate import evaluate, fuse, load_scores, save_scores
+from skelact.engine.train import CSV_FIELDS, train
+from skelact.skeleton import get_layout
+
+REPO = Path(__file__).resolve().parents[1]
+# A two-block ST-GCN++ (a few thousand parameters): the real model code, at test-suite speed.
+TINY_MODEL = {"name": "stgcnpp", "kwargs": {"channels": [8, 8], "strides": [1, 2], "dilations": [1, 2]}}
+
+
+def make_dataset(path: Path, classes: int = 3, per_class: int = 8, frames: int = 24) -> Path:
+    """Penn-like 2D clips (13 joints, 1 person, 480x360) whose joints oscillate at a class-specific rate."""
+    rng = np.random.default_rng(0)
+    anns, names = [], []
+    for c in range(classes):
+        for i in range(per_class):
+            t = frames + int(rng.integers(-4, 5))
+            base = rng.uniform(150, 300, size=(1, 1, 13, 2))
+            phase = np.linspace(0, 2 * np.pi * (c + 1), t)[None, :, None, None] + np.arange(13)[None, None, :, None]
+            kp = base + 40 * np.sin(phase) + rng.normal(0, 2, size=(1, t, 13, 2))
+            name = f"c{c}_{i:02d}"
+            anns.append({"frame_dir": name, "total_frames": t, "img_shape": (360, 480),
+                         "original_shape": (360, 480), "label": c, "keypoint": kp.astype(np.float32),
+                         "keypoint_score": rng.uniform(0.5, 1.0, size=(1, t, 13)).astype(np.float32)})
+            names.append(name)
+    split = {"train": [n for k, n in enumerate(names) if k % 4], "test": [n for k, n in enumerate(names) if k % 4 == 0]}
+    save_annotations({"split": split, "annotations": anns, "classes": [f"action{c}" for c in range(classes)],
+                      "layout": "penn13"}, path)
+    return path
+
+
+def recipe(ann_file: Path, **optim: object) -> dict:
+    return {
+        "data": {"ann_file": str(ann_file), "clip_len": 16, "max_persons": 1, "features": ["joint", "bone"],
+                 "augment": {"flip": 0.5, "rotate": 10, "scale": [0.9, 1.1], "shift": 0.05},
+                 "batch_size": 6, "num_workers": 0, "num_clips_val": 2},
+        "model": TINY_MODEL,
+        "optim": {"name": "sgd", "lr": 0.05, "epochs": 2, "warmup_epochs": 0.5, "clip_grad": 5.0, **optim},
+        "seed": 0,
+        "device": "cpu",
+    }
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> object:
+    """Tiny models gain nothing from threads, and OpenMP threads stall badly on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def ann_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("data") / "tiny.pkl")
+
+
+@pytest.fixture(scope="module")
+def trained(ann_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    """A 2-epoch run shared by the tests that only read its outputs."""
+    work = tmp_path_factory.mktemp("run")
+    cfg = config_from_dict(recipe(ann_file))
+    return train(cfg, work), work
+
+
+def _csv_epochs(path: Path) -> list[int]:
+    lines = path.read_text().splitlines()
+    assert lines[0].split(",") == list(CSV_FIELDS)
+    return [int(line.split(",")[0]) for line in lines[1:]]
+
+
+def _run(args: list[str], **kw: object) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, *args], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+
+# ------------------------------------------------------------------------------------ unit parts
+
+
+def test_warmup_cosine_schedule() -> None:
+    lrs = [builders.warmup_cosine(s, total=10, warmup=2) for s in range(10)]
+    assert lrs[:2] == [0.5, 1.0]
+    assert lrs[2] == 1.0 and lrs[-1] == pytest.approx(0.5 * (1 + np.cos(np.pi * 7 / 8)))
+    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:], strict=False))
+
+
+def test_overfit_indices_are_stratified_and_deterministic() -> None:
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    picked = builders.overfit_indices(labels, np.arange(9), 5)
+    np.testing.assert_array_equal(picked, [0, 1, 3, 4, 5])  # round 1: 0, 3, 5; round 2: 1, 4
+    np.testing.assert_array_equal(builders.overfit_indices(labels, np.arange(9), 100), np.arange(9))
+
+
+def test_forced_flip_mirrors_pixels_about_the_image_centre(ann_file: Path) -> None:
+    cfg = config_from_dict({**recipe(ann_file), "data": {"ann_file": str(ann_file), "normalize": "none",
+                                                          "features": ["joint"], "max_persons": 1, "clip_len": 8}})
+    packed = builders.load_clips(cfg.data)
+    layout = builders.resolve_layout(cfg.data, packed)
+    plain = builders.build_pipeline(cfg.data, layout, 2, train=False)
+    flipped = builders.build_pipeline(cfg.data, layout, 2, train=False, force_flip=True)
+    rng = np.random.default_rng(0)
+    a = plain(packed.clip(0), rng)["inputs"]  # [1, 1, 8, 13, 3]
+    b = flipped(packed.clip(0), rng)["inputs"]
+    np.testing.assert_allclose(b[..., 0], 480 - a[..., layout.flip_index, 0], rtol=1e-6)
+    np.testing.assert_array_equal(b[..., 2], a[..., layout.flip_index, 2])
+
+
+def test_persistent_workers_follow_the_epoch(ann_file: Path) -> None:
+    """Each (epoch, index) pair reaches the worker's copy of the dataset: augmentation changes per epoch
+    and equals what the dataset gives in the main process for that epoch."""
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from skelact.engine.train import _EpochDataset, _EpochIndexSampler
+
+    cfg = config_from_dict(recipe(ann_file))
+    packed = builders.load_clips(cfg.data)
+    layout = builders.resolve_layout(cfg.data, packed)
+    ds = builders.build_dataset(cfg, packed, layout, packed.indices("train"), train=True)
+    sampler = _EpochIndexSampler(DistributedSampler(ds, num_replicas=1, rank=0, shuffle=False))
+    loader = DataLoader(_EpochDataset(ds), batch_size=4, sampler=sampler, num_workers=1, persistent_workers=True)
+    got = []
+    for epoch in (1, 2):
+        sampler.set_epoch(epoch)
+        got.append(next(iter(loader))[0])  # [4, M, T, V, C]
+    assert not torch.equal(got[0], got[1])
+    for epoch, batch in zip((1, 2), got, strict=True):
+        ds.set_epoch(epoch)
+        torch.testing.assert_close(batch, torch.stack([ds[i][0] for i in range(4)]))
+
+
+# ------------------------------------------------------------------------------------- training
+
+
+def test_train_writes_checkpoints_csv_and_curves(trained: tuple[dict, Path]) -> None:
+    result, work = trained
+    for name in ("last.pt", "best.pt", "metrics.csv", "curves.png", "config.yaml", "log.txt"):
+        assert (work / name).is_file(), name
+    assert _csv_epochs(work / "metrics.csv") == [1, 2]
+    ckpt = load_checkpoint(work / "last.pt")  # weights_only=True
+    assert ckpt["epoch"] == 2 and ckpt["layout"] == "penn13"
+    assert ckpt["classes"] == ["action0", "action1", "action2"]
+    assert ckpt["config"]["model"] == TINY_MODEL and ckpt["in_channels"] == 5  # joint (2) + bone (2) + score
+    assert result["epoch"] == 2 and 0.0 <= result["val_top1"] <= 1.0
+    assert result["best_epoch"] in (1, 2)
+    # The digest covers exactly the weights saved in last.pt.
+    cfg = config_from_dict(ckpt["config"])
+    model = builders.build_model(cfg, 3, get_layout("penn13"), ckpt["in_channels"])
+    model.load_state_dict(ckpt["model"])
+    assert state_digest(model) == result["weights_digest"]
+
+
+def test_resume_continues_from_last_checkpoint(ann_file: Path, tmp_path: Path) -> None:
+    """Resuming a finished 2-epoch run with 3 epochs trains only epoch 3 and keeps the CSV rows."""
+    cfg2 = config_from_dict(recipe(ann_file))
+    train(cfg2, tmp_path)
+    rows_before = (tmp_path / "metrics.csv").read_text().splitlines()
+    cfg3 = config_from_dict(recipe(ann_file, epochs=3))
+    result = train(cfg3, tmp_path, resume=True)
+    assert result["epoch"] == 3
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines[:3] == rows_before and _csv_epochs(tmp_path / "metrics.csv") == [1, 2, 3]
+    assert "resumed from" in (tmp_path / "log.txt").read_text()
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 3
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(ann_file: Path, tmp_path: Path) -> None:
+    epochs = 6
+    raw = recipe(ann_file, epochs=epochs)
+    raw["data"]["batch_size"] = 3  # more steps per epoch: a kill lands mid-run
+    cfg_file = tmp_path / "cfg.yaml"
+    cfg_file.write_text(yaml.safe_dump(raw))
+    work = tmp_path / "killed"
+    proc = _run(["-m", "skelact.engine.train", str(cfg_file), "--work-dir", str(work)])
+    deadline = time.monotonic() + 120
+    while not (work / "last.pt").exists():
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert time.monotonic() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "training finished before the kill; make epochs slower"
+    done = load_checkpoint(work / "last.pt")["epoch"]
+    assert 1 <= done < epochs
+
+    resumed = train(load_config(cfg_file), work, resume=True)
+    assert _csv_epochs(work / "metrics.csv") == list(range(1, epochs + 1))
+    assert load_checkpoint(work / "last.pt")["epoch"] == epochs
+    straight = train(load_config(cfg_file), tmp_path / "straight")
+    # Same epoch-seeded data order and augmentation, restored optimiser / schedule / RNG: same run.
+    a, b = load_checkpoint(work / "last.pt")["model"], load_checkpoint(tmp_path / "straight" / "last.pt")["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+    assert resumed["val_top1"] == pytest.approx(straight["val_top1"])
+
+
+def test_ddp_two_cpu_processes_end_with_identical_weights(ann_file: Path, tmp_path: Path) -> None:
+    cfg_file = tmp_path / "cfg.yaml"
+    raw = recipe(ann_file)
+    raw["data"]["batch_size"] = 4
+    cfg_file.write_text(yaml.safe_dump(raw))
+    work = tmp_path / "ddp"
+    proc = _run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+                 "skelact.engine.train", str(cfg_file), "--work-dir", str(work),
+                 "--result", str(tmp_path / "result_{rank}.json")])
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out
+    r0 = json.loads((tmp_path / "result_0.json").read_text())
+    r1 = json.loads((tmp_path / "result_1.json").read_text())
+    assert r0["weights_digest"] == r1["weights_digest"]
+    assert r0["val_top1"] == r1["val_top1"]  # metrics are gathered / all-reduced, not per rank
+    assert _csv_epochs(work / "metrics.csv") == [1, 2]  # only rank 0 writes
+    assert out.count("epoch 2/2 lr") == 1
+    assert load_checkpoint(work / "last.pt")["epoch"] == 2
+
+
+# ----------------------------------------------------------------------------------- evaluation
+
+
+def test_evaluate_writes_outputs_that_agree_with_metrics(trained: tuple[dict, Path], ann_file: Path,
+                                                         tmp_path: Path) -> None:
+    _, work = trained
+    cfg = config_from_dict(recipe(ann_file))
+    res = evaluate(cfg, work / "best.pt", num_clips=3, flip=True, out_dir=tmp_path)
+    for name in ("scores.npz", "report.txt", "confusion.png", "metrics.json"):
+        assert (tmp_path / name).is_file(), name
+    s = load_scores(tmp_path / "scores.npz")
+    assert s["probs"].shape == (6, 3)
+    np.testing.assert_allclose(s["probs"].sum(axis=1), 1.0, rtol=1e-6)
+    assert s["names"].tolist() == [f"c{c}_{i:02d}" for c in range(3) for i in (0, 4)]
+    assert s["classes"].tolist() == ["action0", "action1", "action2"]
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    expected = metrics.summarize(s["probs"], s["labels"])
+    for k, v in expected.items():
+        assert saved[k] == pytest.approx(v) and res[k] == pytest.approx(v), k
+    assert saved["views"] == 6 and saved["flip"] is True
+    assert "action2" in (tmp_path / "report.txt").read_text()
+    # cfg=None takes the checkpoint's own config; no flip -> a different average, same clips.
+    res2 = evaluate(None, work / "best.pt", num_clips=1, flip=False, out_dir=None)
+    assert res2["num_clips"] == 6 and res2["views"] == 1
+
+
+def test_fuse_weighted_average_and_mismatch_error(tmp_path: Path) -> None:
+    names, classes, labels = ["a", "b", "c"], ["x", "y"], np.array([0, 1, 1])
+    p1 = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
+    p2 = np.array([[0.3, 0.7], [0.1, 0.9], [0.6, 0.4]])
+    f1 = save_scores(tmp_path / "j.npz", p1, labels, names, classes)
+    f2 = save_scores(tmp_path / "b.npz", p2, labels, names, classes)
+    res = fuse([f1, f2], [2, 1], tmp_path / "fused")
+    fused = load_scores(tmp_path / "fused" / "scores.npz")
+    np.testing.assert_allclose(fused["probs"], (2 * p1 + p2) / 3)
+    # Alone, stream 1 gets clips a and c right and stream 2 only b; fused, all three are right.
+    assert res["top1"] == 1.0 and res["per_stream_top1"] == [pytest.approx(2 / 3), pytest.approx(1 / 3)]
+    assert (tmp_path / "fused" / "confusion.png").is_file()
+    assert json.loads((tmp_path / "fused" / "metrics.json").read_text())["inputs"][1]["weight"] == 1.0
+    equal = fuse([f1, f2])  # equal weights, nothing written
+    assert equal["loss"] == pytest.approx(metrics.cross_entropy((p1 + p2) / 2, labels))
+    bad = save_scores(tmp_path / "bad.npz", p2, labels, ["a", "c", "b"], classes)
+    with pytest.raises(ValueError, match="bad.npz"):
+        fuse([f1, bad])
+    with pytest.raises(ValueError, match="2 weights for 1"):
+        fuse([f1], [1, 2])
