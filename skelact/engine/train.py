@@ -48,6 +48,9 @@ from skelact.engine.distributed import (
 __all__ = ["train", "predict", "seed_everything", "autocast_context", "apply_overfit", "main", "CSV_FIELDS"]
 
 #: Columns of ``work_dir/metrics.csv``, one row per epoch (validation columns empty when skipped).
+# Redraw the progress bar often on a terminal, rarely when stderr goes to a log file.
+_BAR_INTERVAL = 0.1 if sys.stderr.isatty() else 30.0
+
 CSV_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
               "val_mean_class_acc", "time", "clips_per_s")
 
@@ -154,7 +157,8 @@ def predict(model: nn.Module, loader: DataLoader, info: DistInfo, amp: str = "no
 
     model.eval()
     probs, labels = [], []
-    bar = tqdm(loader, desc=progress, leave=False, disable=progress is None or info.rank != 0, dynamic_ncols=True)
+    bar = tqdm(loader, desc=progress, leave=False, disable=progress is None or info.rank != 0, dynamic_ncols=True,
+               mininterval=_BAR_INTERVAL)
     for x, y in bar:
         x = x.to(info.device, non_blocking=True)  # [N, K, M, T, V, C]
         n, k = x.shape[:2]
@@ -191,7 +195,7 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.opti
     loss_sum, correct, seen = 0.0, 0.0, 0.0
     start = time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.optim.epochs}", leave=False, disable=info.rank != 0,
-               dynamic_ncols=True)
+               dynamic_ncols=True, mininterval=_BAR_INTERVAL)
     for x, y in bar:
         x = x.to(info.device, non_blocking=True)  # [N, M, T, V, C]
         y = y.to(info.device, non_blocking=True)  # [N]
