@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from skelact.data.io import atomic_write
 from skelact.inference import InferenceError, Predictor, load_model
 
 __all__ = ["DEFAULT_OPSET", "ExportError", "export_onnx", "export_predictor", "read_metadata"]
@@ -110,18 +109,7 @@ def export_predictor(predictor: Predictor, out: str | Path, opset: int = DEFAULT
         data, diff = _export_bytes(onnx, predictor, frames, opset, verify)
     finally:
         model.to(predictor.device)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        mask = os.umask(0)  # mkstemp made the file 0600; give it the usual permissions
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(out, lambda f: f.write(data))
     d = predictor.cfg.data
     shape = ["batch", d.max_persons, frames, predictor.layout.num_joints, predictor.in_channels]
     return {"path": out, "input_shape": shape, "max_abs_diff": diff, "opset": opset}

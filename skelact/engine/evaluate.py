@@ -14,8 +14,6 @@ horizontally flipped views too), then writes into ``out_dir``:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from skelact.config import Config, ConfigError, config_from_dict
+from skelact.data.io import atomic_write
 from skelact.engine import metrics
 
 __all__ = ["evaluate", "fuse", "load_scores", "save_scores", "write_outputs"]
@@ -31,18 +30,9 @@ __all__ = ["evaluate", "fuse", "load_scores", "save_scores", "write_outputs"]
 def save_scores(path: str | Path, probs: np.ndarray, labels: np.ndarray, names: Sequence[str],
                 classes: Sequence[str]) -> Path:
     """Write a ``scores.npz`` atomically (temporary file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, probs=np.asarray(probs, dtype=np.float64), labels=np.asarray(labels, dtype=np.int64),
-                     names=np.asarray(list(names), dtype=str), classes=np.asarray(list(classes), dtype=str))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    arrays = {"probs": np.asarray(probs, dtype=np.float64), "labels": np.asarray(labels, dtype=np.int64),
+              "names": np.asarray(list(names), dtype=str), "classes": np.asarray(list(classes), dtype=str)}
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_scores(path: str | Path) -> dict[str, np.ndarray]:
