@@ -513,7 +513,11 @@ def bench_models(opts: BenchOptions) -> list[Row]:
     import torch
     import torch.nn.functional as F
 
+    from skelact.engine.train import autocast_context, native_bf16
     from skelact.models import count_macs, count_params, create_model, list_models, model_info
+
+    device = torch.device("cpu")
+    precisions = ("none", "bf16") if native_bf16(device) else ("none",)
 
     if opts.quick:
         sizes = {"keypoint": {"frames": 16}, "heatmap": {"frames": 8, "size": 32, "test_size": 32}}
@@ -548,37 +552,42 @@ def bench_models(opts: BenchOptions) -> list[Row]:
                             f"{_pyskl(name, 'GMACs', opts.quick)}"))
             del mac_model
 
-            # Training: forward + backward + SGD step.
-            model.train()
+            # Training (forward + backward + SGD step) and inference, in float32 and, where the
+            # hardware has native bf16, under bf16 autocast (the recipes' `optim.amp: auto`).
             tb = train_batch[kind]
             x = _model_inputs(kind, tb, frames, seed=2)
             y = torch.arange(tb) % 60
-            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-            def step(model: torch.nn.Module = model, x: torch.Tensor = x, y: torch.Tensor = y,
-                     opt: torch.optim.Optimizer = opt) -> None:
-                opt.zero_grad(set_to_none=True)
-                F.cross_entropy(model(x), y).backward()
-                opt.step()
-
-            rate, rates = _rate(time_runs(step, opts.runs, warmup=1), float(tb))
-            rows.append(Row("models", f"{name} train", rate, "clips/s",
-                            f"batch {tb}, T={frames}{hw}, fwd+bwd+SGD, {_n(threads, 'thread')}"
-                            f"{_pyskl(name, 'train', opts.quick)}", rates))
-
-            # Inference.
-            model.eval()
             xi = _model_inputs(kind, infer_batch, frames, seed=3)
             test_hw = f", {kwargs['test_size']}x{kwargs['test_size']} maps" if kind == "heatmap" else ""
+            for amp in precisions:
+                tag = "" if amp == "none" else " bf16"
+                torch.manual_seed(0)
+                model = create_model(name, num_classes=60, layout="coco17", in_channels=3, **kwargs).train()
+                opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
-            def infer(model: torch.nn.Module = model, xi: torch.Tensor = xi) -> None:
-                with torch.inference_mode():
-                    model(xi)
+                def step(model: torch.nn.Module = model, x: torch.Tensor = x, y: torch.Tensor = y,
+                         opt: torch.optim.Optimizer = opt, amp: str = amp) -> None:
+                    opt.zero_grad(set_to_none=True)
+                    with autocast_context(amp, device):
+                        loss = F.cross_entropy(model(x), y)
+                    loss.backward()
+                    opt.step()
 
-            rate, rates = _rate(time_runs(infer, opts.runs, warmup=1), float(infer_batch))
-            rows.append(Row("models", f"{name} inference", rate, "clips/s",
-                            f"batch {infer_batch}, T={frames}{test_hw}, inference_mode, {_n(threads, 'thread')}"
-                            f"{_pyskl(name, 'inference', opts.quick)}", rates))
+                rate, rates = _rate(time_runs(step, opts.runs, warmup=1), float(tb))
+                rows.append(Row("models", f"{name} train{tag}", rate, "clips/s",
+                                f"batch {tb}, T={frames}{hw}, fwd+bwd+SGD, {_n(threads, 'thread')}"
+                                f"{_pyskl(name, 'train', opts.quick)}", rates))
+
+                model.eval()
+
+                def infer(model: torch.nn.Module = model, xi: torch.Tensor = xi, amp: str = amp) -> None:
+                    with torch.inference_mode(), autocast_context(amp, device):
+                        model(xi)
+
+                rate, rates = _rate(time_runs(infer, opts.runs, warmup=1), float(infer_batch))
+                rows.append(Row("models", f"{name} inference{tag}", rate, "clips/s",
+                                f"batch {infer_batch}, T={frames}{test_hw}, inference_mode, {_n(threads, 'thread')}"
+                                f"{_pyskl(name, 'inference', opts.quick)}", rates))
             del model, opt
     return rows
 

@@ -128,8 +128,8 @@ class OptimConfig:
         min_lr: Learning rate at the end of the cosine schedule.
         clip_grad: Maximum gradient L2 norm, or ``None`` for no clipping.
         label_smoothing: Cross-entropy label smoothing.
-        amp: Mixed precision: ``none``, ``bf16``, ``fp16`` (CUDA only) or ``auto`` (bf16 on CUDA,
-            none on CPU).
+        amp: Mixed precision: ``none``, ``bf16``, ``fp16`` (CUDA only) or ``auto`` (bf16 on CUDA
+            and on CPUs with native bf16, AVX512-BF16 or AMX; otherwise none).
     """
 
     name: Literal["sgd", "adamw"] = "sgd"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,13 +16,14 @@ import pytest
 import torch
 import yaml
 
+import skelact.engine.train as train_module
 from skelact.config import config_from_dict, load_config
 from skelact.data.io import save_annotations
 from skelact.engine import builders, metrics
 from skelact.engine.checkpoint import load_checkpoint
 from skelact.engine.distributed import state_digest
 from skelact.engine.evaluate import evaluate, fuse, load_scores, save_scores
-from skelact.engine.train import CSV_FIELDS, train
+from skelact.engine.train import CSV_FIELDS, autocast_context, train
 from skelact.skeleton import get_layout
 
 REPO = Path(__file__).resolve().parents[1]
@@ -169,6 +171,27 @@ def test_train_writes_checkpoints_csv_and_curves(trained: tuple[dict, Path]) -> 
     model = builders.build_model(cfg, 3, get_layout("penn13"), ckpt["in_channels"])
     model.load_state_dict(ckpt["model"])
     assert state_digest(model) == result["weights_digest"]
+
+
+def test_autocast_context_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = torch.device("cpu")
+    assert isinstance(autocast_context("none", cpu), contextlib.nullcontext)
+    with autocast_context("bf16", cpu):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    with pytest.raises(ValueError, match="fp16 needs CUDA"):
+        autocast_context("fp16", cpu)
+    monkeypatch.setattr(train_module, "native_bf16", lambda device: False)
+    assert isinstance(autocast_context("auto", cpu), contextlib.nullcontext)  # emulated bf16 is slow
+    monkeypatch.setattr(train_module, "native_bf16", lambda device: True)
+    with autocast_context("auto", cpu):
+        assert torch.is_autocast_enabled("cpu")
+
+
+def test_bf16_training_keeps_float32_weights(ann_file: Path, tmp_path: Path) -> None:
+    result = train(config_from_dict(recipe(ann_file, amp="bf16")), tmp_path)
+    assert result["epoch"] == 2
+    weights = [v for v in load_checkpoint(tmp_path / "last.pt")["model"].values() if v.is_floating_point()]
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights)
 
 
 def test_resume_continues_from_last_checkpoint(ann_file: Path, tmp_path: Path) -> None:

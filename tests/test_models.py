@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from skelact.models import count_macs, count_params, create_model, list_models, model_info
 from skelact.models.keypoint_c3d import dfs_joint_order
-from skelact.models.stgcn import spatial_partitions
+from skelact.models.stgcn import GraphConv, MultiScaleTCN, spatial_partitions
 from skelact.skeleton import get_layout, layout_from_dict, list_layouts
 
 NUM_CLASSES = 5
@@ -111,6 +113,42 @@ def test_spatial_partitions_coco() -> None:
     assert a[1, 5, 7] == 1.0 and a[2, 9, 7] == 1.0
     # The nose averages its four children.
     assert a[2, [1, 2, 5, 6], 0].tolist() == [0.25] * 4
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_stgcn_tcn_fused_forward_matches_branches(stride: int) -> None:
+    """The one-conv/one-BN TCN equals the six separate branches: outputs, gradients, BN state."""
+    torch.manual_seed(0)
+    fast = MultiScaleTCN(16, 16, stride)
+    for p in fast.parameters():
+        torch.nn.init.normal_(p, 0.0, 0.3)
+    ref = copy.deepcopy(fast)
+    x = torch.randn(3, 16, 10, 5)
+    xf, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+    for train in (True, False, True):  # eval uses the running stats the train steps wrote
+        fast.train(train)
+        ref.train(train)
+        out_f, out_r = fast(xf), ref.forward_reference(xr)
+        assert out_f.shape == (3, 16, 10 // stride, 5)
+        torch.testing.assert_close(out_f, out_r, rtol=1e-5, atol=1e-5)
+        out_f.square().sum().backward()
+        out_r.square().sum().backward()
+    torch.testing.assert_close(xf.grad, xr.grad, rtol=1e-4, atol=1e-4)
+    for (name, pf), pr in zip(fast.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(pf.grad, pr.grad, rtol=1e-4, atol=5e-5, msg=name)
+    for (name, bf), br in zip(fast.state_dict().items(), ref.state_dict().values(), strict=True):
+        torch.testing.assert_close(bf, br, msg=name)
+
+
+def test_stgcn_graph_conv_matches_einsum() -> None:
+    """GraphConv's matmul-and-sum is PYSKL's einsum over subsets and source joints."""
+    torch.manual_seed(0)
+    gcn = GraphConv(4, 6, spatial_partitions("coco17")).eval()
+    torch.nn.init.normal_(gcn.adjacency)
+    x = torch.randn(2, 4, 7, 17)
+    y = gcn.conv(x).view(2, 3, 6, 7, 17)
+    expected = torch.relu(gcn.bn(torch.einsum("nkctv,kvw->nctw", y, gcn.adjacency)) + gcn.down(x))
+    torch.testing.assert_close(gcn(x), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(("name", "published"), [

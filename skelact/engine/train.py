@@ -45,7 +45,8 @@ from skelact.engine.distributed import (
     state_digest,
 )
 
-__all__ = ["train", "predict", "seed_everything", "autocast_context", "apply_overfit", "main", "CSV_FIELDS"]
+__all__ = ["train", "predict", "seed_everything", "autocast_context", "native_bf16", "apply_overfit", "main",
+           "CSV_FIELDS"]
 
 #: Columns of ``work_dir/metrics.csv``, one row per epoch (validation columns empty when skipped).
 # Redraw the progress bar often on a terminal, rarely when stderr goes to a log file.
@@ -65,10 +66,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively: CUDA, or a CPU with AVX512-BF16 or AMX.
+
+    Elsewhere torch emulates bf16 on the CPU, which is slower than float32.
+    """
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, hence the getattr
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
 def autocast_context(amp: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """Mixed precision context for ``optim.amp``: bf16 on CPU only when asked, fp16/bf16 on CUDA."""
+    """Mixed precision context for ``optim.amp``; ``auto`` is bf16 where :func:`native_bf16`."""
     if amp == "auto":
-        amp = "bf16" if device.type == "cuda" else "none"
+        amp = "bf16" if native_bf16(device) else "none"
     if amp == "none":
         return contextlib.nullcontext()
     if amp == "fp16" and device.type != "cuda":

@@ -24,6 +24,7 @@ from collections import deque
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from ..skeleton import Layout, get_layout
 from .registry import register_model
@@ -99,8 +100,10 @@ class GraphConv(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         n, _, t, v = x.shape
-        y = self.conv(x).view(n, self.num_subsets, -1, t, v)
-        y = torch.einsum("nkctv,kvw->nctw", y, self.adjacency)  # sum over subsets and source joints
+        # (N, K, C*T, V) @ (K, V, W) -> (N, K, C*T, W), summed over subsets K: the same as
+        # einsum("nkctv,kvw->nctw") without permuting the conv output (1.5-2.5x faster on CPU).
+        y = self.conv(x).view(n, self.num_subsets, -1, v)
+        y = torch.matmul(y, self.adjacency).sum(1).view(n, -1, t, v)
         return self.relu(self.bn(y) + self.down(x))
 
 
@@ -121,6 +124,12 @@ class TemporalConv(nn.Module):
 class MultiScaleTCN(nn.Module):
     """Parallel temporal branches on a channel split, concatenated and fused. ``(N, C, T, V)``.
 
+    Every branch opens with a 1x1 conv + BN on the same input. The forward runs those six thin
+    convs as one conv with their weights concatenated, and their BNs as one call, because on a
+    CPU one GEMM over all output channels is several times faster than six narrow ones (and on a
+    GPU it saves launches). The function and the parameters are exactly those of the six
+    separate modules, so checkpoints and the reference forward (``forward_reference``) agree.
+
     Args:
         dilations: One kernel-3 branch per dilation; a max-pool and a 1x1 branch are added.
     """
@@ -131,6 +140,8 @@ class MultiScaleTCN(nn.Module):
         n_branches = len(dilations) + 2
         mid = out_channels // n_branches
         widths = [out_channels - mid * (n_branches - 1)] + [mid] * (n_branches - 1)
+        self.stride = stride
+        self.widths = widths
         branches: list[nn.Module] = []
         for width, dil in zip(widths, dilations, strict=False):
             branches.append(nn.Sequential(
@@ -147,8 +158,52 @@ class MultiScaleTCN(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
+        convs = [branch[0] for branch in self.branches]
+        bns = [branch[1] for branch in self.branches]
+        # (N, sum(widths), T, V): all six entry convs at once. The last branch's conv is strided;
+        # a strided 1x1 conv equals the unstrided one sampled every `stride` frames, and its BN
+        # must see only those frames.
+        y = F.conv2d(x, torch.cat([c.weight for c in convs]), torch.cat([c.bias for c in convs]))
+        if self.stride == 1:
+            parts = list(_batch_norm_groups(y, bns).split(self.widths, dim=1))
+        else:
+            head, last = y.split([sum(self.widths[:-1]), self.widths[-1]], dim=1)
+            parts = list(_batch_norm_groups(head, bns[:-1]).split(self.widths[:-1], dim=1))
+            parts.append(bns[-1](last[:, :, ::self.stride]))
+        outs = [branch[3](torch.relu(part)) for branch, part in zip(self.branches, parts[:-1], strict=False)]
+        outs.append(parts[-1])  # the 1x1 branch: conv + BN only
+        return self.drop(self.fuse(torch.cat(outs, dim=1)))
+
+    def forward_reference(self, x: Tensor) -> Tensor:
+        """The plain per-branch forward (for tests): same result as ``forward``."""
         y = torch.cat([branch(x) for branch in self.branches], dim=1)
         return self.drop(self.fuse(y))
+
+
+def _batch_norm_groups(x: Tensor, bns: list[nn.Module]) -> Tensor:
+    """Apply ``bns[i]`` to the i-th channel group of ``x`` in one call; running stats kept per module.
+
+    ``x`` is ``(N, sum(C_i), T, V)``. In training the concatenated running statistics are
+    updated by ``F.batch_norm`` and copied back into each module, so every ``BatchNorm2d`` ends
+    in the state it would reach on its own.
+    """
+    first = bns[0]
+    assert isinstance(first, nn.BatchNorm2d)
+    weight = torch.cat([bn.weight for bn in bns])
+    bias = torch.cat([bn.bias for bn in bns])
+    mean = torch.cat([bn.running_mean for bn in bns])
+    var = torch.cat([bn.running_var for bn in bns])
+    out = F.batch_norm(x, mean, var, weight, bias, first.training, float(first.momentum), first.eps)
+    if first.training:
+        with torch.no_grad():
+            start = 0
+            for bn in bns:
+                c = bn.num_features
+                bn.running_mean.copy_(mean[start:start + c])
+                bn.running_var.copy_(var[start:start + c])
+                bn.num_batches_tracked.add_(1)
+                start += c
+    return out
 
 
 class STGCNBlock(nn.Module):
