@@ -184,7 +184,7 @@ def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
     is_pickle = source.suffix.lower() in _PICKLE_SUFFIXES
     if not is_pickle and args.clip is not None:
         raise CLIError(f"{source}: --clip applies to a .pkl input, not a video")
-    predictor = load_model(args.model)  # a bad --model fails before any video work
+    predictor = load_model(args.model, device=args.device)  # a bad --model fails before any video work
     file_classes, layout = None, None
     if is_pickle:
         data, ann = _load_clip(source, args.clip)
@@ -403,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", type=Path, default=None, help="with a .pkl input: draw on this video's frames")
     p.add_argument("--num-clips", type=_positive_int, default=None,
                    help="test views averaged (default: the model's recipe)")
+    p.add_argument("--device", default="auto", help="action model device: auto (CUDA when available), cpu, cuda:N")
     p.add_argument("--max-persons", type=_positive_int, default=2, help="people tracked in a video (default 2)")
     _add_pose_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -416,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="output video (default: ./VIDEO_NAME_skelact.mp4)")
     _add_model_arg(p)
     p.add_argument("--topk", type=_positive_int, default=5, help="actions shown (default 5)")
+    p.add_argument("--device", default="auto", help="action model device: auto (CUDA when available), cpu, cuda:N")
     p.add_argument("--max-persons", type=_positive_int, default=2, help="people tracked (default 2)")
     _add_pose_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")

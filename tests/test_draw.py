@@ -77,6 +77,28 @@ def test_draw_panel_highlights_right_and_wrong() -> None:
     assert draw_panel(frame, [], None).shape[1] > 400
 
 
+def test_long_class_names_wrap_onto_two_lines() -> None:
+    import cv2
+
+    from skelact.viz.draw import _wrap_text
+
+    def px(text: str) -> int:
+        return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0]
+
+    name = "1. put on a hat or a cap"
+    assert _wrap_text(cv2, name, 1000, 0.5, 1) == [name]
+    lines = _wrap_text(cv2, name, px("1. put on a hat"), 0.5, 1)
+    assert lines == ["1. put on a hat", "or a cap"]
+    cut = _wrap_text(cv2, "1. " + "very " * 20 + "long", px("1. very very"), 0.5, 1)
+    assert len(cut) == 2 and cut[0] == "1. very very" and cut[1].endswith("...")
+    assert all(px(line) <= px("1. very very") for line in cut)
+    frame = np.zeros((300, 400, 3), np.uint8)
+    one = draw_panel(frame, [("kick", 0.9)], None, width=200)
+    two = draw_panel(frame, [("kick something or somebody over there", 0.9)], None, width=200)
+    rows = lambda img: int((img[:, 400:] != img[0, -1]).any(axis=(1, 2)).sum())  # noqa: E731 - drawn rows
+    assert rows(two) > rows(one)  # the second line is drawn, not cut away
+
+
 def test_to_canvas_2d_3d_and_missing() -> None:
     kp3 = np.zeros((1, 2, 3, 3), np.float32)  # [M, T, V, 3], metres
     kp3[0, :, 0] = [0.0, 1.5, 3.0]  # head, high

@@ -181,7 +181,7 @@ def test_registered_weights_are_checked_and_loaded(checkpoint: Path, tmp_path: P
 def test_cli_predict_pickle_json_and_video(checkpoint: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     pkl = one_clip_file(tmp_path / "one.pkl", penn_clip("clip7", 2, 40, np.random.default_rng(3)))
-    assert main(["predict", str(pkl), "--model", str(checkpoint), "--json", "--topk", "2"]) == 0
+    assert main(["predict", str(pkl), "--model", str(checkpoint), "--json", "--topk", "2", "--device", "cpu"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["clip"] == "clip7" and result["true_label"] == "action2" and result["output"] is None
     probs = [t["probability"] for t in result["topk"]]
@@ -217,6 +217,9 @@ def test_cli_errors_name_the_file_and_write_nothing(checkpoint: Path, tmp_path: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4", "ntu.pkl", "short.pkl"]  # no temp files
     assert main(["predict", str(tmp_path / "ntu.pkl"), "--model", str(tmp_path / "nope.pt")]) == 1
     assert "nope.pt: checkpoint not found" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["predict", str(tmp_path / "ntu.pkl"), "--model", str(checkpoint), "--device", "cuda"]) == 1
+        assert "CUDA is not available" in capsys.readouterr().err
 
 
 def test_demo_without_a_video(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

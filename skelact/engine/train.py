@@ -232,7 +232,7 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.opti
         loss_sum += loss.item() * n
         correct += (logits.argmax(dim=1) == y).sum().item()
         seen += n
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+        bar.set_postfix(refresh=False, loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
                         clips_s=f"{seen * info.world_size / (time.perf_counter() - start):.1f}")
     loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], info.device)
     elapsed = time.perf_counter() - start

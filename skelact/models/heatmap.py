@@ -126,7 +126,8 @@ def _joint_scatter(
     if keep.numel() == 0:
         return flat.view(n, c, t, h, w)
     pts = kp.reshape(-1, 2)[keep]  # (P, 2)
-    rad = max(1, math.ceil(_cutoff(sigma) + 0.5))
+    # Pixels within the cutoff of the centre lie at most floor(cutoff + 0.5) from its rounding.
+    rad = max(1, math.floor(_cutoff(sigma) + 0.5))
     gx, ix = _gauss_windows(pts[:, 0], w, rad, sigma)  # (P, K)
     gy, iy = _gauss_windows(pts[:, 1], h, rad, sigma)
     gy = gy * score.flatten()[keep].unsqueeze(-1)
@@ -218,7 +219,7 @@ def limb_heatmaps(
     nl = limbs.shape[0]
     a, b = kp[..., limbs[:, 0], :], kp[..., limbs[:, 1], :]  # (N, M, T, L, 2)
     s = torch.minimum(score[..., limbs[:, 0]], score[..., limbs[:, 1]])  # (N, M, T, L)
-    half = math.ceil(_cutoff(sigma) * math.sqrt(2.0) + 0.5)  # band half-width, see _limb_band
+    half = max(1, math.floor(_cutoff(sigma) * math.sqrt(2.0) + 0.5))  # band half-width, see _limb_band
     if min(h, w) < 2 * half + 1:
         hm = _limb_dense(a, b, s, (h, w), sigma)
         return hm if out is None else out.view_as(hm).copy_(hm)

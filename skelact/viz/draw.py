@@ -124,6 +124,23 @@ def _fit_text(cv2: ModuleType, text: str, max_width: int, scale: float, th: int)
     return text + "..."
 
 
+def _wrap_text(cv2: ModuleType, text: str, max_width: int, scale: float, th: int, max_lines: int = 2) -> list[str]:
+    """``text`` broken at spaces into at most ``max_lines`` lines of ``max_width`` px (the last cut with '...')."""
+    text = text.encode("ascii", "replace").decode()
+    lines: list[str] = []
+    words = text.split(" ")
+    while words and len(lines) < max_lines - 1:
+        n = len(words)
+        while n > 1 and cv2.getTextSize(" ".join(words[:n]), cv2.FONT_HERSHEY_SIMPLEX, scale, th)[0][0] > max_width:
+            n -= 1
+        if n == len(words):
+            break
+        lines.append(_fit_text(cv2, " ".join(words[:n]), max_width, scale, th))
+        words = words[n:]
+    lines.append(_fit_text(cv2, " ".join(words), max_width, scale, th))
+    return lines
+
+
 def draw_panel(frame: np.ndarray, topk: Sequence[tuple[str, float]], true_label: str | None = None,
                width: int | None = None) -> np.ndarray:
     """Append a side panel to the right of ``frame`` listing the top-k actions with probability bars.
@@ -166,10 +183,15 @@ def draw_panel(frame: np.ndarray, topk: Sequence[tuple[str, float]], true_label:
         p = float(np.clip(prob, 0.0, 1.0))
         pct = f"{100 * p:.0f}%"
         pct_w = cv2.getTextSize(pct, font, scale, th)[0][0]
+        # A long name (NTU's "wear on glasses", a user's own classes) wraps onto a second line.
+        labels = _wrap_text(cv2, f"{i + 1}. {name}", width - 3 * pad - pct_w, scale, th)
+        if y + line * len(labels) + bar_h > h - 2 * line:
+            labels = labels[:1]
         y += line
-        label = _fit_text(cv2, f"{i + 1}. {name}", width - 3 * pad - pct_w, scale, th)
-        cv2.putText(panel, label, (pad, y), font, scale, color, th, cv2.LINE_AA)
         cv2.putText(panel, pct, (width - pad - pct_w, y), font, scale, color, th, cv2.LINE_AA)
+        for k, label in enumerate(labels):
+            cv2.putText(panel, label, (pad, y + k * line), font, scale, color, th, cv2.LINE_AA)
+        y += line * (len(labels) - 1)
         y += bar_h + 2
         cv2.rectangle(panel, (pad, y - bar_h), (width - pad, y), (70, 70, 70), -1)
         if p > 0:
