@@ -42,3 +42,13 @@ def models_root() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return root
+
+
+@pytest.fixture
+def one_thread() -> object:
+    """One torch thread: tiny models gain nothing from threads, and OpenMP threads stall badly on a
+    busy 2-core machine. Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

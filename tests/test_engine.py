@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from synthetic import TINY_MODEL, penn_clip
 
 import skelact.engine.train as train_module
 from skelact.config import config_from_dict, load_config
@@ -26,26 +27,17 @@ from skelact.engine.evaluate import evaluate, fuse, load_scores, save_scores
 from skelact.engine.train import CSV_FIELDS, autocast_context, train
 from skelact.skeleton import get_layout
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 REPO = Path(__file__).resolve().parents[1]
-# A two-block ST-GCN++ (a few thousand parameters): the real model code, at test-suite speed.
-TINY_MODEL = {"name": "stgcnpp", "kwargs": {"channels": [8, 8], "strides": [1, 2], "dilations": [1, 2]}}
 
 
 def make_dataset(path: Path, classes: int = 3, per_class: int = 8, frames: int = 24) -> Path:
     """Penn-like 2D clips (13 joints, 1 person, 480x360) whose joints oscillate at a class-specific rate."""
     rng = np.random.default_rng(0)
-    anns, names = [], []
-    for c in range(classes):
-        for i in range(per_class):
-            t = frames + int(rng.integers(-4, 5))
-            base = rng.uniform(150, 300, size=(1, 1, 13, 2))
-            phase = np.linspace(0, 2 * np.pi * (c + 1), t)[None, :, None, None] + np.arange(13)[None, None, :, None]
-            kp = base + 40 * np.sin(phase) + rng.normal(0, 2, size=(1, t, 13, 2))
-            name = f"c{c}_{i:02d}"
-            anns.append({"frame_dir": name, "total_frames": t, "img_shape": (360, 480),
-                         "original_shape": (360, 480), "label": c, "keypoint": kp.astype(np.float32),
-                         "keypoint_score": rng.uniform(0.5, 1.0, size=(1, t, 13)).astype(np.float32)})
-            names.append(name)
+    anns = [penn_clip(f"c{c}_{i:02d}", c, frames + int(rng.integers(-4, 5)), rng)
+            for c in range(classes) for i in range(per_class)]
+    names = [a["frame_dir"] for a in anns]
     split = {"train": [n for k, n in enumerate(names) if k % 4], "test": [n for k, n in enumerate(names) if k % 4 == 0]}
     save_annotations({"split": split, "annotations": anns, "classes": [f"action{c}" for c in range(classes)],
                       "layout": "penn13"}, path)
@@ -62,15 +54,6 @@ def recipe(ann_file: Path, **optim: object) -> dict:
         "seed": 0,
         "device": "cpu",
     }
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    """Tiny models gain nothing from threads, and OpenMP threads stall badly on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -20,18 +20,12 @@ pytest.importorskip("onnx")
 
 from skelact.export import ExportError, export_onnx, read_metadata  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 CLASSES = ["a", "b", "c", "d"]
 # Heatmap models at test size: small maps and widths, a handful of frames.
 HEATMAP_KWARGS = {"poseconv3d_c3d": {"test_size": 32, "base_channels": 8},
                   "poseconv3d_slowonly": {"test_size": 32, "base_channels": 8}}
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_checkpoint(path: Path, name: str) -> Path:

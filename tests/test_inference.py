@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from synthetic import TINY_MODEL, penn_clip
 
 from skelact.cli import main
 from skelact.config import config_from_dict
@@ -20,29 +21,10 @@ from skelact.inference import InferenceError, load_model, min_frames, resolve_mo
 from skelact.models import weights
 from skelact.skeleton import COCO17_TO_PENN13
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 CLASSES = ["action0", "action1", "action2"]
-# A two-block ST-GCN++: the real model code at test-suite speed.
-TINY_MODEL = {"name": "stgcnpp", "kwargs": {"channels": [8, 8], "strides": [1, 2], "dilations": [1, 2]}}
 POSE_MODEL = "movenet_multipose_lightning_f16.tflite"
-
-
-def penn_clip(name: str, label: int, frames: int, rng: np.random.Generator) -> dict:
-    """A Penn-like 2D clip (13 joints, 1 person, 480x360) oscillating at a class-specific rate."""
-    base = rng.uniform(150, 300, size=(1, 1, 13, 2))
-    phase = np.linspace(0, 2 * np.pi * (label + 1), frames)[None, :, None, None] + np.arange(13)[None, None, :, None]
-    kp = base + 40 * np.sin(phase) + rng.normal(0, 2, size=(1, frames, 13, 2))
-    return {"frame_dir": name, "total_frames": frames, "img_shape": (360, 480), "original_shape": (360, 480),
-            "label": label, "keypoint": kp.astype(np.float32),
-            "keypoint_score": rng.uniform(0.5, 1.0, size=(1, frames, 13)).astype(np.float32)}
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    """Tiny models gain nothing from threads on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
