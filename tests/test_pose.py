@@ -205,7 +205,7 @@ def test_tracker_keeps_identities_when_detection_order_changes() -> None:
 
 
 def test_tracker_max_age_and_selection() -> None:
-    tr = PoseTracker(max_age=2)
+    tr = PoseTracker(max_age=2, join_gap=0)
     for t in range(12):
         people = [(100, 200)] if t < 3 or t > 7 else []  # gone for 5 frames > max_age: a new track
         people.append((400, 200))
@@ -218,6 +218,32 @@ def test_tracker_max_age_and_selection() -> None:
     kp1, _ = tr.arrays(12, max_persons=1)
     assert kp1.shape[0] == 1
     assert PoseTracker().arrays(5)[0].shape == (0, 5, 17, 2)
+
+
+def test_tracker_joins_fragments_of_one_person() -> None:
+    tr = PoseTracker(max_age=2, join_gap=10)
+    for t in range(20):
+        people = [(400, 200)]
+        if t < 3 or 7 < t < 12:
+            people.append((100 + t, 200))  # lost for 5 frames, found again near where it was
+        if t >= 15:
+            people.append((250, 200))  # someone new, far from where the first was last seen
+        tr.update(t, _people(people))
+    assert len(tr.tracks) == 4
+    joined = tr.joined_tracks()
+    assert len(tr.tracks) == 4 and len(joined) == 3  # tr.tracks is unchanged
+    assert sorted(j.frames[0] for j in joined) == [0, 0, 15]
+    first = next(j for j in joined if j.frames[0] == 0 and j.keypoints[0][:, 0].mean() < 200)
+    assert first.frames == [0, 1, 2, 8, 9, 10, 11]
+    kp, sc = tr.arrays(20, max_persons=3)
+    present = sc.sum(-1) > 0  # rows by total confidence: always there (20), joined (7), new (5)
+    assert present.sum(1).tolist() == [20, 7, 5]
+    # Only gaps up to join_gap frames (last seen at 2, seen again at 2 + missed + 1) are bridged.
+    for missed, expected in ((3, 1), (4, 2)):
+        tr = PoseTracker(max_age=2, join_gap=4)
+        for t in (0, 1, 2, 2 + missed + 1, 2 + missed + 2):
+            tr.update(t, _people([(100, 200)]))
+        assert len(tr.tracks) == 2 and len(tr.joined_tracks()) == expected, missed
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Each frame's people are matched to the live tracks with the Hungarian algorithm on a cost that
 mixes box overlap and keypoint distance; unmatched people start new tracks and a track ends after
-``max_age`` frames without a match. At the end the ``max_persons`` most confident tracks become
-the rows of a PYSKL ``keypoint`` array.
+``max_age`` frames without a match. At the end, fragments of one person (lost for longer than
+``max_age``, then found again where they were last seen) are chained, and the ``max_persons``
+most confident tracks become the rows of a PYSKL ``keypoint`` array.
 """
 
 from __future__ import annotations
@@ -56,15 +57,27 @@ class _Track:
     frames: list[int] = field(default_factory=list)
     keypoints: list[np.ndarray] = field(default_factory=list)  # [V, 2] each
     scores: list[np.ndarray] = field(default_factory=list)  # [V] each
-    box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
+    boxes: list[np.ndarray] = field(default_factory=list)  # [4] each
     total_score: float = 0.0
+
+    @property
+    def box(self) -> np.ndarray:
+        return self.boxes[-1]
 
     def add(self, t: int, kp: np.ndarray, sc: np.ndarray, box: np.ndarray, person_score: float) -> None:
         self.frames.append(t)
         self.keypoints.append(kp)
         self.scores.append(sc)
-        self.box = box
+        self.boxes.append(box)
         self.total_score += person_score
+
+    def extend(self, other: _Track) -> None:
+        """Append a track that starts after this one ends."""
+        self.frames += other.frames
+        self.keypoints += other.keypoints
+        self.scores += other.scores
+        self.boxes += other.boxes
+        self.total_score += other.total_score
 
 
 class PoseTracker:
@@ -74,6 +87,9 @@ class PoseTracker:
         max_age: A track that has not been matched for this many frames ends.
         iou_weight: Weight of ``1 - IoU`` in the cost; the keypoint distance gets the rest.
         max_cost: Pairs costlier than this are not matched (the person starts a new track).
+        join_gap: At the end, a track that starts at most this many frames after another ends, and
+            matches where that one was last seen (cost <= ``max_cost``), continues it; 0 turns
+            joining off.
 
     Example:
         >>> tracker = PoseTracker()
@@ -82,10 +98,12 @@ class PoseTracker:
         >>> keypoint, score = tracker.arrays(num_frames=t + 1, max_persons=2)
     """
 
-    def __init__(self, max_age: int = 15, iou_weight: float = 0.5, max_cost: float = 0.7) -> None:
+    def __init__(self, max_age: int = 15, iou_weight: float = 0.5, max_cost: float = 0.7,
+                 join_gap: int = 90) -> None:
         self.max_age = max_age
         self.iou_weight = iou_weight
         self.max_cost = max_cost
+        self.join_gap = join_gap
         self.tracks: list[_Track] = []
         self._live: list[int] = []  # indices into self.tracks that can still be matched
 
@@ -95,13 +113,9 @@ class PoseTracker:
         assigned = [-1] * len(people)
         if self._live and len(people):
             live = [self.tracks[i] for i in self._live]
-            boxes = np.stack([tr.box for tr in live])  # [N, 4]
-            kps = np.stack([tr.keypoints[-1] for tr in live])  # [N, V, 2]
-            scs = np.stack([tr.scores[-1] for tr in live])  # [N, V]
-            diag = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-            iou = box_iou(boxes, people.boxes)  # [N, K]
-            dist = keypoint_distance(kps, scs, people.keypoints, people.scores, diag)  # [N, K]
-            cost = self.iou_weight * (1 - iou) + (1 - self.iou_weight) * np.minimum(dist, 1.0)
+            cost = self._cost(np.stack([tr.box for tr in live]), np.stack([tr.keypoints[-1] for tr in live]),
+                              np.stack([tr.scores[-1] for tr in live]), people.boxes, people.keypoints,
+                              people.scores)  # [N live, K people]
             for r, c in zip(*linear_sum_assignment(cost), strict=True):
                 if cost[r, c] <= self.max_cost:
                     assigned[c] = self._live[r]
@@ -114,8 +128,50 @@ class PoseTracker:
                                          float(people.person_scores[k]))
         return assigned
 
+    def _cost(self, boxes_a: np.ndarray, kps_a: np.ndarray, scs_a: np.ndarray, boxes_b: np.ndarray,
+              kps_b: np.ndarray, scs_b: np.ndarray) -> np.ndarray:
+        """Matching cost [N, K] of N people ``a`` (boxes [N, 4], keypoints [N, V, 2], scores [N, V]) to K ``b``."""
+        diag = np.hypot(boxes_a[:, 2] - boxes_a[:, 0], boxes_a[:, 3] - boxes_a[:, 1])
+        iou = box_iou(boxes_a, boxes_b)
+        dist = keypoint_distance(kps_a, scs_a, kps_b, scs_b, diag)
+        return self.iou_weight * (1 - iou) + (1 - self.iou_weight) * np.minimum(dist, 1.0)
+
+    def joined_tracks(self) -> list[_Track]:
+        """The tracks with fragments of one person chained (see ``join_gap``); ``self.tracks`` is kept.
+
+        Greedy on the cost between a track's last pose and a later track's first pose, cheapest
+        first; each track gets at most one successor and one predecessor.
+        """
+        tracks = [_Track(list(t.frames), list(t.keypoints), list(t.scores), list(t.boxes), t.total_score)
+                  for t in self.tracks]
+        if self.join_gap <= 0 or len(tracks) < 2:
+            return tracks
+        cost = self._cost(np.stack([t.boxes[-1] for t in tracks]), np.stack([t.keypoints[-1] for t in tracks]),
+                          np.stack([t.scores[-1] for t in tracks]), np.stack([t.boxes[0] for t in tracks]),
+                          np.stack([t.keypoints[0] for t in tracks]), np.stack([t.scores[0] for t in tracks]))
+        ends = np.array([t.frames[-1] for t in tracks])
+        starts = np.array([t.frames[0] for t in tracks])
+        gap = starts[None, :] - ends[:, None]  # [i, j]: frames from the end of i to the start of j
+        ok = (gap > 0) & (gap <= self.join_gap) & (cost <= self.max_cost)
+        succ: dict[int, int] = {}
+        pred: set[int] = set()
+        for i, j in sorted(zip(*np.nonzero(ok), strict=True), key=lambda ij: cost[ij]):
+            if i not in succ and j not in pred:
+                succ[int(i)] = int(j)
+                pred.add(int(j))
+        joined = []
+        for i in range(len(tracks)):
+            if i in pred:
+                continue  # continues another track
+            head, k = tracks[i], i
+            while k in succ:
+                k = succ[k]
+                head.extend(tracks[k])
+            joined.append(head)
+        return joined
+
     def arrays(self, num_frames: int, max_persons: int = 2) -> tuple[np.ndarray, np.ndarray]:
-        """The ``max_persons`` tracks with the highest summed person score as PYSKL arrays.
+        """The ``max_persons`` (joined) tracks with the highest summed person score as PYSKL arrays.
 
         Returns:
             keypoint float32 [M, T, V, 2] and keypoint_score float32 [M, T, V], zero where a track
@@ -124,7 +180,7 @@ class PoseTracker:
         """
         if max_persons < 1:
             raise ValueError(f"max_persons must be at least 1, got {max_persons}")
-        best = sorted(self.tracks, key=lambda tr: -tr.total_score)[:max_persons]
+        best = sorted(self.joined_tracks(), key=lambda tr: -tr.total_score)[:max_persons]
         v = best[0].keypoints[0].shape[0] if best else 17
         keypoint = np.zeros((len(best), num_frames, v, 2), np.float32)
         score = np.zeros((len(best), num_frames, v), np.float32)
