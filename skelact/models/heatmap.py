@@ -72,21 +72,25 @@ def _check(kp: Tensor, score: Tensor) -> None:
         raise ValueError(f"scores must be {tuple(kp.shape[:-1])}, got {tuple(score.shape)}")
 
 
-def _gauss_windows(centre: Tensor, n_pix: int, radius: int, sigma: float) -> tuple[Tensor, Tensor]:
-    """1D Gaussians on the ``2R+1`` integer pixels nearest each centre.
+def _gauss_windows(centre: Tensor, n_pix: Tensor, radius: int, sigma: float) -> tuple[Tensor, Tensor]:
+    """1D Gaussians on the ``K = 2R+1`` integer pixels nearest each centre, for x and y at once.
+
+    Points are the innermost axis throughout: with a short K axis innermost, CPU kernels
+    broadcast element by element and run several times slower.
 
     Args:
-        centre: ``(...)`` coordinates along one axis.
-        n_pix: Number of pixels along that axis.
+        centre: ``(2, P)`` coordinates (x; y), bounded by ``_FAR``.
+        n_pix: ``(2, 1)`` map width and height.
+        radius: ``R``, e.g. ``floor(cutoff + 0.5)``: the pixels that can be above the cutoff.
 
     Returns:
-        Values ``(..., 2R+1)`` (0 off the map) and pixel indices clamped into the map.
+        Values ``(K, 2, P)`` (0 off the map) and pixel indices ``(K, 2, P)`` clamped into the map.
     """
-    off = torch.arange(-radius, radius + 1, dtype=centre.dtype, device=centre.device)
-    pos = centre.round().unsqueeze(-1) + off
-    expo = (pos - centre.unsqueeze(-1)).square_().mul_(-0.5 / sigma**2).clamp_(min=-_MAX_EXPONENT)
-    inside = (pos >= 0) & (pos <= n_pix - 1)
-    return expo.exp_().mul_(inside), pos.clamp_(0, n_pix - 1).long()
+    off = torch.arange(-radius, radius + 1, dtype=centre.dtype, device=centre.device).view(-1, 1, 1)
+    pos = centre.round() + off
+    values = (pos - centre).square_().mul_(-0.5 / sigma**2).exp_()
+    pix = torch.minimum(pos.clamp(min=0), n_pix - 1)
+    return values.mul_(pix == pos), pix.long()
 
 
 def _zeroed(out: Tensor | None, numel: int, device: torch.device) -> Tensor:
@@ -114,26 +118,24 @@ def _joint_scatter(
     n, m, t, v, _ = kp.shape
     h, w = size
     dev = kp.device
-    kp, score = _sanitize(kp.float(), score.float())
     c = 1 if single else v
-    chan = torch.zeros(v, dtype=torch.long, device=dev) if single else torch.arange(v, device=dev)
-    offset = _map_offsets(n, c, t, h * w, chan, dev).expand(n, m, t, v)  # persons share a map
     flat = _zeroed(out, n * c * t * h * w, dev)
-    # Points in output memory order (N, V, T, M) so the scatter writes move forward through the
-    # volume; only joints that draw something (a missing second person costs nothing).
-    kp, score, offset = kp.permute(0, 3, 2, 1, 4), score.permute(0, 3, 2, 1), offset.permute(0, 3, 2, 1)
-    keep = (score > 0).flatten().nonzero().squeeze(1)
+    # Points in output memory order (N, V, T, M); only joints that draw something (a missing
+    # second person costs nothing).
+    kp = kp.float().permute(4, 0, 3, 2, 1).reshape(2, -1)  # (2, N*V*T*M)
+    score = score.float().permute(0, 3, 2, 1).reshape(-1)
+    keep = ((score > 0) & torch.isfinite(score) & torch.isfinite(kp).all(0)).nonzero().squeeze(1)
     if keep.numel() == 0:
         return flat.view(n, c, t, h, w)
-    pts = kp.reshape(-1, 2)[keep]  # (P, 2)
+    pts = kp[:, keep].clamp_(-_FAR, _FAR)  # (2, P); far-off outliers bounded so squares stay finite
+    # Point p = ((n * V + v) * T + t) * M + m draws into map (n, v, t) = p // M, or (n, 0, t).
+    maps = keep // (v * t * m) * t + keep // m % t if single else keep // m
     # Pixels within the cutoff of the centre lie at most floor(cutoff + 0.5) from its rounding.
     rad = max(1, math.floor(_cutoff(sigma) + 0.5))
-    gx, ix = _gauss_windows(pts[:, 0], w, rad, sigma)  # (P, K)
-    gy, iy = _gauss_windows(pts[:, 1], h, rad, sigma)
-    gy = gy * score.flatten()[keep].unsqueeze(-1)
-    rows = offset.reshape(-1)[keep].unsqueeze(-1) + iy * w  # (P, K)
-    index = rows.unsqueeze(-1) + ix.unsqueeze(-2)  # (P, K, K)
-    values = gy.unsqueeze(-1) * gx.unsqueeze(-2)  # separable: outer product of two 1D Gaussians
+    g, pix = _gauss_windows(pts, torch.tensor([[w], [h]], dtype=pts.dtype, device=dev), rad, sigma)  # (K, 2, P)
+    rows = maps * (h * w) + pix[:, 1] * w  # (K, P)
+    index = rows.unsqueeze(1) + pix[:, 0].unsqueeze(0)  # (Ky, Kx, P)
+    values = (g[:, 1] * score[keep]).unsqueeze(1) * g[:, 0].unsqueeze(0)  # separable: outer product
     flat.scatter_reduce_(0, index.reshape(-1), values.reshape(-1), reduce="amax")
     return flat.view(n, c, t, h, w)
 
@@ -266,7 +268,7 @@ def _limb_band(
     a: Tensor, b: Tensor, s: Tensor, offset: Tensor, steep: Tensor, p0: Tensor, rows: Tensor,
     k_rows: int, half: int, size: tuple[int, int], sigma: float,
 ) -> tuple[Tensor, Tensor]:
-    """Flat indices and values ``(P, J, K)`` of the band of ``P`` limbs (``a, b (P, 2)``).
+    """Flat indices and values ``(J, K, P)`` of the band of ``P`` limbs (``a, b (P, 2)``).
 
     Works in (p, q) = (major, minor) axis coordinates of each limb, so every row p meets the
     pixels within r of the segment in one run of ``J = 2 * half + 1`` columns around the segment
@@ -277,24 +279,26 @@ def _limb_band(
     h, w = size
     dev, dt = a.device, a.dtype
     width = 2 * half + 1
+    # Shapes: per limb (P,), per band row (K, P), per band pixel (J, K, P); limbs innermost, as in
+    # _gauss_windows, so that every elementwise kernel runs over long contiguous rows.
     ap = torch.where(steep, a[:, 1], a[:, 0])
     aq = torch.where(steep, a[:, 0], a[:, 1])
     dp = torch.where(steep, b[:, 1] - a[:, 1], b[:, 0] - a[:, 0])
     dq = torch.where(steep, b[:, 0] - a[:, 0], b[:, 1] - a[:, 1])
-    n_p = torch.where(steep, h, w).to(dt).unsqueeze(1)
-    n_q = torch.where(steep, w, h).to(dt).unsqueeze(1)
-    stride_p = torch.where(steep, w, 1).unsqueeze(1)  # flat-index steps within one (H, W) map
-    stride_q = torch.where(steep, 1, w).unsqueeze(1)
+    n_p = torch.where(steep, h, w).to(dt)
+    n_q = torch.where(steep, w, h).to(dt)
+    stride_p = torch.where(steep, w, 1)  # flat-index steps within one (H, W) map
+    stride_q = torch.where(steep, 1, w)
 
-    k = torch.arange(k_rows, dtype=dt, device=dev)
-    gain = s.unsqueeze(1) * (k < rows.unsqueeze(1))  # (P, K): padded rows draw nothing
-    p = torch.minimum(p0.unsqueeze(1) + k, n_p - 1)
+    k = torch.arange(k_rows, dtype=dt, device=dev).unsqueeze(1)  # (K, 1)
+    gain = s * (k < rows)  # (K, P): padded rows draw nothing
+    p = torch.minimum(p0 + k, n_p - 1)
     # First band column: around the segment point of row p, shifted to stay on the map (the
     # shifted band still covers every on-map pixel of the centred one).
     moving = dp.abs() > 0
-    frac = ((p - ap.unsqueeze(1)) / torch.where(moving, dp, torch.ones_like(dp)).unsqueeze(1)).clamp(0, 1)
-    qc = aq.unsqueeze(1) + frac * (dq * moving).unsqueeze(1)
-    q0 = torch.minimum((qc.round() - half).clamp(min=0), n_q - width)
+    frac = ((p - ap) / torch.where(moving, dp, torch.ones_like(dp))).clamp_(0, 1)
+    qc = frac.mul_(dq * moving).add_(aq)
+    q0 = torch.minimum((qc.round_() - half).clamp_(min=0), n_q - width)
 
     # d^2 = w^2 + max(|u| - len/2, 0)^2: u along the limb from its midpoint, w across it. Scaled
     # by 1 / (sqrt(2) sigma) so that the value is exp(-(u'^2 + w'^2)).
@@ -302,19 +306,19 @@ def _limb_band(
     scale = 1.0 / (math.sqrt(2.0) * sigma)
     ep = torch.where(length > 0, dp / length.clamp(min=1e-12), torch.ones_like(dp)) * scale
     eq = torch.where(length > 0, dq / length.clamp(min=1e-12), torch.zeros_like(dq)) * scale
-    rel_p = p - ap.unsqueeze(1)
-    rel_q = q0 - aq.unsqueeze(1)
-    u0 = rel_p * ep.unsqueeze(1) + rel_q * eq.unsqueeze(1) - (length * (scale / 2)).unsqueeze(1)  # (P, K)
-    w0 = rel_q * ep.unsqueeze(1) - rel_p * eq.unsqueeze(1)
-    j = torch.arange(width, dtype=dt, device=dev)
-    # (P, J, K): the longer K axis innermost broadcasts fastest on CPU.
-    u = torch.add(u0.unsqueeze(1), (eq.unsqueeze(1) * j).unsqueeze(2))
-    wv = torch.add(w0.unsqueeze(1), (ep.unsqueeze(1) * j).unsqueeze(2))
-    u.abs_().sub_((length * (scale / 2))[:, None, None]).clamp_(min=0)
+    half_len = length * (scale / 2)
+    rel_p = p - ap
+    rel_q = q0 - aq
+    u0 = rel_p * ep + rel_q * eq - half_len  # (K, P)
+    w0 = rel_q * ep - rel_p * eq
+    j = torch.arange(width, dtype=dt, device=dev).view(-1, 1, 1)  # (J, 1, 1)
+    u = u0 + j * eq  # (J, K, P)
+    wv = w0 + j * ep
+    u.abs_().sub_(half_len).clamp_(min=0)
     d2 = u.square_().addcmul_(wv, wv).clamp_(max=_MAX_EXPONENT)
-    values = d2.neg_().exp_().mul_(gain.unsqueeze(1))
-    row_index = offset.unsqueeze(1) + p.long() * stride_p + q0.long() * stride_q  # (P, K)
-    index = row_index.unsqueeze(1) + (stride_q * torch.arange(width, device=dev)).unsqueeze(2)
+    values = d2.neg_().exp_().mul_(gain)
+    row_index = offset + p.long() * stride_p + q0.long() * stride_q  # (K, P)
+    index = row_index + j.long() * stride_q  # (J, K, P)
     return index, values
 
 
