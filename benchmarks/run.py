@@ -1,6 +1,6 @@
 """Every stage's speed on this machine, as one table: ``skelact bench`` as a script.
 
-    python benchmarks/run.py                  # full table (run it on an idle machine; ~10 min on 2 cores)
+    python benchmarks/run.py                  # full table (run it on an idle machine; ~4 min on 2 cores)
     python benchmarks/run.py --quick          # smoke test, well under a minute
     python benchmarks/run.py --only heatmap models --json bench.json
 
