@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import csv
 import dataclasses
+import functools
 import math
 import random
 import sys
@@ -73,8 +74,12 @@ def native_bf16(device: torch.device) -> bool:
     """
     if device.type == "cuda":
         return True
-    if device.type != "cpu":
-        return False
+    return device.type == "cpu" and _cpu_has_bf16()
+
+
+@functools.cache
+def _cpu_has_bf16() -> bool:
+    """The CPU probe behind :func:`native_bf16`, once per process (autocast asks every batch)."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, hence the getattr
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 

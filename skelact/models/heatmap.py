@@ -102,15 +102,6 @@ def _zeroed(out: Tensor | None, numel: int, device: torch.device) -> Tensor:
     return out.view(-1).zero_()
 
 
-def _map_offsets(n: int, c: int, t: int, hw: int, chan: Tensor, device: torch.device) -> Tensor:
-    """Flat offset of map ``(n, chan, t)`` in an ``(N, C, T, H, W)`` volume, shaped ``(N, 1, T, X)``.
-
-    ``chan`` is the ``(X,)`` output channel of each joint or limb.
-    """
-    return ((torch.arange(n, device=device).view(n, 1, 1, 1) * c + chan.view(1, 1, 1, -1)) * t
-            + torch.arange(t, device=device).view(1, 1, t, 1)) * hw
-
-
 def _joint_scatter(
     kp: Tensor, score: Tensor, size: tuple[int, int], sigma: float, single: bool, out: Tensor | None
 ) -> Tensor:
@@ -232,10 +223,8 @@ def limb_heatmaps(
     keep = (s > 0).flatten().nonzero().squeeze(1)
     if keep.numel() == 0:
         return flat.view(n, nl, t, h, w)
-    offset = _map_offsets(n, nl, t, h * w, torch.arange(nl, device=dev), dev).expand(n, m, t, nl)
-    offset = offset.permute(0, 3, 2, 1)
-    a, b = a.reshape(-1, 2)[keep], b.reshape(-1, 2)[keep]
-    s, offset = s.flatten()[keep], offset.reshape(-1)[keep]
+    a, b, s = a.reshape(-1, 2)[keep], b.reshape(-1, 2)[keep], s.flatten()[keep]
+    offset = keep // m * (h * w)  # limb p = ((n * L + l) * T + t) * M + m draws into map p // M
 
     # Rows along each limb's major axis within reach of the segment. The band length is data
     # dependent (one host sync); two groups, split to minimise padded rows, save ~1/3 of the work.
