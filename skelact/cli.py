@@ -403,7 +403,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", type=Path, default=None, help="with a .pkl input: draw on this video's frames")
     p.add_argument("--num-clips", type=_positive_int, default=None,
                    help="test views averaged (default: the model's recipe)")
-    p.add_argument("--device", default="auto", help="action model device: auto (CUDA when available), cpu, cuda:N")
     p.add_argument("--max-persons", type=_positive_int, default=2, help="people tracked in a video (default 2)")
     _add_pose_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -417,7 +416,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="output video (default: ./VIDEO_NAME_skelact.mp4)")
     _add_model_arg(p)
     p.add_argument("--topk", type=_positive_int, default=5, help="actions shown (default 5)")
-    p.add_argument("--device", default="auto", help="action model device: auto (CUDA when available), cpu, cuda:N")
     p.add_argument("--max-persons", type=_positive_int, default=2, help="people tracked (default 2)")
     _add_pose_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -463,9 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_model_arg(p: argparse.ArgumentParser) -> None:
+    """The action model and the device it runs on."""
     p.add_argument("--model", default=None, metavar="NAME|CKPT",
                    help="a checkpoint from `skelact train` or a shipped model name (default: the shipped "
                    "Penn Action model)")
+    p.add_argument("--device", default="auto", help="action model device: auto (CUDA when available), cpu, cuda:N")
 
 
 def _add_pose_args(p: argparse.ArgumentParser) -> None:
