@@ -54,9 +54,9 @@ class AugmentConfig:
     Attributes:
         flip: Probability of a horizontal flip that also swaps left/right joints.
         rotate: Maximum in-plane rotation in degrees (2D data).
-        scale: ``[low, high]`` range of a random isotropic scale (2D data), or ``None``.
+        scale: ``[low, high]`` range of a random isotropic scale (2D or 3D data), or ``None``.
         shift: Maximum translation as a fraction of the (normalised) coordinate range (2D data).
-        rotate3d: Maximum rotation in degrees about each axis (3D data).
+        rotate3d: Maximum rotation in degrees about the x and y axes (3D data): a random viewpoint.
     """
 
     flip: float = 0.0

@@ -112,6 +112,18 @@ def test_forced_flip_mirrors_pixels_about_the_image_centre(ann_file: Path) -> No
     np.testing.assert_array_equal(b[..., 2], a[..., layout.flip_index, 2])
 
 
+def test_3d_scale_goes_with_the_viewpoint_rotation(ann_file: Path) -> None:
+    from skelact.data.transforms import RandomAffine2D, RandomRotate3D
+
+    data = {"ann_file": str(ann_file), "normalize": "center3d", "augment": {"rotate3d": 60, "scale": [0.5, 1.5]}}
+    cfg = config_from_dict({**recipe(ann_file), "data": data})
+    steps = builders.build_pipeline(cfg.data, get_layout("penn13"), 3, train=True).transforms
+    view = [s for s in steps if isinstance(s, RandomRotate3D)]
+    assert len(view) == 1 and view[0].scale_range == (0.5, 1.5)
+    assert view[0].max_angle == pytest.approx(np.pi / 3)
+    assert not any(isinstance(s, RandomAffine2D) for s in steps)  # not scaled twice
+
+
 def test_persistent_workers_follow_the_epoch(ann_file: Path) -> None:
     """Each (epoch, index) pair reaches the worker's copy of the dataset: augmentation changes per epoch
     and equals what the dataset gives in the main process for that epoch."""

@@ -263,6 +263,12 @@ def test_random_wrappers_apply_their_draws_exactly() -> None:
     ax, ay = twin.uniform(-0.3, 0.3, size=2)
     np.testing.assert_array_equal(out["keypoint"], rotate_3d(s3["keypoint"], ax, ay))
     assert not np.allclose(out["keypoint"], s3["keypoint"])
+    s3["keypoint"][0, 1, 2] = 0  # a missing joint stays missing after the scale
+    out = RandomRotate3D(0.3, (0.5, 1.5))(s3, rng)
+    ax, ay = twin.uniform(-0.3, 0.3, size=2)
+    scale = np.float32(twin.uniform(0.5, 1.5))
+    np.testing.assert_array_equal(out["keypoint"], rotate_3d(s3["keypoint"], ax, ay) * scale)
+    assert not out["keypoint"][0, 1, 2].any()
 
     out = RandomFlip("penn13", p=0.5)(s, rng)
     flipped = twin.random() < 0.5

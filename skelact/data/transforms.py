@@ -438,14 +438,18 @@ class RandomAffine2D(_Step):
 
 
 class RandomRotate3D(_Step):
-    """:func:`rotate_3d` with both angles ~ U(±max_angle) radians."""
+    """A random viewpoint for 3D clips: :func:`rotate_3d` with both angles ~ U(±max_angle) radians,
+    then an isotropic scale ~ U(scale_range) about the origin (the centred root)."""
 
-    def __init__(self, max_angle: float) -> None:
-        self.max_angle = max_angle
+    def __init__(self, max_angle: float, scale_range: tuple[float, float] = (1.0, 1.0)) -> None:
+        self.max_angle, self.scale_range = max_angle, tuple(scale_range)
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
         ax, ay = rng.uniform(-self.max_angle, self.max_angle, size=2)
-        return {**sample, "keypoint": rotate_3d(sample["keypoint"], float(ax), float(ay))}
+        kp = rotate_3d(sample["keypoint"], float(ax), float(ay))
+        if self.scale_range != (1.0, 1.0):
+            kp *= kp.dtype.type(rng.uniform(*self.scale_range))  # missing joints stay zero
+        return {**sample, "keypoint": kp}
 
 
 class FormatFeatures(_Step):

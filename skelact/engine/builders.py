@@ -147,15 +147,17 @@ def build_pipeline(
         if aug.flip > 0:
             steps.append(RandomFlip(layout, aug.flip, center_x=flip_center))
         scale = tuple(aug.scale) if aug.scale is not None else (1.0, 1.0)
-        if aug.rotate > 0 or aug.shift > 0 or scale != (1.0, 1.0):
+        # 3D clips scale together with the viewpoint rotation; 2D clips in the in-plane affine.
+        scale_2d = scale if coord_dims == 2 else (1.0, 1.0)
+        if aug.rotate > 0 or aug.shift > 0 or scale_2d != (1.0, 1.0):
             if pixels:
                 raise ConfigError("data.augment.rotate/scale/shift act on normalised coordinates; "
                                   "set data.normalize or drop them")
-            steps.append(RandomAffine2D(math.radians(aug.rotate), scale, aug.shift))
-        if aug.rotate3d > 0:
+            steps.append(RandomAffine2D(math.radians(aug.rotate), scale_2d, aug.shift))
+        if aug.rotate3d > 0 or (coord_dims == 3 and scale != (1.0, 1.0)):
             if coord_dims != 3:
                 raise ConfigError("data.augment.rotate3d needs 3D keypoints")
-            steps.append(RandomRotate3D(math.radians(aug.rotate3d)))
+            steps.append(RandomRotate3D(math.radians(aug.rotate3d), scale))
     if force_flip:
         steps.append(RandomFlip(layout, 1.0, center_x=flip_center))
     steps.append(FormatFeatures(layout, data.features, data.with_score))
