@@ -80,7 +80,8 @@ class DataConfig:
         num_clips_test: Clips averaged per video by ``skelact test``.
         max_persons: Persons kept (padded with zeros) per clip.
         normalize: ``image`` (pixels to [-1, 1] by image size), ``bbox`` (per-clip box),
-            ``center3d`` (3D, subtract the root joint) or ``none`` (raw pixels; heatmap models).
+            ``center3d`` (3D, subtract the root joint), ``axes`` (each axis of the clip to [-1, 1]
+            by its min and max, after the augmentation) or ``none`` (raw pixels; heatmap models).
         features: Streams concatenated on the channel axis: ``joint``, ``bone``, ``joint_motion``,
             ``bone_motion``.
         with_score: Append the keypoint score as an extra channel (2D data).
@@ -97,7 +98,7 @@ class DataConfig:
     num_clips_val: int = 1
     num_clips_test: int = 10
     max_persons: int = 2
-    normalize: Literal["image", "bbox", "center3d", "none"] = "image"
+    normalize: Literal["image", "bbox", "center3d", "axes", "none"] = "image"
     features: list[str] = field(default_factory=lambda: ["joint"])
     with_score: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -130,6 +131,10 @@ class OptimConfig:
         label_smoothing: Cross-entropy label smoothing.
         amp: Mixed precision: ``none``, ``bf16``, ``fp16`` (CUDA only) or ``auto`` (bf16 on CUDA
             and on CPUs with native bf16, AVX512-BF16 or AMX; otherwise none).
+        ema: Decay of an exponential moving average of the weights and BatchNorm statistics,
+            updated after every step (e.g. 0.999), or ``None`` for none. With it, validation and
+            the ``model`` weights in ``last.pt`` / ``best.pt`` (what ``skelact test`` loads) are the
+            averaged ones.
     """
 
     name: Literal["sgd", "adamw"] = "sgd"
@@ -143,6 +148,7 @@ class OptimConfig:
     clip_grad: float | None = None
     label_smoothing: float = 0.0
     amp: Literal["none", "bf16", "fp16", "auto"] = "none"
+    ema: float | None = None
 
 
 @dataclass
@@ -333,6 +339,8 @@ def _check_semantics(cfg: Config) -> None:
         raise ConfigError(f"data.augment.flip: a probability in [0, 1], got {d.augment.flip}")
     if d.augment.scale is not None and (len(d.augment.scale) != 2 or d.augment.scale[0] > d.augment.scale[1]):
         raise ConfigError(f"data.augment.scale: expected [low, high], got {d.augment.scale}")
+    if o.ema is not None and not 0.0 < o.ema < 1.0:
+        raise ConfigError(f"optim.ema: a decay in (0, 1), got {o.ema}")
     if not 0.0 <= o.label_smoothing < 1.0:
         raise ConfigError(f"optim.label_smoothing: must be in [0, 1), got {o.label_smoothing}")
 

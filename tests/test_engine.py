@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -124,6 +125,17 @@ def test_3d_scale_goes_with_the_viewpoint_rotation(ann_file: Path) -> None:
     assert not any(isinstance(s, RandomAffine2D) for s in steps)  # not scaled twice
 
 
+def test_axes_normalisation_comes_after_the_viewpoint_augmentation(ann_file: Path) -> None:
+    from skelact.data.transforms import NormalizeAxes, RandomFlip, RandomRotate3D
+
+    data = {"ann_file": str(ann_file), "normalize": "axes", "augment": {"flip": 0.5, "rotate3d": 30}}
+    cfg = config_from_dict({**recipe(ann_file), "data": data})
+    kinds = [type(s) for s in builders.build_pipeline(cfg.data, get_layout("penn13"), 3, train=True).transforms]
+    assert kinds.index(RandomFlip) < kinds.index(RandomRotate3D) < kinds.index(NormalizeAxes) == len(kinds) - 2
+    test = builders.build_pipeline(cfg.data, get_layout("penn13"), 3, train=False, force_flip=True).transforms
+    assert [type(s) for s in test][-3:-1] == [RandomFlip, NormalizeAxes]
+
+
 def test_persistent_workers_follow_the_epoch(ann_file: Path) -> None:
     """Each (epoch, index) pair reaches the worker's copy of the dataset: augmentation changes per epoch
     and equals what the dataset gives in the main process for that epoch."""
@@ -201,6 +213,38 @@ def test_resume_continues_from_last_checkpoint(ann_file: Path, tmp_path: Path) -
     assert lines[:3] == rows_before and _csv_epochs(tmp_path / "metrics.csv") == [1, 2, 3]
     assert "resumed from" in (tmp_path / "log.txt").read_text()
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 3
+
+
+def test_ema_checkpoint_holds_the_average_and_resumes_exactly(ann_file: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """With optim.ema, "model" is the average (what validation and `skelact test` use) and "train_model"
+    the raw weights; resuming from epoch 2 of 3 ends where the uninterrupted run ends."""
+    cfg = config_from_dict(recipe(ann_file, epochs=3, ema=0.9))
+    saved = train_module.save_checkpoint
+    (tmp_path / "resumed").mkdir()
+
+    def keep_epoch_2(state: dict, path: Path) -> Path:
+        out = saved(state, path)
+        if state["epoch"] == 2 and Path(path).name == "last.pt":
+            shutil.copy(out, tmp_path / "resumed" / "last.pt")
+        return out
+
+    monkeypatch.setattr(train_module, "save_checkpoint", keep_epoch_2)
+    straight = train(cfg, tmp_path / "straight")
+    ckpt = load_checkpoint(tmp_path / "straight" / "last.pt")
+    steps = 3 * (18 // 6)  # 18 training clips, batch 6
+    assert ckpt["ema_updates"] == steps
+    avg, raw = ckpt["model"], ckpt["train_model"]
+    assert avg.keys() == raw.keys()
+    assert any(not torch.allclose(avg[k], raw[k]) for k in avg if avg[k].is_floating_point())
+
+    resumed = train(cfg, tmp_path / "resumed", resume=True)
+    end = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    for key in ("model", "train_model"):
+        for k in ckpt[key]:
+            torch.testing.assert_close(end[key][k], ckpt[key][k], rtol=1e-4, atol=1e-5, msg=f"{key}.{k}")
+    assert end["ema_updates"] == steps
+    assert resumed["val_top1"] == pytest.approx(straight["val_top1"])
 
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(ann_file: Path, tmp_path: Path) -> None:

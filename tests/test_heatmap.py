@@ -182,7 +182,7 @@ def test_pose_heatmap_module_modes() -> None:
     x = torch.rand(2, 2, 4, 17, 3) * torch.tensor([640.0, 480.0, 1.0])
     assert mod.train()(x).shape == (2, len(get_layout("coco17").limbs), 4, 32, 32)
     ev = mod.eval()(x)
-    assert ev.shape == (2, 18, 4, 40, 40)
+    assert ev.shape == (2, 17, 4, 40, 40)
     assert torch.equal(ev, mod(x))  # eval is deterministic
     assert PoseHeatmap("coco17", "single").eval()(x).shape == (2, 1, 4, 64, 64)
     with pytest.raises(ValueError):

@@ -45,6 +45,12 @@ def test_coco_parents_exact():
     assert get_layout("coco17").parents.tolist() == [0, 0, 0, 1, 2, 0, 0, 5, 6, 7, 8, 5, 6, 11, 12, 13, 14]
 
 
+def test_coco17_limbs_are_poseconv3d_s_17() -> None:
+    # PYSKL's coco limb list (so limb heatmaps have its 17 channels): face, arms, trunk with the hip line, legs
+    assert get_layout("coco17").limbs == ((0, 1), (0, 2), (1, 3), (2, 4), (0, 5), (5, 7), (7, 9), (0, 6), (6, 8),
+                                          (8, 10), (5, 11), (11, 13), (13, 15), (6, 12), (12, 14), (14, 16), (11, 12))
+
+
 def test_coco_to_penn_mapping_names():
     coco, penn = get_layout("coco17"), get_layout("penn13")
     mapped = [coco.joints[i] for i in COCO17_TO_PENN13]

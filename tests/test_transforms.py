@@ -11,6 +11,7 @@ from skelact.data.transforms import (
     Center3D,
     Compose,
     FormatFeatures,
+    NormalizeAxes,
     NormalizeBBox,
     NormalizeImage,
     PadPersons,
@@ -24,6 +25,7 @@ from skelact.data.transforms import (
     hflip,
     joint_to_bone,
     motion,
+    normalize_axes,
     normalize_by_bbox,
     normalize_by_image,
     rotate_3d,
@@ -80,6 +82,29 @@ def test_normalize_by_bbox_range_random() -> None:
     out = normalize_by_bbox(kp, score)
     assert np.abs(out).max() == pytest.approx(1.0, abs=1e-6)
     assert not out[0, 1, 3].any()
+
+
+def test_normalize_axes_exact() -> None:
+    # present joints span x in [1, 3], y in [-2, 6], z in [4, 4] (flat): each axis on its own
+    kp = np.zeros((2, 2, 2, 3), dtype=np.float32)
+    kp[0, 0] = [[1, -2, 4], [3, 6, 4]]
+    kp[1, 1, 0] = [2, 2, 4]
+    out = normalize_axes(kp)
+    np.testing.assert_allclose(out[0, 0], [[-1, -1, 0], [1, 1, 0]])
+    np.testing.assert_allclose(out[1, 1, 0], [0, 0, 0])
+    assert not out[0, 1].any() and not out[1, 0].any() and not out[1, 1, 1].any()  # missing stay zero
+    assert kp[0, 0, 1, 1] == 6  # input untouched
+    assert not normalize_axes(np.zeros((1, 2, 3, 3), dtype=np.float32)).any()
+
+
+def test_normalize_axes_ignores_position_and_per_axis_scale() -> None:
+    kp, _ = random_clip(c=3)
+    out = normalize_axes(kp)
+    moved = np.where(kp != 0, kp * np.array([2.0, 0.5, 3.0], dtype=np.float32) + 7, 0)
+    np.testing.assert_allclose(normalize_axes(moved), out, atol=1e-5)
+    valid = out[kp.any(-1)]
+    np.testing.assert_allclose(valid.min(0), -1, atol=1e-6)
+    np.testing.assert_allclose(valid.max(0), 1, atol=1e-6)
 
 
 def test_center_3d_exact() -> None:
@@ -284,3 +309,4 @@ def test_center_and_bbox_wrappers() -> None:
     s["keypoint_score"][0, 0, 0] = 1  # only one valid joint by score
     assert not NormalizeBBox()(s, None)["keypoint"].any()  # one point -> centred at zero, the rest invalid
     np.testing.assert_array_equal(NormalizeBBox(use_score=False)(s, None)["keypoint"], normalize_by_bbox(s["keypoint"]))
+    np.testing.assert_array_equal(NormalizeAxes()(s, None)["keypoint"], normalize_axes(s["keypoint"]))

@@ -32,6 +32,7 @@ __all__ = [
     "FEATURES",
     "normalize_by_image",
     "normalize_by_bbox",
+    "normalize_axes",
     "center_3d",
     "joint_to_bone",
     "motion",
@@ -45,6 +46,7 @@ __all__ = [
     "PadPersons",
     "NormalizeImage",
     "NormalizeBBox",
+    "NormalizeAxes",
     "Center3D",
     "RandomFlip",
     "RandomAffine2D",
@@ -122,6 +124,31 @@ def normalize_by_bbox(kp: np.ndarray, score: np.ndarray | None = None) -> np.nda
     if half <= 0:  # a single point: centre it and leave the scale alone
         half = 1.0
     return np.where(valid[..., None], (out - centre) / half, 0).astype(out.dtype, copy=False)
+
+
+def normalize_axes(kp: np.ndarray) -> np.ndarray:
+    """Map each coordinate axis of the clip to [-1, 1] by its own min and max.
+
+    Unlike :func:`normalize_by_bbox` the scale differs per axis, so the clip's aspect ratio is
+    lost along with its position and size (CTR-GCN's NW-UCLA loader does this). The range spans
+    every present (non-zero) joint of every person and frame; an axis with no extent maps to 0.
+
+    Args:
+        kp: [M, T, V, C].
+
+    Returns:
+        Normalised copy; missing joints stay zero.
+    """
+    _check_kp(kp)
+    valid = _present(kp)
+    out = _as_float(kp)
+    if not valid.any():
+        return np.zeros_like(out)
+    pts = out[valid]  # [N_valid, C]
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    half = (hi - lo) / 2
+    half[half <= 0] = np.inf  # a flat axis: every joint sits at 0
+    return np.where(valid[..., None], (out - (lo + hi) / 2) / half, 0).astype(out.dtype, copy=False)
 
 
 def center_3d(kp: np.ndarray, root: int) -> np.ndarray:
@@ -385,6 +412,13 @@ class NormalizeBBox(_Step):
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
         score = sample.get("keypoint_score") if self.use_score else None
         return {**sample, "keypoint": normalize_by_bbox(sample["keypoint"], score)}
+
+
+class NormalizeAxes(_Step):
+    """:func:`normalize_axes`."""
+
+    def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
+        return {**sample, "keypoint": normalize_axes(sample["keypoint"])}
 
 
 class Center3D(_Step):

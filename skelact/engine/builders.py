@@ -20,6 +20,7 @@ from skelact.data.transforms import (
     Center3D,
     Compose,
     FormatFeatures,
+    NormalizeAxes,
     NormalizeBBox,
     NormalizeImage,
     PadPersons,
@@ -160,6 +161,10 @@ def build_pipeline(
             steps.append(RandomRotate3D(math.radians(aug.rotate3d), scale))
     if force_flip:
         steps.append(RandomFlip(layout, 1.0, center_x=flip_center))
+    if data.normalize == "axes":
+        # After the augmentation, as in CTR-GCN's NW-UCLA loader: the rotated clip is what gets
+        # rescaled (so a uniform augment.scale has no effect here).
+        steps.append(NormalizeAxes())
     steps.append(FormatFeatures(layout, data.features, data.with_score))
     return Compose(steps)
 

@@ -5,6 +5,9 @@ A checkpoint is a dict of tensors, numbers, strings, lists and dicts only::
     {'model': state_dict, 'optimizer': ..., 'scheduler': ..., 'scaler': ..., 'epoch': int,
      'best_metric': float, 'best_epoch': int, 'config': dict, 'classes': [str], 'layout': str,
      'rng': {'torch': ByteTensor, 'numpy': {...}, 'python': [...], 'cuda': [ByteTensor]}}
+
+With ``optim.ema``, ``model`` holds the averaged weights and two more keys resume the run:
+``train_model`` (the raw weights) and ``ema_updates`` (int).
 """
 
 from __future__ import annotations

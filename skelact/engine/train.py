@@ -44,7 +44,9 @@ from skelact.engine.distributed import (
     cleanup_distributed,
     init_distributed,
     state_digest,
+    unwrap,
 )
+from skelact.engine.ema import WeightEMA
 
 __all__ = ["train", "predict", "seed_everything", "autocast_context", "native_bf16", "apply_overfit", "main",
            "CSV_FIELDS"]
@@ -206,8 +208,11 @@ def predict(model: nn.Module, loader: DataLoader, info: DistInfo, amp: str = "no
 
 def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                      scheduler: torch.optim.lr_scheduler.LambdaLR, scaler: torch.amp.GradScaler,
-                     cfg: Config, info: DistInfo, epoch: int) -> dict[str, float]:
-    """One pass over the training loader; returns loss / top-1 / clips summed over every rank."""
+                     cfg: Config, info: DistInfo, epoch: int, ema: WeightEMA | None = None) -> dict[str, float]:
+    """One pass over the training loader; returns loss / top-1 / clips summed over every rank.
+
+    ``ema``, when given, follows the (unwrapped) model after every step.
+    """
     from tqdm import tqdm
 
     model.train()
@@ -232,6 +237,8 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.opti
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()  # per-iteration schedule
+        if ema is not None:
+            ema.update(unwrap(model))
 
         n = y.numel()
         loss_sum += loss.item() * n
@@ -339,6 +346,10 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
     scheduler = builders.build_scheduler(optimizer, cfg.optim, steps_per_epoch)
     use_scaler = cfg.optim.amp == "fp16" and info.device.type == "cuda"
     scaler = torch.amp.GradScaler(info.device.type, enabled=use_scaler)
+    # The averaged copy is what gets validated and saved as "model"; the raw weights go to
+    # "train_model" so that --resume continues the optimisation itself.
+    ema = WeightEMA(model, cfg.optim.ema) if cfg.optim.ema is not None else None
+    eval_model = ema.module if ema is not None else model
 
     # ---- resume
     start_epoch, best_top1, best_epoch = 1, -1.0, 0
@@ -346,7 +357,10 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
     last_path, best_path = work_dir / "last.pt", work_dir / "best.pt"
     if resume and last_path.is_file():
         ckpt = load_checkpoint(last_path, map_location=info.device)
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
+        if ema is not None:
+            ema.module.load_state_dict(ckpt["model"])
+            ema.updates = int(ckpt.get("ema_updates", 0))
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"):
@@ -373,13 +387,15 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
         epoch_start = time.perf_counter()
         train_sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
-        stats = _train_one_epoch(ddp_model, train_loader, optimizer, scheduler, scaler, cfg, info, epoch)
+        stats = _train_one_epoch(ddp_model, train_loader, optimizer, scheduler, scaler, cfg, info, epoch, ema)
 
         # ---- validate (every rank predicts its shard with the same weights and BN statistics)
         broadcast_buffers(model)
+        if ema is not None:
+            broadcast_buffers(ema.module)  # averaged from each rank's own BN statistics
         val: dict[str, float] = {}
         if epoch % cfg.eval_interval == 0 or epoch == cfg.optim.epochs:
-            probs, labels = predict(model, val_loader, info, cfg.optim.amp)
+            probs, labels = predict(eval_model, val_loader, info, cfg.optim.amp)
             s = metrics.summarize(probs, labels)
             val = {"val_loss": s["loss"], "val_top1": s["top1"], "val_top5": s["top5"],
                    "val_mean_class_acc": s["mean_class_acc"]}
@@ -395,12 +411,14 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
             rows.append(row)
             _write_csv(csv_path, rows)  # before last.pt: a resume drops rows past the checkpoint
             state = {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "model": eval_model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if use_scaler else {},
                 "epoch": epoch, "best_metric": best_top1, "best_epoch": best_epoch,
                 "config": config_to_dict(cfg), "classes": classes, "layout": layout.name,
                 "in_channels": in_channels, "rng": rng_state(),
             }
+            if ema is not None:
+                state.update(train_model=model.state_dict(), ema_updates=ema.updates)
             if improved:
                 save_checkpoint(state, best_path)
             save_checkpoint(state, last_path)
