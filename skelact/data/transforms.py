@@ -113,17 +113,7 @@ def normalize_by_bbox(kp: np.ndarray, score: np.ndarray | None = None) -> np.nda
         Normalised copy; invalid joints are zero.
     """
     _check_kp(kp)
-    valid = _present(kp) if score is None else score > 0
-    out = _as_float(kp)
-    if not valid.any():
-        return np.zeros_like(out)
-    pts = out[valid]  # [N_valid, C]
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    centre = (lo + hi) / 2
-    half = float((hi - lo).max()) / 2
-    if half <= 0:  # a single point: centre it and leave the scale alone
-        half = 1.0
-    return np.where(valid[..., None], (out - centre) / half, 0).astype(out.dtype, copy=False)
+    return _fit_box(kp, _present(kp) if score is None else score > 0, per_axis=False)
 
 
 def normalize_axes(kp: np.ndarray) -> np.ndarray:
@@ -140,14 +130,24 @@ def normalize_axes(kp: np.ndarray) -> np.ndarray:
         Normalised copy; missing joints stay zero.
     """
     _check_kp(kp)
-    valid = _present(kp)
+    return _fit_box(kp, _present(kp), per_axis=True)
+
+
+def _fit_box(kp: np.ndarray, valid: np.ndarray, per_axis: bool) -> np.ndarray:
+    """Centre the box of the ``valid`` [M, T, V] joints and scale it into [-1, 1]: by half its
+    longer side, or by half of each side on its own (``per_axis``); invalid joints become zero."""
     out = _as_float(kp)
     if not valid.any():
         return np.zeros_like(out)
     pts = out[valid]  # [N_valid, C]
     lo, hi = pts.min(axis=0), pts.max(axis=0)
-    half = (hi - lo) / 2
-    half[half <= 0] = np.inf  # a flat axis: every joint sits at 0
+    if per_axis:
+        half = (hi - lo) / 2
+        half[half <= 0] = np.inf  # a flat axis: every joint sits at 0
+    else:
+        half = float((hi - lo).max()) / 2
+        if half <= 0:  # a single point: centre it and leave the scale alone
+            half = 1.0
     return np.where(valid[..., None], (out - (lo + hi) / 2) / half, 0).astype(out.dtype, copy=False)
 
 
