@@ -11,7 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skelact.data.io import AnnotationError, load_annotations, save_annotations, summarize, validate_annotations
+from skelact.data.io import (
+    AnnotationError,
+    atomic_path,
+    atomic_write,
+    load_annotations,
+    save_annotations,
+    summarize,
+    validate_annotations,
+)
 
 
 def make_clip(name: str = "c0", m: int = 2, t: int = 5, v: int = 17, label: int = 1, dtype=np.float32) -> dict:
@@ -276,6 +284,43 @@ def test_save_is_atomic_and_refuses_overwrite(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.pkl"]  # no temporary file left behind
     save_annotations(make_data(n=4), out, force=True)
     assert len(load_annotations(out)["annotations"]) == 4
+
+
+def test_atomic_write_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    out = tmp_path / "f.bin"
+    atomic_write(out, lambda f: f.write(b"old"))
+
+    def fail(f):
+        f.write(b"partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(out, fail)
+    assert out.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+    with pytest.raises(FileExistsError, match="f.bin: already exists"):
+        atomic_write(out, lambda f: f.write(b"new"), force=False)
+    assert out.read_bytes() == b"old"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_atomic_write_gives_new_files_the_umask_permissions(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        out = atomic_write(tmp_path / "sub" / "f.bin", lambda f: f.write(b"x"))
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_atomic_path_yields_a_fresh_file_with_the_suffix(tmp_path):
+    out = tmp_path / "video.mp4"
+    with atomic_path(out, suffix=".tmp.mp4") as tmp:
+        assert tmp.parent == tmp_path and tmp.name.endswith(".tmp.mp4") and tmp.read_bytes() == b""
+        assert not out.exists()
+        tmp.write_bytes(b"frames")
+    assert out.read_bytes() == b"frames" and not tmp.exists()
 
 
 def test_summary_counts():

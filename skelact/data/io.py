@@ -23,9 +23,10 @@ import gc
 import io
 import os
 import pickle
-import tempfile
+import secrets
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "load_annotations",
     "validate_annotations",
     "save_annotations",
+    "atomic_path",
     "atomic_write",
     "summarize",
     "WORK_DTYPE",
@@ -449,29 +451,48 @@ def load_annotations(
     return validate_annotations(data, str(path), num_classes=num_classes, allow_unlabeled=allow_unlabeled)
 
 
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a new empty file beside ``path``; it replaces ``path`` only if the block succeeds.
+
+    An exception (or a crash) inside the block leaves ``path`` untouched and removes the temporary
+    file. ``suffix`` ends its name (writers that pick a format from the extension need it).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # O_EXCL with mode 0o666: the process umask applies as it does to any new file (mkstemp
+    # would make it 0600, and reading the umask in Python means setting it).
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}"
+        try:
+            os.close(os.open(tmp, flags, 0o666))
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None], force: bool = True) -> Path:
     """Write a file through ``write(fileobj)`` into a temporary file, then rename it into place.
 
     A crash or an exception leaves no partial ``path`` behind.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``force`` is false.
     """
     path = Path(path)
     if not force and path.exists():
         raise FileExistsError(f"{path}: already exists (use --force to overwrite)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp creates the file 0600; give the result the usual permissions for new files.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 

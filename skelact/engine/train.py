@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from skelact.config import Config, config_to_dict, load_config, save_config
 from skelact.data.dataset import SkeletonDataset
+from skelact.data.io import atomic_path
 from skelact.engine import builders, metrics
 from skelact.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from skelact.engine.distributed import (
@@ -261,12 +262,10 @@ def _read_csv_rows(path: Path, last_epoch: int) -> list[dict[str, str]]:
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    tmp.replace(path)
 
 
 def _fmt(v: float | None) -> str:

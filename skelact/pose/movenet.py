@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+
+from skelact.data.io import atomic_path
 
 __all__ = [
     "MODEL_FILENAME",
@@ -84,11 +85,9 @@ def download_pose_model(dest: Path, url: str | None = None, sha256: str = MODEL_
     from tqdm import tqdm
 
     url = url or MODEL_URL
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     digest = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=30) as resp:
+    with atomic_path(dest, suffix=".part") as tmp:
+        with open(tmp, "wb") as f, urllib.request.urlopen(url, timeout=30) as resp:
             total = int(resp.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {dest.name}",
                       disable=not progress) as bar:
@@ -98,10 +97,6 @@ def download_pose_model(dest: Path, url: str | None = None, sha256: str = MODEL_
                     bar.update(len(chunk))
         if digest.hexdigest() != sha256:
             raise ValueError(f"checksum mismatch for {url}: got sha256 {digest.hexdigest()}, expected {sha256}")
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return dest
 
 

@@ -11,13 +11,13 @@ import contextlib
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from skelact.data.io import atomic_path
 from skelact.skeleton import Layout
 from skelact.viz.draw import draw_panel, draw_skeletons, import_cv2, valid_joints
 
@@ -215,37 +215,24 @@ def write_skeleton_video(
         panel = draw_panel(np.zeros((oh, 0, 3), np.uint8), list(topk or []), true_label, width=pw)
     pw = 0 if panel is None else panel.shape[1]
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=f".tmp{out.suffix}")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    writer = None
-    try:
+    with atomic_path(out, suffix=f".tmp{out.suffix}") as tmp:  # the writer picks the codec by extension
         writer, _ = open_video_writer(tmp, fps, (ow + pw, oh))
-        black = np.zeros((oh, ow, 3), np.uint8)
-        for i in range(t):
-            frame = first if i == 0 else (next(frame_iter, None) if frame_iter is not None else None)
-            if frame is None:
-                canvas = black.copy()
-            else:
-                if frame.shape[:2] != (h, w):
-                    raise ValueError(f"frame {i} is {frame.shape[1]}x{frame.shape[0]}, expected {w}x{h}")
-                canvas = cv2.resize(frame, (ow, oh), interpolation=cv2.INTER_AREA) if (oh, ow) != (h, w) \
-                    else frame.copy()
-            draw_skeletons(canvas, kp[:, i], None if score is None else score[:, i], layout,
-                           thickness=thickness, threshold=threshold, inplace=True)
-            if panel is not None:
-                canvas = np.concatenate([canvas, panel], axis=1)
-            writer.write(canvas)
-        writer.release()
-        writer = None
-        mask = os.umask(0)  # mkstemp made the file 0600; give it the usual permissions
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, out)
-    except BaseException:
-        if writer is not None:
+        try:
+            black = np.zeros((oh, ow, 3), np.uint8)
+            for i in range(t):
+                frame = first if i == 0 else (next(frame_iter, None) if frame_iter is not None else None)
+                if frame is None:
+                    canvas = black.copy()
+                else:
+                    if frame.shape[:2] != (h, w):
+                        raise ValueError(f"frame {i} is {frame.shape[1]}x{frame.shape[0]}, expected {w}x{h}")
+                    canvas = cv2.resize(frame, (ow, oh), interpolation=cv2.INTER_AREA) if (oh, ow) != (h, w) \
+                        else frame.copy()
+                draw_skeletons(canvas, kp[:, i], None if score is None else score[:, i], layout,
+                               thickness=thickness, threshold=threshold, inplace=True)
+                if panel is not None:
+                    canvas = np.concatenate([canvas, panel], axis=1)
+                writer.write(canvas)
+        finally:
             writer.release()
-        tmp.unlink(missing_ok=True)
-        raise
     return out
