@@ -120,6 +120,8 @@ def build_pipeline(
 ) -> Compose:
     """The transform chain: sample → pad persons → normalise → augment → format features.
 
+    ``normalize: axes`` is the exception: it rescales the augmented clip, just before the features.
+
     Args:
         data: Data section of the recipe.
         layout: Skeleton layout (flip pairs, bone parents, root).
