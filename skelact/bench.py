@@ -513,8 +513,8 @@ def bench_models(opts: BenchOptions) -> list[Row]:
     import torch
     import torch.nn.functional as F
 
-    from skelact.engine.train import autocast_context, native_bf16
     from skelact.models import count_macs, count_params, create_model, list_models, model_info
+    from skelact.runtime import autocast_context, native_bf16
 
     device = torch.device("cpu")
     precisions = ("none", "bf16") if native_bf16(device) else ("none",)

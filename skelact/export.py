@@ -6,9 +6,10 @@ the batch axis is dynamic, M, T, V and C are those of the recipe. Heatmap models
 export too: their heatmap generator becomes part of the graph and takes raw pixel (x, y, score).
 
 Metadata (``onnxruntime.InferenceSession(path).get_modelmeta().custom_metadata_map``, or
-:func:`read_metadata`): ``classes`` (JSON list), ``layout``, ``joints`` (JSON list), ``input_shape``
-(JSON, ``"batch"`` first), ``input_axes``, ``model``, ``input_kind``, ``clip_len``, ``features``,
-``with_score``, ``normalize``, ``num_clips_test``, ``preprocessing``, ``skelact_version``.
+:func:`read_metadata`): ``classes`` (JSON list), ``layout``, ``joints`` (JSON list), ``layout_spec``
+(JSON: the whole layout), ``input_shape`` (JSON, ``"batch"`` first), ``input_axes``, ``model``,
+``input_kind``, ``clip_len``, ``features``, ``with_score``, ``normalize``, ``num_clips_test``,
+``preprocessing``, ``skelact_version``.
 
 Needs the ``onnx`` extra: ``pip install "skelact[onnx]"`` (onnx, onnxruntime).
 """
@@ -70,6 +71,7 @@ def _metadata(predictor: Predictor, frames: int) -> dict[str, str]:
         "classes": json.dumps(predictor.classes),
         "layout": predictor.layout.name,
         "joints": json.dumps(list(predictor.layout.joints)),
+        "layout_spec": json.dumps(predictor.layout.to_dict()),  # joints, edges, root, flip pairs, limbs
         "input_shape": json.dumps(shape),
         "input_axes": "batch, persons, frames, joints, channels",
         "model": predictor.cfg.model.name,
@@ -184,7 +186,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     onnx = _import_onnx()
     proto = onnx.load(str(path), load_external_data=False)
     meta: dict[str, Any] = {p.key: p.value for p in proto.metadata_props}
-    for key in ("classes", "joints", "input_shape", "features", "with_score"):
+    for key in ("classes", "joints", "layout_spec", "input_shape", "features", "with_score"):
         if key in meta:
             meta[key] = json.loads(meta[key])
     for key in ("clip_len", "num_clips_test"):

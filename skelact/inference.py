@@ -12,24 +12,24 @@ training recipe's test pipeline (sampling, normalisation, feature streams).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from skelact.skeleton import COCO17_TO_PENN13, Layout, LayoutError, get_layout, infer_layout
+from skelact.errors import SkelactError
+from skelact.skeleton import Layout, LayoutError, get_layout, infer_layout, joint_mapping, joint_present
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from skelact.checkpoint import Calibration
     from skelact.config import Config
 
 __all__ = [
     "InferenceError",
-    "LAYOUT_MAPPINGS",
     "Prediction",
     "Predictor",
     "load_model",
@@ -38,13 +38,10 @@ __all__ = [
     "valid_frame_count",
 ]
 
-#: Joint index maps ``(source layout, model layout) -> indices``: ``model_kp = source_kp[..., idx, :]``.
-LAYOUT_MAPPINGS: dict[tuple[str, str], tuple[int, ...]] = {("coco17", "penn13"): COCO17_TO_PENN13}
-
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
-class InferenceError(ValueError):
+class InferenceError(SkelactError, ValueError):
     """A checkpoint cannot be used, or a clip does not fit the model; the message names the file or clip."""
 
 
@@ -64,10 +61,7 @@ def valid_frame_count(keypoint: np.ndarray, score: np.ndarray | None = None) -> 
         keypoint: [M, T, V, C].
         score: [M, T, V] or None.
     """
-    if score is not None:
-        present = np.asarray(score) > 0  # [M, T, V]
-    else:
-        present = np.any(np.asarray(keypoint) != 0, axis=-1)
+    present = joint_present(keypoint, score)  # [M, T, V]
     return int(np.any(present, axis=(0, 2)).sum())
 
 
@@ -77,10 +71,13 @@ class Prediction:
 
     Attributes:
         topk: ``(class name, probability)`` pairs, most probable first.
-        probs: float64 [num_classes]: softmax averaged over the test views.
+        probs: float64 [num_classes]: softmax (at the model's calibrated temperature) averaged over
+            the test views.
         classes: Class names in label order.
         frames: Frames in the input clip.
         views: Test views averaged (K).
+        unknown: The top-1 probability is below the model's unknown-action threshold: what the
+            clip shows is probably none of the classes (``topk[0]`` is only the closest).
     """
 
     topk: list[tuple[str, float]]
@@ -88,10 +85,24 @@ class Prediction:
     classes: list[str]
     frames: int
     views: int
+    unknown: bool = False
+
+    @property
+    def label(self) -> str | None:
+        """The predicted class, or None when the prediction is unknown."""
+        return None if self.unknown else self.topk[0][0]
+
+    def describe(self) -> str:
+        """One line: ``golf_swing (0.93)`` or ``unknown action (closest: golf_swing, 0.31)``."""
+        name, p = self.topk[0]
+        return f"unknown action (closest: {name}, {p:.2f})" if self.unknown else f"{name} ({p:.2f})"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``topk`` as ``[{'label', 'probability'}]`` and every class's probability."""
+        """JSON-ready: ``label`` (None when unknown), ``unknown``, ``topk`` as ``[{'label', 'probability'}]``
+        and every class's probability."""
         return {
+            "label": self.label,
+            "unknown": self.unknown,
             "topk": [{"label": name, "probability": p} for name, p in self.topk],
             "probabilities": {c: float(p) for c, p in zip(self.classes, self.probs, strict=True)},
             "frames": self.frames,
@@ -111,6 +122,7 @@ class Predictor:
         in_channels: Input channels C of ``(N, M, T, V, C)``.
         source: Where the weights came from (checkpoint path or ``shipped:NAME``).
         device: Where the model runs.
+        calibration: Temperature and unknown-action threshold fitted after training, if any.
     """
 
     model: nn.Module
@@ -120,6 +132,7 @@ class Predictor:
     in_channels: int
     source: str
     device: torch.device
+    calibration: Calibration | None = None
     _pipelines: dict[tuple[int, int], Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -171,9 +184,9 @@ class Predictor:
             raise InferenceError(f"clip {name!r}: {e}") from None
         if src.num_joints != v:
             raise InferenceError(f"clip {name!r} has {v} joints but its layout {src.name!r} has {src.num_joints}")
-        if src.name == self.layout.name:
+        if src == self.layout:
             return ann
-        idx = LAYOUT_MAPPINGS.get((src.name, self.layout.name))
+        idx = joint_mapping(src, self.layout)
         if idx is None:
             raise InferenceError(f"clip {name!r} is in layout {src.name!r} ({v} joints) but the model expects "
                                  f"{self.layout.name!r} ({self.layout.num_joints} joints), and there is no "
@@ -230,9 +243,22 @@ class Predictor:
                                  f"model was trained on {self.in_channels}")
         with torch.inference_mode():
             logits = self.model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device))
-            probs = torch.softmax(logits.float(), dim=1).mean(dim=0).double().cpu().numpy()  # [classes]
+        probs = self.probabilities(logits)  # [classes]
         order = np.argsort(-probs, kind="stable")[: max(1, min(topk, len(self.classes)))]
-        return Prediction([(self.classes[i], float(probs[i])) for i in order], probs, list(self.classes), frames, k)
+        return Prediction([(self.classes[i], float(probs[i])) for i in order], probs, list(self.classes), frames, k,
+                          unknown=self.is_unknown(probs))
+
+    def probabilities(self, logits: torch.Tensor) -> np.ndarray:
+        """float64 [classes]: softmax of ``logits`` [K, classes] at the calibrated temperature, averaged over K."""
+        import torch
+
+        t = self.calibration.temperature if self.calibration is not None else 1.0
+        return torch.softmax(logits.float() / t, dim=1).mean(dim=0).double().cpu().numpy()
+
+    def is_unknown(self, probs: np.ndarray) -> bool:
+        """Whether a prediction with these probabilities is below the model's unknown-action threshold."""
+        c = self.calibration
+        return c is not None and c.threshold is not None and float(np.max(probs)) < c.threshold
 
 
 def resolve_model_spec(spec: str | Path | None) -> tuple[Path, str | None]:
@@ -265,95 +291,39 @@ def resolve_model_spec(spec: str | Path | None) -> tuple[Path, str | None]:
     raise InferenceError(f"{spec!r} is neither a checkpoint file nor a shipped model (shipped: {shipped})")
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
-    import torch
-
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InferenceError("device 'cuda' requested but CUDA is not available")
-    return dev
-
-
 def load_model(spec: str | Path | None = None, device: str | torch.device = "cpu") -> Predictor:
     """Load a checkpoint written by ``skelact train`` (or a shipped model by name) for inference.
+
+    This is the one path from a checkpoint file to a ready model: ``skelact test``, ``predict``,
+    ``export`` and the shipped models all come through here.
 
     Args:
         spec: Checkpoint path, shipped model name, or ``None`` for the default shipped model.
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
 
     Raises:
-        InferenceError: The file is missing, unreadable or not a skelact checkpoint, its layout is
-            unknown, or its weights do not match the model its config describes.
+        InferenceError: No such file or shipped model.
+        CheckpointError: The file is unreadable, not a skelact checkpoint, or its weights do not
+            fit the model its config describes.
+        DeviceError: The device is not available.
     """
-    from skelact.config import ConfigError, config_from_dict
-    from skelact.engine.builders import build_model
-    from skelact.engine.checkpoint import load_checkpoint
+    from skelact.checkpoint import Checkpoint
+    from skelact.runtime import resolve_device
 
     path, shipped = resolve_model_spec(spec)
-    dev = _resolve_device(device)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. torch's note on a pickle protocol it did not expect
-            ckpt = load_checkpoint(path, map_location="cpu")
-    except Exception as e:  # torch.load raises many types for a file that is not a checkpoint
-        text = str(e)
-        if "WeightsUnpickler error:" in text:  # torch's long advice (weights_only=False) is wrong here
-            text = text.split("WeightsUnpickler error:", 1)[1].strip()
-        reason = (text.splitlines() or [type(e).__name__])[0][:200]
-        if reason.startswith("Unsupported global"):
-            reason = f"it holds Python objects, refused as loading them could run code: {reason}"
-        raise InferenceError(f"{path}: not a skelact checkpoint ({reason})") from None
-    if not isinstance(ckpt, dict):
-        raise InferenceError(f"{path}: not a skelact checkpoint (a {type(ckpt).__name__}, not a dict)")
-    missing = [k for k in ("model", "config", "classes", "layout", "in_channels") if k not in ckpt]
-    if missing:
-        raise InferenceError(f"{path}: not a skelact checkpoint (missing {', '.join(missing)})")
-    try:
-        cfg = config_from_dict(ckpt["config"])
-    except ConfigError as e:
-        raise InferenceError(f"{path}: invalid stored config: {e}") from None
-    classes = [str(c) for c in ckpt["classes"]]
-    layout = _checkpoint_layout(path, str(ckpt["layout"]), cfg.data.layout)
-    in_channels = int(ckpt["in_channels"])
-    try:
-        model = build_model(cfg, len(classes), layout, in_channels)
-    except (ConfigError, ValueError, TypeError) as e:
-        raise InferenceError(f"{path}: cannot build its model {cfg.model.name!r}: {e}") from None
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        reason = " ".join(str(e).split())[:300]
-        raise InferenceError(f"{path}: its weights do not fit the {cfg.model.name!r} model its config describes "
-                             f"({len(classes)} classes, layout {layout.name!r}, C={in_channels}): {reason}") from None
-    model.eval().to(dev)
+    dev = resolve_device(device)
+    ckpt = Checkpoint.load(path)
+    model = ckpt.build_model(dev, where=str(path))
     if shipped is not None:
-        _check_shipped(path, shipped, classes, layout)
+        _check_shipped(path, shipped, ckpt.classes, ckpt.layout)
     source = f"shipped:{shipped}" if shipped else str(path)
-    return Predictor(model, cfg, classes, layout, in_channels, source, dev)
-
-
-def _checkpoint_layout(path: Path, name: str, recipe_layout: str | None) -> Layout:
-    """The checkpoint's layout: built-in by name, else the recipe's YAML file (if still there)."""
-    try:
-        return get_layout(name)
-    except LayoutError:
-        pass
-    if recipe_layout:
-        try:
-            layout = get_layout(recipe_layout)
-        except LayoutError as e:
-            raise InferenceError(f"{path}: trained on layout {name!r}: {e}") from None
-        if layout.name == name:
-            return layout
-    raise InferenceError(f"{path}: trained on layout {name!r}, which is neither built in nor found as its "
-                         "recipe's layout file")
+    return Predictor(model, ckpt.config, ckpt.classes, ckpt.layout, ckpt.in_channels, source, dev,
+                     ckpt.calibration)
 
 
 def _check_shipped(path: Path, name: str, classes: list[str], layout: Layout) -> None:
     from skelact.models.weights import pretrained_info
 
     info = pretrained_info(name)
-    if list(info.classes) != classes or info.layout != layout.name:
+    if list(info.classes) != classes or get_layout(info.layout) != layout:
         raise InferenceError(f"{path}: its classes or layout differ from the registry entry of {name!r}")

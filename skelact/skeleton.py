@@ -4,6 +4,12 @@ A :class:`Layout` is everything the data pipeline and the models need to know ab
 skeleton. Built-in layouts are ``coco17`` (HRNet / MoveNet order), ``ntu25`` (Kinect v2),
 ``penn13`` (Penn Action) and ``ucla20`` (Kinect v1, NW-UCLA). A user layout comes from a small
 YAML file and is accepted everywhere a built-in name is (see :func:`get_layout`).
+
+Below the config / CLI boundary a layout is always a :class:`Layout` object: :func:`resolve_layout`
+turns "the layout given, else the data file's ``layout`` field, else the built-in layout with that
+many joints" into one, and checkpoints store it whole (:meth:`Layout.to_dict`), so a model trained
+on a user layout works on a machine that has never seen the YAML file. :func:`joint_present` is the
+one rule for a missing joint, and :func:`joint_mapping` maps keypoints between layouts.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from skelact.errors import SkelactError, short_repr
+
 __all__ = [
     "Layout",
     "LayoutError",
@@ -22,11 +30,15 @@ __all__ = [
     "list_layouts",
     "infer_layout",
     "layout_from_dict",
+    "layout_field",
+    "resolve_layout",
+    "joint_present",
+    "joint_mapping",
 ]
 
 
-class LayoutError(ValueError):
-    """A layout name or layout file is invalid."""
+class LayoutError(SkelactError, ValueError):
+    """A layout name or layout file is invalid, or does not fit the data."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,12 @@ class Layout:
         for a, b in self.flip_pairs:
             perm[a], perm[b] = b, a
         return perm
+
+    def to_dict(self) -> dict:
+        """The whole layout as plain data (what checkpoints store); :func:`layout_from_dict` reads it back."""
+        return {"name": self.name, "joints": list(self.joints), "edges": [list(e) for e in self.edges],
+                "root": self.root, "flip_pairs": [list(p) for p in self.flip_pairs],
+                "limbs": [list(p) for p in self.limbs]}
 
     def adjacency(self) -> np.ndarray:
         """Symmetric 0/1 adjacency matrix [V, V] without self loops."""
@@ -204,51 +222,78 @@ def list_layouts() -> list[str]:
     return sorted(_BUILTIN)
 
 
-def _index(item: int | str, names: tuple[str, ...], where: str) -> int:
-    if isinstance(item, bool):
-        raise LayoutError(f"{where}: joint {item!r} is not a name or index")
+def _index(item: object, names: tuple[str, ...], where: str) -> int:
+    if isinstance(item, bool) or not isinstance(item, (int, str)):
+        raise LayoutError(f"{where}: joint {short_repr(item)} is not a name or index")
     if isinstance(item, int):
         return item
-    if isinstance(item, str) and item in names:
+    if item in names:
         return names.index(item)
-    raise LayoutError(f"{where}: unknown joint {item!r}")
+    raise LayoutError(f"{where}: unknown joint {short_repr(item)}")
 
 
-def layout_from_dict(spec: dict, where: str = "layout") -> Layout:
+_LAYOUT_KEYS = ("name", "joints", "edges", "flip_pairs", "root", "limbs")
+
+
+def layout_from_dict(spec: object, where: str = "layout") -> Layout:
     """Build a layout from a mapping with ``joints``, ``edges`` and optional ``flip_pairs``,
-    ``root`` and ``limbs``. Joints in pairs may be given by name or 0-based index."""
+    ``root``, ``limbs`` and ``name``. Joints in pairs may be given by name or 0-based index."""
     if not isinstance(spec, dict):
-        raise LayoutError(f"{where}: expected a mapping with 'joints' and 'edges'")
-    unknown = set(spec) - {"name", "joints", "edges", "flip_pairs", "root", "limbs"}
+        raise LayoutError(f"{where}: expected a mapping with 'joints' and 'edges', got {short_repr(spec)}")
+    unknown = [str(k) for k in spec if k not in _LAYOUT_KEYS]
     if unknown:
-        raise LayoutError(f"{where}: unknown keys {sorted(unknown)}")
+        raise LayoutError(f"{where}: unknown keys {short_repr(sorted(unknown))} (known: {', '.join(_LAYOUT_KEYS)})")
     for key in ("joints", "edges"):
         if key not in spec:
             raise LayoutError(f"{where}: missing '{key}'")
     joints = spec["joints"]
-    if not isinstance(joints, list) or not all(isinstance(j, str) for j in joints):
-        raise LayoutError(f"{where}: 'joints' must be a list of names")
+    if not isinstance(joints, (list, tuple)) or not all(isinstance(j, str) for j in joints):
+        raise LayoutError(f"{where}: 'joints' must be a list of names, got {short_repr(joints)}")
     names = tuple(joints)
+    name = spec.get("name", where)
+    if not isinstance(name, str):
+        raise LayoutError(f"{where}: 'name' must be a string, got {short_repr(name)}")
 
     def pairs(key: str) -> tuple[tuple[int, int], ...]:
+        items = spec.get(key)
+        if items is None:
+            return ()
+        if not isinstance(items, (list, tuple)):
+            raise LayoutError(f"{where}: '{key}' must be a list of joint pairs, got {short_repr(items)}")
         out = []
-        for p in spec.get(key) or []:
+        for p in items:
             if not isinstance(p, (list, tuple)) or len(p) != 2:
-                raise LayoutError(f"{where}: each entry of '{key}' must be a pair, got {p!r}")
+                raise LayoutError(f"{where}: each entry of '{key}' must be a pair, got {short_repr(p)}")
             out.append((_index(p[0], names, where), _index(p[1], names, where)))
         return tuple(out)
 
     try:
-        return Layout(
-            name=str(spec.get("name", where)),
-            joints=names,
-            edges=pairs("edges"),
-            root=_index(spec.get("root", 0), names, where),
-            flip_pairs=pairs("flip_pairs"),
-            limbs=pairs("limbs"),
-        )
+        return Layout(name=name, joints=names, edges=pairs("edges"), root=_index(spec.get("root", 0), names, where),
+                      flip_pairs=pairs("flip_pairs"), limbs=pairs("limbs"))
     except LayoutError as e:
         raise LayoutError(f"{where}: {e}") from None
+
+
+def _read_layout_file(path: Path) -> Layout:
+    import yaml
+
+    try:
+        text = path.read_bytes()
+    except OSError as e:
+        raise LayoutError(f"{path}: cannot read the layout file ({e.strerror or e.__class__.__name__})") from None
+    if len(text) > 1 << 20:
+        raise LayoutError(f"{path}: {len(text)} bytes is too large for a layout file")
+    try:
+        spec = yaml.safe_load(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise LayoutError(f"{path}: not a UTF-8 text file") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise LayoutError(f"{path}: not valid YAML{at}") from None
+    if isinstance(spec, dict):
+        spec.setdefault("name", path.stem)
+    return layout_from_dict(spec, where=str(path))
 
 
 def get_layout(layout: str | Path | Layout) -> Layout:
@@ -262,17 +307,54 @@ def get_layout(layout: str | Path | Layout) -> Layout:
     if path.suffix in (".yaml", ".yml", ".json") or path.exists():
         if not path.is_file():
             raise LayoutError(f"{path}: layout file not found")
-        import yaml
-
-        try:
-            spec = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise LayoutError(f"{path}: not valid YAML ({e.__class__.__name__})") from None
-        if isinstance(spec, dict):
-            spec.setdefault("name", path.stem)
-        return layout_from_dict(spec, where=str(path))
-    raise LayoutError(f"unknown layout {key!r}; built-in layouts: {', '.join(list_layouts())}, "
+        return _read_layout_file(path)
+    raise LayoutError(f"unknown layout {short_repr(key)}; built-in layouts: {', '.join(list_layouts())}, "
                       "or a path to a YAML layout file")
+
+
+def layout_field(layout: Layout) -> str | dict:
+    """What a data file's ``layout`` field holds: a built-in's name, else the whole layout as a dict."""
+    return layout.name if _BUILTIN.get(layout.name) == layout else layout.to_dict()
+
+
+def _from_field(value: object, where: str) -> Layout:
+    """A data file's or checkpoint's ``layout`` field: a built-in name, or a whole layout as a dict."""
+    if isinstance(value, Layout):
+        return value
+    if isinstance(value, dict):
+        return layout_from_dict(value, where=f"{where}: 'layout'")
+    if isinstance(value, str):
+        if value in _BUILTIN:
+            return _BUILTIN[value]
+        raise LayoutError(f"{where}: its layout {short_repr(value)} is not built in and the file does not hold "
+                          "its joints; give the layout YAML file (--layout, or data.layout in a recipe)")
+    raise LayoutError(f"{where}: 'layout' must be a layout name or mapping, got {short_repr(value)}")
+
+
+def resolve_layout(given: str | Path | Layout | None, stored: object, num_joints: int, where: str) -> Layout:
+    """The one rule for a clip store's layout: the layout ``given`` (an option or recipe value), else
+    the one ``stored`` in the file (a name or a whole layout), else the built-in layout with
+    ``num_joints`` joints; it must have ``num_joints`` joints.
+
+    Args:
+        given: Layout name, YAML path or object, or None.
+        stored: The file's ``layout`` field (None when absent).
+        num_joints: V of the data.
+        where: The data file, for messages.
+
+    Raises:
+        LayoutError: Unknown layout, or its joint count differs from the data's.
+    """
+    if given is not None:
+        layout = get_layout(given)
+    elif stored is not None:
+        layout = _from_field(stored, where)
+    else:
+        layout = infer_layout(num_joints)
+    if layout.num_joints != num_joints:
+        raise LayoutError(f"{where}: layout {layout.name!r} has {layout.num_joints} joints but the data has "
+                          f"{num_joints}")
+    return layout
 
 
 def infer_layout(num_joints: int) -> Layout:
@@ -281,3 +363,51 @@ def infer_layout(num_joints: int) -> Layout:
         if lay.num_joints == num_joints:
             return lay
     raise LayoutError(f"no built-in layout has {num_joints} joints; pass a layout YAML file")
+
+
+def joint_present(keypoint: np.ndarray, score: np.ndarray | None = None, min_score: float = 0.0) -> np.ndarray:
+    """The one rule for a missing joint: bool [..., V], true where the joint is present.
+
+    A joint is missing when its coordinates are all exactly zero (converters and pose models
+    write zeros for undetected joints) or not finite, or, with scores, when its score is not
+    above ``min_score``.
+
+    Args:
+        keypoint: [..., V, C].
+        score: [..., V] or None.
+        min_score: Scores at or below this count as missing.
+    """
+    kp = np.asarray(keypoint)
+    ok = np.isfinite(kp).all(-1) & (kp != 0).any(-1)
+    if score is not None:
+        ok &= np.asarray(score) > min_score
+    return ok
+
+
+#: Explicit joint maps ``(source, target) -> idx`` (``target_kp = source_kp[..., idx, :]``) for
+#: layouts whose joint names differ; layouts that share the names map by name.
+_MAPPINGS: dict[tuple[str, str], tuple[int, ...]] = {("coco17", "penn13"): COCO17_TO_PENN13}
+# Joint names a target may take from another name in the source (Penn's head is COCO's nose).
+_ALIASES: dict[str, tuple[str, ...]] = {"head": ("nose",)}
+
+
+def joint_mapping(source: Layout, target: Layout) -> tuple[int, ...] | None:
+    """Indices that turn ``source`` keypoints into ``target`` ones, or None when they do not map.
+
+    Equal layouts map to themselves; then an explicit table (coco17 → penn13), else every target
+    joint is looked up by name in the source (a few aliases, e.g. ``head`` ← ``nose``).
+    """
+    if source.joints == target.joints:
+        return tuple(range(source.num_joints))
+    explicit = _MAPPINGS.get((source.name, target.name))
+    if explicit is not None and _BUILTIN.get(source.name) == source and _BUILTIN.get(target.name) == target:
+        return explicit
+    idx = []
+    for name in target.joints:
+        for candidate in (name, *_ALIASES.get(name, ())):
+            if candidate in source.joints:
+                idx.append(source.joints.index(candidate))
+                break
+        else:
+            return None
+    return tuple(idx)

@@ -21,9 +21,9 @@ from skelact.bench import (
     synthetic_poses,
 )
 from skelact.cli import main
-from skelact.engine.train import native_bf16
 from skelact.models import list_models
 from skelact.models.heatmap import joint_heatmaps, limb_heatmaps
+from skelact.runtime import native_bf16
 
 EXPECTED = {
     "heatmap": ["joint heatmaps, 1 thread", "limb heatmaps, 1 thread", "joint max |diff| vs formula",

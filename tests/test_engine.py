@@ -18,14 +18,15 @@ import torch
 import yaml
 from synthetic import TINY_MODEL, penn_clip
 
-import skelact.engine.train as train_module
-from skelact.config import config_from_dict, load_config
+import skelact.runtime as runtime_module
+from skelact.checkpoint import Checkpoint, CheckpointError
+from skelact.config import config_from_dict, config_to_dict, load_config
 from skelact.data.io import save_annotations
 from skelact.engine import builders, metrics
-from skelact.engine.checkpoint import load_checkpoint
 from skelact.engine.distributed import state_digest
 from skelact.engine.evaluate import evaluate, fuse, load_scores, save_scores
-from skelact.engine.train import CSV_FIELDS, autocast_context, train
+from skelact.engine.train import CSV_FIELDS, train
+from skelact.runtime import autocast_context
 from skelact.skeleton import get_layout
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -167,17 +168,16 @@ def test_train_writes_checkpoints_csv_and_curves(trained: tuple[dict, Path]) -> 
     for name in ("last.pt", "best.pt", "metrics.csv", "curves.png", "config.yaml", "log.txt"):
         assert (work / name).is_file(), name
     assert _csv_epochs(work / "metrics.csv") == [1, 2]
-    ckpt = load_checkpoint(work / "last.pt")  # weights_only=True
-    assert ckpt["epoch"] == 2 and ckpt["layout"] == "penn13"
-    assert ckpt["classes"] == ["action0", "action1", "action2"]
-    assert ckpt["config"]["model"] == TINY_MODEL and ckpt["in_channels"] == 5  # joint (2) + bone (2) + score
+    raw = torch.load(work / "last.pt", weights_only=True)  # plain containers and tensors only
+    assert raw["format"] == "skelact-checkpoint" and raw["layout"] == get_layout("penn13").to_dict()
+    ckpt = Checkpoint.load(work / "last.pt", require_train_state=True)
+    assert ckpt.epoch == 2 and ckpt.layout == get_layout("penn13")
+    assert ckpt.classes == ["action0", "action1", "action2"]
+    assert config_to_dict(ckpt.config)["model"] == TINY_MODEL and ckpt.in_channels == 5  # joint + bone + score
     assert result["epoch"] == 2 and 0.0 <= result["val_top1"] <= 1.0
     assert result["best_epoch"] in (1, 2)
     # The digest covers exactly the weights saved in last.pt.
-    cfg = config_from_dict(ckpt["config"])
-    model = builders.build_model(cfg, 3, get_layout("penn13"), ckpt["in_channels"])
-    model.load_state_dict(ckpt["model"])
-    assert state_digest(model) == result["weights_digest"]
+    assert state_digest(ckpt.build_model()) == result["weights_digest"]
 
 
 def test_autocast_context_choices(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,9 +187,9 @@ def test_autocast_context_choices(monkeypatch: pytest.MonkeyPatch) -> None:
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
     with pytest.raises(ValueError, match="fp16 needs CUDA"):
         autocast_context("fp16", cpu)
-    monkeypatch.setattr(train_module, "native_bf16", lambda device: False)
+    monkeypatch.setattr(runtime_module, "native_bf16", lambda device: False)
     assert isinstance(autocast_context("auto", cpu), contextlib.nullcontext)  # emulated bf16 is slow
-    monkeypatch.setattr(train_module, "native_bf16", lambda device: True)
+    monkeypatch.setattr(runtime_module, "native_bf16", lambda device: True)
     with autocast_context("auto", cpu):
         assert torch.is_autocast_enabled("cpu")
 
@@ -197,22 +197,26 @@ def test_autocast_context_choices(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bf16_training_keeps_float32_weights(ann_file: Path, tmp_path: Path) -> None:
     result = train(config_from_dict(recipe(ann_file, amp="bf16")), tmp_path)
     assert result["epoch"] == 2
-    weights = [v for v in load_checkpoint(tmp_path / "last.pt")["model"].values() if v.is_floating_point()]
+    weights = [v for v in Checkpoint.load(tmp_path / "last.pt").model.values() if v.is_floating_point()]
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights)
 
 
-def test_resume_continues_from_last_checkpoint(ann_file: Path, tmp_path: Path) -> None:
-    """Resuming a finished 2-epoch run with 3 epochs trains only epoch 3 and keeps the CSV rows."""
+def test_resume_refuses_another_recipe_and_keeps_the_rows(ann_file: Path, tmp_path: Path) -> None:
+    """A resume must be the same run: a changed recipe is refused, naming the key, before any work;
+    the same recipe on a finished run has nothing to do and keeps the CSV rows."""
     cfg2 = config_from_dict(recipe(ann_file))
     train(cfg2, tmp_path)
     rows_before = (tmp_path / "metrics.csv").read_text().splitlines()
+    before = (tmp_path / "last.pt").read_bytes()
     cfg3 = config_from_dict(recipe(ann_file, epochs=3))
-    result = train(cfg3, tmp_path, resume=True)
-    assert result["epoch"] == 3
-    lines = (tmp_path / "metrics.csv").read_text().splitlines()
-    assert lines[:3] == rows_before and _csv_epochs(tmp_path / "metrics.csv") == [1, 2, 3]
-    assert "resumed from" in (tmp_path / "log.txt").read_text()
-    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 3
+    with pytest.raises(CheckpointError, match=r"cannot resume: the config differs in optim\.epochs \(2 -> 3\)"):
+        train(cfg3, tmp_path, resume=True)
+    assert (tmp_path / "last.pt").read_bytes() == before
+    result = train(cfg2, tmp_path, resume=True)
+    assert result["epoch"] == 2
+    assert (tmp_path / "metrics.csv").read_text().splitlines() == rows_before
+    log = (tmp_path / "log.txt").read_text()
+    assert "resumed from" in log and "nothing to do" in log
 
 
 def test_ema_checkpoint_holds_the_average_and_resumes_exactly(ann_file: Path, tmp_path: Path,
@@ -220,18 +224,18 @@ def test_ema_checkpoint_holds_the_average_and_resumes_exactly(ann_file: Path, tm
     """With optim.ema, "model" is the average (what validation and `skelact test` use) and "train_model"
     the raw weights; resuming from epoch 2 of 3 ends where the uninterrupted run ends."""
     cfg = config_from_dict(recipe(ann_file, epochs=3, ema=0.9))
-    saved = train_module.save_checkpoint
+    saved = Checkpoint.save
     (tmp_path / "resumed").mkdir()
 
-    def keep_epoch_2(state: dict, path: Path) -> Path:
-        out = saved(state, path)
-        if state["epoch"] == 2 and Path(path).name == "last.pt":
+    def keep_epoch_2(self: Checkpoint, path: Path) -> Path:
+        out = saved(self, path)
+        if self.epoch == 2 and Path(path).name == "last.pt":
             shutil.copy(out, tmp_path / "resumed" / "last.pt")
         return out
 
-    monkeypatch.setattr(train_module, "save_checkpoint", keep_epoch_2)
+    monkeypatch.setattr(Checkpoint, "save", keep_epoch_2)
     straight = train(cfg, tmp_path / "straight")
-    ckpt = load_checkpoint(tmp_path / "straight" / "last.pt")
+    ckpt = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
     steps = 3 * (18 // 6)  # 18 training clips, batch 6
     assert ckpt["ema_updates"] == steps
     avg, raw = ckpt["model"], ckpt["train_model"]
@@ -239,7 +243,7 @@ def test_ema_checkpoint_holds_the_average_and_resumes_exactly(ann_file: Path, tm
     assert any(not torch.allclose(avg[k], raw[k]) for k in avg if avg[k].is_floating_point())
 
     resumed = train(cfg, tmp_path / "resumed", resume=True)
-    end = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    end = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
     for key in ("model", "train_model"):
         for k in ckpt[key]:
             torch.testing.assert_close(end[key][k], ckpt[key][k], rtol=1e-4, atol=1e-5, msg=f"{key}.{k}")
@@ -263,15 +267,15 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(ann_file: Path, tmp_pa
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, "training finished before the kill; make epochs slower"
-    done = load_checkpoint(work / "last.pt")["epoch"]
+    done = Checkpoint.load(work / "last.pt").epoch
     assert 1 <= done < epochs
 
     resumed = train(load_config(cfg_file), work, resume=True)
     assert _csv_epochs(work / "metrics.csv") == list(range(1, epochs + 1))
-    assert load_checkpoint(work / "last.pt")["epoch"] == epochs
+    assert Checkpoint.load(work / "last.pt").epoch == epochs
     straight = train(load_config(cfg_file), tmp_path / "straight")
     # Same epoch-seeded data order and augmentation, restored optimiser / schedule / RNG: same run.
-    a, b = load_checkpoint(work / "last.pt")["model"], load_checkpoint(tmp_path / "straight" / "last.pt")["model"]
+    a, b = Checkpoint.load(work / "last.pt").model, Checkpoint.load(tmp_path / "straight" / "last.pt").model
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
     assert resumed["val_top1"] == pytest.approx(straight["val_top1"])
@@ -294,7 +298,7 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(ann_file: Path, tmp_pa
     assert r0["val_top1"] == r1["val_top1"]  # metrics are gathered / all-reduced, not per rank
     assert _csv_epochs(work / "metrics.csv") == [1, 2]  # only rank 0 writes
     assert out.count("epoch 2/2 lr") == 1
-    assert load_checkpoint(work / "last.pt")["epoch"] == 2
+    assert Checkpoint.load(work / "last.pt").epoch == 2
 
 
 # ----------------------------------------------------------------------------------- evaluation

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from skelact.checkpoint import Checkpoint
 from skelact.cli import main
-from skelact.config import config_from_dict, config_to_dict
+from skelact.config import config_from_dict
 from skelact.engine import builders
-from skelact.engine.checkpoint import save_checkpoint
 from skelact.models import list_models, model_info
 from skelact.skeleton import get_layout
 
@@ -43,8 +43,7 @@ def make_checkpoint(path: Path, name: str) -> Path:
         with torch.no_grad():
             logits = model(torch.from_numpy(model_input(name, 2, np.random.default_rng(0))))
             model.fc.weight.mul_(1.0 / logits.abs().max())
-    save_checkpoint({"model": model.state_dict(), "config": config_to_dict(cfg), "classes": CLASSES,
-                     "layout": "penn13", "in_channels": in_channels, "epoch": 0}, path)
+    Checkpoint(model.state_dict(), cfg, CLASSES, get_layout("penn13"), in_channels).save(path)
     return path
 
 

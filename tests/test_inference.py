@@ -10,16 +10,16 @@ import pytest
 import torch
 from synthetic import TINY_MODEL, penn_clip
 
+from skelact.checkpoint import Checkpoint, CheckpointError
 from skelact.cli import main
 from skelact.config import config_from_dict
 from skelact.data.io import save_annotations
 from skelact.engine import builders
-from skelact.engine.checkpoint import load_checkpoint, save_checkpoint
 from skelact.engine.evaluate import evaluate
 from skelact.engine.train import train
 from skelact.inference import InferenceError, load_model, min_frames, resolve_model_spec, valid_frame_count
 from skelact.models import weights
-from skelact.skeleton import COCO17_TO_PENN13
+from skelact.skeleton import COCO17_TO_PENN13, get_layout, layout_from_dict
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -51,7 +51,8 @@ def checkpoint(ann_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return work / "best.pt"
 
 
-def one_clip_file(path: Path, ann: dict, layout: str | None = "penn13", classes: list[str] | None = CLASSES) -> Path:
+def one_clip_file(path: Path, ann: dict, layout: str | dict | None = "penn13",
+                  classes: list[str] | None = CLASSES) -> Path:
     data: dict = {"split": {}, "annotations": [ann]}
     if layout:
         data["layout"] = layout
@@ -94,9 +95,15 @@ def test_coco17_clip_is_mapped_to_a_penn13_model(checkpoint: Path) -> None:
     b = predictor.predict_clip(coco, topk=3, layout="coco17")
     np.testing.assert_array_equal(a.probs, b.probs)
     assert [n for n, _ in b.topk] == [n for n, _ in a.topk]
-    with pytest.raises(InferenceError, match=r"layout 'ntu25' \(25 joints\).*'penn13' \(13 joints\).*no mapping"):
-        predictor.predict_clip(dict(penn, keypoint=np.ones((1, 30, 25, 2), np.float32),
-                                    keypoint_score=np.ones((1, 30, 25), np.float32)), layout="ntu25")
+    # Layouts that share joint names map by name (Kinect's ntu25 holds every penn13 joint) ...
+    ntu = get_layout("ntu25")
+    mapped = predictor.map_layout({"keypoint": np.ones((1, 4, 25, 2), np.float32)}, ntu)
+    assert mapped["keypoint"].shape == (1, 4, 13, 2)
+    # ... and one that does not is refused.
+    upper = layout_from_dict({"name": "upper", "joints": ["neck", "l", "r"], "edges": [["l", "neck"], ["r", "neck"]]})
+    with pytest.raises(InferenceError, match=r"layout 'upper' \(3 joints\).*'penn13' \(13 joints\).*no mapping"):
+        predictor.predict_clip(dict(penn, keypoint=np.ones((1, 30, 3, 2), np.float32),
+                                    keypoint_score=np.ones((1, 30, 3), np.float32)), layout=upper)
 
 
 def test_short_clip_rule(checkpoint: Path) -> None:
@@ -113,13 +120,13 @@ def test_short_clip_rule(checkpoint: Path) -> None:
 
 
 def test_bad_checkpoints(checkpoint: Path, tmp_path: Path) -> None:
-    ckpt = load_checkpoint(checkpoint)
-    ckpt["classes"] = ["a", "b"]  # 2 names for 3 outputs
-    save_checkpoint(ckpt, tmp_path / "classes.pt")
-    with pytest.raises(InferenceError, match=r"classes.pt: its weights do not fit"):
+    ckpt = Checkpoint.load(checkpoint)
+    ckpt.classes = ["a", "b"]  # 2 names for 3 outputs
+    ckpt.save(tmp_path / "classes.pt")
+    with pytest.raises(CheckpointError, match=r"classes.pt: its weights do not fit .* of another shape"):
         load_model(tmp_path / "classes.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(InferenceError, match="junk.pt: not a skelact checkpoint"):
+    with pytest.raises(CheckpointError, match="junk.pt: not a readable checkpoint"):
         load_model(tmp_path / "junk.pt")
     with pytest.raises(InferenceError, match="missing.pt: checkpoint not found"):
         load_model(tmp_path / "missing.pt")
@@ -141,7 +148,7 @@ def test_registered_weights_are_checked_and_loaded(checkpoint: Path, tmp_path: P
     monkeypatch.setattr(weights, "_REGISTRY", {})
     monkeypatch.setenv("SKELACT_WEIGHTS_DIR", str(tmp_path))
     path, sha = weights.release_checkpoint(checkpoint, tmp_path / "tiny_v1.pt")
-    slim = load_checkpoint(path)
+    slim = torch.load(path, weights_only=True)
     assert "optimizer" not in slim and "rng" not in slim and slim["classes"] == CLASSES
     weights.register_pretrained({
         "name": "penn_kpc3d", "file": "tiny_v1.pt", "sha256": sha, "model": "stgcnpp",
@@ -185,22 +192,24 @@ def test_cli_errors_name_the_file_and_write_nothing(checkpoint: Path, tmp_path: 
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     rng = np.random.default_rng(4)
     one_clip_file(tmp_path / "short.pkl", penn_clip("s", 0, 5, rng))
-    ntu = {**penn_clip("n", 0, 30, rng), "keypoint": rng.uniform(1, 9, (1, 30, 25, 2)).astype(np.float32),
-           "keypoint_score": np.ones((1, 30, 25), np.float32)}
-    one_clip_file(tmp_path / "ntu.pkl", ntu, layout="ntu25")
+    upper = {**penn_clip("n", 0, 30, rng), "keypoint": rng.uniform(1, 9, (1, 30, 3, 2)).astype(np.float32),
+             "keypoint_score": np.ones((1, 30, 3), np.float32)}
+    layout = {"name": "upper", "joints": ["neck", "l", "r"], "edges": [[1, 0], [2, 0]], "root": 0, "flip_pairs": [],
+              "limbs": [[1, 0], [2, 0]]}
+    one_clip_file(tmp_path / "upper.pkl", upper, layout=layout)
     (tmp_path / "bad.mp4").write_bytes(b"\x00" * 100)
-    expect = {"short.pkl": "at least 8", "ntu.pkl": "'ntu25'", "bad.mp4": "cannot open as a video"}
+    expect = {"short.pkl": "at least 8", "upper.pkl": "'upper'", "bad.mp4": "cannot open as a video"}
     for name, needle in expect.items():
         out = tmp_path / f"{name}.out.mp4"
         assert main(["predict", str(tmp_path / name), "--model", str(checkpoint), "--out", str(out), "--quiet"]) == 1
         err = capsys.readouterr().err.strip()
         assert err.startswith("skelact: error: ") and name in err and needle in err and "\n" not in err, err
         assert not out.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4", "ntu.pkl", "short.pkl"]  # no temp files
-    assert main(["predict", str(tmp_path / "ntu.pkl"), "--model", str(tmp_path / "nope.pt")]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4", "short.pkl", "upper.pkl"]  # no temp files
+    assert main(["predict", str(tmp_path / "upper.pkl"), "--model", str(tmp_path / "nope.pt")]) == 1
     assert "nope.pt: checkpoint not found" in capsys.readouterr().err
     if not torch.cuda.is_available():
-        assert main(["predict", str(tmp_path / "ntu.pkl"), "--model", str(checkpoint), "--device", "cuda"]) == 1
+        assert main(["predict", str(tmp_path / "upper.pkl"), "--model", str(checkpoint), "--device", "cuda"]) == 1
         assert "CUDA is not available" in capsys.readouterr().err
 
 

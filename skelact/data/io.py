@@ -7,7 +7,8 @@ The format (DESIGN.md §2)::
                       'original_shape': (h, w), 'label': int,
                       'keypoint': float [M, T, V, C], 'keypoint_score': float [M, T, V]}, ...],
      'classes': [name, ...],   # optional, skelact's addition
-     'layout': 'coco17'}       # optional, skelact's addition
+     'layout': 'coco17'}       # optional, skelact's addition: a built-in name, or a whole layout
+                               # {name, joints, edges, root, flip_pairs, limbs} (Layout.to_dict)
 
 A pickle can run arbitrary code when loaded, so :func:`load_annotations` goes through a
 restricted unpickler that only admits builtin containers, strings, numbers and plain numeric
@@ -429,8 +430,21 @@ def validate_annotations(
         split[sname] = list(members)
 
     layout = data.get("layout")
-    if layout is not None and not isinstance(layout, str):
-        raise AnnotationError(f"{source}: 'layout' must be a layout name")
+    if layout is not None:
+        from skelact.skeleton import Layout, LayoutError, layout_field, layout_from_dict
+
+        if isinstance(layout, Layout):  # from code: stored as a name (built-in) or a mapping
+            data["layout"] = layout = layout_field(layout)
+        if isinstance(layout, dict):
+            try:
+                lay = layout_from_dict(layout, where=f"{source}: 'layout'")
+            except LayoutError as e:
+                raise AnnotationError(str(e)) from None
+            if dims is not None and lay.num_joints != dims[0]:
+                raise AnnotationError(f"{source}: its layout {lay.name!r} has {lay.num_joints} joints but the clips "
+                                      f"have {dims[0]}")
+        elif not isinstance(layout, str):
+            raise AnnotationError(f"{source}: 'layout' must be a layout name or a mapping of joints and edges")
     return data
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from skelact.data.sampling import pad_persons, uniform_sample_indices
-from skelact.skeleton import Layout, get_layout
+from skelact.skeleton import Layout, get_layout, joint_present
 
 __all__ = [
     "FEATURES",
@@ -64,11 +64,6 @@ def _as_float(x: np.ndarray) -> np.ndarray:
     return np.array(x, dtype=dtype, copy=True)
 
 
-def _present(kp: np.ndarray) -> np.ndarray:
-    """bool [M, T, V]: joints with at least one non-zero coordinate."""
-    return np.any(kp != 0, axis=-1)
-
-
 def _check_kp(kp: np.ndarray, min_channels: int = 1) -> None:
     if kp.ndim != 4 or kp.shape[-1] < min_channels:
         raise ValueError(f"keypoint must be [M, T, V, C] with C >= {min_channels}, got shape {kp.shape}")
@@ -92,7 +87,7 @@ def normalize_by_image(kp: np.ndarray, img_shape: Sequence[int]) -> np.ndarray:
     if h <= 0 or w <= 0:
         raise ValueError(f"img_shape must be positive (h, w), got {tuple(img_shape)}")
     out = _as_float(kp)
-    present = _present(kp)[..., None]
+    present = joint_present(kp)[..., None]
     half = np.array([w / 2, h / 2], dtype=out.dtype)
     out[..., :2] = np.where(present, (out[..., :2] - half) / half, 0)
     return out
@@ -101,8 +96,8 @@ def normalize_by_image(kp: np.ndarray, img_shape: Sequence[int]) -> np.ndarray:
 def normalize_by_bbox(kp: np.ndarray, score: np.ndarray | None = None) -> np.ndarray:
     """Centre on the clip's joint bounding box and scale by half its longer side.
 
-    The box spans every valid joint of every person and frame (``score > 0`` when a score is
-    given, else non-zero joints), so the longer side maps onto [-1, 1] and the aspect ratio is
+    The box spans every present joint (:func:`skelact.skeleton.joint_present`, with the score when
+    given), so the longer side maps onto [-1, 1] and the aspect ratio is
     kept. Works for any C (the box is taken over all coordinate channels).
 
     Args:
@@ -113,7 +108,7 @@ def normalize_by_bbox(kp: np.ndarray, score: np.ndarray | None = None) -> np.nda
         Normalised copy; invalid joints are zero.
     """
     _check_kp(kp)
-    return _fit_box(kp, _present(kp) if score is None else score > 0, per_axis=False)
+    return _fit_box(kp, joint_present(kp, score), per_axis=False)
 
 
 def normalize_axes(kp: np.ndarray) -> np.ndarray:
@@ -130,7 +125,7 @@ def normalize_axes(kp: np.ndarray) -> np.ndarray:
         Normalised copy; missing joints stay zero.
     """
     _check_kp(kp)
-    return _fit_box(kp, _present(kp), per_axis=True)
+    return _fit_box(kp, joint_present(kp), per_axis=True)
 
 
 def _fit_box(kp: np.ndarray, valid: np.ndarray, per_axis: bool) -> np.ndarray:
@@ -165,11 +160,11 @@ def center_3d(kp: np.ndarray, root: int) -> np.ndarray:
     out = _as_float(kp)
     if kp.shape[0] == 0:
         return out
-    frames = np.flatnonzero(_present(kp[0, :, root : root + 1])[:, 0])
+    frames = np.flatnonzero(joint_present(kp[0, :, root : root + 1])[:, 0])
     if frames.size == 0:
         return out
     origin = out[0, frames[0], root].copy()  # [C]
-    return np.where(_present(kp)[..., None], out - origin, 0).astype(out.dtype, copy=False)
+    return np.where(joint_present(kp)[..., None], out - origin, 0).astype(out.dtype, copy=False)
 
 
 def joint_to_bone(kp: np.ndarray, parents: np.ndarray | Sequence[int]) -> np.ndarray:
@@ -228,7 +223,7 @@ def hflip(
     if flip_index.shape != (kp.shape[2],):
         raise ValueError(f"flip_index has {flip_index.shape} entries for {kp.shape[2]} joints")
     out = _as_float(kp)
-    out[..., 0] = np.where(_present(kp), 2 * center_x - out[..., 0], 0)
+    out[..., 0] = np.where(joint_present(kp), 2 * center_x - out[..., 0], 0)
     out = out[:, :, flip_index]
     return out, None if score is None else score[:, :, flip_index].copy()
 
@@ -257,7 +252,7 @@ def affine_2d(
     # Row-vector form: xy' = xy @ (S R)^T + shift, with R = [[c, -s], [s, c]], S = diag(sx, sy).
     mat = np.array([[sx * c, -sx * s], [sy * s, sy * c]], dtype=out.dtype)
     moved = out[..., :2] @ mat.T + np.asarray(shift, dtype=out.dtype)
-    out[..., :2] = np.where(_present(kp)[..., None], moved, 0)
+    out[..., :2] = np.where(joint_present(kp)[..., None], moved, 0)
     return out
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from skelact import skeleton
 from skelact.config import Config, ConfigError, DataConfig, OptimConfig
 from skelact.data.dataset import PackedClips, SkeletonDataset
 from skelact.data.transforms import (
@@ -30,7 +31,7 @@ from skelact.data.transforms import (
     Transform,
     UniformSample,
 )
-from skelact.skeleton import Layout, get_layout, infer_layout
+from skelact.skeleton import Layout
 
 __all__ = [
     "load_clips",
@@ -61,14 +62,11 @@ def load_clips(data: DataConfig) -> PackedClips:
     return PackedClips.from_pickle(path)
 
 
-def resolve_layout(data: DataConfig, packed: PackedClips) -> Layout:
-    """The recipe's layout, else the file's, else one inferred from the joint count."""
-    name = data.layout or packed.layout
-    layout = get_layout(name) if name else infer_layout(packed.num_joints)
-    if layout.num_joints != packed.num_joints:
-        raise ConfigError(f"layout {layout.name!r} has {layout.num_joints} joints but {data.ann_file} "
-                          f"has {packed.num_joints}")
-    return layout
+def resolve_layout(data: DataConfig, packed: PackedClips, given: Layout | None = None) -> Layout:
+    """The clip store's layout (:func:`skelact.skeleton.resolve_layout`): ``given`` (a checkpoint's),
+    else the recipe's ``data.layout``, else the file's, else one inferred from the joint count."""
+    return skeleton.resolve_layout(given if given is not None else data.layout, packed.layout, packed.num_joints,
+                                   data.ann_file)
 
 
 def class_names(packed: PackedClips) -> list[str]:
@@ -219,13 +217,18 @@ def overfit_indices(labels: np.ndarray, indices: np.ndarray, n: int) -> np.ndarr
 
 
 def build_model(cfg: Config, num_classes: int, layout: Layout, in_channels: int) -> nn.Module:
-    """``skelact.models.create_model`` with the recipe's name and keyword arguments."""
-    from skelact.models import create_model, list_models
+    """``skelact.models.create_model`` with the recipe's name and keyword arguments.
 
-    if cfg.model.name not in list_models():
-        raise ConfigError(f"model.name: unknown model {cfg.model.name!r}; registered: {list_models()}")
-    return create_model(cfg.model.name, num_classes=num_classes, layout=layout.name, in_channels=in_channels,
-                        **cfg.model.kwargs)
+    Raises:
+        ConfigError: An unknown model, or ``model.kwargs`` it does not take.
+    """
+    from skelact.models import create_model
+
+    try:
+        return create_model(cfg.model.name, num_classes=num_classes, layout=layout, in_channels=in_channels,
+                            **cfg.model.kwargs)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"model: {str(e)[:240]}") from None
 
 
 # ------------------------------------------------------------------------------------- optimiser

@@ -58,9 +58,9 @@ def init_distributed(device: str = "auto") -> DistInfo:
     Args:
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
     """
-    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
-    if use_cuda and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but CUDA is not available")
+    from skelact.runtime import resolve_device
+
+    use_cuda = resolve_device(device, option="device").type == "cuda"
     if not _launched_by_torchrun():
         return DistInfo(device=torch.device("cuda" if use_cuda else "cpu"))
     rank = int(os.environ["RANK"])

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from skelact.config import Config, ConfigError, config_from_dict
+from skelact.config import Config, ConfigError
 from skelact.data.io import atomic_write
 from skelact.engine import metrics
 
@@ -90,29 +90,29 @@ def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None,
     from torch.utils.data import DataLoader
 
     from skelact.engine import builders
-    from skelact.engine.checkpoint import load_checkpoint
     from skelact.engine.distributed import ShardSampler, cleanup_distributed, init_distributed
-    from skelact.engine.train import predict
+    from skelact.engine.predict import predict
+    from skelact.inference import load_model
 
-    ckpt = load_checkpoint(checkpoint)
-    if cfg is None:
-        cfg = config_from_dict(ckpt["config"])
-    trained_model = ckpt["config"]["model"]
-    if cfg.model.name != trained_model["name"]:
-        raise ConfigError(f"{checkpoint} holds a {trained_model['name']!r} model but the config names "
-                          f"{cfg.model.name!r}")
     owns_group = not torch.distributed.is_initialized()
-    info = init_distributed(cfg.device)
+    info = init_distributed(cfg.device if cfg is not None else "auto")
     try:
+        predictor = load_model(checkpoint, device=info.device)  # the one checkpoint -> model path
+        if cfg is None:
+            cfg = predictor.cfg
+        elif cfg.model.name != predictor.cfg.model.name:
+            raise ConfigError(f"{checkpoint} holds a {predictor.cfg.model.name!r} model but the config names "
+                              f"{cfg.model.name!r}")
         packed = builders.load_clips(cfg.data)
-        layout = builders.resolve_layout(cfg.data, packed)
-        classes = list(ckpt["classes"])
-        if layout.name != ckpt["layout"]:
-            raise ConfigError(f"{checkpoint} was trained on layout {ckpt['layout']!r}, the data is {layout.name!r}")
+        # The checkpoint's layout (stored whole): the recipe's YAML file need not exist any more.
+        layout = builders.resolve_layout(cfg.data, packed, given=predictor.layout)
+        classes = predictor.classes
+        if packed.classes is not None and list(packed.classes) != classes:
+            raise ConfigError(f"{cfg.data.ann_file}: its classes differ from those {checkpoint} was trained on "
+                              f"({len(packed.classes)} vs {len(classes)} classes)")
         k = num_clips or cfg.data.num_clips_test
         indices = builders.split_indices(packed, cfg.data.val_split, len(classes), "data.val_split")
-        model = builders.build_model(cfg, len(classes), layout, int(ckpt["in_channels"])).to(info.device)
-        model.load_state_dict(ckpt["model"])
+        model = predictor.model
 
         def run(force_flip: bool) -> tuple[np.ndarray, np.ndarray]:
             ds = builders.build_dataset(cfg, packed, layout, indices, train=False, num_clips=k, force_flip=force_flip)

@@ -16,30 +16,26 @@ import argparse
 import contextlib
 import csv
 import dataclasses
-import functools
 import math
-import random
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from skelact.config import Config, config_to_dict, load_config, save_config
+from skelact.checkpoint import Checkpoint, CheckpointError, TrainState, fit_weights
+from skelact.config import Config, load_config, save_config
 from skelact.data.dataset import SkeletonDataset
 from skelact.data.io import atomic_path
 from skelact.engine import builders, metrics
-from skelact.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from skelact.engine.distributed import (
     DistInfo,
     ShardSampler,
-    all_gather_objects,
     all_reduce_sum,
     broadcast_buffers,
     cleanup_distributed,
@@ -48,55 +44,18 @@ from skelact.engine.distributed import (
     unwrap,
 )
 from skelact.engine.ema import WeightEMA
+from skelact.engine.predict import BAR_INTERVAL, predict
+from skelact.engine.workdir import check_resumable, lock_work_dir, remove_stale_temporaries
+from skelact.runtime import autocast_context, resolve_amp, rng_state, seed_everything, set_rng_state
 
-__all__ = ["train", "predict", "seed_everything", "autocast_context", "native_bf16", "apply_overfit", "main",
-           "CSV_FIELDS"]
+__all__ = ["train", "apply_overfit", "main", "CSV_FIELDS"]
 
 #: Columns of ``work_dir/metrics.csv``, one row per epoch (validation columns empty when skipped).
-# Redraw the progress bar often on a terminal, rarely when stderr goes to a log file.
-_BAR_INTERVAL = 0.1 if sys.stderr.isatty() else 30.0
-
 CSV_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
               "val_mean_class_acc", "time", "clips_per_s")
 
 
 # ------------------------------------------------------------------------------- small helpers
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA), numpy's global RNG and Python's ``random``."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 - third-party code may use the global RNG
-    torch.manual_seed(seed)
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 natively: CUDA, or a CPU with AVX512-BF16 or AMX.
-
-    Elsewhere torch emulates bf16 on the CPU, which is slower than float32.
-    """
-    if device.type == "cuda":
-        return True
-    return device.type == "cpu" and _cpu_has_bf16()
-
-
-@functools.cache
-def _cpu_has_bf16() -> bool:
-    """The CPU probe behind :func:`native_bf16`, once per process (autocast asks every batch)."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, hence the getattr
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
-
-
-def autocast_context(amp: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """Mixed precision context for ``optim.amp``; ``auto`` is bf16 where :func:`native_bf16`."""
-    if amp == "auto":
-        amp = "bf16" if native_bf16(device) else "none"
-    if amp == "none":
-        return contextlib.nullcontext()
-    if amp == "fp16" and device.type != "cuda":
-        raise ValueError("optim.amp: fp16 needs CUDA; use bf16 on CPU")
-    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def apply_overfit(cfg: Config) -> Config:
@@ -161,49 +120,6 @@ def _log(line: str, work_dir: Path | None = None) -> None:
             f.write(line + "\n")
 
 
-# ------------------------------------------------------------------------------------ evaluation
-
-
-@torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, info: DistInfo, amp: str = "none",
-            progress: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Softmax probabilities averaged over each clip's K views, gathered from every rank.
-
-    The loader must use a :class:`ShardSampler` (rank ``r`` holds items ``r::world``) over a dataset
-    in test mode, whose items are [K, M, T, V, C].
-
-    Returns:
-        ``(probs, labels)``: float64 [N, num_classes] and int64 [N] in dataset order, on every rank.
-    """
-    from tqdm import tqdm
-
-    model.eval()
-    probs, labels = [], []
-    bar = tqdm(loader, desc=progress, leave=False, disable=progress is None or info.rank != 0, dynamic_ncols=True,
-               mininterval=_BAR_INTERVAL)
-    for x, y in bar:
-        x = x.to(info.device, non_blocking=True)  # [N, K, M, T, V, C]
-        n, k = x.shape[:2]
-        with autocast_context(amp, info.device):
-            logits = model(x.flatten(0, 1))  # [N*K, classes]: the views are a bigger batch
-        p = F.softmax(logits.float(), dim=1).view(n, k, -1).mean(dim=1)  # [N, classes]
-        probs.append(p.cpu().double().numpy())
-        labels.append(y.numpy())
-    local = (np.concatenate(probs) if probs else np.zeros((0, 0)), np.concatenate(labels) if labels else
-             np.zeros(0, dtype=np.int64))
-    parts = all_gather_objects(local)
-    if len(parts) == 1:
-        return local[0], local[1].astype(np.int64)
-    # Re-interleave the rank::world shards into dataset order (a rank may hold no clip at all).
-    total = sum(len(p[1]) for p in parts)
-    width = max(p[0].shape[1] for p in parts if len(p[1]))
-    out_p, out_y = np.zeros((total, width)), np.zeros(total, dtype=np.int64)
-    for r, (p, y) in enumerate(parts):
-        if len(y):
-            out_p[r::len(parts)], out_y[r::len(parts)] = p, y
-    return out_p, out_y
-
-
 # -------------------------------------------------------------------------------------- training
 
 
@@ -220,7 +136,7 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.opti
     loss_sum, correct, seen = 0.0, 0.0, 0.0
     start = time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.optim.epochs}", leave=False, disable=info.rank != 0,
-               dynamic_ncols=True, mininterval=_BAR_INTERVAL)
+               dynamic_ncols=True, mininterval=BAR_INTERVAL)
     for x, y in bar:
         x = x.to(info.device, non_blocking=True)  # [N, M, T, V, C]
         y = y.to(info.device, non_blocking=True)  # [N]
@@ -289,10 +205,17 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None
         ``best_top1``, ``best_epoch``, ``weights_digest`` (SHA-256 of the weights, equal on all
         ranks), ``work_dir``.
     """
+    work_dir = Path(work_dir)
     owns_group = not torch.distributed.is_initialized()  # leave a caller's process group alone
     info = init_distributed(cfg.device)
+    resolve_amp(cfg.optim.amp, info.device)  # fp16 on a CPU fails here, not in the first step
     try:
-        return _train(cfg, Path(work_dir), resume, overfit, info)
+        with contextlib.ExitStack() as stack:
+            if info.rank == 0:
+                work_dir.mkdir(parents=True, exist_ok=True)
+                stack.enter_context(lock_work_dir(work_dir))  # one run per work dir
+                remove_stale_temporaries(work_dir)  # left by a run killed while writing
+            return _train(cfg, work_dir, resume, overfit, info)
     finally:
         if owns_group:
             cleanup_distributed()
@@ -355,20 +278,26 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
     csv_path = work_dir / "metrics.csv"
     last_path, best_path = work_dir / "last.pt", work_dir / "best.pt"
     if resume and last_path.is_file():
-        ckpt = load_checkpoint(last_path, map_location=info.device)
-        model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
-        if ema is not None:
-            ema.module.load_state_dict(ckpt["model"])
-            ema.updates = int(ckpt.get("ema_updates", 0))
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"])
-        start_epoch = int(ckpt["epoch"]) + 1
-        best_top1, best_epoch = float(ckpt["best_metric"]), int(ckpt["best_epoch"])
+        ckpt = Checkpoint.load(last_path, map_location=info.device, require_train_state=True)
+        check_resumable(ckpt, cfg, classes, layout, in_channels, last_path)
+        t = ckpt.train
+        assert t is not None  # require_train_state
+        try:
+            fit_weights(model, t.train_model or ckpt.model, last_path)
+            if ema is not None:
+                fit_weights(ema.module, ckpt.model, last_path)
+                ema.updates = t.ema_updates
+            optimizer.load_state_dict(t.optimizer)
+            scheduler.load_state_dict(t.scheduler)
+            if t.scaler:
+                scaler.load_state_dict(t.scaler)
+            set_rng_state(t.rng)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
+            raise CheckpointError(f"{last_path}: cannot resume from it ({type(e).__name__}: "
+                                  f"{' '.join(str(e).split())[:160]})") from None
+        start_epoch, best_top1, best_epoch = ckpt.epoch + 1, ckpt.best_metric, ckpt.best_epoch
         if main_rank:
-            _log(f"resumed from {last_path} at epoch {start_epoch - 1}", work_dir)
+            _log(f"resumed from {last_path} at epoch {ckpt.epoch}", work_dir)
     elif resume and main_rank:
         _log(f"no {last_path} to resume from: starting from scratch", work_dir)
     rows = _read_csv_rows(csv_path, start_epoch - 1)
@@ -409,18 +338,16 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
         if main_rank:
             rows.append(row)
             _write_csv(csv_path, rows)  # before last.pt: a resume drops rows past the checkpoint
-            state = {
-                "model": eval_model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if use_scaler else {},
-                "epoch": epoch, "best_metric": best_top1, "best_epoch": best_epoch,
-                "config": config_to_dict(cfg), "classes": classes, "layout": layout.name,
-                "in_channels": in_channels, "rng": rng_state(),
-            }
-            if ema is not None:
-                state.update(train_model=model.state_dict(), ema_updates=ema.updates)
+            ckpt = Checkpoint(
+                model=eval_model.state_dict(), config=cfg, classes=classes, layout=layout, in_channels=in_channels,
+                epoch=epoch, best_metric=best_top1, best_epoch=best_epoch,
+                train=TrainState(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                                 rng=rng_state(), scaler=scaler.state_dict() if use_scaler else {},
+                                 train_model=model.state_dict() if ema is not None else None,
+                                 ema_updates=ema.updates if ema is not None else 0))
             if improved:
-                save_checkpoint(state, best_path)
-            save_checkpoint(state, last_path)
+                ckpt.save(best_path)
+            ckpt.save(last_path)
             if writer is not None:
                 for k, v in {**stats, **val, "lr": lr}.items():
                     writer.add_scalar(k, v, epoch)
@@ -457,25 +384,31 @@ def _tensorboard(work_dir: Path) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m skelact.engine.train CONFIG --work-dir DIR [--resume] [--overfit N] [--set k=v ...]``.
 
-    The same arguments as ``skelact train``; usable as a torchrun target.
+    The same arguments as ``skelact train`` (errors are one line, as there); usable as a torchrun target.
     """
+    from skelact.cli import run
+    from skelact.cli.common import positive_int
+
     p = argparse.ArgumentParser(prog="skelact-train", description="Train a skeleton action recognition model.")
     p.add_argument("config", type=Path)
     p.add_argument("--work-dir", type=Path, required=True)
     p.add_argument("--resume", action="store_true")
-    p.add_argument("--overfit", type=int, default=None)
+    p.add_argument("--overfit", type=positive_int, default=None)
     p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE")
     p.add_argument("--result", type=Path, default=None, help="write the final metrics (per rank) as JSON here")
     args = p.parse_args(argv)
-    cfg = load_config(args.config, args.overrides)
-    result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit)
-    if args.result is not None:
-        import json
-        import os
 
-        path = Path(str(args.result).replace("{rank}", os.environ.get("RANK", "0")))
-        path.write_text(json.dumps(result, indent=2))
-    return 0
+    def go() -> None:
+        cfg = load_config(args.config, args.overrides)
+        result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit)
+        if args.result is not None:
+            import json
+            import os
+
+            path = Path(str(args.result).replace("{rank}", os.environ.get("RANK", "0")))
+            path.write_text(json.dumps(result, indent=2))
+
+    return run(go)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ with ``forward_features`` and ``forward_head`` as in timm.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,9 +105,19 @@ def create_model(
         The model, in training mode.
     """
     info = _lookup(name)
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    return info.builder(num_classes=num_classes, layout=get_layout(layout), in_channels=in_channels, **kwargs)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+        raise ValueError(f"in_channels must be an integer >= 1, got {in_channels!r}")
+    layout = get_layout(layout)
+    try:
+        return info.builder(num_classes=num_classes, layout=layout, in_channels=in_channels, **kwargs)
+    except TypeError as e:  # an unknown option, or an option of the wrong type
+        text = str(e)
+        bad = re.search(r"unexpected keyword argument '(\w+)'", text)
+        if bad:
+            raise ValueError(f"model {name!r} has no option {bad.group(1)!r}") from None
+        raise ValueError(f"model {name!r}: an option has the wrong type ({text[:160]})") from None
 
 
 get_model = create_model  # torchvision's spelling

@@ -176,20 +176,13 @@ def get_weights(name: str, root: str | Path | None = None) -> Path:
     return path
 
 
-_RELEASE_KEYS = ("model", "config", "classes", "layout", "in_channels", "epoch", "best_metric", "best_epoch")
-
-
 def release_checkpoint(checkpoint: str | Path, out: str | Path) -> tuple[Path, str]:
     """Slim a training checkpoint into a shippable one and return its path and sha256.
 
-    Keeps the weights, config, classes, layout, input channels and epoch bookkeeping; drops the
-    optimiser, scheduler and RNG states. Written atomically (temporary file, then rename).
+    Keeps the weights, config, classes, layout, input channels, calibration and epoch bookkeeping;
+    drops the optimiser, scheduler and RNG states. Written atomically (temporary file, then rename).
     """
-    from skelact.engine.checkpoint import load_checkpoint, save_checkpoint
+    from skelact.checkpoint import Checkpoint
 
-    src = load_checkpoint(checkpoint)
-    missing = [k for k in ("model", "config", "classes", "layout", "in_channels") if k not in src]
-    if missing:
-        raise WeightsError(f"{checkpoint}: not a skelact training checkpoint (missing {missing})")
-    out = save_checkpoint({k: src[k] for k in _RELEASE_KEYS if k in src}, out)
+    out = Checkpoint.load(checkpoint).released().save(out)
     return out, file_sha256(out)

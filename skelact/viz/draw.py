@@ -12,9 +12,9 @@ from types import ModuleType
 
 import numpy as np
 
-from skelact.skeleton import Layout, get_layout, infer_layout
+from skelact.skeleton import Layout, joint_present, resolve_layout
 
-__all__ = ["PALETTE", "draw_skeletons", "draw_panel", "valid_joints"]
+__all__ = ["PALETTE", "draw_skeletons", "draw_panel"]
 
 #: Per-person colours (BGR), distinct on dark and light backgrounds; person m uses PALETTE[m % 8].
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -43,21 +43,6 @@ def import_cv2() -> ModuleType:
     except ImportError:
         raise ImportError('drawing and video writing need OpenCV: pip install "skelact[pose]"') from None
     return cv2
-
-
-def valid_joints(keypoint: np.ndarray, score: np.ndarray | None, threshold: float = 0.1) -> np.ndarray:
-    """Boolean mask [..., V] of joints to draw: finite, not exactly (0, 0) (missing), score > threshold."""
-    ok = np.isfinite(keypoint).all(-1) & (keypoint != 0).any(-1)
-    if score is not None:
-        ok &= score > threshold
-    return ok
-
-
-def _layout(layout: str | Path | Layout | None, num_joints: int) -> Layout:
-    lay = infer_layout(num_joints) if layout is None else get_layout(layout)
-    if lay.num_joints != num_joints:
-        raise ValueError(f"layout {lay.name!r} has {lay.num_joints} joints but the keypoints have {num_joints}")
-    return lay
 
 
 def default_thickness(height: int, width: int) -> int:
@@ -96,12 +81,12 @@ def draw_skeletons(frame: np.ndarray, keypoint: np.ndarray, score: np.ndarray | 
                          f"{list(keypoint.shape[:2])}")
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"expected a uint8 [H, W, 3] frame, got {frame.dtype} {list(frame.shape)}")
-    lay = _layout(layout, keypoint.shape[1])
+    lay = resolve_layout(layout, None, keypoint.shape[1], "the keypoints")
     out = frame if inplace else frame.copy()
     h, w = out.shape[:2]
     th = thickness or default_thickness(h, w)
     radius = th + 1
-    ok = valid_joints(keypoint, score, threshold)  # [M, V]
+    ok = joint_present(keypoint, score, threshold)  # [M, V]
     # Sub-pixel drawing: shift=2 keeps 2 fractional bits so slow motion does not jitter.
     pts = np.round(np.nan_to_num(keypoint) * 4).clip(-(1 << 28), 1 << 28).astype(np.int64)
     for m in range(len(keypoint)):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -18,10 +19,12 @@ from typing import Any
 import numpy as np
 
 from skelact.data.io import atomic_path
-from skelact.skeleton import Layout
-from skelact.viz.draw import draw_panel, draw_skeletons, import_cv2, valid_joints
+from skelact.errors import SkelactError
+from skelact.skeleton import Layout, joint_present
+from skelact.viz.draw import draw_panel, draw_skeletons, import_cv2
 
-__all__ = ["FOURCCS", "to_canvas", "open_video_writer", "write_skeleton_video"]
+__all__ = ["FOURCCS", "VideoWriteError", "check_video_path", "to_canvas", "open_video_writer",
+           "write_skeleton_video"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,18 @@ FOURCCS: dict[str, tuple[str, ...]] = {
     ".avi": ("MJPG", "XVID", "mp4v"),
 }
 _BROWSER_SAFE = {"avc1", "H264", "VP90", "VP80"}
+
+
+class VideoWriteError(SkelactError, ValueError):
+    """A video cannot be written: an unsupported extension, or no codec for it; names the user's path."""
+
+
+def check_video_path(path: str | Path) -> None:
+    """Refuse, before any work, an output whose extension no video writer handles."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FOURCCS:
+        raise VideoWriteError(f"{path}: unsupported video extension {suffix or '(none)'!r}; use one of "
+                              f"{', '.join(FOURCCS)}")
 _warned: set[str] = set()
 
 
@@ -60,7 +75,7 @@ def to_canvas(keypoint: np.ndarray, img_shape: tuple[int, int] | None = None,
     kp = np.asarray(keypoint, dtype=np.float64)
     if kp.ndim < 2 or kp.shape[-1] not in (2, 3):
         raise ValueError(f"expected keypoints [..., V, 2 or 3], got {list(kp.shape)}")
-    ok = valid_joints(kp, None)  # [..., V]
+    ok = joint_present(kp, None)  # [..., V]
     xy = kp[..., :2].copy()
     if kp.shape[-1] == 3:
         xy[..., 1] = -xy[..., 1]  # world y is up, image y is down
@@ -117,10 +132,11 @@ def open_video_writer(path: str | Path, fps: float, frame_size: tuple[int, int])
     """
     cv2 = import_cv2()
     path = Path(path)
+    check_video_path(path)
+    if not (math.isfinite(fps) and fps > 0):
+        raise VideoWriteError(f"{path}: frame rate must be a finite number > 0, got {fps}")
     suffix = path.suffix.lower()
-    candidates = FOURCCS.get(suffix)
-    if candidates is None:
-        raise ValueError(f"{path}: unsupported video extension; use one of {', '.join(FOURCCS)}")
+    candidates = FOURCCS[suffix]
     for fourcc in candidates:
         with _quiet_stderr():
             writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(frame_size))
@@ -132,7 +148,7 @@ def open_video_writer(path: str | Path, fps: float, frame_size: tuple[int, int])
                             "browsers may not play; use a .webm output for a browser-playable video", suffix, fourcc)
             return writer, fourcc
         writer.release()
-    raise OSError(f"{path}: OpenCV cannot write {suffix} videos here (tried {', '.join(candidates)})")
+    raise VideoWriteError(f"{path}: OpenCV cannot write {suffix} videos here (tried {', '.join(candidates)})")
 
 
 def write_skeleton_video(
@@ -180,6 +196,9 @@ def write_skeleton_video(
     """
     cv2 = import_cv2()
     out = Path(out)
+    check_video_path(out)
+    if not (math.isfinite(fps) and fps > 0):
+        raise VideoWriteError(f"{out}: frame rate must be a finite number > 0, got {fps}")
     keypoint = np.asarray(keypoint, dtype=np.float32)
     if keypoint.ndim != 4 or keypoint.shape[-1] != 2:
         raise ValueError(f"expected pixel keypoints [M, T, V, 2], got {list(keypoint.shape)} "
@@ -207,7 +226,7 @@ def write_skeleton_video(
     oh, ow = max(2, round(h * s) // 2 * 2), max(2, round(w * s) // 2 * 2)
     sx, sy = ow / w, oh / h
     kp = keypoint * np.array([sx, sy], np.float32)
-    kp[~valid_joints(keypoint, None)] = 0.0  # missing joints stay exactly (0, 0)
+    kp[~joint_present(keypoint, None)] = 0.0  # missing joints stay exactly (0, 0)
     panel = None
     if topk is not None or true_label is not None:
         pw = (panel_width or max(200, oh // 3)) // 2 * 2
@@ -216,7 +235,10 @@ def write_skeleton_video(
     pw = 0 if panel is None else panel.shape[1]
 
     with atomic_path(out, suffix=f".tmp{out.suffix}") as tmp:  # the writer picks the codec by extension
-        writer, _ = open_video_writer(tmp, fps, (ow + pw, oh))
+        try:
+            writer, _ = open_video_writer(tmp, fps, (ow + pw, oh))
+        except VideoWriteError as e:  # name the user's file, not the hidden temporary one
+            raise VideoWriteError(str(e).replace(str(tmp), str(out))) from None
         try:
             black = np.zeros((oh, ow, 3), np.uint8)
             for i in range(t):

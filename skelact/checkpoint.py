@@ -1,0 +1,378 @@
+"""The one checkpoint type: what ``skelact train`` writes and ``test``, ``predict``, ``export`` and the
+shipped models read.
+
+On disk a checkpoint is a ``torch.save`` dict of tensors, numbers, strings, lists and dicts only, so
+it loads with ``torch.load(..., weights_only=True)`` and no code from the file ever runs::
+
+    {'format': 'skelact-checkpoint', 'version': 2,
+     'model': state_dict, 'config': dict, 'classes': [str], 'layout': {joints, edges, root, ...},
+     'in_channels': int, 'epoch': int, 'best_metric': float, 'best_epoch': int,
+     'calibration': {'temperature': float, 'threshold': float | None, ...}      # optional
+     'optimizer', 'scheduler', 'scaler', 'rng', 'train_model', 'ema_updates'}  # training state
+
+The layout is stored whole, so a model trained on a user layout tests, predicts and exports on a
+machine that has never seen the layout's YAML file. Files of version 1 (layout stored by name) load
+when that name is a built-in layout. With ``optim.ema``, ``model`` holds the averaged weights and
+``train_model`` the raw ones that ``--resume`` continues from.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import re
+import warnings
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from skelact.config import Config, ConfigError, config_from_dict, config_to_dict
+from skelact.data.io import atomic_write
+from skelact.errors import SkelactError, short_repr
+from skelact.skeleton import Layout, LayoutError, get_layout, layout_from_dict, list_layouts
+
+__all__ = ["CheckpointError", "Calibration", "TrainState", "Checkpoint", "fit_weights", "FORMAT", "VERSION"]
+
+FORMAT = "skelact-checkpoint"
+VERSION = 2
+_REQUIRED = ("model", "config", "classes", "layout", "in_channels")
+_TRAIN_KEYS = ("optimizer", "scheduler", "rng")
+
+
+class CheckpointError(SkelactError, ValueError):
+    """A checkpoint file is missing, unreadable, foreign or inconsistent; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How the model's probabilities are read: a softmax temperature and an "unknown action" threshold.
+
+    Attributes:
+        temperature: Logits are divided by it before the softmax (fitted on the validation split).
+        threshold: A top-1 probability (after the temperature) below this is reported as unknown;
+            None: never.
+        split: The split both were chosen on.
+        ece_before: Expected calibration error on that split at temperature 1.
+        ece_after: The same at ``temperature``.
+        accept_rate: Fraction of that split's clips at or above ``threshold``.
+    """
+
+    temperature: float = 1.0
+    threshold: float | None = None
+    split: str = ""
+    ece_before: float | None = None
+    ece_after: float | None = None
+    accept_rate: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "threshold": self.threshold, "split": self.split,
+                "ece_before": self.ece_before, "ece_after": self.ece_after, "accept_rate": self.accept_rate}
+
+    @classmethod
+    def from_dict(cls, value: object, where: str) -> Calibration:
+        if not isinstance(value, dict):
+            raise CheckpointError(f"{where}: 'calibration' must be a mapping, got {short_repr(value)}")
+        unknown = set(value) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise CheckpointError(f"{where}: 'calibration' has unknown keys {short_repr(sorted(map(str, unknown)))}")
+
+        def number(key: str, optional: bool) -> float | None:
+            v = value.get(key)
+            if v is None and optional:
+                return None
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise CheckpointError(f"{where}: calibration '{key}' must be a finite number, got {short_repr(v)}")
+            return float(v)
+
+        temperature = number("temperature", optional=False) if "temperature" in value else 1.0
+        if temperature <= 0:
+            raise CheckpointError(f"{where}: calibration 'temperature' must be > 0, got {temperature}")
+        threshold = number("threshold", optional=True)
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise CheckpointError(f"{where}: calibration 'threshold' must be a probability, got {threshold}")
+        split = value.get("split", "")
+        if not isinstance(split, str):
+            raise CheckpointError(f"{where}: calibration 'split' must be a string, got {short_repr(split)}")
+        return cls(temperature, threshold, split, number("ece_before", True), number("ece_after", True),
+                   number("accept_rate", True))
+
+
+@dataclass
+class TrainState:
+    """What ``--resume`` needs beyond the weights."""
+
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    rng: dict[str, Any]
+    scaler: dict[str, Any] = field(default_factory=dict)
+    train_model: dict[str, torch.Tensor] | None = None  # raw weights when ``model`` holds the EMA
+    ema_updates: int = 0
+
+
+@dataclass
+class Checkpoint:
+    """A trained model and everything needed to use it (and, optionally, to resume its training).
+
+    Attributes:
+        model: The weights (``state_dict``).
+        config: The recipe it was trained with.
+        classes: Class names in label order.
+        layout: The skeleton layout of its input, whole.
+        in_channels: C of its ``(N, M, T, V, C)`` input.
+        epoch: Epochs trained.
+        best_metric: Best validation top-1 so far (-1 before any validation).
+        best_epoch: Epoch of ``best_metric``.
+        calibration: Temperature and unknown-action threshold, when fitted.
+        train: Optimiser, schedule and RNG state for ``--resume`` (None in released models).
+    """
+
+    model: dict[str, torch.Tensor]
+    config: Config
+    classes: list[str]
+    layout: Layout
+    in_channels: int
+    epoch: int = 0
+    best_metric: float = -1.0
+    best_epoch: int = 0
+    calibration: Calibration | None = None
+    train: TrainState | None = None
+
+    # ------------------------------------------------------------------ writing
+
+    def to_state(self) -> dict[str, Any]:
+        """The on-disk dict (weights-only-safe)."""
+        state: dict[str, Any] = {
+            "format": FORMAT, "version": VERSION, "model": self.model, "config": config_to_dict(self.config),
+            "classes": list(self.classes), "layout": self.layout.to_dict(), "in_channels": self.in_channels,
+            "epoch": self.epoch, "best_metric": self.best_metric, "best_epoch": self.best_epoch,
+        }
+        if self.calibration is not None:
+            state["calibration"] = self.calibration.to_dict()
+        if self.train is not None:
+            t = self.train
+            state.update(optimizer=t.optimizer, scheduler=t.scheduler, scaler=t.scaler, rng=t.rng)
+            if t.train_model is not None:
+                state.update(train_model=t.train_model, ema_updates=t.ema_updates)
+        return state
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically: a temporary file in the same folder, then a rename.
+
+        A crash (even SIGKILL) leaves either the previous file or the new one, never a torn file.
+        """
+        state = self.to_state()
+        return atomic_write(path, lambda f: torch.save(state, f))
+
+    def released(self) -> Checkpoint:
+        """A copy without the training state (what is shipped or handed to users)."""
+        return replace(self, train=None)
+
+    # ------------------------------------------------------------------ reading
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str | torch.device = "cpu",
+             require_train_state: bool = False) -> Checkpoint:
+        """Read and validate a checkpoint file.
+
+        Args:
+            path: A ``.pt`` written by ``skelact train`` (or a released model).
+            map_location: Where tensors are loaded.
+            require_train_state: Also require (and check) what ``--resume`` needs.
+
+        Raises:
+            CheckpointError: One line naming ``path`` and what is wrong with it.
+        """
+        path = Path(path)
+        return cls.from_state(_read(path, map_location), str(path), require_train_state)
+
+    @classmethod
+    def from_state(cls, state: object, where: str = "checkpoint", require_train_state: bool = False) -> Checkpoint:
+        """Validate an unpickled checkpoint dict (see the module docstring) and build the object."""
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{where}: not a skelact checkpoint (it holds {short_repr(state)}, not a mapping)")
+        fmt = state.get("format", FORMAT)
+        if fmt != FORMAT:
+            raise CheckpointError(f"{where}: not a skelact checkpoint (format {short_repr(fmt)})")
+        version = state.get("version", 1)
+        if isinstance(version, bool) or not isinstance(version, int) or version > VERSION:
+            raise CheckpointError(f"{where}: checkpoint version {short_repr(version)} is newer than this skelact "
+                                  f"reads ({VERSION}); upgrade skelact")
+        missing = [k for k in _REQUIRED if k not in state]
+        if missing:
+            raise CheckpointError(f"{where}: not a skelact checkpoint (missing {', '.join(missing)})")
+        model = _state_dict(state["model"], where, "model")
+        try:
+            config = config_from_dict(state["config"])
+        except ConfigError as e:
+            raise CheckpointError(f"{where}: invalid stored config: {e}") from None
+        classes = state["classes"]
+        if (not isinstance(classes, (list, tuple)) or not classes or len(classes) > 100_000
+                or not all(isinstance(c, str) for c in classes)):
+            raise CheckpointError(f"{where}: 'classes' must be a non-empty list of names, got {short_repr(classes)}")
+        layout = _layout(state["layout"], where)
+        in_channels = _int(state["in_channels"], where, "in_channels", low=1)
+        epoch = _int(state.get("epoch", 0), where, "epoch", low=0)
+        best_epoch = _int(state.get("best_epoch", 0), where, "best_epoch", low=0)
+        best = state.get("best_metric", -1.0)
+        if isinstance(best, bool) or not isinstance(best, (int, float)) or math.isnan(best):
+            raise CheckpointError(f"{where}: 'best_metric' must be a number, got {short_repr(best)}")
+        calibration = None
+        if state.get("calibration") is not None:
+            calibration = Calibration.from_dict(state["calibration"], where)
+        train = _train_state(state, where) if require_train_state or all(k in state for k in _TRAIN_KEYS) else None
+        return cls(model, config, [str(c) for c in classes], layout, in_channels, epoch, float(best), best_epoch,
+                   calibration, train)
+
+    # ------------------------------------------------------------------ using
+
+    def build_model(self, device: str | torch.device = "cpu", where: str = "checkpoint") -> nn.Module:
+        """The registered model its config names, with these weights, in eval mode on ``device``.
+
+        Raises:
+            CheckpointError: The model cannot be built, or the weights do not fit it (the message
+                says which tensors are missing, unexpected or of another shape).
+        """
+        from skelact.models import create_model
+
+        name, kwargs = self.config.model.name, self.config.model.kwargs
+        try:
+            model = create_model(name, len(self.classes), self.layout, self.in_channels, **kwargs)
+        except (ValueError, TypeError) as e:
+            raise CheckpointError(f"{where}: cannot build its model {name!r}: {str(e)[:200]}") from None
+        fit_weights(model, self.model, where, f"the {name!r} model its config describes ({len(self.classes)} "
+                    f"classes, layout {self.layout.name!r}, C={self.in_channels})")
+        return model.eval().to(device)
+
+
+def fit_weights(model: nn.Module, weights: dict[str, torch.Tensor], where: str, what: str = "the model") -> None:
+    """``model.load_state_dict(weights)`` after checking that they fit exactly.
+
+    Raises:
+        CheckpointError: Missing, unexpected or differently shaped tensors, named in one line.
+    """
+    problem = _weights_mismatch(model.state_dict(), weights)
+    if problem:
+        raise CheckpointError(f"{where}: its weights do not fit {what}: {problem}")
+    model.load_state_dict(weights)
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+_MAX_BYTES = 8 << 30  # no checkpoint of ours comes near this
+
+
+def _read(path: Path, map_location: str | torch.device) -> object:
+    """``torch.load(weights_only=True)`` with every failure turned into one line naming ``path``."""
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: is not a file, expected a checkpoint (.pt)")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path}: empty file, not a checkpoint")
+    if size > _MAX_BYTES:
+        raise CheckpointError(f"{path}: {size / 2**30:.1f} GiB is too large for a skelact checkpoint")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's note on a pickle protocol it did not expect
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{path}: {_unpickling_reason(str(e))}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, TypeError, KeyError, IndexError,
+            AttributeError, OverflowError, MemoryError, UnicodeDecodeError, AssertionError) as e:
+        text = " ".join(str(e).split())
+        if "zip archive" in text or "central directory" in text or isinstance(e, (EOFError, zipfile.BadZipFile)):
+            reason = "truncated or not a PyTorch file"
+        else:
+            reason = f"{type(e).__name__}: {text[:120]}" if text else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: not a readable checkpoint (nested too deeply)") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
+
+
+def _unpickling_reason(text: str) -> str:
+    """The useful part of torch's weights-only refusal (its advice to load unsafely is wrong here)."""
+    detail = text.split("WeightsUnpickler error:", 1)[-1].strip() if "WeightsUnpickler error:" in text else ""
+    glob = re.search(r"(?:GLOBAL|global) ([\w.]+(?: [\w.]+)?)", detail)
+    if "Unsupported global" in detail and glob:
+        return (f"refused to load: it holds a Python object ({glob.group(1).replace(' ', '.')}), and loading it "
+                "could run code; only tensors, numbers, strings, lists and dicts are allowed")
+    first = next((line.strip() for line in detail.splitlines() if line.strip()), "")
+    if first.startswith("Unsupported operand") or not first:  # not a pickle stream at all
+        return "not a readable checkpoint (not a PyTorch file, or a corrupt one)"
+    return f"refused to load: {first[:120]} (only tensors, numbers, strings, lists and dicts are allowed)"
+
+
+def _int(value: object, where: str, key: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise CheckpointError(f"{where}: '{key}' must be an integer >= {low}, got {short_repr(value)}")
+    return value
+
+
+def _state_dict(value: object, where: str, key: str) -> dict[str, torch.Tensor]:
+    if not isinstance(value, dict) or not value:
+        raise CheckpointError(f"{where}: '{key}' must be a non-empty mapping of weight tensors, got "
+                              f"{short_repr(value)}")
+    for k, v in value.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            raise CheckpointError(f"{where}: '{key}' entry {short_repr(k)} is {short_repr(v)}, not a tensor")
+    return value
+
+
+def _layout(value: object, where: str) -> Layout:
+    if isinstance(value, str):  # version 1 stored a name, which only a built-in layout resolves
+        if value in list_layouts():
+            return get_layout(value)
+        raise CheckpointError(f"{where}: trained on layout {short_repr(value)}, which is not built in, and this "
+                              "checkpoint (from an older skelact) does not hold its joints; retrain it")
+    try:
+        return layout_from_dict(value, where=f"{where}: 'layout'")
+    except LayoutError as e:
+        raise CheckpointError(str(e)) from None
+
+
+def _train_state(state: dict, where: str) -> TrainState:
+    missing = [k for k in _TRAIN_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"{where}: holds no training state to resume from (missing {', '.join(missing)}); "
+                              "it is a released model: train from it in a new work dir instead")
+    opt, sched, rng = state["optimizer"], state["scheduler"], state["rng"]
+    if not isinstance(opt, dict) or not isinstance(opt.get("state"), dict) or not isinstance(
+            opt.get("param_groups"), list):
+        raise CheckpointError(f"{where}: 'optimizer' is not an optimiser state (state, param_groups)")
+    if not isinstance(sched, dict):
+        raise CheckpointError(f"{where}: 'scheduler' must be a mapping, got {short_repr(sched)}")
+    if not isinstance(rng, dict):
+        raise CheckpointError(f"{where}: 'rng' must be a mapping, got {short_repr(rng)}")
+    scaler = state.get("scaler") or {}
+    if not isinstance(scaler, dict):
+        raise CheckpointError(f"{where}: 'scaler' must be a mapping, got {short_repr(scaler)}")
+    train_model = None
+    if state.get("train_model") is not None:
+        train_model = _state_dict(state["train_model"], where, "train_model")
+    ema_updates = _int(state.get("ema_updates", 0), where, "ema_updates", low=0)
+    return TrainState(opt, sched, rng, scaler, train_model, ema_updates)
+
+
+def _weights_mismatch(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor]) -> str:
+    """'' when ``got`` fits ``expected`` exactly; else a short account of the difference."""
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    shapes = [k for k in expected if k in got and tuple(got[k].shape) != tuple(expected[k].shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {short_repr(missing[0])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {short_repr(unexpected[0])})")
+    if shapes:
+        k = shapes[0]
+        parts.append(f"{len(shapes)} of another shape (e.g. {k!r}: {list(got[k].shape)} where the model has "
+                     f"{list(expected[k].shape)})")
+    return "; ".join(parts)

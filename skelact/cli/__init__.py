@@ -1,0 +1,95 @@
+"""The ``skelact`` command: one entry point with sub-commands, grouped by what they work on.
+
+    data.py    convert, info, viz
+    train.py   train, test, fuse
+    video.py   extract, predict, demo
+    tools.py   export, bench
+
+Each sub-command imports what it needs when it runs, so ``skelact --help`` and light commands stay
+fast. Errors print one line ``skelact: error: <file or option>: <what is wrong>``: status 2 for a
+usage error (a bad option, caught before any work), 1 for everything else. An unexpected
+exception is also one line, plus a pointer to ``SKELACT_DEBUG=1``, which shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from skelact import __version__
+from skelact.cli.common import CLIError
+
+__all__ = ["CLIError", "build_parser", "main", "run", "MAX_MESSAGE"]
+
+#: Longest error line printed; longer messages are cut.
+MAX_MESSAGE = 300
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (argparse prints the whole usage first)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"skelact: error: {_one_line(message)} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from skelact.cli import data, tools, train, video
+
+    parser = _Parser(prog="skelact",
+                     description="Skeleton-based action recognition: convert data, train, evaluate, predict.")
+    parser.add_argument("--version", action="version", version=f"skelact {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in (data, train, video, tools):
+        group.add_parsers(sub)
+    return parser
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that carry a message meant for the user (imported lazily: they pull in numpy)."""
+    from skelact.errors import SkelactError
+
+    # OSError: an output that is a folder, no permission, a full disk; ImportError: a missing extra.
+    return SkelactError, OSError, ImportError
+
+
+def run(func: Callable[[], object]) -> int:
+    """Call ``func`` and turn what it raises into one line on stderr and an exit status."""
+    try:
+        func()
+    except BrokenPipeError:  # e.g. `skelact info x.pkl | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("skelact: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if os.environ.get("SKELACT_DEBUG") == "1":
+            raise
+        if isinstance(e, _expected_errors()):
+            message = str(e) or type(e).__name__
+            if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in message:
+                message = f"{e.filename}: {message}"
+            message = _one_line(message)
+        elif isinstance(e, MemoryError):
+            message = "out of memory (the input is larger than this machine can hold)"
+        else:
+            detail = _one_line(str(e))[:200]
+            message = f"unexpected {type(e).__name__}: {detail} (run with SKELACT_DEBUG=1 for the traceback)"
+        print(f"skelact: error: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], None] = args.func
+    return run(lambda: func(args))

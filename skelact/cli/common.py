@@ -1,0 +1,146 @@
+"""Pieces every sub-command shares: option types, the model and pose options, output checks, clips."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from skelact.errors import SkelactError
+
+__all__ = ["CLIError", "positive_int", "positive_float", "fraction", "add_model_args", "add_pose_args",
+           "check_output", "load_clip", "true_label", "print_metrics", "PICKLE_SUFFIXES"]
+
+PICKLE_SUFFIXES = (".pkl", ".pickle")
+
+
+class CLIError(SkelactError):
+    """A user-facing error: printed as one line, exit status 1."""
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a bad value is a usage error, not a traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text[:40]!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text[:40]!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text[:40]}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text[:40]!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text[:40]}")
+    return value
+
+
+def _pose_input_size(text: str) -> int:
+    value = positive_int(text)
+    if value % 32:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 32 (e.g. 256), got {value}")
+    return value
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """The action model and the device it runs on."""
+    p.add_argument("--model", default=None, metavar="NAME|CKPT",
+                   help="a checkpoint from `skelact train` or a shipped model name (default: the shipped "
+                   "Penn Action model)")
+    p.add_argument("--device", default="auto", help="action model device: auto (CUDA when available), cpu, cuda:N")
+
+
+def add_pose_args(p: argparse.ArgumentParser) -> None:
+    """Where the pose model is and how it runs."""
+    p.add_argument("--pose-model", type=Path, default=None,
+                   help="MoveNet MultiPose .tflite (default: $SKELACT_POSE_MODEL, then the user cache, "
+                   "then a one-time download)")
+    p.add_argument("--input-size", type=_pose_input_size, default=256,
+                   help="pose model input, longer side, a multiple of 32 (default 256)")
+    p.add_argument("--threads", type=positive_int, default=None, help="pose model threads (default: all cores)")
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(out: Path, inputs: Iterable[Path], force: bool = True) -> None:
+    """Refuse, before any work, an output that is one of the inputs (whatever the flags), a folder,
+    or (without ``force``) an existing file.
+
+    Args:
+        out: The file the command will write.
+        inputs: The files (or folders) it reads; an output that is an existing file inside an
+            input folder counts as an input too (a converter may read it).
+        force: Whether ``--force`` was given.
+    """
+    resolved = out.resolve()
+    for src in inputs:
+        src = Path(src)
+        if _same(out, src) or resolved == src.resolve():
+            raise CLIError(f"{out}: is also an input of this command; write the output to another file")
+        if src.is_dir() and out.is_file() and src.resolve() in resolved.parents:
+            raise CLIError(f"{out}: lies inside the input folder {src} and already exists; write the output "
+                           "elsewhere")
+    if out.is_dir():
+        raise CLIError(f"{out}: is a folder; give a file name")
+    if out.exists() and not force:
+        raise CLIError(f"{out}: already exists (use --force to overwrite)")
+
+
+def load_clip(path: Path, clip: str | None) -> tuple[dict, dict]:
+    """The annotation dict and one clip of it (the only clip when ``clip`` is None)."""
+    from skelact.data.io import load_annotations
+
+    data = load_annotations(path, allow_unlabeled=True)
+    anns = data["annotations"]
+    if clip is None:
+        if len(anns) != 1:
+            raise CLIError(f"{path}: holds {len(anns)} clips; choose one with --clip NAME")
+        return data, anns[0]
+    for ann in anns:
+        if ann["frame_dir"] == clip:
+            return data, ann
+    raise CLIError(f"{path}: no clip named {clip[:80]!r}")
+
+
+def true_label(ann: dict, file_classes: list[str] | None, model_classes: list[str] | None) -> str | None:
+    """The clip's real action by name (the file's class names, else the model's), or None if unlabeled."""
+    label = int(ann.get("label", -1))
+    if label < 0:
+        return None
+    names = file_classes or model_classes or []
+    return names[label] if label < len(names) else f"class_{label}"
+
+
+def print_metrics(metrics: dict) -> None:
+    """Print the summary metrics (fractions in [0, 1]) as percentages."""
+    names = [("top1", "top-1"), ("top5", "top-5"), ("mean_class_acc", "mean class acc"),
+             ("macro_precision", "macro precision"), ("macro_recall", "macro recall"), ("macro_f1", "macro F1")]
+    for key, label in names:
+        if key in metrics:
+            print(f"{label:>16}: {100 * metrics[key]:.2f} %")
+    for key, label in (("loss", "loss"), ("brier", "Brier score")):
+        if key in metrics:
+            print(f"{label:>16}: {metrics[key]:.4f}")

@@ -1,0 +1,112 @@
+"""Data commands: ``convert``, ``info``, ``viz``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from skelact.cli.common import CLIError, check_output, load_clip, positive_float, positive_int
+
+__all__ = ["add_parsers"]
+
+
+def _cmd_convert(args: argparse.Namespace) -> None:
+    from skelact.data.convert import convert_ntu, convert_penn, convert_ucla
+    from skelact.data.io import save_annotations
+
+    out = Path(args.output)
+    check_output(out, [args.src], args.force)
+    if args.source == "ntu":
+        inputs = [args.missing] if args.missing is not None else []
+        check_output(out, inputs, args.force)
+        data, summary = convert_ntu(
+            args.src, dims=args.dims, max_bodies=args.max_bodies, missing=args.missing,
+            benchmark=args.benchmark, workers=args.workers,
+        )
+    elif args.source == "penn":
+        data, summary = convert_penn(args.src)
+    else:
+        data, summary = convert_ucla(args.src)
+    save_annotations(data, out, force=args.force)
+    print(summary)
+    print(f"wrote {out}")
+
+
+def _cmd_info(args: argparse.Namespace) -> None:
+    from skelact.data.io import load_annotations, summarize
+
+    print(summarize(load_annotations(args.file, allow_unlabeled=True)))
+
+
+def _cmd_viz(args: argparse.Namespace) -> None:
+    from skelact.skeleton import resolve_layout
+    from skelact.viz.video import check_video_path, to_canvas, write_skeleton_video
+
+    check_video_path(args.out)
+    check_output(args.out, [args.data] + ([args.video] if args.video is not None else []))
+    data, ann = load_clip(args.data, args.clip)
+    kp, score = ann["keypoint"], ann.get("keypoint_score")
+    layout = resolve_layout(args.layout, data.get("layout"), kp.shape[2], str(args.data))
+    label, classes = ann["label"], data.get("classes")
+    true_label = (classes[label] if classes else str(label)) if label >= 0 else None
+    frames, img_shape = None, ann.get("img_shape")
+    if args.video is not None:
+        from skelact.pose.extract import iter_frames
+
+        if kp.shape[-1] == 3:
+            raise CLIError(f"{args.data}: clip {ann['frame_dir']!r} is 3D; --video needs 2D pixel keypoints")
+        frames = iter_frames(args.video)
+    elif kp.shape[-1] == 3 or img_shape is None:
+        # 3D (or coordinates without an image): project into a black canvas.
+        kp, img_shape = to_canvas(kp), (480, 640)
+    out = write_skeleton_video(args.out, kp, score, layout, frames=frames, img_shape=img_shape,
+                               true_label=true_label, fps=args.fps)
+    print(f"wrote {out}")
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="convert a dataset (NTU .skeleton, Penn Action .mat, NW-UCLA .json) to a PYSKL pickle",
+        description="Convert a raw dataset folder into one PYSKL-format annotation pickle.",
+    )
+    csub = p.add_subparsers(dest="source", required=True, metavar="{ntu,penn,ucla}")
+    ntu = csub.add_parser("ntu", help="a folder of raw NTU RGB+D .skeleton files",
+                          description="NTU RGB+D .skeleton files -> PYSKL pickle (2D colour pixels or 3D metres).")
+    ntu.add_argument("--dims", type=int, choices=(2, 3), default=2,
+                     help="2: colorX/colorY pixels in the 1920x1080 frame; 3: x y z metres (default 2)")
+    ntu.add_argument("--max-bodies", type=positive_int, default=2,
+                     help="bodies kept per clip, most active first (default 2)")
+    ntu.add_argument("--missing", type=Path, default=None,
+                     help="list of sample names with missing skeletons to skip")
+    ntu.add_argument("--benchmark", choices=("auto", "ntu60", "ntu120"), default="auto",
+                     help="split protocol: ntu60 (xsub/xview), ntu120 (xsub/xset), auto from the action ids")
+    ntu.add_argument("--workers", type=positive_int, default=1, help="parallel parser processes (default 1)")
+    csub.add_parser("penn", help="Penn Action (labels/*.mat)",
+                    description="Penn Action .mat label files -> 2D PYSKL pickle (13 joints, official split).")
+    csub.add_parser("ucla", help="NW-UCLA (all_sqe/*.json)",
+                    description="NW-UCLA json skeletons -> 3D PYSKL pickle (20 joints, views 1+2 train / 3 test).")
+    for name, cp in csub.choices.items():
+        cp.add_argument("src", type=Path, help="source folder")
+        cp.add_argument("-o", "--output", type=Path, required=True, help="output .pkl")
+        cp.add_argument("--force", action="store_true", help="overwrite an existing output")
+        cp.set_defaults(func=_cmd_convert, source=name)
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register ``convert``, ``info`` and ``viz``."""
+    _add_convert(sub)
+    p = sub.add_parser("info", help="summarise a PYSKL annotation pickle",
+                       description="Clips per split, classes and clips per class, frames, persons, joints, dims.")
+    p.add_argument("file", type=Path, help="annotation .pkl")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("viz", help="draw a dataset clip's skeletons as a video",
+                       description="Draw one clip's skeletons on black (or on --video's frames) with its label.")
+    p.add_argument("data", type=Path, help="annotation .pkl")
+    p.add_argument("--clip", help="frame_dir of the clip (optional when the file holds one clip)")
+    p.add_argument("--out", type=Path, required=True, help="output video (.mp4 or .webm)")
+    p.add_argument("--video", type=Path, default=None, help="draw on this video's frames instead of black")
+    p.add_argument("--layout", default=None, help="layout name or YAML (default: the file's)")
+    p.add_argument("--fps", type=positive_float, default=30.0, help="frames per second (default 30)")
+    p.set_defaults(func=_cmd_viz)

@@ -1,0 +1,87 @@
+"""Tool commands: ``export`` (ONNX) and ``bench`` (this machine's speed, stage by stage)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from skelact.cli.common import CLIError, check_output, positive_int
+
+__all__ = ["add_parsers"]
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from skelact.export import export_predictor
+    from skelact.inference import load_model
+
+    out = Path(args.output)
+    check_output(out, [Path(args.checkpoint)], args.force)
+    result = export_predictor(load_model(args.checkpoint), out, opset=args.opset, example_frames=args.frames,
+                              verify=not args.no_verify)
+    shape = ", ".join(str(s) for s in result["input_shape"])
+    check = "" if result["max_abs_diff"] is None else f"; onnxruntime matches PyTorch (max |diff| " \
+        f"{result['max_abs_diff']:.2g})"
+    print(f"wrote {out}: keypoints [{shape}] -> logits, opset {result['opset']}{check}")
+
+
+def _cmd_bench(args: argparse.Namespace) -> None:
+    from skelact.bench import BenchOptions, format_table, run_benchmarks, write_json
+
+    try:
+        opts = BenchOptions(quick=args.quick, repeats=args.repeats, threads=args.threads,
+                            only=tuple(args.only) if args.only else None, pose_model=args.pose_model,
+                            video=args.video, model=args.model)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    if args.video is not None and not args.video.is_file():
+        raise CLIError(f"{args.video}: video file not found")
+    if args.pose_model is not None and not args.pose_model.is_file():
+        raise CLIError(f"{args.pose_model}: pose model file not found")
+    if args.model is not None:
+        from skelact.inference import resolve_model_spec
+
+        resolve_model_spec(args.model)  # a bad --model fails before minutes of measuring
+    report = run_benchmarks(opts, log=None if args.quiet else lambda line: print(line, file=sys.stderr))
+    print(format_table(report))
+    if args.json is not None:
+        print(f"wrote {write_json(report, args.json)}")
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register ``export`` and ``bench``."""
+    p = sub.add_parser("export", help="export a checkpoint to ONNX",
+                       description="Export a trained model to ONNX: input keypoints (batch, M, T, V, C) as the "
+                       "recipe's test pipeline makes them, output logits; batch axis dynamic; classes, layout "
+                       "and input shape in the file's metadata. Checks the graph against PyTorch with "
+                       "onnxruntime. Needs the onnx extra (pip install \"skelact[onnx]\").")
+    p.add_argument("checkpoint", type=str, help="best.pt / last.pt from `skelact train`, or a shipped model name")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output .onnx")
+    p.add_argument("--opset", type=positive_int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--frames", type=positive_int, default=None, help="input frames T (default: the recipe's clip_len)")
+    p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime vs PyTorch check")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("bench", help="measure every stage's speed on this machine, as one table",
+                       description="Time heatmap drawing (1 thread, vs PYSKL), the data pipelines, every "
+                       "registered model (params, GMACs, training and inference clips/s), video -> action end "
+                       "to end, and loading an NTU60-sized pickle. Each figure is the median of several runs "
+                       "after a warm-up. Run it on an otherwise idle machine.")
+    p.add_argument("--quick", action="store_true", help="tiny sizes and few runs: a smoke test, not for reporting")
+    p.add_argument("--repeats", type=positive_int, default=None, metavar="N",
+                   help="timed runs per figure (default 5; 3 with --quick)")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="torch and pose model threads for the model and video stages (default: torch's)")
+    # Stage names as in skelact.bench.STAGES (not imported here to keep `skelact --help` fast).
+    p.add_argument("--only", nargs="+", default=None, metavar="STAGE",
+                   choices=("heatmap", "data", "models", "video", "memory"),
+                   help="run only these stages: heatmap, data, models, video, memory")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the results as JSON")
+    p.add_argument("--pose-model", type=Path, default=None, metavar="PATH",
+                   help="MoveNet MultiPose .tflite (default: $SKELACT_SHARED/models, else the user cache)")
+    p.add_argument("--video", type=Path, default=None, metavar="PATH",
+                   help="video for the end-to-end stage (default: $SKELACT_SHARED/data/videos/ntu_sample.avi)")
+    p.add_argument("--model", default=None, metavar="NAME|CKPT",
+                   help="action model of the video stage (default: a randomly initialised kpc3d)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=_cmd_bench)

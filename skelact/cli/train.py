@@ -1,0 +1,86 @@
+"""Training commands: ``train``, ``test``, ``fuse``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from skelact.cli.common import CLIError, positive_int, print_metrics
+
+__all__ = ["add_parsers"]
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from skelact.config import load_config
+    from skelact.engine.train import train
+
+    cfg = load_config(args.config, args.overrides)
+    result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        best = 100 * result["best_top1"]
+        print(f"best top-1 {best:.2f} % at epoch {result['best_epoch']}; outputs in {args.work_dir}")
+
+
+def _cmd_test(args: argparse.Namespace) -> None:
+    from skelact.config import load_config
+    from skelact.engine.evaluate import evaluate
+
+    cfg = load_config(args.config, args.overrides) if args.config is not None else None
+    if cfg is None and args.overrides:
+        from skelact.checkpoint import Checkpoint
+        from skelact.config import apply_overrides, config_from_dict, config_to_dict
+
+        stored = Checkpoint.load(args.checkpoint).config
+        cfg = config_from_dict(apply_overrides(config_to_dict(stored), args.overrides))
+    out_dir = args.out_dir or Path(args.checkpoint).resolve().parent / "test"
+    metrics = evaluate(cfg, Path(args.checkpoint), num_clips=args.num_clips, flip=args.flip, out_dir=out_dir)
+    print_metrics(metrics)
+    print(f"scores, report, confusion matrix in {out_dir}")
+
+
+def _cmd_fuse(args: argparse.Namespace) -> None:
+    from skelact.engine.evaluate import fuse
+
+    if args.out_dir is not None and any(Path(s).resolve().parent == args.out_dir.resolve() for s in args.scores):
+        raise CLIError(f"{args.out_dir}: holds one of the input score files; fuse into another folder")
+    metrics = fuse(args.scores, args.weights, args.out_dir)
+    print_metrics(metrics)
+    if args.out_dir is not None:
+        print(f"fused scores, report, confusion matrix in {args.out_dir}")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register ``train``, ``test`` and ``fuse``."""
+    p = sub.add_parser("train", help="train a model from a YAML recipe",
+                       description="Train a model from a YAML recipe (see configs/). Writes last.pt and best.pt "
+                       "each epoch, metrics.csv and curves.png. Runs as is under torchrun for several processes.")
+    p.add_argument("config", type=Path, help="recipe .yaml")
+    p.add_argument("--work-dir", type=Path, required=True, help="output folder")
+    p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/last.pt")
+    p.add_argument("--overfit", type=positive_int, default=None, metavar="N",
+                   help="sanity check: train and evaluate on N training clips")
+    p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override recipe values, e.g. --set optim.lr=0.05 data.batch_size=32")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("test", help="evaluate a checkpoint: accuracy, P/R/F1, confusion matrix, scores",
+                       description="Evaluate a checkpoint on the recipe's val_split with test-time averaging of "
+                       "softmax probabilities over --num-clips views (and flips).")
+    p.add_argument("config", type=Path, nargs="?", default=None,
+                   help="recipe .yaml (default: the one stored in the checkpoint)")
+    p.add_argument("--checkpoint", type=Path, required=True, help="best.pt or last.pt")
+    p.add_argument("--num-clips", type=positive_int, default=None,
+                   help="views averaged per clip (default: the recipe's)")
+    p.add_argument("--flip", action="store_true", help="also average horizontally flipped views")
+    p.add_argument("--out-dir", type=Path, default=None, help="output folder (default: CHECKPOINT's folder/test)")
+    p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override recipe values, e.g. --set data.val_split=xsub_val")
+    p.set_defaults(func=_cmd_test)
+
+    p = sub.add_parser("fuse", help="fuse several streams' scores (e.g. joint/bone/motion)",
+                       description="Weighted average of the probabilities in several scores.npz files.")
+    p.add_argument("scores", type=Path, nargs="+", help="scores.npz files written by `skelact test`")
+    p.add_argument("--weights", type=float, nargs="+", default=None, help="one per file, e.g. 2 2 1 1")
+    p.add_argument("--out-dir", type=Path, default=None, help="write fused scores, report and confusion matrix")
+    p.set_defaults(func=_cmd_fuse)

@@ -1,0 +1,163 @@
+"""Video commands: ``extract``, ``predict``, ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from skelact.cli.common import (
+    PICKLE_SUFFIXES,
+    CLIError,
+    add_model_args,
+    add_pose_args,
+    check_output,
+    load_clip,
+    positive_int,
+    true_label,
+)
+
+__all__ = ["add_parsers"]
+
+
+def _cmd_extract(args: argparse.Namespace) -> None:
+    from skelact.data.io import save_annotations
+    from skelact.pose import MoveNet, extract_videos
+
+    out = Path(args.output)
+    check_output(out, args.inputs, args.force)
+    model = MoveNet(args.pose_model, input_size=args.input_size, num_threads=args.threads)
+    data, failures = extract_videos(args.inputs, model, max_persons=args.max_persons, progress=not args.quiet)
+    save_annotations(data, out, force=args.force, allow_unlabeled=True)
+    done = len(data["annotations"])
+    print(f"wrote {out}: {done} clip(s)" + (f", {len(failures)} video(s) skipped" if failures else ""))
+
+
+def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
+    """Shared by ``predict`` and ``demo``: skeletons (from a video or a pickle) -> top-k -> optional video."""
+    from skelact.inference import InferenceError, load_model
+    from skelact.skeleton import get_layout, resolve_layout
+
+    if out is not None:
+        from skelact.viz.video import check_video_path
+
+        check_video_path(out)
+        check_output(out, [source] + ([args.video] if args.video is not None else []))
+    is_pickle = source.suffix.lower() in PICKLE_SUFFIXES
+    if not is_pickle and args.clip is not None:
+        raise CLIError(f"{source}: --clip applies to a .pkl input, not a video")
+    predictor = load_model(args.model, device=args.device)  # a bad --model fails before any video work
+    file_classes = None
+    if is_pickle:
+        data, ann = load_clip(source, args.clip)
+        file_classes = data.get("classes")
+        layout = resolve_layout(None, data.get("layout"), ann["keypoint"].shape[2], str(source))
+    else:
+        from skelact.pose import MoveNet, extract_video
+        from skelact.pose.extract import video_info
+
+        video_info(source)  # a missing or unreadable video fails here, before the pose model is looked for
+        pose = MoveNet(args.pose_model, input_size=args.input_size, num_threads=args.threads)
+        ann = extract_video(source, pose, max_persons=args.max_persons, progress=not args.quiet)
+        layout = get_layout("coco17")  # MoveNet's joints
+    try:
+        pred = predictor.predict_clip(ann, topk=args.topk, num_clips=args.num_clips, layout=layout)
+    except InferenceError as e:
+        raise CLIError(f"{source}: {e}") from None
+    label = true_label(ann, file_classes, predictor.classes)
+    if out is not None:
+        _write_prediction_video(out, source, ann, layout, pred.topk, label, is_pickle, args.video)
+    if args.json:
+        result = {"input": str(source), "clip": ann.get("frame_dir"), "model": predictor.source,
+                  "true_label": label, **pred.to_dict(), "output": None if out is None else str(out)}
+        print(json.dumps(result, indent=2))
+        return
+    print(f"{ann.get('frame_dir')}: {pred.frames} frames, {pred.views} views, model {predictor.source}")
+    width = max(len(name) for name, _ in pred.topk)
+    for i, (name, p) in enumerate(pred.topk, 1):
+        mark = "  <- true label" if name == label else ""
+        print(f"{i:>3}. {name:<{width}}  {p:.3f}{mark}")
+    if label is not None:
+        print(f"true label: {label}")
+    if out is not None:
+        print(f"wrote {out}")
+
+
+def _write_prediction_video(out: Path, source: Path, ann: dict, layout: object, topk: list[tuple[str, float]],
+                            label: str | None, is_pickle: bool, video: Path | None) -> None:
+    from skelact.pose.extract import iter_frames, video_info
+    from skelact.viz.video import to_canvas, write_skeleton_video
+
+    kp, score = ann["keypoint"], ann.get("keypoint_score")
+    frames, img_shape, fps = None, ann.get("img_shape"), 30.0
+    background = video if is_pickle else source
+    if background is not None:
+        frames, fps = iter_frames(background), video_info(background)["fps"]
+    elif kp.shape[-1] == 3 or img_shape is None:
+        kp, img_shape = to_canvas(kp), (480, 640)  # 3D, or no image size: fit into a black canvas
+    write_skeleton_video(out, kp, score, layout, frames=frames, img_shape=img_shape, topk=topk,
+                         true_label=label, fps=fps)
+
+
+def _cmd_predict(args: argparse.Namespace) -> None:
+    if args.video is not None and args.input.suffix.lower() not in PICKLE_SUFFIXES:
+        raise CLIError(f"{args.input}: --video applies to a .pkl input (a video input is drawn on its own frames)")
+    _predict(args, args.input, args.out)
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    video = args.video_file or os.environ.get("SKELACT_DEMO_VIDEO")
+    if not video:
+        raise CLIError("no video: pass one (skelact demo VIDEO) or set SKELACT_DEMO_VIDEO")
+    video = Path(video)
+    out = args.out or Path(f"{video.stem}_skelact.mp4")
+    args.clip, args.video, args.json, args.num_clips = None, None, False, None
+    _predict(args, video, out)
+    print(f"annotated video: {out.resolve()}")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register ``extract``, ``predict`` and ``demo``."""
+    p = sub.add_parser("extract", help="videos -> skeletons (MoveNet MultiPose + tracking) as a PYSKL pickle",
+                       description="Detect 2D poses (COCO-17) in each video, track people across frames, keep the "
+                       "most confident tracks, and write one clip per video (label -1) to a PYSKL pickle.")
+    p.add_argument("inputs", nargs="+", type=Path, help="video files and/or folders of videos")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output .pkl")
+    p.add_argument("--max-persons", type=positive_int, default=2, help="tracks kept per video (default 2)")
+    add_pose_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser("predict", help="name the action in a video (or a pickle clip) with a trained model",
+                       description="Print the top-k actions of a video (poses by MoveNet, then the action model) or "
+                       "of one clip of a PYSKL pickle, with probabilities averaged over the recipe's test views. "
+                       "--out also writes a video: skeletons on the frames (black without a video), the top-k "
+                       "and, when known, the true label.")
+    p.add_argument("input", type=Path, help="a video, or a .pkl annotation file (choose the clip with --clip)")
+    add_model_args(p)
+    p.add_argument("--out", type=Path, default=None, help="write an annotated video (.mp4 or .webm)")
+    p.add_argument("--topk", type=positive_int, default=5, help="actions listed (default 5)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--clip", default=None, help="frame_dir of the clip in a .pkl input (optional when it holds one)")
+    p.add_argument("--video", type=Path, default=None, help="with a .pkl input: draw on this video's frames")
+    p.add_argument("--num-clips", type=positive_int, default=None,
+                   help="test views averaged (default: the model's recipe)")
+    p.add_argument("--max-persons", type=positive_int, default=2, help="people tracked in a video (default 2)")
+    add_pose_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("demo", help="video -> skeletons -> action -> annotated video, in one go",
+                       description="Extract poses from a video, predict its action and write the video with "
+                       "skeletons and the top-k actions drawn on it.")
+    p.add_argument("video_file", metavar="VIDEO", type=Path, nargs="?", default=None,
+                   help="input video (default: $SKELACT_DEMO_VIDEO)")
+    p.add_argument("--out", type=Path, default=None, help="output video (default: ./VIDEO_NAME_skelact.mp4)")
+    add_model_args(p)
+    p.add_argument("--topk", type=positive_int, default=5, help="actions shown (default 5)")
+    p.add_argument("--max-persons", type=positive_int, default=2, help="people tracked (default 2)")
+    add_pose_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_demo)

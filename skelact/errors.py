@@ -1,0 +1,38 @@
+"""The base of every error skelact expects to meet in use (bad files, options, checkpoints, videos).
+
+The CLI prints such an error as one line ``skelact: error: <message>`` and exits with status 1.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SkelactError", "short_repr"]
+
+
+class SkelactError(Exception):
+    """An expected failure whose message names the file, clip, field or option at fault."""
+
+
+def short_repr(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, safe for huge or deeply nested values.
+
+    Error messages quote values the user gave; a value can be a 2 GB ``bytes`` or a list shared a
+    million times through a pickle's memo, so only its type and a bounded prefix are rendered.
+    """
+    if isinstance(value, (str, bytes, bytearray)):
+        text = repr(value[: limit + 1])
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**40:
+        return f"an integer of {value.bit_length()} bits"  # str() of a huge int is slow, or refused
+    elif isinstance(value, (bool, int, float, complex, type(None))):
+        text = repr(value)
+    else:
+        import numpy as np
+
+        if isinstance(value, np.ndarray):
+            return f"an array of shape {list(value.shape)} ({value.dtype})"
+        if isinstance(value, np.generic):
+            text = repr(value.item()) if value.dtype.kind in "biuf" else type(value).__name__
+        elif isinstance(value, (list, tuple, dict, set, frozenset)):
+            return f"a {type(value).__name__} of {len(value)} item{'s' if len(value) != 1 else ''}"
+        else:
+            return f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[:limit] + "..."

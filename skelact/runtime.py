@@ -1,0 +1,152 @@
+"""Where and how tensors run: device choice, mixed precision, seeding and RNG state.
+
+Shared by training, evaluation, inference and the benchmark, so none of them imports another's
+module for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+from skelact.errors import SkelactError
+
+__all__ = ["DeviceError", "resolve_device", "native_bf16", "resolve_amp", "autocast_context", "seed_everything",
+           "rng_state", "set_rng_state"]
+
+
+class DeviceError(SkelactError, ValueError):
+    """A device or precision that this machine cannot provide."""
+
+
+def resolve_device(device: str | torch.device, option: str = "--device") -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``, checked against this machine.
+
+    Args:
+        device: The requested device.
+        option: The option or config key named in errors.
+
+    Raises:
+        DeviceError: Not a device name, or CUDA (or that CUDA device) is not available here.
+    """
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise DeviceError(f"{option}: {str(device)[:40]!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise DeviceError(f"{option}: device type {dev.type!r} is not supported; use auto, cpu, cuda or cuda:N")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"{option}: {device!s} was asked for, but CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"{option}: {device!s} does not exist ({torch.cuda.device_count()} CUDA devices)")
+    return dev
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively: CUDA, or a CPU with AVX512-BF16 or AMX.
+
+    Elsewhere torch emulates bf16 on the CPU, which is slower than float32.
+    """
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and _cpu_has_bf16()
+
+
+@functools.cache
+def _cpu_has_bf16() -> bool:
+    """The CPU probe behind :func:`native_bf16`, once per process (autocast asks every batch)."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, hence the getattr
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def resolve_amp(amp: str, device: torch.device, option: str = "optim.amp") -> str:
+    """``optim.amp`` for ``device``: ``auto`` becomes ``bf16`` where :func:`native_bf16`, else ``none``.
+
+    Raises:
+        DeviceError: ``fp16`` on a device other than CUDA.
+    """
+    if amp == "auto":
+        return "bf16" if native_bf16(device) else "none"
+    if amp == "fp16" and device.type != "cuda":
+        raise DeviceError(f"{option}: fp16 needs CUDA and this run is on {device.type}; use bf16 or auto")
+    if amp not in ("none", "bf16", "fp16"):
+        raise DeviceError(f"{option}: {amp!r} is not one of none, bf16, fp16, auto")
+    return amp
+
+
+def autocast_context(amp: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """Mixed precision context for ``optim.amp`` (see :func:`resolve_amp`)."""
+    amp = resolve_amp(amp, device)
+    if amp == "none":
+        return contextlib.nullcontext()
+    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy's global RNG and Python's ``random``."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - third-party code may use the global RNG
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """The torch / numpy / Python global RNG states, as weights-only-safe containers."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
+    version, internal, gauss_next = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured (missing parts are left alone).
+
+    Raises:
+        ValueError: A part of ``state`` is not what :func:`rng_state` writes (nothing is restored).
+    """
+    if not isinstance(state, dict):
+        raise ValueError("the RNG state is not a mapping")
+    # Build every part first, so a malformed state restores nothing at all.
+    restore = []
+    try:
+        if "torch" in state:
+            t = state["torch"]
+            if not isinstance(t, torch.Tensor) or t.dtype != torch.uint8:
+                raise ValueError("torch state is not a uint8 tensor")
+            restore.append(lambda: torch.set_rng_state(t.cpu()))
+        if "numpy" in state:
+            n = state["numpy"]
+            keys = n["keys"]
+            if not isinstance(keys, torch.Tensor) or keys.shape != (624,):
+                raise ValueError("numpy state keys are not 624 integers")
+            np_state = (str(n["kind"]), keys.numpy().astype(np.uint32), int(n["pos"]), int(n["has_gauss"]),
+                        float(n["cached"]))
+            np.random.RandomState().set_state(np_state)  # noqa: NPY002 - validates without touching the global
+            restore.append(lambda: np.random.set_state(np_state))  # noqa: NPY002
+        if "python" in state:
+            p = state["python"]
+            py_state = (int(p["version"]), tuple(int(x) for x in p["internal"]), p["gauss_next"])
+            random.Random().setstate(py_state)
+            restore.append(lambda: random.setstate(py_state))
+        if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+            cuda = [s.cpu() for s in state["cuda"]]
+            restore.append(lambda: torch.cuda.set_rng_state_all(cuda))
+        for fn in restore:
+            fn()
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError, AttributeError) as e:
+        raise ValueError(f"malformed RNG state ({type(e).__name__}: {str(e)[:80]})") from None
