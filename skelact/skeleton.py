@@ -291,6 +291,8 @@ def _read_layout_file(path: Path) -> Layout:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise LayoutError(f"{path}: not valid YAML{at}") from None
+    except RecursionError:
+        raise LayoutError(f"{path}: nested too deeply") from None
     if isinstance(spec, dict):
         spec.setdefault("name", path.stem)
     return layout_from_dict(spec, where=str(path))

@@ -1,8 +1,12 @@
-"""Synthetic Penn-like clips and a tiny model spec shared by the engine, inference and export tests."""
+"""Synthetic Penn-like clips, a tiny data file and recipe, and a tiny model spec shared by the tests."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+from skelact.data.io import save_annotations
 
 # A two-block ST-GCN++ (a few thousand parameters): the real model code, at test-suite speed.
 TINY_MODEL = {"name": "stgcnpp", "kwargs": {"channels": [8, 8], "strides": [1, 2], "dilations": [1, 2]}}
@@ -16,3 +20,28 @@ def penn_clip(name: str, label: int, frames: int, rng: np.random.Generator) -> d
     return {"frame_dir": name, "total_frames": frames, "img_shape": (360, 480), "original_shape": (360, 480),
             "label": label, "keypoint": kp.astype(np.float32),
             "keypoint_score": rng.uniform(0.5, 1.0, size=(1, frames, 13)).astype(np.float32)}
+
+
+def make_dataset(path: Path, classes: int = 3, per_class: int = 8, frames: int = 24) -> Path:
+    """A PYSKL file of Penn-like clips (see :func:`penn_clip`): splits train / test (3:1), class names, penn13."""
+    rng = np.random.default_rng(0)
+    anns = [penn_clip(f"c{c}_{i:02d}", c, frames + int(rng.integers(-4, 5)), rng)
+            for c in range(classes) for i in range(per_class)]
+    names = [a["frame_dir"] for a in anns]
+    split = {"train": [n for k, n in enumerate(names) if k % 4], "test": [n for k, n in enumerate(names) if k % 4 == 0]}
+    save_annotations({"split": split, "annotations": anns, "classes": [f"action{c}" for c in range(classes)],
+                      "layout": "penn13"}, path)
+    return path
+
+
+def recipe(ann_file: Path, **optim: object) -> dict:
+    """A 2-epoch recipe of the tiny model on :func:`make_dataset`'s file (``optim`` keys override)."""
+    return {
+        "data": {"ann_file": str(ann_file), "clip_len": 16, "max_persons": 1, "features": ["joint", "bone"],
+                 "augment": {"flip": 0.5, "rotate": 10, "scale": [0.9, 1.1], "shift": 0.05},
+                 "batch_size": 6, "num_workers": 0, "num_clips_val": 2},
+        "model": TINY_MODEL,
+        "optim": {"name": "sgd", "lr": 0.05, "epochs": 2, "warmup_epochs": 0.5, "clip_grad": 5.0, **optim},
+        "seed": 0,
+        "device": "cpu",
+    }

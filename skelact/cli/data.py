@@ -42,8 +42,8 @@ def _cmd_viz(args: argparse.Namespace) -> None:
     from skelact.skeleton import resolve_layout
     from skelact.viz.video import check_video_path, to_canvas, write_skeleton_video
 
-    check_video_path(args.out)
     check_output(args.out, [args.data] + ([args.video] if args.video is not None else []))
+    check_video_path(args.out)
     data, ann = load_clip(args.data, args.clip)
     kp, score = ann["keypoint"], ann.get("keypoint_score")
     layout = resolve_layout(args.layout, data.get("layout"), kp.shape[2], str(args.data))

@@ -11,12 +11,43 @@ from skelact.cli.common import CLIError, positive_int, print_metrics
 __all__ = ["add_parsers"]
 
 
+def _auto_recipe(args: argparse.Namespace) -> tuple[object, object]:
+    """The zero-config recipe for a data file (printed), with ``--set`` applied; and the loaded clips."""
+    from skelact.config import apply_overrides, config_from_dict, config_to_dict
+    from skelact.engine import builders
+    from skelact.engine.autoconfig import auto_config
+
+    packed = builders.load_clips_file(args.config)
+    auto = auto_config(packed, args.config, args.model or "kpc3d", layout=args.layout, seed=args.seed)
+    cfg = auto.config
+    if args.overrides:
+        cfg = config_from_dict(apply_overrides(config_to_dict(cfg), args.overrides))
+    if os.environ.get("RANK", "0") == "0":
+        print(f"recipe chosen for {cfg.model.name} on {args.config} ({len(packed)} clips, layout "
+              f"{auto.layout.name}, {packed.num_channels}D):")
+        print(auto.describe())
+        if args.overrides:
+            print(f"  then --set {' '.join(args.overrides)}")
+        print(f"it is written to {args.work_dir / 'config.yaml'}: edit it and train with "
+              f"`skelact train {args.work_dir / 'config.yaml'} --work-dir NEW_DIR`")
+    return cfg, packed
+
+
 def _cmd_train(args: argparse.Namespace) -> None:
+    from skelact.cli.common import PICKLE_SUFFIXES
     from skelact.config import load_config
     from skelact.engine.train import train
 
-    cfg = load_config(args.config, args.overrides)
-    result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit)
+    packed = None
+    if args.config.suffix.lower() in PICKLE_SUFFIXES:
+        cfg, packed = _auto_recipe(args)
+    else:
+        for option in ("model", "layout"):
+            if getattr(args, option) is not None:
+                raise CLIError(f"--{option} applies to a data file (skelact train DATA.pkl --{option} ...); a "
+                               f"recipe names its own (model.name, data.layout)")
+        cfg = load_config(args.config, args.overrides)
+    result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit, packed=packed)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
         best = 100 * result["best_top1"]
         print(f"best top-1 {best:.2f} % at epoch {result['best_epoch']}; outputs in {args.work_dir}")
@@ -52,10 +83,15 @@ def _cmd_fuse(args: argparse.Namespace) -> None:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``train``, ``test`` and ``fuse``."""
-    p = sub.add_parser("train", help="train a model from a YAML recipe",
-                       description="Train a model from a YAML recipe (see configs/). Writes last.pt and best.pt "
-                       "each epoch, metrics.csv and curves.png. Runs as is under torchrun for several processes.")
-    p.add_argument("config", type=Path, help="recipe .yaml")
+    p = sub.add_parser("train", help="train a model from a YAML recipe, or from a data file alone",
+                       description="Train a model from a YAML recipe (see configs/), or give a PYSKL .pkl and a "
+                       "--model and a recipe is chosen from the data (2D/3D, persons, layout, clip lengths, "
+                       "splits), printed and written to WORK_DIR/config.yaml. Writes last.pt and best.pt each "
+                       "epoch, metrics.csv and curves.png. Runs as is under torchrun for several processes.")
+    p.add_argument("config", type=Path, metavar="RECIPE|DATA", help="recipe .yaml, or a data .pkl")
+    p.add_argument("--model", default=None, help="with a data file: kpc3d (default), stgcnpp, poseconv3d_c3d, ...")
+    p.add_argument("--layout", default=None, help="with a data file: layout name or YAML (default: the file's)")
+    p.add_argument("--seed", type=int, default=0, help="with a data file: the run's seed (default 0)")
     p.add_argument("--work-dir", type=Path, required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/last.pt")
     p.add_argument("--overfit", type=positive_int, default=None, metavar="N",

@@ -42,8 +42,8 @@ def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
     if out is not None:
         from skelact.viz.video import check_video_path
 
-        check_video_path(out)
         check_output(out, [source] + ([args.video] if args.video is not None else []))
+        check_video_path(out)
     is_pickle = source.suffix.lower() in PICKLE_SUFFIXES
     if not is_pickle and args.clip is not None:
         raise CLIError(f"{source}: --clip applies to a .pkl input, not a video")

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from skelact.checkpoint import Checkpoint, CheckpointError, TrainState, fit_weights
 from skelact.config import Config, load_config, save_config
-from skelact.data.dataset import SkeletonDataset
+from skelact.data.dataset import PackedClips, SkeletonDataset
 from skelact.data.io import atomic_path
 from skelact.engine import builders, metrics
 from skelact.engine.distributed import (
@@ -188,7 +188,8 @@ def _fmt(v: float | None) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.6g}"
 
 
-def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None = None) -> dict[str, Any]:
+def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None = None,
+          packed: PackedClips | None = None) -> dict[str, Any]:
     """Train a model as the recipe says; works alone or under ``torchrun``.
 
     Args:
@@ -199,6 +200,7 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None
         overfit: Sanity check: train on ``overfit`` clips of the training split (spread over the
             classes) with the recipe's ``overfit`` settings and no augmentation, and validate on
             the same clips.
+        packed: ``cfg.data.ann_file`` already loaded (saves loading it twice).
 
     Returns:
         Final metrics: ``epoch``, ``train_loss``, ``train_top1``, ``val_*`` of the last validation,
@@ -206,22 +208,29 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None
         ranks), ``work_dir``.
     """
     work_dir = Path(work_dir)
+    builders.check_model_name(cfg)  # before any data is loaded
     owns_group = not torch.distributed.is_initialized()  # leave a caller's process group alone
     info = init_distributed(cfg.device)
     resolve_amp(cfg.optim.amp, info.device)  # fp16 on a CPU fails here, not in the first step
+    created = not work_dir.exists()
     try:
         with contextlib.ExitStack() as stack:
             if info.rank == 0:
                 work_dir.mkdir(parents=True, exist_ok=True)
                 stack.enter_context(lock_work_dir(work_dir))  # one run per work dir
                 remove_stale_temporaries(work_dir)  # left by a run killed while writing
-            return _train(cfg, work_dir, resume, overfit, info)
+            return _train(cfg, work_dir, resume, overfit, info, packed)
+    except BaseException:
+        if created and info.rank == 0 and work_dir.is_dir() and not any(work_dir.iterdir()):
+            work_dir.rmdir()  # failed before writing anything: leave no trace
+        raise
     finally:
         if owns_group:
             cleanup_distributed()
 
 
-def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info: DistInfo) -> dict[str, Any]:
+def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info: DistInfo,
+           packed: PackedClips | None) -> dict[str, Any]:
     main_rank = info.rank == 0
     if overfit is not None:
         cfg = apply_overfit(cfg)
@@ -231,7 +240,8 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
 
     # ---- data: packed clips, layout, splits -> datasets
-    packed = builders.load_clips(cfg.data)
+    if packed is None:
+        packed = builders.load_clips(cfg.data)
     layout = builders.resolve_layout(cfg.data, packed)
     classes = builders.class_names(packed)
     train_idx = builders.split_indices(packed, cfg.data.train_split, len(classes), "data.train_split")
