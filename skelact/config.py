@@ -36,6 +36,7 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "OverfitConfig",
+    "CalibrationConfig",
     "Config",
     "load_config",
     "config_from_dict",
@@ -174,6 +175,20 @@ class OverfitConfig:
 
 
 @dataclass
+class CalibrationConfig:
+    """What training fits on ``data.val_split`` after the last epoch (stored in the checkpoints).
+
+    Attributes:
+        enabled: Fit a softmax temperature and an unknown-action threshold.
+        accept: Fraction of the validation clips the threshold accepts (the rest of the
+            confidence range is reported as "unknown action").
+    """
+
+    enabled: bool = True
+    accept: float = 0.95
+
+
+@dataclass
 class Config:
     """A complete experiment.
 
@@ -182,6 +197,7 @@ class Config:
         model: Model section.
         optim: Optimisation section.
         overfit: Overrides used by the ``overfit`` sanity check.
+        calibration: Temperature and unknown threshold fitted after training.
         seed: Seed for torch, numpy and Python ``random`` (and the data pipeline).
         eval_interval: Validate every this many epochs (and always after the last).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
@@ -191,6 +207,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     overfit: OverfitConfig = field(default_factory=OverfitConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     seed: int = 0
     eval_interval: int = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -361,6 +378,8 @@ def _check_semantics(cfg: Config) -> None:
         raise ConfigError(f"data.augment.scale: expected [low, high] with 0 < low <= high, got {short_repr(a.scale)}")
     if o.ema is not None and not 0.0 < o.ema < 1.0:
         raise ConfigError(f"optim.ema: a decay in (0, 1), got {o.ema}")
+    if not 0.0 < cfg.calibration.accept <= 1.0:
+        raise ConfigError(f"calibration.accept: a fraction in (0, 1], got {cfg.calibration.accept}")
     if not 0.0 <= o.label_smoothing < 1.0:
         raise ConfigError(f"optim.label_smoothing: must be in [0, 1), got {o.label_smoothing}")
 

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from skelact.cli.common import CLIError, positive_int, print_metrics
+from skelact.cli.common import CLIError, fraction_open, positive_int, print_metrics
 
 __all__ = ["add_parsers"]
 
@@ -70,6 +70,17 @@ def _cmd_test(args: argparse.Namespace) -> None:
     print(f"scores, report, confusion matrix in {out_dir}")
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> None:
+    from skelact.cli.common import check_output
+    from skelact.engine.calibrate import calibrate_checkpoint
+
+    check_output(args.output, [args.checkpoint], args.force)
+    c = calibrate_checkpoint(args.checkpoint, args.output, split=args.split, accept=args.accept)
+    print(f"temperature {c.temperature:.3f} (ECE on {c.split!r}: {c.ece_before:.4f} -> {c.ece_after:.4f}); "
+          f"unknown below p = {c.threshold:.3f} ({c.accept_rate:.1%} of {c.split!r} accepted)")
+    print(f"wrote {args.output}")
+
+
 def _cmd_fuse(args: argparse.Namespace) -> None:
     from skelact.engine.evaluate import fuse
 
@@ -113,6 +124,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override recipe values, e.g. --set data.val_split=xsub_val")
     p.set_defaults(func=_cmd_test)
+
+    p = sub.add_parser("calibrate", help="fit a checkpoint's temperature and unknown-action threshold",
+                       description="Fit a softmax temperature (lowest NLL of the test-time prediction) and the "
+                       "unknown-action threshold (accepting --accept of the clips) on a validation split, and "
+                       "write the checkpoint with them. `skelact train` does this itself after the last epoch.")
+    p.add_argument("checkpoint", type=Path, help="best.pt / last.pt from `skelact train`")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the calibrated checkpoint (.pt)")
+    p.add_argument("--split", default=None, help="split to fit on (default: the recipe's val_split)")
+    p.add_argument("--accept", type=fraction_open, default=0.95,
+                   help="fraction of the split's clips accepted as known (default 0.95)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("fuse", help="fuse several streams' scores (e.g. joint/bone/motion)",
                        description="Weighted average of the probabilities in several scores.npz files.")

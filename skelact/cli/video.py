@@ -74,6 +74,7 @@ def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
         print(json.dumps(result, indent=2))
         return
     print(f"{ann.get('frame_dir')}: {pred.frames} frames, {pred.views} views, model {predictor.source}")
+    print(f"prediction: {pred.describe()}")
     width = max(len(name) for name, _ in pred.topk)
     for i, (name, p) in enumerate(pred.topk, 1):
         mark = "  <- true label" if name == label else ""

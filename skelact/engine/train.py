@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import csv
 import dataclasses
 import math
@@ -23,16 +24,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from skelact.checkpoint import Checkpoint, CheckpointError, TrainState, fit_weights
+from skelact.checkpoint import Calibration, Checkpoint, CheckpointError, TrainState, fit_weights
 from skelact.config import Config, load_config, save_config
 from skelact.data.dataset import PackedClips, SkeletonDataset
 from skelact.data.io import atomic_path
 from skelact.engine import builders, metrics
+from skelact.engine.calibrate import calibrate
 from skelact.engine.distributed import (
     DistInfo,
     ShardSampler,
@@ -44,9 +47,10 @@ from skelact.engine.distributed import (
     unwrap,
 )
 from skelact.engine.ema import WeightEMA
-from skelact.engine.predict import BAR_INTERVAL, predict
+from skelact.engine.predict import BAR_INTERVAL, predict, predict_logits
 from skelact.engine.workdir import check_resumable, lock_work_dir, remove_stale_temporaries
 from skelact.runtime import autocast_context, resolve_amp, rng_state, seed_everything, set_rng_state
+from skelact.skeleton import Layout
 
 __all__ = ["train", "apply_overfit", "main", "CSV_FIELDS"]
 
@@ -368,6 +372,14 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
 
     if writer is not None:
         writer.close()
+    if last and overfit is None and cfg.calibration.enabled:
+        calibrations = _calibrate_checkpoints(cfg, packed, layout, val_idx, eval_model, info, work_dir,
+                                              best_epoch, cfg.optim.epochs)
+        if main_rank:
+            for name, c in calibrations.items():
+                _log(f"calibrated {name} on {c.split!r}: temperature {c.temperature:.3f}, ECE {c.ece_before:.4f} -> "
+                     f"{c.ece_after:.4f}; unknown below p = {c.threshold:.3f} ({c.accept_rate:.1%} of the clips "
+                     "accepted)", work_dir)
     if main_rank and rows:
         from skelact.viz.plots import plot_curves
 
@@ -377,6 +389,35 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
     if not last and main_rank:
         _log(f"nothing to do: {last_path} already holds epoch {start_epoch - 1}", work_dir)
     return result
+
+
+def _calibrate_checkpoints(cfg: Config, packed: PackedClips, layout: Layout, val_idx: np.ndarray,
+                           last_model: nn.Module, info: DistInfo, work_dir: Path, best_epoch: int,
+                           last_epoch: int) -> dict[str, Calibration]:
+    """Fit temperature and unknown threshold on the validation split (the test-time views) for
+    ``last.pt`` and ``best.pt``, and store them there. Every rank predicts; rank 0 writes."""
+    ds = builders.build_dataset(cfg, packed, layout, val_idx, train=False, num_clips=cfg.data.num_clips_test)
+    loader = _loader(ds, ShardSampler(len(ds), info.rank, info.world_size),
+                     max(1, cfg.data.batch_size // cfg.data.num_clips_test), cfg.data.num_workers, info.device)
+    out: dict[str, Calibration] = {}
+    for name in ("last.pt", "best.pt"):
+        path = work_dir / name
+        if name == "best.pt" and best_epoch == last_epoch:
+            out[name] = out["last.pt"]  # the same weights
+        else:
+            model = last_model
+            if name == "best.pt":
+                if not path.is_file():
+                    continue
+                model = copy.deepcopy(last_model)
+                fit_weights(model, Checkpoint.load(path, map_location=info.device).model, path)
+            logits, labels = predict_logits(model, loader, info, cfg.optim.amp, progress="calibration")
+            out[name] = calibrate(logits, labels, cfg.data.val_split, cfg.calibration.accept)
+        if info.rank == 0 and path.is_file():
+            ckpt = Checkpoint.load(path, require_train_state=name == "last.pt")
+            ckpt.calibration = out[name]
+            ckpt.save(path)
+    return out
 
 
 def _tensorboard(work_dir: Path) -> Any:
