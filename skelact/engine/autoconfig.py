@@ -11,16 +11,17 @@ The rules, per model family (:data:`FAMILIES`):
 - splits: ``train`` (or the one split whose name contains "train"); validation: ``val``,
   ``validation``, ``valid``, then ``test`` (or the train split's name with "train" replaced).
 - persons: the fewest that cover 95 % of the training clips (at most 2).
-- frames: the median training clip length rounded to 8, within the family's range (a 3D-CNN on
-  heatmaps costs far more per frame than a keypoint model).
+- frames: the median training clip length rounded to 8, within the family's range (the cost of a
+  step grows with the frames; a 3D-CNN on heatmaps costs far more per frame than a keypoint model).
 - coordinates: 2D keypoint models normalise by the clip's box (position and scale vary between
   cameras; image sizes may be missing), 3D data is centred on the layout's root, heatmap models
   take raw pixels; the score is a channel when it carries information (not one constant).
 - augmentation: a left/right flip when the layout has flip pairs, a small rotation / scale /
   shift in 2D, a small viewpoint rotation in 3D.
 - length: a budget of optimiser steps (:attr:`Family.steps`), turned into epochs for the training
-  split's size and kept within 20..200 epochs; warm-up ~5 % of it; cosine decay; a moving average
-  of the weights; bf16 where the hardware has it.
+  split's size and kept within 10..200 epochs (a small dataset gets more passes, a large one
+  fewer); warm-up ~5 % of it; cosine decay; label smoothing 0.1; a moving average of the weights
+  whose horizon is ~12 % of the steps; bf16 where the hardware has it.
 """
 
 from __future__ import annotations
@@ -80,9 +81,9 @@ _KEYPOINT_OVERFIT = {"epochs": 20, "lr": 0.05, "batch_size": 16, "warmup_epochs"
 
 #: Per registered model; a model not listed here gets the keypoint 3D-CNN's defaults.
 FAMILIES: dict[str, Family] = {
-    "kpc3d": Family(32, 0.05, 2000, (32, 64), overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}}),
-    "kpc3d_small": Family(32, 0.05, 2000, (32, 64), overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}}),
-    "stgcnpp": Family(16, 0.05, 3200, (32, 48), overfit={**_KEYPOINT_OVERFIT, "lr": 0.03, "clip_len": 24}),
+    "kpc3d": Family(32, 0.05, 1500, (24, 32), overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}}),
+    "kpc3d_small": Family(32, 0.05, 1500, (24, 32), overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}}),
+    "stgcnpp": Family(16, 0.05, 3200, (24, 48), overfit={**_KEYPOINT_OVERFIT, "lr": 0.03, "clip_len": 24}),
     "poseconv3d_c3d": Family(
         8, 0.05, 1900, (24, 32), input_kind="heatmap", weight_decay=3e-4, clip_grad=40.0,
         model_kwargs={"heatmap": "joint", "sigma": 0.6, "size": 32, "test_size": 32},
@@ -223,7 +224,7 @@ def auto_config(packed: PackedClips, ann_file: str | Path, model: str, layout: s
     flip = 0.5 if lay.flip_pairs else 0.0
     if dims == 3:
         augment = AugmentConfig(flip=flip, rotate3d=15.0)
-        aug_text = "flip" * bool(flip) + ", viewpoint rotation 15 deg"
+        aug_text = ("flip, " if flip else "") + "viewpoint rotation 15 deg"
     elif fam.input_kind == "heatmap":
         augment = AugmentConfig()  # the model crops and flips its heatmaps itself
         aug_text = "the model's own random-resized crop and flip"
@@ -235,12 +236,15 @@ def auto_config(packed: PackedClips, ann_file: str | Path, model: str, layout: s
     batch = int(min(fam.batch_size, max(4, n_train // 8)))
     lr = fam.lr * batch / fam.batch_size
     steps_per_epoch = max(1, n_train // batch)
-    epochs = int(min(200, max(20, math.ceil(fam.steps / steps_per_epoch))))
+    epochs = int(min(200, max(10, math.ceil(fam.steps / steps_per_epoch))))
     warmup = float(max(1, round(0.05 * epochs)))
+    # An average over the last ~12 % of the steps: long enough to smooth, short enough to follow
+    # the cosine schedule's end.
+    ema = round(min(0.9999, max(0.99, 1 - 1 / (0.12 * epochs * steps_per_epoch))), 4)
     note("data.batch_size", batch, f"{n_train} training clips")
     note("optim.epochs", epochs, f"about {fam.steps} steps of {batch} clips ({steps_per_epoch} per epoch)")
     note("optim.lr", f"{lr:g}", f"SGD, cosine with {warmup:g} warm-up epochs")
-    note("optim.ema", 0.999, "validated and saved: the moving average of the weights")
+    note("optim.ema", ema, "validated and saved: an average of the weights over the last ~12 % of the steps")
 
     cfg = Config(
         data=DataConfig(ann_file=str(ann_file), train_split=train, val_split=val,
@@ -251,7 +255,7 @@ def auto_config(packed: PackedClips, ann_file: str | Path, model: str, layout: s
         model=ModelConfig(name=model, kwargs=dict(fam.model_kwargs)),
         optim=OptimConfig(name="sgd", lr=lr, momentum=0.9, nesterov=True, weight_decay=fam.weight_decay,
                           epochs=epochs, warmup_epochs=warmup, clip_grad=fam.clip_grad, label_smoothing=0.1,
-                          amp="auto", ema=0.999),
+                          amp="auto", ema=ema),
         overfit=OverfitConfig(**fam.overfit),
         seed=seed,
         eval_interval=max(1, epochs // 10),

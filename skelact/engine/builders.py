@@ -67,7 +67,8 @@ def load_clips_file(path: str | Path, what: str = "data file") -> PackedClips:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what}: {path} not found (a PYSKL .pkl; see `skelact convert` and `skelact extract`)")
-    return PackedClips.from_pickle(path)
+    # Unlabeled clips (-1) may sit in splits the run does not use; split_indices checks the ones it does.
+    return PackedClips.from_pickle(path, allow_unlabeled=True)
 
 
 def resolve_layout(data: DataConfig, packed: PackedClips, given: Layout | None = None) -> Layout:
