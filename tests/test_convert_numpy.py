@@ -86,9 +86,11 @@ def test_penn_2d_with_scores_and_img_shape(data_root: Path, tmp_path: Path) -> N
     with pytest.raises(ConvertError, match="0001.npz: has a 'keypoint_score' array and --with-score"):
         convert_numpy(src, with_score=True)
     (src / "0001.npz").unlink()
-    np.savez(src / "0001.npz", keypoint=np.concatenate([a["keypoint"], a["keypoint_score"][..., None]], -1))
+    np.savez(src / "0001.npz", keypoint=np.concatenate([a["keypoint"], a["keypoint_score"][..., None]], -1),
+             fps=np.array(30))
     data, summary = convert_numpy(src, with_score=True, img_shape=(480, 640))
     assert data["layout"] == "penn13" and summary.dataset == "numpy (penn13, 2D)" and "classes" not in data
+    assert summary.notes == {"files with arrays other than keypoint and keypoint_score (ignored)": 1}
     for ann in data["annotations"]:
         want = anns[ann["frame_dir"]]
         np.testing.assert_array_equal(ann["keypoint"], want["keypoint"])

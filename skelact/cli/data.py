@@ -75,8 +75,10 @@ def _cmd_viz(args: argparse.Namespace) -> None:
 def _add_convert(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert",
-        help="convert a dataset (NTU .skeleton, Penn Action .mat, NW-UCLA .json) to a PYSKL pickle",
-        description="Convert a raw dataset folder into one PYSKL-format annotation pickle.",
+        help="convert a dataset (NTU .skeleton, Penn Action .mat, NW-UCLA .json) or other tools' poses (OpenPose "
+        "JSON, NumPy arrays) to a PYSKL pickle",
+        description="Convert a raw dataset folder, or another tool's pose files, into one PYSKL-format annotation "
+        "pickle.",
     )
     csub = p.add_subparsers(dest="source", required=True, metavar="{ntu,penn,ucla,openpose,numpy}")
     ntu = csub.add_parser("ntu", help="a folder of raw NTU RGB+D .skeleton files",
@@ -112,7 +114,8 @@ def _add_user_formats(csub: argparse._SubParsersAction) -> None:
     op.add_argument("--layout", default="auto", metavar="auto|openpose18|body25|YAML",
                     help="keypoint set: auto (BODY_25 or COCO-18 from the array length, default), a layout name "
                     "or a layout YAML file (stored whole in the output)")
-    op.add_argument("--max-persons", type=positive_int, default=2, help="tracks kept per clip (default 2)")
+    op.add_argument("--max-persons", type=positive_int, default=2, metavar="N",
+                    help="tracks kept per clip, the most confident (default 2)")
     npy = csub.add_parser(
         "numpy", help=".npy / .npz keypoint arrays, one file per clip",
         description="NumPy arrays [T, V, C] or [M, T, V, C] (C = 2: pixel x, y; 3: x, y, z metres) -> PYSKL "

@@ -85,7 +85,7 @@ class ConvertSummary:
         if self.notes:
             lines.append("  notes:")
             lines += [f"    {n:>7}  {reason}" for reason, n in sorted(self.notes.items())]
-        lines.append("  splits:")
+        lines.append("  splits:" + ("" if self.splits else " none"))
         lines += [f"    {n:>7}  {name}" for name, n in self.splits.items()]
         return "\n".join(lines)
 

@@ -23,7 +23,7 @@ from skelact.data.convert._common import ConvertError, ConvertSummary, assign_la
 from skelact.errors import short_repr
 from skelact.skeleton import Layout, LayoutError, layout_field, resolve_layout
 
-__all__ = ["MAX_ARRAY_BYTES", "ARRAY_SUFFIXES", "read_array", "read_pose_file", "convert_numpy"]
+__all__ = ["MAX_ARRAY_BYTES", "ARRAY_SUFFIXES", "read_npy", "read_pose_file", "convert_numpy"]
 
 #: Largest array read (a 2-person 10,000-frame 25-joint 3D clip is 6 MB).
 MAX_ARRAY_BYTES = 256 << 20
@@ -52,7 +52,7 @@ def _header(f: IO[bytes], where: str) -> tuple[tuple[int, ...], np.dtype, int]:
     return tuple(int(s) for s in shape), dtype, f.tell()
 
 
-def read_array(open_stream: Callable[[], IO[bytes]], size: int, where: str) -> np.ndarray:
+def read_npy(open_stream: Callable[[], IO[bytes]], size: int, where: str) -> np.ndarray:
     """One ``.npy`` array, checked before its data is read.
 
     Args:
@@ -80,14 +80,15 @@ def read_array(open_stream: Callable[[], IO[bytes]], size: int, where: str) -> n
         raise ConvertError(f"{where}: cannot read the array ({str(e).splitlines()[0][:120]})") from None
 
 
-def _load(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of a ``.npy`` (key ``keypoint``) or ``.npz`` file."""
+def _load(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The ``keypoint`` (and ``keypoint_score``) arrays of a ``.npy`` or ``.npz`` file, and the names
+    of the other ``.npz`` arrays (not read)."""
     try:
         size = path.stat().st_size
     except OSError as e:
         raise ConvertError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
     if path.suffix.lower() == ".npy":
-        return {"keypoint": read_array(lambda: path.open("rb"), size, str(path))}
+        return {"keypoint": read_npy(lambda: path.open("rb"), size, str(path))}, []
     try:
         with zipfile.ZipFile(path) as z:
             members = {info.filename: info for info in z.infolist()}
@@ -98,9 +99,8 @@ def _load(path: Path) -> dict[str, np.ndarray]:
             for key in ("keypoint", "keypoint_score"):
                 if key in names:
                     info = members[names[key]]
-                    out[key] = read_array(lambda info=info: z.open(info), info.file_size, f"{path}: '{key}'")
-            out.update({k: np.empty(0) for k in names if k not in out})  # other keys: reported, not read
-            return out
+                    out[key] = read_npy(lambda info=info: z.open(info), info.file_size, f"{path}: '{key}'")
+            return out, sorted(k for k in names if k not in out)
     except ConvertError:
         raise
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as e:
@@ -120,13 +120,12 @@ def read_pose_file(path: str | Path, with_score: bool = False) -> tuple[np.ndarr
         None, and the names of ``.npz`` arrays that were not used.
 
     Raises:
-        ConvertError: See :func:`read_array`; also a wrong ndim, C, an empty axis, NaN / inf, a
+        ConvertError: See :func:`read_npy`; also a wrong ndim, C, an empty axis, NaN / inf, a
             score whose shape does not match, or a score given twice; the message names the file.
     """
     path = Path(path)
-    arrays = _load(path)
-    kp = arrays.pop("keypoint")
-    score = arrays.pop("keypoint_score", None)
+    arrays, ignored = _load(path)
+    kp, score = arrays["keypoint"], arrays.get("keypoint_score")
     if kp.ndim not in (3, 4):
         raise ConvertError(f"{path}: keypoint array has shape {list(kp.shape)}; expected [T, V, C] or [M, T, V, C]")
     if kp.ndim == 3:
@@ -155,7 +154,7 @@ def read_pose_file(path: str | Path, with_score: bool = False) -> tuple[np.ndarr
         if a is not None and not np.isfinite(a).all():
             raise ConvertError(f"{path}: {name} values include NaN or inf (or exceed float32); write zeros for a "
                                "missing joint")
-    return kp, score, sorted(arrays)
+    return kp, score, ignored
 
 
 def _find(src: Path) -> tuple[Path, list[Path]]:

@@ -244,7 +244,7 @@ def _auto_layout(path: Path, num_values: int) -> Layout:
     if num_values % 3 == 0 and v in AUTO_LAYOUTS:
         return get_layout(AUTO_LAYOUTS[v])
     raise ConvertError(f"{path}: 'pose_keypoints_2d' has {num_values} values; expected 3 x 25 (BODY_25) or "
-                       "3 x 18 (COCO-18) — pass --layout for another keypoint set")
+                       "3 x 18 (COCO-18); pass --layout for another keypoint set")
 
 
 def _first_layout(clips: list[OpenPoseClip], layout: str | Path | Layout | None) -> tuple[Layout | None, str]:
