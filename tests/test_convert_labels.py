@@ -22,7 +22,7 @@ def test_read_labels_csv_spreadsheet_style(tmp_path: Path) -> None:
     lab = read_labels_csv(path)
     assert [(r.line, r.name, r.label, r.split) for r in lab.rows] == [
         (2, "walk/v1", "jump, high", ""), (4, "v2", "sit", ""), (5, "v3", "", "")]
-    assert not lab.has_split and lab.ignored == ("Subject",)
+    assert lab.ignored == ("Subject",)
 
 
 @pytest.mark.parametrize(("text", "needle"), [

@@ -134,13 +134,11 @@ class LabelsFile:
     Attributes:
         path: The file.
         rows: Its rows in file order.
-        has_split: Whether it has a ``split`` column.
         ignored: Header names of columns other than name, label and split (ignored).
     """
 
     path: Path
     rows: tuple[LabelRow, ...]
-    has_split: bool
     ignored: tuple[str, ...] = ()
 
 
@@ -223,7 +221,7 @@ def read_labels_csv(path: str | Path) -> LabelsFile:
     if not rows:
         raise ConvertError(f"{path}: no rows after the header")
     ignored = tuple(h.strip() for h, c in zip(header, columns, strict=True) if c not in ("name", "label", "split"))
-    return LabelsFile(path, tuple(rows), i_split is not None, ignored)
+    return LabelsFile(path, tuple(rows), ignored)
 
 
 def read_classes_file(path: str | Path) -> list[str]:
