@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skelact.errors import SkelactError
 from skelact.pose.movenet import MoveNet, import_cv2
 from skelact.pose.tracker import PoseTracker
 
@@ -23,7 +24,7 @@ __all__ = ["VIDEO_EXTENSIONS", "VideoError", "iter_frames", "video_info", "find_
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
-class VideoError(ValueError):
+class VideoError(SkelactError, ValueError):
     """A video cannot be read, has no frames, or shows nobody; the message names the file."""
 
 
