@@ -119,12 +119,32 @@ def test_workers_2_equal_workers_1(baseline: dict, labelled_videos: Path, run, t
     assert_same_dataset(load_annotations(out), baseline)
 
 
+def _children(pid: int) -> list[int]:
+    """PIDs of the live child processes of ``pid`` (Linux /proc; empty elsewhere)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (name)": state, ppid, ...
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_resume_after_sigkill(baseline: dict, labelled_videos: Path, run, pose_model: Path, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "data.pkl"
     progress = progress_folder(out)
     cmd = [sys.executable, "-m", "skelact.cli", "extract", str(labelled_videos), "-o", str(out), *SPLIT,
-           "--pose-model", str(pose_model), "--quiet"]
+           "--pose-model", str(pose_model), "--quiet", "--workers", "2"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -133,6 +153,7 @@ def test_resume_after_sigkill(baseline: dict, labelled_videos: Path, run, pose_m
             assert proc.poll() is None, "the extraction ended before it was killed"
             assert time.monotonic() < deadline
             time.sleep(0.005)
+        workers = _children(proc.pid)
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:
@@ -140,6 +161,12 @@ def test_resume_after_sigkill(baseline: dict, labelled_videos: Path, run, pose_m
             proc.kill()
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    if Path("/proc").is_dir():  # the pose processes notice that their parent is gone and end
+        assert len(workers) >= 2
+        deadline = time.monotonic() + 20
+        while any(_running(pid) for pid in workers):
+            assert time.monotonic() < deadline, "pose processes outlived the killed extraction"
+            time.sleep(0.05)
     done = len(list(progress.glob("*.pkl")))
     assert 2 <= done < 8 and not out.exists()
     (progress / ".0123456789abcdef0123.pkl.0123456789ab.tmp").write_bytes(b"half an entry")  # a killed write

@@ -145,3 +145,13 @@ def test_scan_flat_folder_and_file_lists(tmp_path: Path) -> None:
         scan_videos([tmp_path / "flat", tmp_path / "other"])
     with pytest.raises(VideoError, match="given twice"):
         scan_videos([tmp_path / "flat" / "a.avi", tmp_path / "flat" / ".." / "flat" / "a.avi"])
+
+
+def test_scan_refuses_names_equal_up_to_unicode_form(tmp_path: Path) -> None:
+    nfc, nfd = (unicodedata.normalize(form, "café") for form in ("NFC", "NFD"))
+    _touch(tmp_path / "r1" / "a" / f"{nfc}.mp4", tmp_path / "r1" / "a" / f"{nfd}.mp4")
+    with pytest.raises(VideoError, match="in another Unicode form"):
+        scan_videos(tmp_path / "r1")
+    _touch(tmp_path / "r2" / nfc / "x.mp4", tmp_path / "r2" / nfd / "y.mp4")
+    with pytest.raises(VideoError, match="another class folder has the same name"):
+        scan_videos(tmp_path / "r2")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from skelact.errors import SkelactError, short_repr
 
-__all__ = ["SplitError", "SPLIT_NAMES", "val_count", "stratified_split", "read_split_file"]
+__all__ = ["SplitError", "SPLIT_NAMES", "path_key", "val_count", "stratified_split", "read_split_file"]
 
 #: Split names a split file may use, in the order they are stored.
 SPLIT_NAMES = ("train", "val", "test")
@@ -67,7 +67,9 @@ def stratified_split(keys: Sequence[str], labels: Sequence[int], val_fraction: f
     return {"train": [k for k in keys if k not in val], "val": [k for k in keys if k in val]}
 
 
-def _normalise(rel: str) -> str:
+def path_key(rel: str) -> str:
+    """The id of a relative path: ``/`` separators, no leading ``./``, Unicode NFC (macOS stores names
+    decomposed; one spelling for one name keeps the split identical on every machine)."""
     rel = unicodedata.normalize("NFC", rel.replace("\\", "/"))
     while rel.startswith("./"):
         rel = rel[2:]
@@ -96,8 +98,8 @@ def read_split_file(path: str | Path, keys: Sequence[str], aliases: Mapping[str,
             path listed twice, or an item not listed (the message names the file and line).
     """
     path = Path(path)
-    lookup = {_normalise(a): k for a, k in (aliases or {}).items()}
-    lookup.update({_normalise(k): k for k in keys})
+    lookup = {path_key(a): k for a, k in (aliases or {}).items()}
+    lookup.update({path_key(k): k for k in keys})
     assigned: dict[str, tuple[str, int]] = {}
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
@@ -117,7 +119,7 @@ def read_split_file(path: str | Path, keys: Sequence[str], aliases: Mapping[str,
                 rel, name = parts
                 if name not in SPLIT_NAMES:
                     raise SplitError(f"{path}:{lineno}: unknown split {short_repr(name)} (use train, val or test)")
-                key = lookup.get(_normalise(rel))
+                key = lookup.get(path_key(rel))
                 if key is None:
                     raise SplitError(f"{path}:{lineno}: {short_repr(rel)} is not a video of {where}")
                 if key in assigned:

@@ -21,17 +21,18 @@ import multiprocessing
 import os
 import re
 import sys
+import threading
 import time
-import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from skelact.data.io import atomic_write, save_annotations
-from skelact.data.splits import SplitError, read_split_file, stratified_split
-from skelact.pose.extract import VIDEO_EXTENSIONS, VideoError, extract_video, is_video
+from skelact.data.splits import SplitError, path_key, read_split_file, stratified_split
+from skelact.pose.extract import VIDEO_EXTENSIONS, VideoError, extract_video, find_videos, is_video
 from skelact.pose.movenet import MoveNet
 from skelact.pose.progress import ProgressStore, failures_path
 
@@ -81,11 +82,6 @@ class VideoSet:
         return str(self.root) if self.root is not None else "the inputs"
 
 
-def _nfc(text: str) -> str:
-    # macOS stores decomposed names; one key for one name on every machine keeps splits identical.
-    return unicodedata.normalize("NFC", text)
-
-
 def _walk(folder: Path) -> tuple[list[Path], int]:
     """Videos under ``folder`` (recursively, hidden entries skipped) and the count of other files."""
     videos, ignored = [], 0
@@ -120,7 +116,9 @@ def _scan_folder(root: Path) -> VideoSet:
     per_class: dict[str, list[Path]] = {}
     for d in (p for p in entries if p.is_dir()):
         videos, n = _walk(d)
-        per_class[_nfc(d.name)] = videos
+        if path_key(d.name) in per_class:
+            raise VideoError(f"{d}: another class folder has the same name in another Unicode form; rename one")
+        per_class[path_key(d.name)] = videos
         ignored += n
     labelled = {c: v for c, v in per_class.items() if v}
     if direct and labelled:
@@ -129,22 +127,26 @@ def _scan_folder(root: Path) -> VideoSet:
                          "every video in a class folder ROOT/<class>/<video>, or all of them directly in ROOT")
     if not direct and not labelled:
         raise _no_videos(root)
+    if not labelled:  # flat: sub-folders (none holds a video) are not classes
+        keys = [path_key(p.name) for p in direct]
+        return VideoSet(_items(direct, keys), root, None, [], ignored)
     warnings = [f"{root / c}: no videos, class skipped" for c, v in per_class.items() if not v]
-    if not labelled:
-        keys = [_nfc(p.name) for p in direct]
-        return VideoSet(_items(direct, keys), root, None, warnings, ignored)
     classes = sorted(labelled)
     paths = [p for c in classes for p in labelled[c]]
-    keys = [_nfc(p.relative_to(root).as_posix()) for p in paths]
+    keys = [path_key(p.relative_to(root).as_posix()) for p in paths]
     labels = [i for i, c in enumerate(classes) for _ in labelled[c]]
     return VideoSet(_items(paths, keys, labels), root, classes, warnings, ignored)
 
 
 def _items(paths: list[Path], keys: list[str], labels: list[int] | None = None) -> list[VideoItem]:
+    """Items sorted by key (refusing two files whose keys are equal)."""
     order = sorted(range(len(keys)), key=keys.__getitem__)
-    keys = [keys[i] for i in order]
-    return [VideoItem(paths[i], k, f, -1 if labels is None else labels[i])
-            for i, k, f in zip(order, keys, _frame_dirs(keys), strict=True)]
+    for i, j in zip(order, order[1:], strict=False):
+        if keys[i] == keys[j]:
+            raise VideoError(f"{paths[j]}: has the same name as {paths[i]} in another Unicode form; rename one")
+    frame_dirs = _frame_dirs([keys[i] for i in order])
+    return [VideoItem(paths[i], keys[i], f, -1 if labels is None else labels[i])
+            for i, f in zip(order, frame_dirs, strict=True)]
 
 
 def scan_videos(inputs: Sequence[str | Path] | str | Path) -> VideoSet:
@@ -171,14 +173,14 @@ def scan_videos(inputs: Sequence[str | Path] | str | Path) -> VideoSet:
     paths: list[Path] = []
     for p in inputs:
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and is_video(q) and not q.name.startswith("."))
+            found = find_videos(p)
             if not found:
                 raise _no_videos(p)
             paths += found
         else:
             paths.append(p)
     keys = [str(p.resolve()) for p in paths]
-    names = [_nfc(p.name) for p in paths]
+    names = [path_key(p.name) for p in paths]
     by_key: dict[str, Path] = {}
     by_name: dict[str, Path] = {}
     for p, key, name in zip(paths, keys, names, strict=True):
@@ -286,8 +288,20 @@ def _extract_one(model: MoveNet, path: Path, max_persons: int, min_frames: int) 
 _worker_model: MoveNet | None = None  # one per pose process, built by _init_worker
 
 
+def _exit_with_parent() -> None:
+    # A killed parent (SIGKILL) cannot stop its pool, and a worker holds both ends of the task
+    # queue, so it would wait for work forever: end it when the parent process is gone.
+    from multiprocessing.connection import wait as wait_for
+
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        wait_for([parent.sentinel])
+        os._exit(1)
+
+
 def _init_worker(model_path: str, input_size: int, threads: int) -> None:
     global _worker_model
+    threading.Thread(target=_exit_with_parent, name="exit with parent", daemon=True).start()
     _worker_model = MoveNet(model_path, input_size=input_size, num_threads=threads, download=False)
 
 
@@ -320,7 +334,13 @@ def _run(items: Sequence[VideoItem], model: MoveNet, workers: int, threads: int,
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
                 it = pending.pop(fut)
-                yield (it, *fut.result())
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:  # a worker was killed, or crashed in native code (decoder, model)
+                    raise VideoError(f"a pose process died while extracting one of: "
+                                     f"{', '.join(str(p.path) for p in [it, *pending.values()])}; finished videos "
+                                     "are kept, run the same command with --resume to continue") from None
+                yield (it, *result)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -175,9 +175,10 @@ def extract_video(video: str | Path, model: MoveNet, max_persons: int = 2, progr
 
 
 def find_videos(folder: str | Path) -> list[Path]:
-    """Video files directly in ``folder`` (by extension, see :data:`VIDEO_EXTENSIONS`), sorted."""
+    """Video files directly in ``folder`` (by extension, see :data:`VIDEO_EXTENSIONS`; hidden files
+    skipped), sorted."""
     folder = Path(folder)
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_video(p))
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_video(p) and not p.name.startswith("."))
 
 
 def is_video(path: Path) -> bool:
