@@ -4,6 +4,7 @@ failures report), run as a user runs it, on clips cut from the real NTU video (d
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -179,6 +180,13 @@ def test_resume_after_sigkill(baseline: dict, labelled_videos: Path, run, pose_m
     assert "--input-size 256, this run has 192" in err and "\n" not in err
     assert run(labelled_videos, out, *SPLIT, "--resume", "--max-persons", "1") == 1
     assert "--max-persons 2, this run has 1" in capsys.readouterr().err
+    settings = progress / "settings.json"
+    recorded = settings.read_text()
+    stored = json.loads(recorded)
+    settings.write_text(json.dumps({**stored, "pose_model_sha256": "0" * 64}))  # as if another model began it
+    assert run(labelled_videos, out, *SPLIT, "--resume") == 1
+    assert f"was started with the pose model of sha256 '{'0' * 64}'" in capsys.readouterr().err
+    settings.write_text(recorded)
 
     assert run(labelled_videos, out, *SPLIT, "--resume") == 0
     text = capsys.readouterr().out

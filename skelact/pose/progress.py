@@ -57,6 +57,13 @@ def remove_stale_temporaries(output: Path) -> None:
                 p.unlink(missing_ok=True)
 
 
+def _show(value: Any) -> str:
+    """A settings value for a message (lists of paths joined, long values cut)."""
+    if isinstance(value, list):
+        value = ", ".join(str(v) for v in value)
+    return str(value) if isinstance(value, int) else short_repr(value, limit=160)
+
+
 class ProgressStore:
     """The progress folder of one output (see the module docstring).
 
@@ -113,8 +120,8 @@ class ProgressStore:
         if changed:
             k = changed[0]
             raise ProgressError(
-                f"{self.folder}: was started with {labels.get(k, k)} {short_repr(stored.get(k))}, this run has "
-                f"{short_repr(settings.get(k))}; resume with the same settings, or remove the folder to start over")
+                f"{self.folder}: was started with {labels.get(k, k)} {_show(stored.get(k))}, this run has "
+                f"{_show(settings.get(k))}; resume with the same settings, or remove the folder to start over")
         return present
 
     def _write_settings(self, settings: dict[str, Any]) -> None:
