@@ -1,4 +1,5 @@
-"""Synthetic Penn-like clips, a tiny data file and recipe, and a tiny model spec shared by the tests."""
+"""Synthetic Penn-like clips, a tiny data file, recipe and model spec, and a small labelled video folder
+shared by the tests."""
 
 from __future__ import annotations
 
@@ -45,3 +46,35 @@ def recipe(ann_file: Path, **optim: object) -> dict:
         "seed": 0,
         "device": "cpu",
     }
+
+
+def labelled_video_folder(root: Path, source: Path, clips: int = 4, frames: int = 18,
+                          size: tuple[int, int] = (640, 360)) -> Path:
+    """A small labelled folder ``root/<class>/clip_<i>.avi`` cut from a real video.
+
+    Class ``forward`` holds ``clips`` consecutive ``frames``-frame pieces of ``source`` resized to
+    ``size`` (width, height); class ``reversed`` holds the same pieces played backwards, so that
+    ``reversed/clip_<i>`` shows the frames of ``forward/clip_<clips-1-i>`` in reverse order. MJPG
+    compresses every frame on its own: but for the first and last frame of a file (which the encoder
+    treats differently), equal frames decode to equal pixels in both classes.
+    """
+    import cv2
+
+    cap = cv2.VideoCapture(str(source))
+    decoded = []
+    while len(decoded) < clips * frames:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        decoded.append(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+    cap.release()
+    if len(decoded) < clips * frames:
+        raise ValueError(f"{source}: {len(decoded)} frames, {clips * frames} needed")
+    for name, seq in (("forward", decoded), ("reversed", decoded[::-1])):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(clips):
+            writer = cv2.VideoWriter(str(root / name / f"clip_{i}.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, size)
+            for frame in seq[i * frames:(i + 1) * frames]:
+                writer.write(frame)
+            writer.release()
+    return root

@@ -1,4 +1,4 @@
-"""Data commands: ``convert``, ``info``, ``viz``."""
+"""Data commands: ``convert``, ``merge``, ``info``, ``viz``."""
 
 from __future__ import annotations
 
@@ -38,6 +38,18 @@ def _cmd_convert(args: argparse.Namespace) -> None:
     save_annotations(data, out, force=args.force, allow_unlabeled=args.source in ("openpose", "numpy"))
     print(summary)
     print(f"wrote {out}")
+
+
+def _cmd_merge(args: argparse.Namespace) -> None:
+    from skelact.data.io import save_annotations
+    from skelact.data.merge import merge_annotations
+
+    check_output(args.output, args.inputs, args.force)
+    data = merge_annotations(args.inputs)
+    save_annotations(data, args.output, force=args.force, allow_unlabeled=True)
+    splits = ", ".join(f"{name} {len(m)}" for name, m in data["split"].items())
+    print(f"wrote {args.output}: {len(data['annotations'])} clips from {len(args.inputs)} files"
+          + (f" ({splits})" if splits else ""))
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
@@ -138,8 +150,16 @@ def _add_user_formats(csub: argparse._SubParsersAction) -> None:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Register ``convert``, ``info`` and ``viz``."""
+    """Register ``convert``, ``merge``, ``info`` and ``viz``."""
     _add_convert(sub)
+    p = sub.add_parser("merge", help="join PYSKL pickles (e.g. the shards of `skelact extract --shard`)",
+                       description="Concatenate the annotations of several files and union their splits. The "
+                       "files must have the same layout and class list (names and order) and no clip name twice.")
+    p.add_argument("inputs", nargs="+", type=Path, help="annotation .pkl files")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output .pkl")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=_cmd_merge)
+
     p = sub.add_parser("info", help="summarise a PYSKL annotation pickle",
                        description="Clips per split, classes and clips per class, frames, persons, joints, dims.")
     p.add_argument("file", type=Path, help="annotation .pkl")
