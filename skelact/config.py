@@ -161,9 +161,12 @@ class OverfitConfig:
 
     ``None`` keeps the recipe's value. Augmentation is off unless ``augment`` is true;
     ``model_kwargs`` is merged into ``model.kwargs`` (e.g. to turn off a model's own augmentation).
+    ``min_steps`` lengthens the run to at least that many optimiser steps: a handful of clips
+    makes one step per epoch, too few for any model to fit them in ``epochs``.
     """
 
     epochs: int | None = None
+    min_steps: int | None = None
     lr: float | None = None
     clip_len: int | None = None
     batch_size: int | None = None
@@ -378,6 +381,8 @@ def _check_semantics(cfg: Config) -> None:
         raise ConfigError(f"data.augment.scale: expected [low, high] with 0 < low <= high, got {short_repr(a.scale)}")
     if o.ema is not None and not 0.0 < o.ema < 1.0:
         raise ConfigError(f"optim.ema: a decay in (0, 1), got {o.ema}")
+    if cfg.overfit.min_steps is not None and cfg.overfit.min_steps < 1:
+        raise ConfigError(f"overfit.min_steps: must be >= 1, got {cfg.overfit.min_steps}")
     if not 0.0 < cfg.calibration.accept <= 1.0:
         raise ConfigError(f"calibration.accept: a fraction in (0, 1], got {cfg.calibration.accept}")
     if not 0.0 <= o.label_smoothing < 1.0:

@@ -76,8 +76,8 @@ class Family:
     overfit: dict = field(default_factory=dict)
 
 
-_KEYPOINT_OVERFIT = {"epochs": 20, "lr": 0.05, "batch_size": 16, "warmup_epochs": 1, "weight_decay": 0.0,
-                     "label_smoothing": 0.0}
+_KEYPOINT_OVERFIT = {"epochs": 20, "min_steps": 150, "lr": 0.05, "batch_size": 16, "warmup_epochs": 1,
+                     "weight_decay": 0.0, "label_smoothing": 0.0}
 
 #: Per registered model; a model not listed here gets the keypoint 3D-CNN's defaults.
 FAMILIES: dict[str, Family] = {

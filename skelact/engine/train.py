@@ -276,6 +276,9 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
     val_loader = _loader(val_ds, ShardSampler(len(val_ds), info.rank, info.world_size),
                          max(1, bs // cfg.data.num_clips_val), cfg.data.num_workers, info.device)
     steps_per_epoch = len(train_loader)
+    if overfit is not None and cfg.overfit.min_steps is not None:
+        epochs = max(cfg.optim.epochs, math.ceil(cfg.overfit.min_steps / steps_per_epoch))
+        cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, epochs=epochs))
 
     # ---- optimisation
     optimizer = builders.build_optimizer(cfg.optim, model)
