@@ -155,3 +155,28 @@ def test_scan_refuses_names_equal_up_to_unicode_form(tmp_path: Path) -> None:
     _touch(tmp_path / "r2" / nfc / "x.mp4", tmp_path / "r2" / nfd / "y.mp4")
     with pytest.raises(VideoError, match="another class folder has the same name"):
         scan_videos(tmp_path / "r2")
+
+
+def test_split_command_carves_a_stratified_validation_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from synthetic import make_dataset
+
+    from skelact.cli import main
+    from skelact.data.io import load_annotations
+
+    src = make_dataset(tmp_path / "tiny.pkl", classes=3, per_class=8)  # train: 6 a class, test: 2
+    out = tmp_path / "val.pkl"
+    assert main(["split", str(src), "-o", str(out), "--val-fraction", "0.34", "--seed", "3"]) == 0
+    data = load_annotations(out)
+    label = {a["frame_dir"]: a["label"] for a in data["annotations"]}
+    assert [sorted(label[n] for n in data["split"]["val"]).count(c) for c in range(3)] == [2, 2, 2]
+    assert len(data["split"]["train"]) == 12 and len(data["split"]["test"]) == 6
+    assert not set(data["split"]["val"]) & set(data["split"]["train"])
+    again = tmp_path / "again.pkl"
+    assert main(["split", str(src), "-o", str(again), "--val-fraction", "0.34", "--seed", "3"]) == 0
+    assert load_annotations(again)["split"] == data["split"]  # deterministic
+    for args, needle in ((["--from", "nope"], "no split 'nope'"), (["--name", "test"], "has a split 'test'")):
+        assert main(["split", str(src), "-o", str(tmp_path / "x.pkl"), "--val-fraction", "0.2", *args]) == 1
+        assert needle in capsys.readouterr().err
+    assert main(["split", str(src), "-o", str(src), "--val-fraction", "0.2", "--force"]) == 1
+    assert "is also an input" in capsys.readouterr().err
+    assert not (tmp_path / "x.pkl").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from skelact.cli.common import CLIError, check_output, load_clip, positive_float, positive_int
+from skelact.cli.common import CLIError, check_output, fraction, load_clip, positive_float, positive_int
 
 __all__ = ["add_parsers"]
 
@@ -50,6 +50,21 @@ def _cmd_merge(args: argparse.Namespace) -> None:
     splits = ", ".join(f"{name} {len(m)}" for name, m in data["split"].items())
     print(f"wrote {args.output}: {len(data['annotations'])} clips from {len(args.inputs)} files"
           + (f" ({splits})" if splits else ""))
+
+
+def _cmd_split(args: argparse.Namespace) -> None:
+    from skelact.data.io import load_annotations, save_annotations
+    from skelact.data.splits import SplitError, carve_split
+
+    check_output(args.output, [args.input], args.force)
+    try:
+        data = carve_split(load_annotations(args.input, allow_unlabeled=True), args.source, args.val_fraction,
+                           args.seed, args.name)
+    except SplitError as e:
+        raise CLIError(f"{args.input}: {e}") from None
+    save_annotations(data, args.output, force=args.force, allow_unlabeled=True)
+    sizes = ", ".join(f"{n} {len(m)}" for n, m in data["split"].items())
+    print(f"wrote {args.output}: splits {sizes}")
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
@@ -159,6 +174,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output .pkl")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=_cmd_merge)
+
+    p = sub.add_parser("split", help="carve a validation split out of a training split",
+                       description="Move a stratified, seeded fraction of one split's clips (default: train) "
+                       "into a new split (default: val), e.g. for data that ships with train and test only: "
+                       "settings, calibration and the unknown-action threshold are then chosen on val.")
+    p.add_argument("input", type=Path, help="annotation .pkl")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output .pkl")
+    p.add_argument("--val-fraction", type=fraction, required=True, help="share of each class moved, in [0, 1)")
+    p.add_argument("--seed", type=int, default=0, help="another seed gives another split (default 0)")
+    p.add_argument("--from", dest="source", default="train", help="the split to take the clips from (default train)")
+    p.add_argument("--name", default="val", help="name of the new split (default val)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=_cmd_split)
 
     p = sub.add_parser("info", help="summarise a PYSKL annotation pickle",
                        description="Clips per split, classes and clips per class, frames, persons, joints, dims.")

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from skelact.errors import SkelactError, short_repr
 
-__all__ = ["SplitError", "SPLIT_NAMES", "path_key", "val_count", "stratified_split", "read_split_file"]
+__all__ = ["SplitError", "SPLIT_NAMES", "path_key", "val_count", "stratified_split", "read_split_file",
+           "carve_split"]
 
 #: Split names a split file may use, in the order they are stored.
 SPLIT_NAMES = ("train", "val", "test")
@@ -138,3 +139,28 @@ def read_split_file(path: str | Path, keys: Sequence[str], aliases: Mapping[str,
                          f"{short_repr(missing[0])}; give every video a line")
     return {name: [k for k in keys if assigned[k][0] == name]
             for name in SPLIT_NAMES if any(s == name for s, _ in assigned.values())}
+
+
+def carve_split(data: dict, source: str, val_fraction: float, seed: int = 0, name: str = "val") -> dict:
+    """Move a stratified ``val_fraction`` of split ``source``'s clips into a new split ``name``.
+
+    For data that comes with train and test splits only: a validation split to choose settings,
+    calibration and thresholds on, so that the test split stays unseen. Deterministic (see
+    :func:`stratified_split`). ``data`` is a validated PYSKL dict; a new dict is returned (the
+    annotations are shared).
+
+    Raises:
+        SplitError: ``source`` is missing, unlabeled, or ``name`` exists already.
+    """
+    splits = data.get("split") or {}
+    if source not in splits:
+        raise SplitError(f"no split {short_repr(source)} to take the validation clips from (has "
+                         f"{', '.join(sorted(splits)) or 'none'})")
+    if name in splits:
+        raise SplitError(f"the data has a split {short_repr(name)} already")
+    label = {a["frame_dir"]: int(a["label"]) for a in data["annotations"]}
+    members = list(splits[source])
+    if any(label[m] < 0 for m in members):
+        raise SplitError(f"split {short_repr(source)} holds unlabeled clips; a stratified split needs labels")
+    parts = stratified_split(members, [label[m] for m in members], val_fraction, seed)
+    return {**data, "split": {**splits, source: parts["train"], name: parts["val"]}}
