@@ -85,9 +85,13 @@ class _Worker:
         return Config.fromfile(str(self.root / config))
 
     def model(self, name: str, config: str, mode: str, batch: int, input: str | None = None,
-              ann_file: str | None = None) -> dict[str, Any]:
+              ann_file: str | None = None, clip_len: int | None = None, size: int | None = None) -> dict[str, Any]:
         """Register ``name``: one training step (``step``: ready input; ``e2e``: PYSKL's training pipeline
-        on ``batch`` clips of ``ann_file``, collated, then the step) or one inference (``infer``)."""
+        on ``batch`` clips of ``ann_file``, collated, then the step) or one inference (``infer``).
+
+        ``clip_len`` and ``size`` replace the training pipeline's frames and final map size (the
+        configs' 100 / 48 frames and 56x56 maps), so that smaller runs do the same work on both sides.
+        """
         import torch
         from mmcv.runner import build_optimizer
         from pyskl.models import build_model
@@ -132,8 +136,13 @@ class _Worker:
         from mmcv.parallel import collate
         from pyskl.datasets import build_dataset
 
-        dataset = build_dataset(dict(type="PoseDataset", ann_file=ann_file, pipeline=cfg.train_pipeline,
-                                     split="train"))
+        pipeline = [dict(step) for step in cfg.train_pipeline]
+        for step_cfg in pipeline:
+            if clip_len and step_cfg["type"] in ("UniformSampleFrames", "UniformSample"):
+                step_cfg["clip_len"] = clip_len
+            if size and step_cfg["type"] == "Resize" and step_cfg.get("keep_ratio") is False:
+                step_cfg["scale"] = (size, size)  # the last Resize, to the training map size
+        dataset = build_dataset(dict(type="PoseDataset", ann_file=ann_file, pipeline=pipeline, split="train"))
         state = {"next": 0}
 
         def e2e() -> None:

@@ -219,7 +219,8 @@ def _bench_one(ctx: Context, name: str, native: bool, threads: int) -> list[Row]
         out.add(result, amp, f"train step {tag[amp]}", f"{shape}{'; ' + draw if draw else ''}", flops["none"],
                 bf16=amp == "bf16")
     if "pyskl" in result.seconds:
-        out.add(result, "pyskl", "train step: PYSKL fp32", f"{shape}; PYSKL {config}, heatmaps ready-made",
+        ready_made = ", heatmaps ready-made" if kind == "heatmap" else ""
+        out.add(result, "pyskl", "train step: PYSKL fp32", f"{shape}; PYSKL {config}{ready_made}",
                 flops["pyskl"], vs="none", vs_item="train step fp32")
     elif config and ctx.opts.pyskl is not None:
         out.skipped("train step: PYSKL fp32")
@@ -263,7 +264,8 @@ def _bench_one(ctx: Context, name: str, native: bool, threads: int) -> list[Row]
                 f"{shape}, inference_mode{'; draws its heatmaps' if draw else ''}", flops["infer"],
                 bf16=amp == "bf16")
     if "pyskl" in result.seconds:
-        out.add(result, "pyskl", "inference: PYSKL fp32", f"{shape}, no_grad; PYSKL, heatmaps ready-made",
+        ready_made = ", heatmaps ready-made" if kind == "heatmap" else ""
+        out.add(result, "pyskl", "inference: PYSKL fp32", f"{shape}, no_grad; PYSKL{ready_made}",
                 flops["pyskl_infer"], vs="none", vs_item="inference fp32")
     elif config and ctx.opts.pyskl is not None:
         out.skipped("inference: PYSKL fp32")
@@ -308,7 +310,8 @@ def _end_to_end(ctx: Context, out: _Rows, cfg: Any, name: str, kind: str, sizes:
 
         timers[amp] = local_timer(e2e)
     if worker is not None and pkl is not None:
-        if out.pyskl_setup(worker, f"{name}_e2e", config=config, mode="e2e", batch=tb, ann_file=pkl) is not None:
+        if out.pyskl_setup(worker, f"{name}_e2e", config=config, mode="e2e", batch=tb, ann_file=pkl,
+                           clip_len=sizes.frames, size=sizes.size or None) is not None:
             timers["pyskl"] = worker.timer(f"{name}_e2e")
     result = out.measure(timers, tb)
     what = (f"batch {tb}, {sizes.clips} synthetic 2-person clips, recipe {RECIPES[name]}: pipeline "
