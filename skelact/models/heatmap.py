@@ -72,29 +72,25 @@ def _check(kp: Tensor, score: Tensor) -> None:
         raise ValueError(f"scores must be {tuple(kp.shape[:-1])}, got {tuple(score.shape)}")
 
 
-def _gauss_windows(centre: Tensor, n_pix: Tensor, width: Tensor, radius: int, sigma: float) -> tuple[Tensor, Tensor]:
-    """1D Gaussians on ``K = 2R+1`` consecutive pixels around each centre, for x and y at once.
+def _gauss_windows(centre: Tensor, n_pix: Tensor, radius: int, sigma: float) -> tuple[Tensor, Tensor]:
+    """1D Gaussians on the ``K = 2R+1`` integer pixels nearest each centre, for x and y at once.
 
-    The window starts ``R`` pixels before the centre's rounding, shifted to lie on the map (so
-    no pixel of it is off the map and nothing needs masking; the shifted window still holds
-    every on-map pixel of the centred one). Points are the innermost axis throughout: with a
-    short K axis innermost, CPU kernels broadcast element by element and run several times slower.
+    Points are the innermost axis throughout: with a short K axis innermost, CPU kernels
+    broadcast element by element and run several times slower.
 
     Args:
         centre: ``(2, P)`` coordinates (x; y), bounded by ``_FAR``.
         n_pix: ``(2, 1)`` map width and height.
-        width: ``(2, 1)`` window widths, ``min(K, n_pix)`` (a narrower map is covered whole).
         radius: ``R``, e.g. ``floor(cutoff + 0.5)``: the pixels that can be above the cutoff.
 
     Returns:
-        Values ``(K, 2, P)`` (entries past an axis's width lie off the map: slice them away) and
-        the windows' first pixels ``(2, P)``.
+        Values ``(K, 2, P)`` (0 off the map) and pixel indices ``(K, 2, P)`` clamped into the map.
     """
-    k = 2 * radius + 1
-    start = torch.minimum((centre.round() - radius).clamp_(min=0), n_pix - width)  # (2, P)
-    off = torch.arange(k, dtype=centre.dtype, device=centre.device).view(-1, 1, 1)
-    expo = (start - centre + off).square_().mul_(-0.5 / sigma**2).clamp_(min=-_MAX_EXPONENT)
-    return expo.exp_(), start
+    off = torch.arange(-radius, radius + 1, dtype=centre.dtype, device=centre.device).view(-1, 1, 1)
+    pos = centre.round() + off
+    values = (pos - centre).square_().mul_(-0.5 / sigma**2).exp_()
+    pix = torch.minimum(pos.clamp(min=0), n_pix - 1)
+    return values.mul_(pix == pos), pix.long()
 
 
 def _zeroed(out: Tensor | None, numel: int, device: torch.device) -> Tensor:
@@ -127,16 +123,11 @@ def _joint_scatter(
     maps = keep // (v * t * m) * t + keep // m % t if single else keep // m
     # Pixels within the cutoff of the centre lie at most floor(cutoff + 0.5) from its rounding.
     rad = max(1, math.floor(_cutoff(sigma) + 0.5))
-    kw, kh = min(2 * rad + 1, w), min(2 * rad + 1, h)
-    n_pix = torch.tensor([[w], [h]], dtype=pts.dtype, device=dev)
-    width = torch.tensor([[kw], [kh]], dtype=pts.dtype, device=dev)
-    g, start = _gauss_windows(pts, n_pix, width, rad, sigma)  # (K, 2, P), (2, P)
-    corner = maps * (h * w) + start[1].long() * w + start[0].long()  # (P,) flat index of each window's corner
-    ky = torch.arange(kh, device=dev).view(-1, 1, 1) * w
-    kx = torch.arange(kw, device=dev).view(1, -1, 1)
-    index = (ky + kx) + corner  # (Kh, Kw, P)
-    values = (g[:kh, 1] * score[keep]).unsqueeze(1) * g[:kw, 0].unsqueeze(0)  # separable: outer product
-    flat.scatter_reduce_(0, index.view(-1), values.view(-1), reduce="amax")
+    g, pix = _gauss_windows(pts, torch.tensor([[w], [h]], dtype=pts.dtype, device=dev), rad, sigma)  # (K, 2, P)
+    rows = maps * (h * w) + pix[:, 1] * w  # (K, P)
+    index = rows.unsqueeze(1) + pix[:, 0].unsqueeze(0)  # (Ky, Kx, P)
+    values = (g[:, 1] * score[keep]).unsqueeze(1) * g[:, 0].unsqueeze(0)  # separable: outer product
+    flat.scatter_reduce_(0, index.reshape(-1), values.reshape(-1), reduce="amax")
     return flat.view(n, c, t, h, w)
 
 
