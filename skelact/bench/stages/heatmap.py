@@ -80,7 +80,10 @@ def bench_heatmaps(ctx: Context) -> list[Row]:
                 timers.pop("pyskl")
                 result = interleave(timers, opts.runs, min_seconds=0.02 if opts.quick else 0.2)
         if worker is not None and "pyskl" in timers:
-            worker.call("drop", name=kind)
+            try:
+                worker.call("drop", name=kind)
+            except PysklError as e:
+                ctx.pyskl_failed(e)
 
         per_clip = {name: result.seconds[name] for name in result.names}
         ms = 1000 * result.median("skelact")

@@ -228,7 +228,12 @@ def _bench_one(ctx: Context, name: str, native: bool, threads: int) -> list[Row]
 
     # ---- train end to end: data pipeline + collate + step
     if name in RECIPES:
-        _end_to_end(ctx, out, cfg, name, kind, sizes, amps, default_amp, worker, config, flops["none"])
+        try:
+            _end_to_end(ctx, out, cfg, name, kind, sizes, amps, default_amp, worker, config, flops["none"],
+                        flops.get("pyskl", flops["none"]))
+        except Exception as e:  # noqa: BLE001 - keep the step rows measured above, and go on
+            out.rows.append(Row("models", f"{name} train end to end", None, "clips/s",
+                                f"failed: {type(e).__name__}: {str(e)[:200]}"))
 
     # ---- inference
     ib = sizes.infer_batch
@@ -270,13 +275,17 @@ def _bench_one(ctx: Context, name: str, native: bool, threads: int) -> list[Row]
     elif config and ctx.opts.pyskl is not None:
         out.skipped("inference: PYSKL fp32")
     if worker is not None and ctx.pyskl_error is None:
-        for job in ("step", "e2e", "infer"):
-            worker.call("drop", name=f"{name}_{job}")
+        try:
+            for job in ("step", "e2e", "infer"):
+                worker.call("drop", name=f"{name}_{job}")
+        except PysklError as e:
+            ctx.pyskl_failed(e)
     return out.rows
 
 
 def _end_to_end(ctx: Context, out: _Rows, cfg: Any, name: str, kind: str, sizes: _Sizes, amps: list[str],
-                default_amp: str, worker: PysklWorker | None, config: str, flops_per_clip: float) -> None:
+                default_amp: str, worker: PysklWorker | None, config: str, flops_per_clip: float,
+                pyskl_flops_per_clip: float) -> None:
     """Rows of the recipe's pipeline + collate + step, for skelact (each precision) and PYSKL."""
     from torch.utils.data import default_collate
 
@@ -326,7 +335,7 @@ def _end_to_end(ctx: Context, out: _Rows, cfg: Any, name: str, kind: str, sizes:
         auto = {"none": "fp32", "bf16": "bf16"}[default_amp]
         out.add(result, "pyskl", "train end to end: PYSKL fp32",
                 f"{what.replace(RECIPES[name], config)}; its pipeline draws the heatmaps" if kind == "heatmap"
-                else f"{what.replace(RECIPES[name], config)}", flops_per_clip, vs=default_amp,
+                else f"{what.replace(RECIPES[name], config)}", pyskl_flops_per_clip, vs=default_amp,
                 vs_item=f"train end to end {auto} (amp: auto)")
         if default_amp != "none":
             fp32, _ = result.speedup("none", "pyskl")
