@@ -6,6 +6,20 @@ build PYSKL's ``GeneratePoseTarget`` and models from the checkout's configs. Its
 :data:`~skelact.bench.timing.Timer` s, so :func:`~skelact.bench.timing.interleave` runs them in
 turn with skelact's. Nothing of PYSKL is imported into this process, and a failure on PYSKL's
 side costs only PYSKL's rows.
+
+PYSKL needs mmcv 1.x, which skelact never depends on. One way to set it up beside skelact's
+environment (torch and numpy shared through a ``.pth`` file, mmcv without its compiled ops)::
+
+    git clone https://github.com/kennymckormick/pyskl /work/pyskl
+    python -m venv /work/pyskl-venv
+    python -c "import site; print(site.getsitepackages()[0])" \
+        > /work/pyskl-venv/lib/python3.11/site-packages/skelact_env.pth
+    /work/pyskl-venv/bin/pip install wheel requests fvcore
+    MMCV_WITH_OPS=0 /work/pyskl-venv/bin/pip install --no-build-isolation mmcv==1.7.2
+    skelact bench --pyskl /work/pyskl --pyskl-python /work/pyskl-venv/bin/python --json bench.json
+
+The worker shims the two things this PYSKL snapshot needs from an older stack: ``np.Inf`` (gone
+in NumPy 2) and an importable ``torchvision`` (mmcv.runner imports it; nothing here uses it).
 """
 
 from __future__ import annotations

@@ -227,7 +227,7 @@ def _bench_one(ctx: Context, name: str, native: bool, threads: int) -> list[Row]
     del timers, result
 
     # ---- train end to end: data pipeline + collate + step
-    if name in RECIPES:
+    if name in RECIPES and (repo_root() / "configs" / RECIPES[name]).is_file():
         try:
             _end_to_end(ctx, out, cfg, name, kind, sizes, amps, default_amp, worker, config, flops["none"],
                         flops.get("pyskl", flops["none"]))
