@@ -259,10 +259,14 @@ def test_heatmaps_against_a_pyskl_worker(tmp_path) -> None:
         assert by_item[f"{kind} max |diff|: pyskl vs formula"].value <= 1e-5
 
 
-def test_pyskl_worker_failures_are_one_line(tmp_path) -> None:
+def test_pyskl_worker_failures_are_one_line(tmp_path, capsys) -> None:
     root = _fake_pyskl(tmp_path / "pyskl", broken_mmcv=True)
     with pytest.raises(PysklError, match="no mmcv here"):
         PysklWorker(root)
+    # The command line refuses such a checkout before measuring anything, in one line.
+    assert main(["bench", "--quick", "--only", "heatmap", "--pyskl", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("skelact: error: --pyskl: cannot load PYSKL") and "no mmcv" in err
     # In a run, PYSKL's rows say why they are missing and skelact's rows are all there.
     ctx = Context(BenchOptions(quick=True, repeats=1, pyskl=root))
     rows = bench_heatmaps(ctx)

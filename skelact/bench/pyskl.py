@@ -93,9 +93,10 @@ class PysklWorker:
             raise PysklError(f"--pyskl-python: cannot start {python or sys.executable}: {e.strerror}") from None
         try:
             self.info = self.call("hello")
-        except PysklError:
+        except PysklError as e:
             self.close()
-            raise
+            raise PysklError(f"--pyskl: cannot load PYSKL from {self.root} with {python or sys.executable}: "
+                             f"{str(e).removeprefix('PYSKL hello: ')}") from None
 
     def path(self, name: str) -> str:
         """A file in the worker's scratch folder (inputs and outputs passed by file)."""

@@ -34,10 +34,6 @@ def _cmd_bench(args: argparse.Namespace) -> None:
                             video=args.video, model=args.model, pyskl=args.pyskl, pyskl_python=args.pyskl_python)
     except ValueError as e:
         raise CLIError(str(e)) from None
-    if args.pyskl is not None:
-        from skelact.bench.pyskl import check_pyskl_root
-
-        check_pyskl_root(args.pyskl)  # a wrong --pyskl fails before minutes of measuring
     if args.pyskl_python is not None:
         if args.pyskl is None:
             raise CLIError("--pyskl-python: needs --pyskl PATH")
@@ -51,6 +47,11 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         from skelact.inference import resolve_model_spec
 
         resolve_model_spec(args.model)  # a bad --model fails before minutes of measuring
+    if args.pyskl is not None:
+        from skelact.bench.pyskl import PysklWorker
+
+        with PysklWorker(args.pyskl, args.pyskl_python):  # so does a PYSKL that does not load
+            pass
     if args.json is not None:
         inputs = [p for p in (args.video, args.pose_model, args.model and Path(args.model)) if p]
         check_output(args.json, inputs, force=True)
