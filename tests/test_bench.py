@@ -296,3 +296,14 @@ def test_real_pyskl_heatmaps() -> None:
     assert rows["joint: PYSKL GeneratePoseTarget"].speedup > 1
     # PYSKL cuts its Gaussians at 3 sigma: within exp(-4.5) of the peak of the formula, not equal.
     assert 1e-5 < rows["joint max |diff|: pyskl vs formula"].value < 0.012
+
+
+def test_models_stage_saves_after_every_model(monkeypatch) -> None:
+    monkeypatch.setattr("skelact.models.list_models", lambda: ["kpc3d_small"])
+    seen: list[list[str]] = []
+    report = run_benchmarks(BenchOptions(quick=True, repeats=1, threads=1, only=("models",)),
+                            on_stage=lambda r: seen.append([row.item for row in r.rows]))
+    machine = EXPECTED["machine"]
+    # After the machine stage, after the one model (mid-stage), after the models stage.
+    assert seen[0] == machine and seen[1] == seen[2] == [r.item for r in report.rows]
+    assert seen[1][len(machine):] == _model_items("kpc3d_small")

@@ -34,10 +34,13 @@ def run_benchmarks(opts: BenchOptions, log: Callable[[str], None] | None = None,
     Args:
         opts: What to measure.
         log: Gets one line as each stage starts and ends.
-        on_stage: Gets the report so far after every stage (e.g. to save partial results).
+        on_stage: Gets the report so far after every stage, and within the models stage after
+            every model (e.g. to save partial results).
     """
     report = BenchReport(environment(opts.threads), options_dict(opts), [])
     ctx = Context(opts)
+    if on_stage is not None:
+        ctx.partial = lambda rows: on_stage(BenchReport(report.env, report.options, report.rows + rows))
     try:
         for stage in opts.stages:
             if log is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,8 @@ class Context:
     opts: BenchOptions
     limits: dict[str, float] = field(default_factory=dict)
     pyskl_error: str | None = None
+    #: Gets a long stage's rows so far (the driver saves them with the finished stages' rows).
+    partial: Callable[[list[Row]], None] = lambda rows: None
     _worker: PysklWorker | None = None
 
     def pyskl(self) -> PysklWorker | None:

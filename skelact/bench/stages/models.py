@@ -361,4 +361,5 @@ def bench_models(ctx: Context) -> list[Row]:
                 rows += _bench_one(ctx, name, native, threads)
             except Exception as e:  # noqa: BLE001 - one model's failure must not lose the others' rows
                 rows.append(Row("models", f"{name}", None, "", f"failed: {type(e).__name__}: {str(e)[:200]}"))
+            ctx.partial(rows)  # minutes per model: an interrupted run keeps the models done
     return rows
