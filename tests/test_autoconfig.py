@@ -14,7 +14,7 @@ from skelact.config import ConfigError, load_config
 from skelact.data.convert import convert_penn, convert_ucla
 from skelact.data.dataset import PackedClips
 from skelact.data.io import save_annotations
-from skelact.engine.autoconfig import auto_config, pick_splits
+from skelact.engine.autoconfig import FAMILIES, auto_config, pick_splits
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -61,7 +61,7 @@ def test_choices_on_penn_action(penn: PackedClips) -> None:
     assert d.clip_len == 32 and d.normalize == "bbox" and d.with_score  # median 57 frames, capped at 32
     assert d.augment.flip == 0.5 and d.augment.rotate == 10.0 and auto.layout.name == "penn13"
     steps_per_epoch = 1258 // 32
-    assert o.epochs == -(-1500 // steps_per_epoch) and o.amp == "auto" and 0.99 <= o.ema < 1
+    assert o.epochs == -(-FAMILIES["kpc3d"].steps // steps_per_epoch) and o.amp == "auto" and 0.99 <= o.ema < 1
     assert auto.config.calibration.enabled
     keys = [k for k, _, _ in auto.notes]
     assert "data.clip_len" in keys and all(why for _, _, why in auto.notes)

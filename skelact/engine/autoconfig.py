@@ -81,8 +81,8 @@ _KEYPOINT_OVERFIT = {"epochs": 20, "min_steps": 150, "lr": 0.05, "batch_size": 1
 
 #: Per registered model; a model not listed here gets the keypoint 3D-CNN's defaults.
 FAMILIES: dict[str, Family] = {
-    "kpc3d": Family(32, 0.05, 1500, (24, 32), overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}}),
-    "kpc3d_small": Family(32, 0.05, 1500, (24, 32), overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}}),
+    "kpc3d": Family(32, 0.05, 1200, (24, 32), overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}}),
+    "kpc3d_small": Family(32, 0.05, 1200, (24, 32), overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}}),
     "stgcnpp": Family(16, 0.05, 3200, (24, 48), overfit={**_KEYPOINT_OVERFIT, "lr": 0.03, "clip_len": 24}),
     "poseconv3d_c3d": Family(
         8, 0.05, 1900, (24, 32), input_kind="heatmap", weight_decay=3e-4, clip_grad=40.0,
