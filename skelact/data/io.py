@@ -129,7 +129,8 @@ def _as_float(arr: Any, clip: str, field: str, ndim: int, shared: _SharedArrays)
     if arr.dtype.kind not in "fiu":
         raise AnnotationError(f"{clip}: '{field}' has non-numeric dtype {arr.dtype}")
     shared.check(arr, clip, field)  # before the cast, which may copy
-    out = arr.astype(WORK_DTYPE, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):  # no warning on stderr: refused just below
+        out = arr.astype(WORK_DTYPE, copy=False)
     if not np.isfinite(out).all():
         # float64 values beyond float32's range also land here: they are inf after the cast.
         raise AnnotationError(f"{clip}: '{field}' has non-finite values (nan or inf)")
@@ -266,7 +267,8 @@ def validate_annotations(
                                   f"got {short_repr(members)}")
         for member in members:
             if not isinstance(member, str):
-                raise AnnotationError(f"{source}: split {short_repr(sname)} holds {short_repr(member)}, not a clip name")
+                raise AnnotationError(f"{source}: split {short_repr(sname)} holds {short_repr(member)}, not a clip "
+                                      "name")
             if member not in names:
                 raise AnnotationError(f"{source}: split {short_repr(sname)} names unknown clip {short_repr(member)}")
         split[sname] = list(members)
@@ -372,7 +374,7 @@ def summarize(data: dict) -> str:
     v, c = anns[0]["keypoint"].shape[2:]
     labels = Counter(a["label"] for a in anns)
     classes = data.get("classes")
-    scores = ", with scores" if "keypoint_score" in anns[0] else ""
+    scores = ", with scores" if anns[0].get("keypoint_score") is not None else ""
     lines = [
         f"clips: {len(anns)}",
         f"layout: {data.get('layout', 'unknown')} ({v} joints, {c}D{scores})",

@@ -87,9 +87,13 @@ def load_scores(path: str | Path) -> dict[str, np.ndarray]:
                     raise ScoreFileError(f"{where} ('{key}' is an object array)")
                 nbytes = math.prod(shape) * dtype.itemsize
                 budget -= nbytes
-                if budget < 0 or nbytes > z.getinfo(f"{key}.npy").file_size:
-                    raise ScoreFileError(f"{where} ('{key}' claims {short_repr(list(shape))} {dtype} values, more "
+                shown = list(shape) if len(shape) <= 8 else f"{len(shape)}-dimensional"
+                if nbytes > z.getinfo(f"{key}.npy").file_size:
+                    raise ScoreFileError(f"{where} ('{key}' claims {shown} {dtype} values, more "
                                          "than the file holds)")
+                if budget < 0:
+                    raise ScoreFileError(f"{where} ('{key}' claims {shown} {dtype} values: its "
+                                         f"arrays would take over {_SCORE_GROWTH}x the file's size)")
         with np.load(path, allow_pickle=False) as z:
             out = {k: z[k] for k in _SCORE_KEYS}
     except ScoreFileError:

@@ -125,9 +125,10 @@ def read_penn_mat(path: str | Path) -> tuple[dict[str, Any], str, int, str | Non
     if dim_t != t or (nframes != (t % wrap if wrap else t)):
         note = "clips whose 'dimensions'/'nframes' frame count differs from x's rows (used x's rows)"
 
-    kp = np.stack([x, y], axis=-1).astype(np.float32)[None]  # [1, T, 13, 2] pixels
-    score = vis.astype(np.float32)[None]  # [1, T, 13], 1 visible / 0 not
-    if not (np.isfinite(kp).all() and np.isfinite(score).all()):  # after the cast: 1e300 becomes inf
+    with np.errstate(over="ignore", invalid="ignore"):  # checked below: 1e300 becomes inf in float32
+        kp = np.stack([x, y], axis=-1).astype(np.float32)[None]  # [1, T, 13, 2] pixels
+        score = vis.astype(np.float32)[None]  # [1, T, 13], 1 visible / 0 not
+    if not (np.isfinite(kp).all() and np.isfinite(score).all()):
         raise ConvertError(f"{path}: non-finite joint coordinates or visibility")
     ann = {
         "frame_dir": path.stem,
