@@ -51,8 +51,8 @@ def _deflate_bomb(path: Path, nbytes: int) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         with zf.open("probs.npy", "w", force_zip64=True) as f:  # streamed: never held in memory
             np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (rows, 2)})
-            for _ in range(rows * 16 // len(block)):
-                f.write(block)
+            for start in range(0, rows * 16, len(block)):
+                f.write(block[: rows * 16 - start])
         for key, value in _good().items():
             if key != "probs":
                 zf.writestr(f"{key}.npy", _npy(value))

@@ -40,8 +40,9 @@ def base_blobs() -> list[bytes]:
                      "keypoint": rng.uniform(0, 1000, (1, 3, 5, 2)).astype(np.float32),
                      "keypoint_score": rng.uniform(0, 1, (1, 3, 5)).astype(np.float16)})
     anns[1] = OrderedDict(anns[1])
+    layout = {"name": "five", "joints": list("abcde"), "edges": [[0, 1], [1, 2], [2, 3], [3, 4]]}
     data = {"split": {"train": [anns[0]["frame_dir"]], "val": [anns[1]["frame_dir"]]}, "annotations": anns,
-            "classes": ["a", "b"], "layout": {"name": "five", "joints": list("abcde"), "edges": [[0, 1], [1, 2], [2, 3], [3, 4]]}}
+            "classes": ["a", "b"], "layout": layout}
     return [pickle.dumps(data, protocol=p) for p in (0, 2, 4, 5)]
 
 
