@@ -104,10 +104,14 @@ class _SharedArrays:
         self.repeated = 0
 
     def check(self, arr: np.ndarray, clip: str, field: str) -> None:
-        root: Any = arr
-        while isinstance(root.base, np.ndarray):
-            root = root.base
-        key = id(root if root.base is None else root.base)  # the buffer a pickled array was built on
+        # The buffer behind the array: numpy collapses views to the array that holds the data, and
+        # frombuffer (protocol 5) holds a memoryview of the pickled bytearray.
+        base = arr.base
+        if isinstance(base, np.ndarray):
+            arr, base = base, base.base
+        if isinstance(base, memoryview):
+            base = base.obj
+        key = id(arr if base is None else base)
         if key not in self.seen:
             self.seen.add(key)
             self.distinct += arr.nbytes
@@ -129,7 +133,10 @@ def _as_float(arr: Any, clip: str, field: str, ndim: int, shared: _SharedArrays)
     if arr.dtype.kind not in "fiu":
         raise AnnotationError(f"{clip}: '{field}' has non-numeric dtype {arr.dtype}")
     shared.check(arr, clip, field)  # before the cast, which may copy
-    with np.errstate(over="ignore", invalid="ignore"):  # no warning on stderr: refused just below
+    if arr.dtype.itemsize > 4 and arr.dtype.kind == "f":  # float64: values past float32's range become inf
+        with np.errstate(over="ignore", invalid="ignore"):  # refused just below, without a warning on stderr
+            out = arr.astype(WORK_DTYPE)
+    else:
         out = arr.astype(WORK_DTYPE, copy=False)
     if not np.isfinite(out).all():
         # float64 values beyond float32's range also land here: they are inf after the cast.
@@ -138,7 +145,8 @@ def _as_float(arr: Any, clip: str, field: str, ndim: int, shared: _SharedArrays)
 
 
 def _integer(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    kind = type(value)  # bool is an int, numpy.bool_ is not a numpy.integer
+    return kind is int or (kind is not bool and isinstance(value, np.integer))
 
 
 def _validate_clip(ann: Any, index: int, num_classes: int | None, allow_unlabeled: bool,
@@ -191,8 +199,8 @@ def _validate_clip(ann: Any, index: int, num_classes: int | None, allow_unlabele
     for key in ("img_shape", "original_shape"):
         if key in ann:
             shape = ann[key]
-            if not (isinstance(shape, (tuple, list)) and len(shape) == 2
-                    and all(_integer(s) and 0 < s <= _MAX_SIDE for s in shape)):
+            if not (isinstance(shape, (tuple, list)) and len(shape) == 2 and _integer(shape[0])
+                    and _integer(shape[1]) and 0 < shape[0] <= _MAX_SIDE and 0 < shape[1] <= _MAX_SIDE):
                 raise AnnotationError(f"{clip}: '{key}' must be (height, width) in pixels, got {short_repr(shape)}")
             ann[key] = (int(shape[0]), int(shape[1]))
     return name
@@ -244,19 +252,19 @@ def validate_annotations(
             name = _validate_clip(ann, i, num_classes, allow_unlabeled, shared)
         except AnnotationError as e:
             raise AnnotationError(f"{source}: {e}") from None
-        clip = f"{source}: clip {short_repr(name)}"
-        if name in names:
-            raise AnnotationError(f"{clip}: duplicate frame_dir")
-        names.add(name)
         vc = ann["keypoint"].shape[2:]
         scored = ann.get("keypoint_score") is not None
         if dims is None:
             dims, has_score = vc, scored
-        elif vc != dims:
-            raise AnnotationError(f"{clip}: keypoint has [V, C] = {list(vc)} but earlier clips have {list(dims)}")
-        elif scored != has_score:  # the packed store holds scores for all clips or for none
+        if name in names or vc != dims or scored != has_score:
+            clip = f"{source}: clip {short_repr(name)}"
+            if name in names:
+                raise AnnotationError(f"{clip}: duplicate frame_dir")
+            if vc != dims:
+                raise AnnotationError(f"{clip}: keypoint has [V, C] = {list(vc)} but earlier clips have {list(dims)}")
             raise AnnotationError(f"{clip}: " + ("has a 'keypoint_score' but earlier clips have none" if scored
                                                  else "has no 'keypoint_score' but earlier clips have one"))
+        names.add(name)
 
     split = data.setdefault("split", {})
     if not isinstance(split, dict):
