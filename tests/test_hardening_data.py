@@ -93,6 +93,10 @@ class _Reduce:
         return (self.func, self.args)
 
 
+_SHARED_LIST = list(range(10_000))
+_SHARED_BYTES = bytearray(1 << 20)
+
+
 def _with(mutate) -> dict:
     data = valid_data()
     mutate(data)
@@ -167,6 +171,14 @@ HOSTILE: dict[str, tuple[object, str]] = {
     "numpy scalar without data": (_with(lambda d: d.__setitem__(
         "extra", _Reduce(np.zeros(1).sum().__reduce__()[0], np.dtype("S2000000000")))),
         r"refused to unpickle a numpy scalar whose data is not the 2000000000 bytes"),
+    # one large value handed to many calls (or split names) through the memo
+    "set() of one shared list, 10^4 times": (_with(lambda d: d.__setitem__(
+        "extra", [_Reduce(set, _SHARED_LIST) for _ in range(10_000)])), r"more than 4x its size in copies"),
+    "bytes() of one shared 1 MB bytearray, 1000 times": (_with(lambda d: d.__setitem__(
+        "extra", [_Reduce(bytes, _SHARED_BYTES) for _ in range(1000)])), r"more than 4x its size in copies"),
+    "one split list under 10^5 names": (_with(lambda d: d.__setitem__(
+        "split", {f"s{i}": d["split"]["train"] for i in range(100_000)})),
+        r"its splits list more than 64 clip names per clip \(100,000 splits for 4 clips\)"),
     "INST opcode": (b"(i__builtin__\nlist\n.", r"refused to unpickle class instances \(INST\)"),
     "protocol 9": (b"\x80\x09N.", r"unsupported protocol 9"),
     "empty file": (b"", r"empty file"),

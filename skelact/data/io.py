@@ -91,6 +91,8 @@ def safe_unpickle(path: str | Path) -> Any:
 # the cast and in the packed store; beyond this many shared bytes (past the distinct ones) a
 # file is refused, so a few kilobytes can never stand for gigabytes of clips.
 _SHARED_SLACK = 64 * 2**20
+# Splits may name each clip this many times in all (a real file: 1 to 4 times).
+_MAX_LISTINGS = 64
 # Image sides are stored as int64 and divided by: anything larger is not an image.
 _MAX_SIDE = 2**31 - 1
 
@@ -269,10 +271,15 @@ def validate_annotations(
     split = data.setdefault("split", {})
     if not isinstance(split, dict):
         raise AnnotationError(f"{source}: 'split' must be a dict of name -> list of frame_dir")
+    listed = 0
     for sname, members in split.items():
         if not isinstance(sname, str) or not isinstance(members, (list, tuple)):
             raise AnnotationError(f"{source}: split {short_repr(sname)} must map a name to a list of frame_dir, "
                                   f"got {short_repr(members)}")
+        listed += len(members)
+        if listed > _MAX_LISTINGS * len(anns):  # one list shared by many split names through the memo
+            raise AnnotationError(f"{source}: its splits list more than {_MAX_LISTINGS} clip names per clip "
+                                  f"({len(split):,} splits for {len(anns):,} clips)")
         for member in members:
             if not isinstance(member, str):
                 raise AnnotationError(f"{source}: split {short_repr(sname)} holds {short_repr(member)}, not a clip "

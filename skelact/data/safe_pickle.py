@@ -25,11 +25,15 @@ file's size.
 from __future__ import annotations
 
 import _compat_pickle
+import builtins
 import codecs
 import mmap
 import pickle
+import pickletools
 import struct
 from collections import OrderedDict
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -40,10 +44,26 @@ __all__ = ["MAX_DEPTH", "PickleRefused", "restricted_load", "scan"]
 
 #: Deepest nesting of containers accepted (an annotation file needs about 6).
 MAX_DEPTH = 32
+# Bytes the guarded callables may copy or walk in one load: this many times the file's size plus
+# _COPY_SLACK. A real file passes each byte string to one call (twice for protocol 0-2 arrays:
+# text -> bytes -> array); the memo lets a few bytes hand one large argument to many calls.
+_COPY_GROWTH = 4
+_COPY_SLACK = 64 * 2**20
+_copy_budget: ContextVar[list[int] | None] = ContextVar("skelact_copy_budget", default=None)
 
 
 class PickleRefused(SkelactError, ValueError):
     """The stream is malformed or holds something other than plain data (the message says what)."""
+
+
+def _charge(nbytes: int) -> None:
+    """Count ``nbytes`` against the current load's copy budget (see :data:`_COPY_GROWTH`)."""
+    left = _copy_budget.get()
+    if left is not None:
+        left[0] -= nbytes
+        if left[0] < 0:
+            raise PickleRefused(f"not a valid annotation pickle: it asks for more than {_COPY_GROWTH}x its size in "
+                                "copies (one large value passed to many calls through the memo)")
 
 
 def _refuse(what: str) -> PickleRefused:
@@ -88,6 +108,7 @@ def _plain_dtype(args: tuple, state: Any) -> np.dtype:
     code = args[0] if args else None
     if not isinstance(code, str):
         raise _refuse(f"a numpy dtype given as {type(code).__name__}")
+    _charge(len(code))
     try:
         dt = np.dtype(code)
     except (TypeError, ValueError):
@@ -130,6 +151,7 @@ class _GuardedArray(np.ndarray):
             raise _refuse("a numpy array with a malformed state")
         if not isinstance(state[-1], (bytes, bytearray)):
             raise _refuse("a numpy array whose data is not raw bytes (object arrays are not allowed)")
+        _charge(len(state[-1]))
         super().__setstate__((*state[:-3], _as_dtype(state[-3]), *state[-2:]))
 
 
@@ -155,6 +177,7 @@ def _scalar(dtype: Any, data: Any = None) -> Any:
     dt = _as_dtype(dtype)
     if not isinstance(data, bytes) or len(data) != dt.itemsize:
         raise _refuse(f"a numpy scalar whose data is not the {dt.itemsize} bytes of one {dt}")
+    _charge(len(data))
     return np.frombuffer(data, dtype=dt, count=1)[0]
 
 
@@ -165,6 +188,7 @@ def _bytes_of(kind: type) -> Any:
         if not args:
             return kind()
         if len(args) == 1 and type(args[0]) in (bytes, bytearray):
+            _charge(len(args[0]))
             return kind(args[0])
         what = "a size" if hasattr(args[0], "__index__") else f"a {type(args[0]).__name__}"
         raise _refuse(f"{kind.__name__}() of {what}")
@@ -176,6 +200,7 @@ def _latin1(text: Any, encoding: Any = "utf-8", errors: Any = "strict") -> bytes
     # Protocol 0-2 pickles store bytes as latin-1 text: ``_codecs.encode(text, 'latin1')``.
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "iso-8859-1", "iso8859-1"):
         raise _refuse(f"codecs.encode with encoding {short_repr(encoding, 20)}")
+    _charge(len(text))
     return codecs.encode(text, "latin1")
 
 
@@ -185,7 +210,10 @@ def _set_of(kind: type) -> Any:
         if not args:
             return kind()
         items = args[0]
-        if len(args) != 1 or type(items) not in (list, tuple) or not all(isinstance(x, _HASH_SAFE) for x in items):
+        if len(args) != 1 or type(items) not in (list, tuple):
+            raise _refuse(f"a {kind.__name__} of anything but plain values")
+        _charge(64 * len(items))  # about what a set takes per member
+        if not all(isinstance(x, _HASH_SAFE) for x in items):
             raise _refuse(f"a {kind.__name__} of anything but plain values")
         return kind(items)
 
@@ -223,7 +251,7 @@ _GLOBALS: dict[tuple[str, str], tuple[Any, int | None]] = {
     ("numpy", "ndarray"): (np.ndarray, None),  # only as _reconstruct's first argument
 }
 for _name in ("dict", "list", "tuple", "str", "int", "float", "bool"):  # types as values, never called
-    _GLOBALS[("builtins", _name)] = (getattr(__import__("builtins"), _name), None)
+    _GLOBALS[("builtins", _name)] = (getattr(builtins, _name), None)
 # numpy scalar types appear as values (dtype classes) in old pickles; calling one would build an array.
 for _name in ("bool", "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
               "float16", "float32", "float64", "str_", "bytes_"):
@@ -236,7 +264,7 @@ _GLOBAL_LIST = list(_GLOBALS)  # a slot of kind _GLOBAL holds its index here
 _CALL_RESULT = [_GLOBALS[key][1] for key in _GLOBAL_LIST]
 _GLOBAL_INDEX = {key: i for i, key in enumerate(_GLOBAL_LIST)}
 # Stand-ins that replace a real object; a stand-in used as a plain value is swapped back by finish().
-_REAL = {id(_GLOBALS[("builtins", n)][0]): getattr(__import__("builtins"), n)
+_REAL = {id(_GLOBALS[("builtins", n)][0]): getattr(builtins, n)
          for n in ("complex", "set", "frozenset", "bytes", "bytearray")}
 _REAL[id(_ordered_dict)] = OrderedDict
 
@@ -263,15 +291,7 @@ _unpack_i = struct.Struct("<i").unpack_from
 _unpack_I = struct.Struct("<I").unpack_from
 _unpack_Q = struct.Struct("<Q").unpack_from
 
-_OP = {name: getattr(pickle, name)[0] for name in (
-    "MARK", "STOP", "POP", "POP_MARK", "DUP", "FLOAT", "INT", "BININT", "BININT1", "LONG", "BININT2",
-    "NONE", "PERSID", "BINPERSID", "REDUCE", "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE",
-    "BINUNICODE", "APPEND", "BUILD", "GLOBAL", "DICT", "EMPTY_DICT", "APPENDS", "GET", "BINGET", "INST",
-    "LONG_BINGET", "LIST", "EMPTY_LIST", "OBJ", "PUT", "BINPUT", "LONG_BINPUT", "SETITEM", "TUPLE",
-    "EMPTY_TUPLE", "SETITEMS", "BINFLOAT", "PROTO", "NEWOBJ", "EXT1", "EXT2", "EXT4", "TUPLE1", "TUPLE2",
-    "TUPLE3", "NEWTRUE", "NEWFALSE", "LONG1", "LONG4", "BINBYTES", "SHORT_BINBYTES", "SHORT_BINUNICODE",
-    "BINUNICODE8", "BINBYTES8", "EMPTY_SET", "ADDITEMS", "FROZENSET", "NEWOBJ_EX", "STACK_GLOBAL",
-    "MEMOIZE", "FRAME", "BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER")}
+_OP = {op.name: ord(op.code) for op in pickletools.opcodes}  # opcode name -> byte
 # Opcodes that push one plain value from a fixed-size argument: opcode -> argument bytes.
 _FIXED_LEAF = [-1] * 256
 for _name, _size in (("BININT1", 1), ("BININT2", 2), ("BININT", 4), ("NONE", 0), ("NEWTRUE", 0),
@@ -469,7 +489,7 @@ def _text(buf: Any, slot: int) -> str:
 
 
 # The rarer opcodes: handler(buf, pos, stack, marks, memo) -> the position after the argument.
-_Handler = Any
+_Handler = Callable[[Any, int, list[int], list[int], list[int]], int]
 
 
 def _rare_handlers() -> dict[int, _Handler]:
@@ -667,7 +687,9 @@ def restricted_load(f: BinaryIO) -> Any:
         raise PickleRefused("empty file, expected an annotation pickle") from None
     with view:
         scan(view)
+        size = len(view)
     f.seek(0)
+    token = _copy_budget.set([_COPY_GROWTH * size + _COPY_SLACK])
     try:
         return finish(_Unpickler(f).load())
     except (PickleRefused, RecursionError, MemoryError):
@@ -675,3 +697,5 @@ def restricted_load(f: BinaryIO) -> Any:
     except Exception as e:  # a stream the scan let through can still fail (a bad dtype, a wrong size)
         detail = " ".join(str(e).split())
         raise PickleRefused(f"not a valid annotation pickle ({type(e).__name__}: {short_repr(detail, 100)})") from None
+    finally:
+        _copy_budget.reset(token)
