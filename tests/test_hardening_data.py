@@ -75,6 +75,13 @@ def shared_tuple(base: int, fan_out: int = 10, depth: int = 9) -> bytes:
     return ops
 
 
+def memo_nested_lists(depth: int) -> bytes:
+    """[[[...]]] ``depth`` deep, built through the memo with a stack two slots high (so the scan's
+    depth count, which follows the stack, does not see it): L_k is appended to L_{k-1} by GETs."""
+    levels = (b"]" + _put(k) + b"0" + _get(k - 1) + _get(k) + b"a0" for k in range(1, depth + 1))
+    return b"\x80\x02]" + _put(0) + b"".join(levels) + b"."
+
+
 def memo_bomb(fan_out: int = 10, depth: int = 6) -> list:
     """A list shared through the pickle's memo: printing it writes fan_out ** depth zeros."""
     bomb: list = [0]
@@ -119,6 +126,7 @@ HOSTILE: dict[str, tuple[object, str]] = {
                               rf"nested deeper than {MAX_DEPTH} levels"),
     "tuple split name": (replace_top(valid_data(), "split", b"}" + deep_tuple(3) + b"]s"),
                          r"refused to unpickle a container or tuple as a dict key"),
+    "list nested 10^5 deep through the memo": (memo_nested_lists(100_000), r"nested too deeply"),
     # 3. memo bombs: 10 ** 6 and 10 ** 9 leaves in a few kilobytes
     "memo bomb label (depth 6)": (_with(lambda d: d["annotations"][1].__setitem__("label", memo_bomb(10, 6))),
                                   r"clip 'c1': 'label' must be an integer, got a list of 10 items$"),
