@@ -4,6 +4,7 @@ one line naming the file, fast and in bounded memory, through the API and throug
 
 from __future__ import annotations
 
+import os
 import pickle
 import pickletools
 import struct
@@ -344,3 +345,12 @@ def test_save_annotations_refuses_mixed_scores_and_writes_nothing(tmp_path: Path
         save_annotations(data, tmp_path / "out.pkl")
     assert not list(tmp_path.iterdir())
     validate_annotations(valid_data())  # the unmodified data is fine
+
+
+def test_special_files_are_refused_without_waiting(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.pkl"
+    os.mkfifo(fifo)  # open() would block until someone writes
+    for path, message in ((fifo, "not a regular file"), (Path("/dev/zero"), "not a regular file"),
+                          (tmp_path, "is a directory")):
+        with pytest.raises(AnnotationError, match=f"{path}: {message}"):
+            load_annotations(path)

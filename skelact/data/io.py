@@ -70,16 +70,17 @@ def safe_unpickle(path: str | Path) -> Any:
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
+        mode = os.stat(path).st_mode  # before open(): opening a FIFO would wait for a writer
+        if stat.S_ISDIR(mode):
+            raise AnnotationError(f"{path}: is a directory, expected a .pkl file")
+        if not stat.S_ISREG(mode):
+            raise AnnotationError(f"{path}: not a regular file, expected a .pkl file")
         with open(path, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise AnnotationError(f"{path}: not a regular file, expected a .pkl file")
             return restricted_load(f)
     except PickleRefused as e:
         raise AnnotationError(f"{path}: {e}") from None
     except FileNotFoundError:
         raise AnnotationError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise AnnotationError(f"{path}: is a directory, expected a .pkl file") from None
     except RecursionError:
         raise AnnotationError(f"{path}: not a valid annotation pickle (nested too deeply)") from None
     finally:

@@ -18,8 +18,10 @@ as a length field claims. So loading runs in two passes over the file:
 
 Whatever the stream shares through its memo stays shared (the C unpickler copies nothing), and
 everything that walks the result afterwards (:func:`finish`, the validation in
-:mod:`skelact.data.io`) visits each object once, so work and memory stay proportional to the
-file's size.
+:mod:`skelact.data.io`) visits each object once. The stand-ins that copy or walk an argument
+(sets, bytes, latin-1 text, array data, scalars) charge it to a budget of a few times the file's
+size, since the memo lets a few bytes pass one large argument to thousands of calls. So work and
+memory stay proportional to the file's size.
 """
 
 from __future__ import annotations
