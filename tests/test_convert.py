@@ -347,7 +347,11 @@ def test_ucla_json_nested_200k_deep_is_one_error(data_root: Path, tmp_path: Path
         convert_ucla(tmp_path)
     (result,) = run_cli_batch([(["convert", "ucla", tmp_path, "-o", tmp_path / "out.pkl"], tmp_path)])
     assert_one_line_error(result, "a02_s01_e00_v03.json: not valid NW-UCLA JSON (nested too deeply)")
-    # A file_name that is not a string is not printed: the stem is used and the summary notes it.
+    # Values beyond float32: refused as non-finite, without a RuntimeWarning on stderr.
+    (src / "a02_s01_e00_v03.json").write_text('{"skeletons": ' + str([[[1e300] * 3] * 20] * 2) + "}")
+    (result,) = run_cli_batch([(["convert", "ucla", tmp_path, "-o", tmp_path / "out.pkl"], tmp_path)])
+    assert_one_line_error(result, "a02_s01_e00_v03.json: 'skeletons' has non-finite values")
+    # A file_name that is not a string is ignored (not printed): the file stem names the clip.
     (src / "a02_s01_e00_v03.json").write_text('{"file_name": [[1, 2]], "skeletons": ' + str([[[0.5] * 3] * 20] * 4)
                                               + ', "label": 2}')
     data, summary = convert_ucla(tmp_path)

@@ -29,8 +29,9 @@ def _check_mat_size(path: Path) -> None:
     """Refuse a file that is not MATLAB v5 or whose elements hold more than :data:`_MAX_MAT_BYTES`
     once decompressed, before scipy reads any of it."""
     try:
-        if path.stat().st_size > _MAX_MAT_BYTES:
-            raise ConvertError(f"{path}: {path.stat().st_size:,} bytes is too large for a Penn Action label file")
+        size = path.stat().st_size
+        if size > _MAX_MAT_BYTES:
+            raise ConvertError(f"{path}: {size:,} bytes is too large for a Penn Action label file")
         data = path.read_bytes()
     except OSError as e:
         raise ConvertError(f"{path}: cannot read MATLAB file ({e.strerror or type(e).__name__})") from None
@@ -138,7 +139,7 @@ def read_penn_mat(path: str | Path) -> tuple[dict[str, Any], str, int, str | Non
         "keypoint": kp,
         "keypoint_score": score,
     }
-    return ann, action, flag, note
+    return ann, action, int(flag), note
 
 
 def convert_penn(src: str | Path) -> tuple[dict[str, Any], ConvertSummary]:

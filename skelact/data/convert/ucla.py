@@ -61,7 +61,8 @@ def read_ucla_json(path: str | Path) -> tuple[str, np.ndarray, int | None]:
     if not isinstance(d, dict) or "skeletons" not in d:
         raise ConvertError(f"{path}: NW-UCLA JSON without a 'skeletons' field")
     try:
-        sk = np.asarray(d["skeletons"], dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # 1e300 becomes inf, refused below without a warning
+            sk = np.asarray(d["skeletons"], dtype=np.float32)
     except (TypeError, ValueError, OverflowError, RecursionError):
         raise ConvertError(f"{path}: 'skeletons' is not a numeric [T, 20, 3] array") from None
     if sk.ndim != 3 or sk.shape[1:] != (_NUM_JOINTS, 3) or sk.shape[0] == 0:
