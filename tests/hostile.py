@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -92,8 +93,6 @@ def run_cli_batch(cases: list[tuple[list[str], Path]], memory_limit: int = 8 << 
 def assert_one_line_error(result: CliResult, names: str, pattern: str | None = None, max_seconds: float = 20.0,
                           max_peak_bytes: int = 400 << 20) -> str:
     """The command failed the way users are promised; returns the message after ``skelact: error: ``."""
-    import re
-
     err = result.stderr
     where = f"{result.args}: {err[:400]!r}"
     assert result.rc == 1, where
