@@ -90,7 +90,7 @@ def run_cli_batch(cases: list[tuple[list[str], Path]], memory_limit: int = 8 << 
             for (args, _), line in zip(cases, lines, strict=True)]
 
 
-def assert_one_line_error(result: CliResult, names: str, pattern: str | None = None, max_seconds: float = 20.0,
+def assert_one_line_error(result: CliResult, names: str, pattern: str | None = None, max_seconds: float = 60.0,
                           max_peak_bytes: int = 400 << 20) -> str:
     """The command failed the way users are promised; returns the message after ``skelact: error: ``."""
     err = result.stderr

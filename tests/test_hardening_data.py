@@ -221,7 +221,7 @@ def test_hostile_pickles_through_skelact_info(tmp_path: Path) -> None:
         (folder / "ann.pkl").write_bytes(_content(content))
         cases.append((["info", folder / "ann.pkl"], folder))
     for result, (_, pattern) in zip(run_cli_batch(cases), HOSTILE.values(), strict=True):
-        assert_one_line_error(result, "ann.pkl: ", pattern=pattern, max_seconds=10)  # the args name the case
+        assert_one_line_error(result, "ann.pkl: ", pattern=pattern, max_seconds=30)  # the args name the case
 
 
 def _recipe(folder: Path, ann: Path) -> Path:
