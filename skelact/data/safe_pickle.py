@@ -36,6 +36,8 @@ import struct
 from collections import OrderedDict
 from collections.abc import Callable
 from contextvars import ContextVar
+from functools import reduce
+from operator import or_
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -236,7 +238,7 @@ def _ordered_dict(*args: Any) -> OrderedDict:
 
 # What each stack or memo slot holds, as far as the scan is concerned (the low 4 bits of a slot).
 _LEAF, _STR, _TUPLE, _LIST, _DICT, _SET, _GLOBAL, _BUILDABLE, _OBJ = range(9)
-_KEY_KINDS = (_LEAF, _STR)  # what may be hashed: a dict key or a set member
+_NOT_A_KEY = 0b1110  # kind bits that only kinds other than _LEAF and _STR (what may be hashed) have
 
 # (module, name) -> (what find_class returns, the kind a call of it returns or None: not callable).
 # Everything else is refused before it is looked up, so a payload's callable is never imported.
@@ -288,6 +290,7 @@ def _resolve(module: str, name: str) -> int:
 # a module or global name), for _GLOBAL its index in _GLOBAL_LIST.
 _DEPTH = 48
 _INFO_MASK = (1 << _DEPTH) - 1
+_EMPTY_DICT = 1 << _DEPTH | _DICT
 
 _unpack_i = struct.Struct("<i").unpack_from
 _unpack_I = struct.Struct("<I").unpack_from
@@ -330,9 +333,9 @@ def scan(buf: Any) -> None:
     LONG_BINGET, MEMOIZE, MARK, TUPLE, REDUCE, TUPLE2, BYTEARRAY8, SHORT_BINUNICODE, SETITEMS = (  # noqa: N806
         _OP[k] for k in ("LONG_BINGET", "MEMOIZE", "MARK", "TUPLE", "REDUCE", "TUPLE2", "BYTEARRAY8",
                          "SHORT_BINUNICODE", "SETITEMS"))
-    TUPLE3, BINGET, BUILD, BINPUT, LONG_BINPUT, APPENDS, SETITEM, APPEND, TUPLE1, STOP = (  # noqa: N806
+    TUPLE3, BINGET, BUILD, BINPUT, LONG_BINPUT, APPENDS, SETITEM, APPEND, TUPLE1, STOP, EMPTY_DICT = (  # noqa: N806
         _OP[k] for k in ("TUPLE3", "BINGET", "BUILD", "BINPUT", "LONG_BINPUT", "APPENDS", "SETITEM", "APPEND",
-                         "TUPLE1", "STOP"))
+                         "TUPLE1", "STOP", "EMPTY_DICT"))
     try:
         while True:
             op = buf[pos]
@@ -352,7 +355,9 @@ def scan(buf: Any) -> None:
                 k = marks.pop()
                 depth = (max(stack[k:]) >> _DEPTH) + 1 if len(stack) > k else 1
                 del stack[k:]
-                push(_deeper(depth) | _TUPLE)
+                if depth > MAX_DEPTH:
+                    _deeper(depth)
+                push(depth << _DEPTH | _TUPLE)
                 if buf[pos] == MEMOIZE:
                     remember(stack[-1])
                     pos += 1
@@ -371,7 +376,10 @@ def scan(buf: Any) -> None:
                     pos += 1
             elif op == TUPLE2:
                 b = stack.pop()
-                stack[-1] = _deeper((max(stack[-1], b) >> _DEPTH) + 1) | _TUPLE
+                depth = (max(stack[-1], b) >> _DEPTH) + 1
+                if depth > MAX_DEPTH:
+                    _deeper(depth)
+                stack[-1] = depth << _DEPTH | _TUPLE
                 if buf[pos] == MEMOIZE:
                     remember(stack[-1])
                     pos += 1
@@ -393,6 +401,11 @@ def scan(buf: Any) -> None:
                 items = stack[k:]
                 del stack[k:]
                 _add_items(stack, items, _DICT if op == SETITEMS else _LIST)
+            elif op == EMPTY_DICT:
+                push(_EMPTY_DICT)
+                if buf[pos] == MEMOIZE:
+                    remember(_EMPTY_DICT)
+                    pos += 1
             elif op == TUPLE3:
                 c = stack.pop()
                 b = stack.pop()
@@ -444,12 +457,12 @@ def _add_items(stack: list[int], items: list[int], kind: int) -> None:
     if target & 15 != kind:
         what = {_DICT: "dict items", _LIST: "list items", _SET: "set members"}[kind]
         raise _refuse(f"{what} added to something else")
-    keys = items[::2] if kind == _DICT else items if kind == _SET else ()
     if kind == _DICT and len(items) % 2:
         raise PickleRefused("not a valid annotation pickle: an odd number of dict items")
-    for key in keys:
-        if key & 15 not in _KEY_KINDS:
-            raise _refuse("a container or tuple as a dict key or set member")
+    keys = items[::2] if kind == _DICT else items if kind == _SET else ()
+    # Keys must be _LEAF (0) or _STR (1): no kind bit above the lowest set in any of them.
+    if keys and reduce(or_, keys) & _NOT_A_KEY:
+        raise _refuse("a container or tuple as a dict key or set member")
     if items:
         depth = (max(items) >> _DEPTH) + 1
         if depth > target >> _DEPTH:
