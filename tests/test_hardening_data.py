@@ -21,7 +21,7 @@ from synthetic import TINY_MODEL, penn_clip
 
 from skelact.checkpoint import Checkpoint
 from skelact.data.io import AnnotationError, load_annotations, save_annotations, validate_annotations
-from skelact.data.safe_pickle import MAX_DEPTH
+from skelact.data.pickle_scan import MAX_DEPTH
 from skelact.skeleton import get_layout
 
 SHIPPED = REPO / "skelact" / "weights" / "penn_kpc3d_v1.pt"
