@@ -382,6 +382,15 @@ def save_annotations(data: dict, path: str | Path, force: bool = False, allow_un
     return atomic_write(path, lambda f: pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL), force=force)
 
 
+def _layout_name(field: object) -> str:
+    """The name to print for a file's ``layout`` field (a built-in's name, or a whole layout as a dict)."""
+    if isinstance(field, dict):
+        field = f"{field.get('name', 'custom')} (stored in the file)"
+    if field is None:
+        return "unknown"
+    return field if isinstance(field, str) and len(field) <= 80 else short_repr(field)
+
+
 def summarize(data: dict) -> str:
     """A human-readable summary: clips per split, classes, frames, persons, joints, dims."""
     anns = data["annotations"]
@@ -393,7 +402,7 @@ def summarize(data: dict) -> str:
     scores = ", with scores" if anns[0].get("keypoint_score") is not None else ""
     lines = [
         f"clips: {len(anns)}",
-        f"layout: {data.get('layout', 'unknown')} ({v} joints, {c}D{scores})",
+        f"layout: {_layout_name(data.get('layout'))} ({v} joints, {c}D{scores})",
         f"frames: min {frames.min()}, median {int(np.median(frames))}, max {frames.max()}",
         f"persons: min {persons.min()}, max {persons.max()} "
         f"({', '.join(f'{k}: {n}' for k, n in sorted(Counter(persons.tolist()).items()))} clips)",
