@@ -1,0 +1,195 @@
+"""The live loop: frames -> pose (every frame) -> tracker -> ring buffer per track -> a prediction every
+N frames -> annotated frame (file, web page) and one JSON line per prediction.
+
+A person's label is the latest prediction on the last ``window`` frames of their track; it stays
+on screen until the next one. Latency is measured per frame, from capture (the source's timestamp)
+to the annotated frame being handed to the outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+
+from skelact.stream.engine import PoseModel, PoseStream
+from skelact.stream.overlay import Painter, PersonView
+from skelact.stream.source import FrameSource
+from skelact.stream.timeline import prediction_fields
+from skelact.viz.draw import person_color
+
+if TYPE_CHECKING:
+    from skelact.inference import Prediction, Predictor
+    from skelact.stream.server import LiveServer
+
+__all__ = ["LiveStats", "LiveAnalyzer", "prediction_line"]
+
+
+def prediction_line(pred: Prediction, person: int, frame: int, time_s: float) -> dict[str, Any]:
+    """One JSON line: ``time`` (s into the stream), ``frame``, ``person``, label / unknown / closest, ``topk``."""
+    return {"time": round(time_s, 3), "frame": frame, "person": person, **prediction_fields(pred),
+            "topk": [{"label": n, "probability": round(float(p), 4)} for n, p in pred.topk]}
+
+
+def _hex(bgr: tuple[int, int, int]) -> str:
+    b, g, r = bgr
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+@dataclass
+class LiveStats:
+    """What a live run did.
+
+    Attributes:
+        frames: Frames processed (posed, drawn, written).
+        dropped: Frames the realtime capture skipped because processing fell behind.
+        predictions: Predictions made (one per person each time).
+        written: Frames written to the output file.
+        latencies: Seconds from capture to display, per processed frame.
+        seconds: Wall time of the run.
+    """
+
+    frames: int = 0
+    dropped: int = 0
+    predictions: int = 0
+    written: int = 0
+    latencies: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def latency_ms(self, q: float) -> float:
+        """The ``q``-th percentile (0-100) of the latency in milliseconds (NaN with no frame)."""
+        return float(np.percentile(self.latencies, q) * 1000) if self.latencies else float("nan")
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class LiveAnalyzer:
+    """Runs one source through pose, tracking, classification and the outputs.
+
+    Args:
+        pose: The pose model (see :class:`~skelact.stream.engine.PoseStream`).
+        predictor: The action model.
+        every: Predict every ``every`` processed frames.
+        windows: Lengths (frames) of the last part of each person's track classified at each
+            prediction; the most confident is kept (the rule of skelact/stream/timeline.py). The ring
+            buffer holds the longest.
+        topk: Classes per prediction.
+        num_clips: Test views per prediction.
+        lines: Where the JSON lines go (None: nowhere).
+        server: The web page to publish to, if any.
+        max_persons: Predict for at most this many people at a time (the most confident).
+    """
+
+    def __init__(self, pose: PoseModel, predictor: Predictor, every: int = 10, windows: Sequence[int] = (60,),
+                 topk: int = 3, num_clips: int = 1, lines: IO[str] | None = sys.stdout,
+                 server: LiveServer | None = None, max_persons: int | None = None) -> None:
+        if every < 1 or not windows or min(windows) < 1:
+            raise ValueError(f"every and the windows must be at least 1 frame, got {every} and {list(windows)}")
+        self.pose, self.predictor = pose, predictor
+        self.every, self.windows, self.topk, self.num_clips = every, sorted(set(windows)), topk, num_clips
+        self.lines, self.server, self.max_persons = lines, server, max_persons
+        self.current: dict[int, Prediction] = {}  # track id -> latest prediction
+        self.stats = LiveStats()
+        self._shape: tuple[int, int] | None = None  # (h, w) of the frames
+
+    def _predict(self, stream: PoseStream, frame_index: int, time_s: float) -> None:
+        """Classify the last frames of every live track that has enough frames with a person."""
+        from skelact.inference import valid_frame_count
+
+        live = stream.live()
+        self.current = {i: p for i, p in self.current.items() if i in live}
+        owners, anns = [], []  # anns[k] is a window of track owners[k]
+        ranked = sorted(live, key=lambda i: -stream.buffers.buffers[i].total_score)
+        for i in ranked[: self.max_persons]:
+            buf = stream.buffers.buffers[i]
+            for n in sorted({min(w, len(buf)) for w in self.windows}):
+                kp, sc = buf.arrays(n)  # [n, V, 2], [n, V]: the last n frames
+                if valid_frame_count(kp[None], sc[None]) >= self.predictor.min_frames:
+                    owners.append(i)
+                    anns.append({"frame_dir": f"person {i + 1}", "keypoint": kp[None], "keypoint_score": sc[None],
+                                 "img_shape": self._shape, "total_frames": n, "label": -1})
+        if not anns:
+            return
+        preds = self.predictor.predict_clips(anns, topk=self.topk, num_clips=self.num_clips, layout="coco17")
+        best: dict[int, Prediction] = {}
+        for i, pred in zip(owners, preds, strict=True):
+            if i not in best or pred.topk[0][1] > best[i].topk[0][1]:
+                best[i] = pred
+        for i, pred in best.items():
+            self.current[i] = pred
+            self.stats.predictions += 1
+            if self.lines is not None:
+                self.lines.write(json.dumps(prediction_line(pred, i + 1, frame_index, time_s)) + "\n")
+                self.lines.flush()
+
+    def _state(self, frame_index: int, time_s: float, present: list[int]) -> dict[str, Any]:
+        people = []
+        for i in present:
+            pred = self.current.get(i)
+            entry: dict[str, Any] = {"person": i + 1, "color": _hex(person_color(i + 1)),
+                                     "text": None if pred is None else pred.describe()}
+            if pred is not None:
+                entry.update(prediction_fields(pred))
+                entry["topk"] = [{"label": n, "probability": round(float(p), 4)} for n, p in pred.topk]
+            people.append(entry)
+        return {"frame": frame_index, "time": round(time_s, 3), "fps": round(self.stats.fps, 2), "ended": False,
+                "people": people}
+
+    def run(self, source: FrameSource, write: Callable[[np.ndarray], None] | None = None,
+            max_frames: int | None = None, on_frame: Callable[[LiveStats], None] | None = None) -> LiveStats:
+        """Process ``source`` until it ends, ``max_frames`` frames are done, or Ctrl-C (re-raised after the
+        current frame's outputs are done).
+
+        Args:
+            source: Where the frames come from.
+            write: Called with each annotated frame (e.g. a video writer's ``write``).
+            max_frames: Stop after this many processed frames.
+            on_frame: Called after each frame (progress display).
+
+        Raises:
+            StreamEnded: The source dropped (the frames so far have been handed to ``write``).
+        """
+        stream = PoseStream(self.pose, capacity=max(self.windows))
+        painter: Painter | None = None
+        t0 = time.monotonic()
+        try:
+            for frame in source:
+                if painter is None:
+                    painter = Painter(frame.image.shape[:2])
+                    self._shape = (int(frame.image.shape[0]), int(frame.image.shape[1]))
+                people, ids = stream.step(frame.image)
+                if self.stats.frames % self.every == 0:
+                    self._predict(stream, frame.index, frame.pos_s)
+                views = []
+                for k, i in enumerate(ids):
+                    pred = self.current.get(i)
+                    views.append(PersonView(i + 1, people.keypoints[k], people.scores[k],
+                                            None if pred is None else pred.describe(), pred))
+                canvas = painter.paint(frame.image, views)
+                if write is not None:
+                    write(canvas)
+                    self.stats.written += 1
+                self.stats.frames += 1
+                self.stats.dropped = source.dropped
+                self.stats.seconds = time.monotonic() - t0
+                if self.server is not None:
+                    self.server.publish(canvas, self._state(frame.index, frame.pos_s, ids))
+                self.stats.latencies.append(time.monotonic() - frame.captured)
+                if on_frame is not None:
+                    on_frame(self.stats)
+                if max_frames is not None and self.stats.frames >= max_frames:
+                    break
+        finally:
+            self.stats.seconds = time.monotonic() - t0
+            self.stats.dropped = source.dropped
+            if self.server is not None:
+                self.server.end()
+        return self.stats
+
