@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,13 +37,12 @@ def _status(stats: object, last: list[float]) -> None:
 def _cmd_live(args: argparse.Namespace) -> None:
     import torch
 
-    from skelact.data.io import atomic_path
     from skelact.inference import load_model
     from skelact.pose import MoveNet
-    from skelact.stream.live import LiveAnalyzer
+    from skelact.stream.live import LiveAnalyzer, VideoSink
     from skelact.stream.server import LiveServer, parse_address
-    from skelact.stream.source import FrameSource, SourceError, StreamEnded, describe_source
-    from skelact.viz.video import VideoWriteError, check_video_path, open_video_writer
+    from skelact.stream.source import FrameSource, StreamEnded, describe_source
+    from skelact.viz.video import check_video_path
 
     kind, value = describe_source(args.source)
     if args.loop and kind != "file":
@@ -50,17 +51,17 @@ def _cmd_live(args: argparse.Namespace) -> None:
     if out is not None:
         check_video_path(out)
         check_output(out, [value] if kind == "file" else [])
-    address = parse_address(args.serve) if args.serve is not None else None
-    predictor = load_model(args.model, device=args.device)
-    # One thread for the action model: the pose model has the cores, and on a busy CPU torch's
-    # thread pool costs more than it gains for a clip this small (benchmarks/live.py).
-    torch.set_num_threads(args.action_threads)
-    pose = MoveNet(args.pose_model, input_size=args.input_size, num_threads=args.threads)
-    source = FrameSource(args.source, realtime=args.realtime, loop=args.loop, stall_timeout=args.stall)
-    server = None
+    # The page's port and the source first: a port in use or a missing camera fail before the models load.
+    server = LiveServer(*parse_address(args.serve)) if args.serve is not None else None
+    source = None
     try:
-        if address is not None:
-            server = LiveServer(*address)
+        source = FrameSource(args.source, realtime=args.realtime, loop=args.loop, stall_timeout=args.stall)
+        predictor = load_model(args.model, device=args.device)
+        # One thread for the action model: the pose model has the cores, and on a busy CPU torch's
+        # thread pool costs more than it gains for a clip this small (benchmarks/live.py).
+        torch.set_num_threads(args.action_threads)
+        pose = MoveNet(args.pose_model, input_size=args.input_size, num_threads=args.threads)
+        if server is not None:
             print(f"serving {server.url} (the annotated stream and the labels)", file=sys.stderr, flush=True)
         windows = sorted({max(1, round(w * source.fps)) for w in args.window})
         analyzer = LiveAnalyzer(pose, predictor, every=args.every, windows=windows, topk=args.topk,
@@ -69,36 +70,34 @@ def _cmd_live(args: argparse.Namespace) -> None:
         last = [0.0]
         on_frame = (lambda s: _status(s, last)) if not args.quiet and sys.stderr.isatty() else None
         stop: BaseException | None = None
-        if out is None:
-            try:
+        # Ctrl-C ends the stream after the frame in hand, so the output holds exactly the frames
+        # counted; a second Ctrl-C interrupts at once.
+        interrupted = threading.Event()
+
+        def on_sigint(signum: int, frame: object) -> None:
+            if interrupted.is_set():
+                raise KeyboardInterrupt
+            interrupted.set()
+            source.stop()
+
+        main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there
+        previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+        try:
+            if out is None:
                 analyzer.run(source, None, args.max_frames, on_frame)
-            except (KeyboardInterrupt, StreamEnded) as e:
-                stop = e
-        else:
-            with atomic_path(out, suffix=f".tmp{out.suffix}") as tmp:
-                writer = None
-
-                def write(canvas: object) -> None:
-                    nonlocal writer
-                    if writer is None:
-                        h, w = canvas.shape[:2]  # type: ignore[attr-defined]
-                        try:
-                            writer, _ = open_video_writer(tmp, source.fps, (w, h))
-                        except VideoWriteError as e:  # name the user's file, not the temporary one
-                            raise VideoWriteError(str(e).replace(str(tmp), str(out))) from None
-                    writer.write(canvas)
-
-                try:
-                    analyzer.run(source, write, args.max_frames, on_frame)
-                except (KeyboardInterrupt, StreamEnded) as e:
-                    stop = e  # the frames so far are kept: the file is closed and renamed below
-                finally:
-                    if writer is not None:
-                        writer.release()
-                if writer is None:  # nothing to keep; atomic_path removes the empty temporary file
-                    raise stop or SourceError(f"{source.name}: no frame was processed; {out} not written")
+            else:
+                with VideoSink(out, source.fps) as sink:  # closed and kept on Ctrl-C or a dropped stream
+                    analyzer.run(source, sink.write, args.max_frames, on_frame)
+        except (KeyboardInterrupt, StreamEnded) as e:
+            stop = e  # reported after the summary
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGINT, previous)
+        if interrupted.is_set() and stop is None:
+            stop = KeyboardInterrupt()
     finally:
-        source.close()
+        if source is not None:
+            source.close()
         if server is not None:
             server.close()
     stats = analyzer.stats

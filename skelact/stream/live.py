@@ -13,13 +13,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from skelact.stream.engine import PoseModel, PoseStream
 from skelact.stream.overlay import Painter, PersonView
-from skelact.stream.source import FrameSource
+from skelact.stream.source import FrameSource, SourceError, StreamEnded
 from skelact.stream.timeline import prediction_fields
 from skelact.viz.draw import person_color
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from skelact.inference import Prediction, Predictor
     from skelact.stream.server import LiveServer
 
-__all__ = ["LiveStats", "LiveAnalyzer", "prediction_line"]
+__all__ = ["LiveStats", "LiveAnalyzer", "VideoSink", "prediction_line"]
 
 
 def prediction_line(pred: Prediction, person: int, frame: int, time_s: float) -> dict[str, Any]:
@@ -168,7 +169,7 @@ class LiveAnalyzer:
                 if self.stats.frames % self.every == 0:
                     self._predict(stream, frame.index, frame.pos_s)
                 views = []
-                for k, i in enumerate(ids):
+                for k, i in sorted(enumerate(ids), key=lambda ki: ki[1]):  # in person order
                     pred = self.current.get(i)
                     views.append(PersonView(i + 1, people.keypoints[k], people.scores[k],
                                             None if pred is None else pred.describe(), pred))
@@ -180,7 +181,7 @@ class LiveAnalyzer:
                 self.stats.dropped = source.dropped
                 self.stats.seconds = time.monotonic() - t0
                 if self.server is not None:
-                    self.server.publish(canvas, self._state(frame.index, frame.pos_s, ids))
+                    self.server.publish(canvas, self._state(frame.index, frame.pos_s, sorted(ids)))
                 self.stats.latencies.append(time.monotonic() - frame.captured)
                 if on_frame is not None:
                     on_frame(self.stats)
@@ -193,3 +194,59 @@ class LiveAnalyzer:
                 self.server.end()
         return self.stats
 
+
+
+class VideoSink:
+    """Annotated frames -> a video file, through a temporary file renamed at the end.
+
+    The file is kept, closed and playable, when the stream ends, drops (:class:`StreamEnded`) or is
+    interrupted (Ctrl-C) after at least one frame; any other error, or no frame at all, leaves
+    nothing. Use as a context manager around the run.
+
+    Args:
+        path: Output video (the extension picks the container and codec).
+        fps: Frame rate written in the file.
+    """
+
+    def __init__(self, path: str | Path, fps: float) -> None:
+        from skelact.viz.video import check_video_path
+
+        self.path, self.fps = Path(path), fps
+        check_video_path(self.path)
+        self.frames = 0
+        self._writer: Any = None
+        self._ctx: Any = None
+        self._tmp: Path | None = None
+
+    def __enter__(self) -> VideoSink:
+        from skelact.data.io import atomic_path
+
+        self._ctx = atomic_path(self.path, suffix=f".tmp{self.path.suffix}")
+        self._tmp = self._ctx.__enter__()
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one uint8 [H, W, 3] BGR frame (the first one sets the size)."""
+        from skelact.viz.video import VideoWriteError, open_video_writer
+
+        if self._writer is None:
+            try:
+                self._writer, _ = open_video_writer(self._tmp, self.fps, (frame.shape[1], frame.shape[0]))
+            except VideoWriteError as e:  # name the user's file, not the temporary one
+                raise VideoWriteError(str(e).replace(str(self._tmp), str(self.path))) from None
+        self._writer.write(frame)
+        self.frames += 1
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if self._writer is not None:
+            self._writer.release()  # finishes the container: the file plays, with every frame written
+        stopped = kind is None or issubclass(kind, (KeyboardInterrupt, StreamEnded))
+        if stopped and self.frames > 0:
+            self._ctx.__exit__(None, None, None)  # rename into place
+            return False  # an interruption or a drop still propagates, after the file is safe
+        if exc is None:
+            exc = SourceError(f"no frame was processed; {self.path} not written")
+            self._ctx.__exit__(type(exc), exc, None)  # removes the temporary file
+            raise exc
+        self._ctx.__exit__(kind, exc, tb)
+        return False

@@ -188,26 +188,33 @@ class FrameSource:
 
         self._thread = threading.Thread(target=capture, name=f"capture {self.name}", daemon=True)
         self._thread.start()
-        while True:
-            with cond:
-                got = cond.wait_for(lambda: slot[0] is not None or state["done"], timeout=self.stall_timeout)
+        waited = 0.0
+        while not self._stop.is_set():
+            with cond:  # short waits, so that stop() is noticed at once
+                got = cond.wait_for(lambda: slot[0] is not None or state["done"], timeout=0.1)
                 frame, slot[0] = slot[0], None
                 done = state["done"]
             if frame is not None:
+                waited = 0.0
                 yield frame
                 continue
             if done:
                 if state["error"] is not None:
                     raise state["error"]
                 return
-            if not got:
+            waited += 0.1 if not got else 0.0
+            if waited >= self.stall_timeout:
                 raise StreamEnded(f"{self.name}: no frame for {self.stall_timeout:g} s after {self.read} frame(s)")
+
+    def stop(self) -> None:
+        """End the iteration after the current frame (safe from a signal handler or another thread)."""
+        self._stop.set()
 
     def close(self) -> None:
         """Stop the capture thread and release the device or file."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=1.0)
             if self._thread.is_alive():  # stuck in a read of a stalled stream: releasing now could crash
                 return
         self._cap.release()
