@@ -66,7 +66,7 @@ def _cmd_live(args: argparse.Namespace) -> None:
         windows = sorted({max(1, round(w * source.fps)) for w in args.window})
         analyzer = LiveAnalyzer(pose, predictor, every=args.every, windows=windows, topk=args.topk,
                                 num_clips=args.num_clips, lines=sys.stdout, server=server,
-                                max_persons=args.max_persons)
+                                max_persons=args.max_persons, background=args.realtime)
         last = [0.0]
         on_frame = (lambda s: _status(s, last)) if not args.quiet and sys.stderr.isatty() else None
         stop: BaseException | None = None
@@ -129,8 +129,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help=f"lengths of the last seconds of each person classified, the most confident shown "
                    f"(default {default})")
     p.add_argument("--realtime", action="store_true",
-                   help="drop frames when processing falls behind, so the delay stays bounded (a file is paced "
-                   "at its frame rate); default: process every frame")
+                   help="drop frames when processing falls behind, so the delay stays bounded, and classify in a "
+                   "background thread (a file is paced at its frame rate); default: process every frame")
     p.add_argument("--serve", default=None, metavar="[HOST:]PORT",
                    help="serve the annotated stream and the labels at http://HOST:PORT/ (host 127.0.0.1 by "
                    "default; 0.0.0.0 shows the camera to your whole network, without a password)")

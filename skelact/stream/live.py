@@ -9,7 +9,9 @@ to the annotated frame being handed to the outputs.
 from __future__ import annotations
 
 import json
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -86,26 +88,36 @@ class LiveAnalyzer:
         lines: Where the JSON lines go (None: nowhere).
         server: The web page to publish to, if any.
         max_persons: Predict for at most this many people at a time (the most confident).
+        background: Classify in a worker thread while the frames go on (``--realtime``: a prediction
+            does not hold up the frames; one that is due while the last is still running is
+            skipped). Otherwise every prediction is made in place, exactly every ``every`` frames.
     """
 
     def __init__(self, pose: PoseModel, predictor: Predictor, every: int = 10, windows: Sequence[int] = (60,),
                  topk: int = 3, num_clips: int = 1, lines: IO[str] | None = sys.stdout,
-                 server: LiveServer | None = None, max_persons: int | None = None) -> None:
+                 server: LiveServer | None = None, max_persons: int | None = None, background: bool = False) -> None:
         if every < 1 or not windows or min(windows) < 1:
             raise ValueError(f"every and the windows must be at least 1 frame, got {every} and {list(windows)}")
         self.pose, self.predictor = pose, predictor
         self.every, self.windows, self.topk, self.num_clips = every, sorted(set(windows)), topk, num_clips
         self.lines, self.server, self.max_persons = lines, server, max_persons
+        self.background = background
         self.current: dict[int, Prediction] = {}  # track id -> latest prediction
         self.stats = LiveStats()
         self._shape: tuple[int, int] | None = None  # (h, w) of the frames
+        self._lock = threading.Lock()  # current, stats.predictions and lines, shared with the worker
+        self._jobs: queue.Queue = queue.Queue()
+        self._busy = threading.Event()  # a prediction is running in the worker
+        self._error: BaseException | None = None
 
-    def _predict(self, stream: PoseStream, frame_index: int, time_s: float) -> None:
-        """Classify the last frames of every live track that has enough frames with a person."""
+    def _snapshot(self, stream: PoseStream) -> tuple[list[int], list[dict]]:
+        """The windows to classify now: the last frames of every live track that has enough frames with a
+        person (copies, so a background thread may classify them while the stream goes on)."""
         from skelact.inference import valid_frame_count
 
         live = stream.live()
-        self.current = {i: p for i, p in self.current.items() if i in live}
+        with self._lock:
+            self.current = {i: p for i, p in self.current.items() if i in live}
         owners, anns = [], []  # anns[k] is a window of track owners[k]
         ranked = sorted(live, key=lambda i: -stream.buffers.buffers[i].total_score)
         for i in ranked[: self.max_persons]:
@@ -116,19 +128,31 @@ class LiveAnalyzer:
                     owners.append(i)
                     anns.append({"frame_dir": f"person {i + 1}", "keypoint": kp[None], "keypoint_score": sc[None],
                                  "img_shape": self._shape, "total_frames": n, "label": -1})
-        if not anns:
-            return
+        return owners, anns
+
+    def _classify(self, owners: list[int], anns: list[dict], frame_index: int, time_s: float) -> None:
+        """Classify a snapshot; each person keeps their most confident window."""
         preds = self.predictor.predict_clips(anns, topk=self.topk, num_clips=self.num_clips, layout="coco17")
         best: dict[int, Prediction] = {}
         for i, pred in zip(owners, preds, strict=True):
             if i not in best or pred.topk[0][1] > best[i].topk[0][1]:
                 best[i] = pred
-        for i, pred in best.items():
-            self.current[i] = pred
-            self.stats.predictions += 1
+        with self._lock:
+            self.current = {**self.current, **best}
+            self.stats.predictions += len(best)
             if self.lines is not None:
-                self.lines.write(json.dumps(prediction_line(pred, i + 1, frame_index, time_s)) + "\n")
+                for i, pred in best.items():
+                    self.lines.write(json.dumps(prediction_line(pred, i + 1, frame_index, time_s)) + "\n")
                 self.lines.flush()
+
+    def _worker(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                self._classify(*job)
+            except BaseException as e:  # re-raised by the frame loop
+                self._error = e
+            finally:
+                self._busy.clear()
 
     def _state(self, frame_index: int, time_s: float, present: list[int]) -> dict[str, Any]:
         people = []
@@ -159,6 +183,10 @@ class LiveAnalyzer:
         """
         stream = PoseStream(self.pose, capacity=max(self.windows))
         painter: Painter | None = None
+        worker = None
+        if self.background:
+            worker = threading.Thread(target=self._worker, name="skelact predict", daemon=True)
+            worker.start()
         t0 = time.monotonic()
         try:
             for frame in source:
@@ -166,11 +194,19 @@ class LiveAnalyzer:
                     painter = Painter(frame.image.shape[:2])
                     self._shape = (int(frame.image.shape[0]), int(frame.image.shape[1]))
                 people, ids = stream.step(frame.image)
-                if self.stats.frames % self.every == 0:
-                    self._predict(stream, frame.index, frame.pos_s)
+                if self._error is not None:
+                    raise self._error
+                if self.stats.frames % self.every == 0 and not self._busy.is_set():
+                    owners, anns = self._snapshot(stream)
+                    if anns and worker is not None:
+                        self._busy.set()
+                        self._jobs.put((owners, anns, frame.index, frame.pos_s))
+                    elif anns:
+                        self._classify(owners, anns, frame.index, frame.pos_s)
                 views = []
+                current = self.current  # one consistent dict (the worker replaces it whole)
                 for k, i in sorted(enumerate(ids), key=lambda ki: ki[1]):  # in person order
-                    pred = self.current.get(i)
+                    pred = current.get(i)
                     views.append(PersonView(i + 1, people.keypoints[k], people.scores[k],
                                             None if pred is None else pred.describe(), pred))
                 canvas = painter.paint(frame.image, views)
@@ -188,6 +224,9 @@ class LiveAnalyzer:
                 if max_frames is not None and self.stats.frames >= max_frames:
                     break
         finally:
+            if worker is not None:
+                self._jobs.put(None)  # after the prediction in hand, if any
+                worker.join()
             self.stats.seconds = time.monotonic() - t0
             self.stats.dropped = source.dropped
             if self.server is not None:
