@@ -189,6 +189,36 @@ def test_file_that_ends_early(frames: list[np.ndarray], pose_model: Path, tmp_pa
                        "(truncated or damaged file)")
 
 
+def test_network_stream_that_drops(frames: list[np.ndarray], pose_model: Path, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """An HTTP MJPEG stream (skelact's own server) that goes away mid-way: the frames so far are kept."""
+    import threading
+
+    from skelact.stream.server import LiveServer
+
+    server = LiveServer("127.0.0.1", 0)
+
+    def broadcast() -> None:
+        for i in range(150):  # 5 s at 30 frames/s, then the server closes
+            server.publish(frames[i % len(frames)], {})
+            time.sleep(1 / 30)
+        server.close()
+
+    thread = threading.Thread(target=broadcast, daemon=True)
+    thread.start()
+    out = tmp_path / "stream.avi"
+    url = server.url + "stream.mjpg"
+    assert main(["live", "--source", url, "--out", str(out), "--quiet", "--pose-model", str(pose_model)]) == 1
+    thread.join()
+    err = capsys.readouterr().err.strip().splitlines()
+    written = int(re.search(r"wrote .* \((\d+) frames\)", err[-2]).group(1))
+    assert err[-1] == f"skelact: error: {url}: stopped delivering frames after {written} frame(s)"
+    assert 5 <= written <= 150 and _frame_count(out) == written
+    assert main(["live", "--source", "rtsp://127.0.0.1:1/none", "--quiet"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "skelact: error: 'rtsp://127.0.0.1:1/none': cannot open (unreachable, refused or not a video stream)")
+
+
 class _FlakyCamera:
     """A cv2.VideoCapture stand-in: ``good`` frames, then reads that fail (or hang, with ``hang``)."""
 

@@ -196,3 +196,21 @@ def test_calibrated_predictor_marks_unknown_windows(data_root: Path) -> None:
     rows = tl.rows()
     assert [r["state"] for r in rows] == ["unknown"] and rows[0]["label"] is None and rows[0]["closest"]
     assert tl.segments[0].prediction.describe().startswith("unknown action (closest: ")
+
+
+def test_batched_prediction_matches_one_clip_at_a_time(data_root: Path) -> None:
+    from skelact.data.convert.penn import read_penn_mat
+    from skelact.inference import InferenceError, load_model
+
+    anns = [read_penn_mat(data_root / "penn_action" / "labels" / f"{n}.mat")[0] for n in ("0001", "0450", "0900")]
+    predictor = load_model()
+    batched = predictor.predict_clips(anns, topk=3, num_clips=2, batch_size=2)  # two forwards: 2 clips, then 1
+    for ann, pred in zip(anns, batched, strict=True):
+        one = predictor.predict_clip(ann, topk=3, num_clips=2)
+        np.testing.assert_allclose(pred.probs, one.probs, atol=1e-5)
+        assert [n for n, _ in pred.topk] == [n for n, _ in one.topk] and pred.views == 2
+    assert predictor.predict_clips([]) == []
+    short = dict(anns[0], frame_dir="short", keypoint=anns[0]["keypoint"][:, :3],
+                 keypoint_score=anns[0]["keypoint_score"][:, :3])
+    with pytest.raises(InferenceError, match="clip 'short' has 3 frame"):
+        predictor.predict_clips([anns[1], short])
