@@ -119,13 +119,18 @@ def analyse_video(args: argparse.Namespace, source: Path, out: Path | None, pred
         vt = track_video(source, pose, progress=not args.quiet)
     except VideoError as e:
         raise CLIError(str(e)) from None
+    from skelact.inference import InferenceError
+
     scene = predictor.cfg.data.max_persons > 1
     note = (f"the model was trained on clips of {predictor.cfg.data.max_persons} people: it classifies the scene, "
             "not each person" if scene else None)
-    if args.window is not None:
-        _timeline(args, source, out, predictor, vt, scene, note)
-    else:
-        _per_person(args, source, out, predictor, vt)
+    try:
+        if args.window is not None:
+            _timeline(args, source, out, predictor, vt, scene, note)
+        else:
+            _per_person(args, source, out, predictor, vt)
+    except InferenceError as e:  # e.g. a model whose skeleton layout MoveNet's joints do not map to
+        raise CLIError(f"{source}: {e}") from None
 
 
 def _per_person(args: argparse.Namespace, source: Path, out: Path | None, predictor: Predictor,
@@ -177,8 +182,9 @@ def _timeline(args: argparse.Namespace, source: Path, out: Path | None, predicto
     views = args.num_clips or DEFAULT_WINDOW_VIEWS
     if scene:
         subjects = [vt.scene(args.max_persons or predictor.cfg.data.max_persons)] if vt.tracks else []
-    else:
-        subjects = vt.tracks
+    else:  # everyone, or the --max-persons most confident
+        subjects = sorted(vt.tracks, key=lambda tr: -tr.total_score)[: args.max_persons]
+        subjects.sort(key=lambda tr: tr.person)
     windows = {}
     for tr in subjects:
         wins = classify_windows(predictor, tr, lengths, strides, "coco17", vt.img_shape, views)
