@@ -222,11 +222,24 @@ def classify_windows(predictor: Predictor, track: Track, windows: Sequence[int],
     for window, stride in zip(windows, strides, strict=True):
         for s in window_starts(track.frames, window, stride):
             spans[(s, min(s + window, track.frames))] = None
-    anns, kept = [], []
+    out: list[Window] = []
+    anns: list[dict] = []
+    kept: list[tuple[int, int]] = []
+
+    def flush() -> None:  # one batch at a time: an hour of video is ~10^5 windows a person
+        preds = predictor.predict_clips(anns, topk=1, num_clips=num_clips, layout=layout, batch_size=batch_size)
+        out.extend(Window(track.first + s, track.first + e, p.probs.astype(np.float32))
+                   for (s, e), p in zip(kept, preds, strict=True))
+        anns.clear()
+        kept.clear()
+
     for s, e in spans:
         ann = track_clip(track, s, e, img_shape)
         if _enough_frames(predictor, ann):
             anns.append(ann)
             kept.append((s, e))
-    preds = predictor.predict_clips(anns, topk=1, num_clips=num_clips, layout=layout, batch_size=batch_size)
-    return [Window(track.first + s, track.first + e, p.probs) for (s, e), p in zip(kept, preds, strict=True)]
+            if len(anns) == batch_size:
+                flush()
+    if anns:
+        flush()
+    return out
