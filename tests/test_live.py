@@ -326,9 +326,19 @@ def test_web_page_in_headless_chromium(clip: Path, pose_model: Path, tmp_path: P
         url = f"http://127.0.0.1:{port}/"
         state = json.loads(urllib.request.urlopen(url + "state.json", timeout=10).read())
         assert state["people"] and all(p["color"].startswith("#") for p in state["people"])
-        dom = _chromium(["--dump-dom", url], tmp_path / "profile1").stdout
-        shot = tmp_path / "page.png"
-        _chromium([f"--screenshot={shot}", url], tmp_path / "profile2")
+        # On a busy machine the page's first poll or the stream's first frame can miss Chromium's
+        # time budget: a few tries, each with a fresh profile.
+        for k in range(3):
+            dom = _chromium(["--dump-dom", url], tmp_path / f"dom{k}").stdout
+            labels = re.findall(r'<div class="who[^"]*" style="color: [^"]+;">person (\d+): ([^<]+)</div>', dom)
+            if labels and "..." not in {text for _, text in labels}:
+                break
+        for k in range(3):
+            shot = tmp_path / f"page{k}.png"
+            _chromium([f"--screenshot={shot}", url], tmp_path / f"shot{k}")
+            png = cv2.imread(str(shot))
+            if png is not None and png[60:400, 20:640].std() > 20:
+                break
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -336,13 +346,15 @@ def test_web_page_in_headless_chromium(clip: Path, pose_model: Path, tmp_path: P
         finally:
             proc.kill()
     # The labels, filled in by the page's script from /state.json.
-    labels = re.findall(r'<div class="who[^"]*" style="color: [^"]+;">person (\d+): ([^<]+)</div>', dom)
     assert labels, dom[-3000:]
-    assert first["label"] in {text.split(" (")[0] for _, text in labels} or any(
-        "unknown" in text for _, text in labels)
+    from skelact.models.weights import pretrained_info
+
+    classes = set(pretrained_info("penn_kpc3d").classes)
+    assert first["label"] in classes
+    for _, text in labels:  # "golf_swing (0.93)", as Prediction.describe() writes it
+        assert re.fullmatch(r"(\w+) \((0|1)\.\d\d\)", text) and text.split(" (")[0] in classes, text
     assert '<img id="stream" alt="annotated stream" src="/stream.mjpg">' in dom
     # The screenshot: the stream area shows the video (not the page's flat background), the label list has text.
-    png = cv2.imread(str(shot))
     assert png is not None and png.shape[:2] == (720, 1280)
     background = np.array([0x1e, 0x1e, 0x1e])
     video = png[60:400, 20:640].astype(int)
