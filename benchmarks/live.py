@@ -15,6 +15,7 @@ time of one pose call and of one prediction round.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -62,7 +63,7 @@ class Timed:
 
 
 def run_one(source_path: Path, model_path: Path | None, size: int, threads: int, every: int,
-            out: Path | None) -> dict:
+            out: Path | None, pose_every: int = 1) -> dict:
     from skelact.inference import load_model
     from skelact.pose import MoveNet
     from skelact.stream.live import LiveAnalyzer, VideoSink
@@ -74,7 +75,8 @@ def run_one(source_path: Path, model_path: Path | None, size: int, threads: int,
     pose = Timed(MoveNet(model_path, input_size=size, num_threads=threads))
     source = FrameSource(str(source_path), realtime=True)
     windows = sorted({max(1, round(w * source.fps)) for w in DEFAULT_LIVE_WINDOWS})
-    analyzer = LiveAnalyzer(pose, predictor, every=every, windows=windows, lines=None, background=True)
+    analyzer = LiveAnalyzer(pose, predictor, every=every, windows=windows, lines=None, background=True,
+                            pose_every=pose_every)
     try:
         if out is None:
             stats = analyzer.run(source)
@@ -84,7 +86,8 @@ def run_one(source_path: Path, model_path: Path | None, size: int, threads: int,
     finally:
         source.close()
     total = stats.frames + stats.dropped
-    return {"input_size": size, "pose_threads": threads, "every": every, "writer": out is not None,
+    return {"input_size": size, "pose_threads": threads, "pose_every": pose_every, "every": every,
+            "writer": out is not None,
             "frames": total, "processed": stats.frames, "dropped": stats.dropped,
             "fps": round(stats.frames / stats.seconds, 2), "latency_p50_ms": round(stats.latency_ms(50), 1),
             "latency_p95_ms": round(stats.latency_ms(95), 1), "latency_max_ms": round(stats.latency_ms(100), 1),
@@ -103,6 +106,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="length of the 30 frames/s source")
     ap.add_argument("--sizes", default="256,192,160", help="MoveNet input sizes to try")
     ap.add_argument("--threads", default="1,2", help="MoveNet thread counts to try")
+    ap.add_argument("--pose-every", default="1", help="pose every N-th frame (holding poses between), values to try")
     ap.add_argument("--every", type=int, default=DEFAULT_EVERY)
     ap.add_argument("--out", action="store_true", help="also write the annotated stream (.mp4) in each run")
     ap.add_argument("--json", type=Path, default=None)
@@ -115,16 +119,18 @@ def main() -> None:
         print(f"source: {args.video.name} at 640x360, 30 frames/s, {args.seconds:g} s, paced in real time; "
               f"prediction every {args.every} frames over windows {DEFAULT_LIVE_WINDOWS} s; "
               f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-        print(f"{'size':>5} {'thr':>4} {'frames':>7} {'done':>6} {'drop':>6} {'fps':>6} {'p50 ms':>7} {'p95 ms':>7} "
-              f"{'max ms':>7} {'pose ms':>8} {'pred ms':>8}")
-        for size in map(int, args.sizes.split(",")):
-            for threads in map(int, args.threads.split(",")):
-                out = Path(tmp) / f"out_{size}_{threads}.mp4" if args.out else None
-                r = run_one(src, args.pose_model, size, threads, args.every, out)
-                rows.append(r)
-                print(f"{size:>5} {threads:>4} {r['frames']:>7} {r['processed']:>6} {r['dropped']:>6} {r['fps']:>6.1f} "
-                      f"{r['latency_p50_ms']:>7.1f} {r['latency_p95_ms']:>7.1f} {r['latency_max_ms']:>7.1f} "
-                      f"{r['pose_ms']:>8.1f} {r['predict_ms'] or 0:>8.1f}", flush=True)
+        print(f"{'size':>5} {'thr':>4} {'pose/':>5} {'frames':>7} {'done':>6} {'drop':>6} {'fps':>6} {'p50 ms':>7} "
+              f"{'p95 ms':>7} {'max ms':>7} {'pose ms':>8} {'pred ms':>8}")
+        for size, threads, pose_every in itertools.product(map(int, args.sizes.split(",")),
+                                                          map(int, args.threads.split(",")),
+                                                          map(int, args.pose_every.split(","))):
+            out = Path(tmp) / f"out_{size}_{threads}_{pose_every}.mp4" if args.out else None
+            r = run_one(src, args.pose_model, size, threads, args.every, out, pose_every)
+            rows.append(r)
+            print(f"{size:>5} {threads:>4} {pose_every:>5} {r['frames']:>7} {r['processed']:>6} {r['dropped']:>6} "
+                  f"{r['fps']:>6.1f} "
+                  f"{r['latency_p50_ms']:>7.1f} {r['latency_p95_ms']:>7.1f} {r['latency_max_ms']:>7.1f} "
+                  f"{r['pose_ms']:>8.1f} {r['predict_ms'] or 0:>8.1f}", flush=True)
     if args.json:
         meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                 "date": time.strftime("%Y-%m-%d %H:%M"), "load_average": os.getloadavg(),

@@ -124,6 +124,15 @@ def test_live_stream_forgets_ended_tracks() -> None:
     assert stream.frames == 50 and stream.live() == [] and stream.buffers.buffers == {}
     assert len(stream.tracker.tracks) == 2  # two people were seen, and only their ends are kept
 
+    pose = BlobPose()
+    held = PoseStream(pose, pose_every=3)
+    for t in range(7):
+        people, ids = held.step(_blob_frame(10 * t))  # the blobs move a few pixels a step
+    assert pose.calls == 3 and held.frames == 7  # frames 0, 3 and 6 posed
+    kp, _ = held.buffers.buffers[ids[0]].arrays()
+    np.testing.assert_array_equal(kp[1], kp[0])  # frames 1 and 2 hold frame 0's pose
+    assert not np.array_equal(kp[3], kp[0])
+
 
 # ------------------------------------------------------------------------------------------ overlay
 

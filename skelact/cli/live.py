@@ -66,7 +66,8 @@ def _cmd_live(args: argparse.Namespace) -> None:
         windows = sorted({max(1, round(w * source.fps)) for w in args.window})
         analyzer = LiveAnalyzer(pose, predictor, every=args.every, windows=windows, topk=args.topk,
                                 num_clips=args.num_clips, lines=sys.stdout, server=server,
-                                max_persons=args.max_persons, background=args.realtime)
+                                max_persons=args.max_persons, background=args.realtime,
+                                pose_every=args.pose_every)
         last = [0.0]
         on_frame = (lambda s: _status(s, last)) if not args.quiet and sys.stderr.isatty() else None
         stop: BaseException | None = None
@@ -134,6 +135,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--serve", default=None, metavar="[HOST:]PORT",
                    help="serve the annotated stream and the labels at http://HOST:PORT/ (host 127.0.0.1 by "
                    "default; 0.0.0.0 shows the camera to your whole network, without a password)")
+    p.add_argument("--pose-every", type=positive_int, default=1, metavar="K",
+                   help="run the pose model on every K-th frame and hold the poses between (2 halves the pose "
+                   "cost when the CPU cannot pose every frame; default 1)")
     p.add_argument("--topk", type=positive_int, default=3, help="actions per prediction (default 3)")
     p.add_argument("--num-clips", type=positive_int, default=1, help="test views per prediction (default 1)")
     p.add_argument("--max-persons", type=positive_int, default=None,

@@ -1,9 +1,10 @@
 """The live loop: frames -> pose (every frame) -> tracker -> ring buffer per track -> a prediction every
 N frames -> annotated frame (file, web page) and one JSON line per prediction.
 
-A person's label is the latest prediction on the last ``window`` frames of their track; it stays
-on screen until the next one. Latency is measured per frame, from capture (the source's timestamp)
-to the annotated frame being handed to the outputs.
+A person's label is the latest prediction: the most confident of the windows of each length
+ending at the current frame of their track (the offline rule of skelact/stream/timeline.py,
+restricted to what has been seen); it stays on screen until the next one. Latency is measured per
+frame, from capture (the source's timestamp) to the annotated frame being handed to the outputs.
 """
 
 from __future__ import annotations
@@ -91,17 +92,19 @@ class LiveAnalyzer:
         background: Classify in a worker thread while the frames go on (``--realtime``: a prediction
             does not hold up the frames; one that is due while the last is still running is
             skipped). Otherwise every prediction is made in place, exactly every ``every`` frames.
+        pose_every: Pose every ``pose_every``-th frame, holding the poses between (see ``PoseStream``).
     """
 
     def __init__(self, pose: PoseModel, predictor: Predictor, every: int = 10, windows: Sequence[int] = (60,),
                  topk: int = 3, num_clips: int = 1, lines: IO[str] | None = sys.stdout,
-                 server: LiveServer | None = None, max_persons: int | None = None, background: bool = False) -> None:
+                 server: LiveServer | None = None, max_persons: int | None = None, background: bool = False,
+                 pose_every: int = 1) -> None:
         if every < 1 or not windows or min(windows) < 1:
             raise ValueError(f"every and the windows must be at least 1 frame, got {every} and {list(windows)}")
         self.pose, self.predictor = pose, predictor
         self.every, self.windows, self.topk, self.num_clips = every, sorted(set(windows)), topk, num_clips
         self.lines, self.server, self.max_persons = lines, server, max_persons
-        self.background = background
+        self.background, self.pose_every = background, pose_every
         self.current: dict[int, Prediction] = {}  # track id -> latest prediction
         self.stats = LiveStats()
         self._shape: tuple[int, int] | None = None  # (h, w) of the frames
@@ -181,7 +184,7 @@ class LiveAnalyzer:
         Raises:
             StreamEnded: The source dropped (the frames so far have been handed to ``write``).
         """
-        stream = PoseStream(self.pose, capacity=max(self.windows))
+        stream = PoseStream(self.pose, capacity=max(self.windows), pose_every=self.pose_every)
         painter: Painter | None = None
         worker = None
         if self.background:
