@@ -1,9 +1,13 @@
 """Every stage's speed on this machine, as one table: ``skelact bench`` as a script.
 
-    python benchmarks/run.py                  # full table (run it on an idle machine; ~4 min on 2 cores)
-    python benchmarks/run.py --quick          # smoke test, well under a minute
+    python benchmarks/run.py                  # full table (run it on an idle machine)
+    python benchmarks/run.py --quick          # smoke test, about a minute
     python benchmarks/run.py --only heatmap models --json bench.json
+    python benchmarks/run.py --pyskl /work/pyskl --pyskl-python /work/pyskl-venv/bin/python --json bench.json
 
+Every "x faster" in the table is measured in the same run, interleaved with skelact's figure;
+``--pyskl`` adds PYSKL's own heatmap generator and models (a checkout of
+github.com/kennymckormick/pyskl, run by an interpreter that has mmcv 1.x; see skelact/bench/pyskl.py).
 All options: ``python benchmarks/run.py --help`` (the same as ``skelact bench --help``).
 """
 

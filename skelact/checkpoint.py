@@ -18,6 +18,7 @@ when that name is a built-in layout. With ``optim.ema``, ``model`` holds the ave
 
 from __future__ import annotations
 
+import errno
 import math
 import pickle
 import re
@@ -294,20 +295,23 @@ def _read(path: Path, map_location: str | torch.device) -> object:
     except RecursionError:
         raise CheckpointError(f"{path}: not a readable checkpoint (nested too deeply)") from None
     except OSError as e:
-        raise CheckpointError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EISDIR, errno.EIO):
+            raise CheckpointError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
+        # torch seeks to offsets the file claims: a truncated archive fails here (EINVAL).
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a PyTorch file)") from None
 
 
 def _unpickling_reason(text: str) -> str:
     """The useful part of torch's weights-only refusal (its advice to load unsafely is wrong here)."""
-    detail = text.split("WeightsUnpickler error:", 1)[-1].strip() if "WeightsUnpickler error:" in text else ""
-    glob = re.search(r"(?:GLOBAL|global) ([\w.]+(?: [\w.]+)?)", detail)
-    if "Unsupported global" in detail and glob:
-        return (f"refused to load: it holds a Python object ({glob.group(1).replace(' ', '.')}), and loading it "
-                "could run code; only tensors, numbers, strings, lists and dicts are allowed")
+    glob = re.search(r"GLOBAL ([\w.]+)", text)
+    if glob:
+        return (f"refused to load: it holds a Python object ({glob.group(1)}), and loading it could run code; "
+                "only tensors, numbers, strings, lists and dicts are allowed")
+    detail = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in text else ""
     first = next((line.strip() for line in detail.splitlines() if line.strip()), "")
-    if first.startswith("Unsupported operand") or not first:  # not a pickle stream at all
-        return "not a readable checkpoint (not a PyTorch file, or a corrupt one)"
-    return f"refused to load: {first[:120]} (only tensors, numbers, strings, lists and dicts are allowed)"
+    if first and not first.startswith("Unsupported operand"):
+        return f"refused to load: {first[:120]} (only tensors, numbers, strings, lists and dicts are allowed)"
+    return "not a readable checkpoint (not a PyTorch file, or a corrupt one)"
 
 
 def _int(value: object, where: str, key: str, low: int) -> int:

@@ -16,6 +16,7 @@ names the key. Only ``model.kwargs`` is a free dict (it is passed to the model b
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
@@ -26,6 +27,8 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from skelact.errors import SkelactError, short_repr
+
 __all__ = [
     "ConfigError",
     "AugmentConfig",
@@ -33,6 +36,7 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "OverfitConfig",
+    "CalibrationConfig",
     "Config",
     "load_config",
     "config_from_dict",
@@ -43,7 +47,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(SkelactError, ValueError):
     """A configuration file, key or value is invalid."""
 
 
@@ -157,9 +161,12 @@ class OverfitConfig:
 
     ``None`` keeps the recipe's value. Augmentation is off unless ``augment`` is true;
     ``model_kwargs`` is merged into ``model.kwargs`` (e.g. to turn off a model's own augmentation).
+    ``min_steps`` lengthens the run to at least that many optimiser steps: a handful of clips
+    makes one step per epoch, too few for any model to fit them in ``epochs``.
     """
 
     epochs: int | None = None
+    min_steps: int | None = None
     lr: float | None = None
     clip_len: int | None = None
     batch_size: int | None = None
@@ -171,6 +178,20 @@ class OverfitConfig:
 
 
 @dataclass
+class CalibrationConfig:
+    """What training fits on ``data.val_split`` after the last epoch (stored in the checkpoints).
+
+    Attributes:
+        enabled: Fit a softmax temperature and an unknown-action threshold.
+        accept: Fraction of the validation clips the threshold accepts (the rest of the
+            confidence range is reported as "unknown action").
+    """
+
+    enabled: bool = True
+    accept: float = 0.95
+
+
+@dataclass
 class Config:
     """A complete experiment.
 
@@ -179,6 +200,7 @@ class Config:
         model: Model section.
         optim: Optimisation section.
         overfit: Overrides used by the ``overfit`` sanity check.
+        calibration: Temperature and unknown threshold fitted after training.
         seed: Seed for torch, numpy and Python ``random`` (and the data pipeline).
         eval_interval: Validate every this many epochs (and always after the last).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
@@ -188,6 +210,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     overfit: OverfitConfig = field(default_factory=OverfitConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     seed: int = 0
     eval_interval: int = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -247,46 +270,49 @@ def _check_value(tp: Any, value: Any, key: str) -> Any:
                 return _check_value(arg, value, key)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} matches none of {tp}")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {short_repr(value)} matches none of {tp}")
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
-            raise ConfigError(f"{key}: {value!r} is not one of {list(allowed)}")
+            raise ConfigError(f"{key}: {short_repr(value)} is not one of {list(allowed)}")
         return value
     if origin is list:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
+            raise ConfigError(f"{key}: expected a list, got {short_repr(value)}")
         (item,) = typing.get_args(tp) or (Any,)
         return [_check_value(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{key}: expected a mapping, got {short_repr(value)}")
         return dict(value)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{key}: expected a mapping, got {short_repr(value)}")
         return _from_dict(tp, value, key)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+            raise ConfigError(f"{key}: expected true/false, got {short_repr(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            raise ConfigError(f"{key}: expected an integer, got {short_repr(value)}")
         return value
     if tp is float:
         # YAML 1.1 reads "1e-3" (no dot) as a string; accept it.
         if isinstance(value, str):
             try:
-                return float(value)
+                value = float(value)
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{key}: expected a number, got {short_repr(value)}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value}")
+        return value
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
+            raise ConfigError(f"{key}: expected a string, got {short_repr(value)}")
         return value
     raise ConfigError(f"{key}: unsupported annotation {tp}")  # pragma: no cover - programming error
 
@@ -297,7 +323,7 @@ def _from_dict(cls: type, raw: dict, prefix: str) -> Any:
     for k in raw:
         if k not in names:
             where = f"{prefix}.{k}" if prefix else str(k)
-            raise ConfigError(f"unknown config key {where!r} (known: {sorted(names)})")
+            raise ConfigError(f"unknown config key {short_repr(where)} (known: {', '.join(sorted(names))})")
     kwargs = {}
     for k, v in raw.items():
         kwargs[k] = _check_value(hints[k], v, f"{prefix}.{k}" if prefix else k)
@@ -333,14 +359,32 @@ def _check_semantics(cfg: Config) -> None:
             raise ConfigError(f"{key}: must be >= 1, got {v}")
     if d.num_workers < 0:
         raise ConfigError(f"data.num_workers: must be >= 0, got {d.num_workers}")
-    if o.lr <= 0:
-        raise ConfigError(f"optim.lr: must be > 0, got {o.lr}")
+    if not 0 < o.lr <= 10:
+        raise ConfigError(f"optim.lr: must be in (0, 10], got {o.lr}")
+    if not 0 <= o.min_lr <= o.lr:
+        raise ConfigError(f"optim.min_lr: must be in [0, optim.lr], got {o.min_lr}")
+    if o.weight_decay < 0:
+        raise ConfigError(f"optim.weight_decay: must be >= 0, got {o.weight_decay}")
+    if not 0 <= o.momentum < 1:
+        raise ConfigError(f"optim.momentum: must be in [0, 1), got {o.momentum}")
+    if o.warmup_epochs < 0:
+        raise ConfigError(f"optim.warmup_epochs: must be >= 0, got {o.warmup_epochs}")
+    if o.clip_grad is not None and o.clip_grad <= 0:
+        raise ConfigError(f"optim.clip_grad: must be > 0 (or null for no clipping), got {o.clip_grad}")
+    a = d.augment
+    for key, v in (("rotate", a.rotate), ("shift", a.shift), ("rotate3d", a.rotate3d)):
+        if v < 0:
+            raise ConfigError(f"data.augment.{key}: must be >= 0, got {v}")
     if not 0.0 <= d.augment.flip <= 1.0:
         raise ConfigError(f"data.augment.flip: a probability in [0, 1], got {d.augment.flip}")
-    if d.augment.scale is not None and (len(d.augment.scale) != 2 or d.augment.scale[0] > d.augment.scale[1]):
-        raise ConfigError(f"data.augment.scale: expected [low, high], got {d.augment.scale}")
+    if a.scale is not None and (len(a.scale) != 2 or not 0 < a.scale[0] <= a.scale[1]):
+        raise ConfigError(f"data.augment.scale: expected [low, high] with 0 < low <= high, got {short_repr(a.scale)}")
     if o.ema is not None and not 0.0 < o.ema < 1.0:
         raise ConfigError(f"optim.ema: a decay in (0, 1), got {o.ema}")
+    if cfg.overfit.min_steps is not None and cfg.overfit.min_steps < 1:
+        raise ConfigError(f"overfit.min_steps: must be >= 1, got {cfg.overfit.min_steps}")
+    if not 0.0 < cfg.calibration.accept <= 1.0:
+        raise ConfigError(f"calibration.accept: a fraction in (0, 1], got {cfg.calibration.accept}")
     if not 0.0 <= o.label_smoothing < 1.0:
         raise ConfigError(f"optim.label_smoothing: must be in [0, 1), got {o.label_smoothing}")
 
@@ -363,10 +407,15 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     out = _merge({}, raw)
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected key=value")
+            raise ConfigError(f"--set {short_repr(item)}: expected key=value")
         key, text = item.split("=", 1)
         key = key.strip()
-        value = yaml.safe_load(text) if text.strip() else ""
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {short_repr(item)}: the value is not valid YAML{_yaml_where(e)}") from None
+        except RecursionError:
+            raise ConfigError(f"--set {short_repr(item)}: the value is nested too deeply") from None
         parts = key.split(".")
         cls: Any = Config
         node = out
@@ -375,7 +424,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             if cls is not None:
                 fields = {f.name: f for f in dataclasses.fields(cls)}
                 if part not in fields:
-                    raise ConfigError(f"unknown config key {where!r} in override {item!r}")
+                    raise ConfigError(f"--set {short_repr(item)}: unknown config key {short_repr(where)}")
                 hint = typing.get_type_hints(cls)[part]
                 cls = hint if dataclasses.is_dataclass(hint) else None
                 free = typing.get_origin(hint) is dict
@@ -385,13 +434,23 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
                 node[part] = value
             else:
                 if cls is None and not free:
-                    raise ConfigError(f"config key {where!r} is not a section (override {item!r})")
+                    raise ConfigError(f"--set {short_repr(item)}: config key {short_repr(where)} is not a section")
                 child = node.get(part)
                 if not isinstance(child, dict):
                     child = {}
                     node[part] = child
                 node = child
     return out
+
+
+def _yaml_where(e: Exception) -> str:
+    """`` at line L, column C: <problem>`` of a YAML error (PyYAML's own message spans several lines)."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or ""
+    if "!!python" in str(e) or "could not determine a constructor" in str(e):
+        problem = "tags such as !!python are not allowed"
+    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{at}: {problem}" if problem else at
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -410,14 +469,21 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if path in seen:
         raise ConfigError(f"{path}: circular 'base' chain")
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        try:
-            raw = yaml.safe_load(f) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: invalid YAML: {e}") from e
+        raise ConfigError(f"{path}: config file not found")
+    if path.stat().st_size > 1 << 20:
+        raise ConfigError(f"{path}: {path.stat().st_size} bytes is too large for a recipe")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML{_yaml_where(e)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a config must be a mapping")
+        raise ConfigError(f"{path}: a config must be a mapping of sections, got {short_repr(raw)}")
     base = raw.pop("base", None)
     if base is None:
         return raw

@@ -67,12 +67,21 @@ def _cpu_has_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
-def resolve_amp(amp: str, device: torch.device, option: str = "optim.amp") -> str:
+def resolve_amp(amp: str, device: torch.device, option: str = "optim.amp", strict: bool = True) -> str:
     """``optim.amp`` for ``device``: ``auto`` becomes ``bf16`` where :func:`native_bf16`, else ``none``.
 
+    Args:
+        amp: ``none``, ``bf16``, ``fp16`` or ``auto``.
+        device: Where the run is.
+        option: The key named in errors.
+        strict: Refuse fp16 off CUDA (training); else fall back to ``auto`` (evaluating a model
+            trained in fp16 on a machine without CUDA).
+
     Raises:
-        DeviceError: ``fp16`` on a device other than CUDA.
+        DeviceError: ``fp16`` on a device other than CUDA, when ``strict``.
     """
+    if amp == "fp16" and device.type != "cuda" and not strict:
+        amp = "auto"
     if amp == "auto":
         return "bf16" if native_bf16(device) else "none"
     if amp == "fp16" and device.type != "cuda":

@@ -2,7 +2,8 @@
 
 A :class:`Layout` is everything the data pipeline and the models need to know about a
 skeleton. Built-in layouts are ``coco17`` (HRNet / MoveNet order), ``ntu25`` (Kinect v2),
-``penn13`` (Penn Action) and ``ucla20`` (Kinect v1, NW-UCLA). A user layout comes from a small
+``penn13`` (Penn Action), ``ucla20`` (Kinect v1, NW-UCLA), ``openpose18`` (OpenPose COCO-18) and
+``body25`` (OpenPose BODY_25). A user layout comes from a small
 YAML file and is accepted everywhere a built-in name is (see :func:`get_layout`).
 
 Below the config / CLI boundary a layout is always a :class:`Layout` object: :func:`resolve_layout`
@@ -211,7 +212,49 @@ UCLA20 = Layout(
                       one_based=True),
 )
 
-_BUILTIN: dict[str, Layout] = {lay.name: lay for lay in (COCO17, NTU25, PENN13, UCLA20)}
+# OpenPose's two body models (its ``--write_json`` order). Joint names follow COCO17's, so
+# joint_mapping maps both to coco17 and penn13 by name; neck is the root, as in ST-GCN's openpose graph.
+OPENPOSE18 = Layout(
+    name="openpose18",
+    joints=(
+        "nose", "neck", "right_shoulder", "right_elbow", "right_wrist",
+        "left_shoulder", "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle",
+        "left_hip", "left_knee", "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear",
+    ),
+    edges=_pairs([
+        (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12),
+        (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
+    ]),
+    root=1,
+    flip_pairs=_pairs([(5, 2), (6, 3), (7, 4), (11, 8), (12, 9), (13, 10), (15, 14), (17, 16)]),
+    # The bones plus the hip line (the trunk's bottom edge; the hips only meet at the neck otherwise).
+    limbs=_pairs([
+        (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12),
+        (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17), (8, 11),
+    ]),
+)
+
+BODY25 = Layout(
+    name="body25",
+    joints=(
+        "nose", "neck", "right_shoulder", "right_elbow", "right_wrist",
+        "left_shoulder", "left_elbow", "left_wrist", "mid_hip", "right_hip", "right_knee", "right_ankle",
+        "left_hip", "left_knee", "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear",
+        "left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel",
+    ),
+    edges=_pairs([
+        (1, 8), (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (8, 9), (9, 10), (10, 11), (8, 12),
+        (12, 13), (13, 14), (1, 0), (0, 15), (15, 17), (0, 16), (16, 18), (14, 19), (19, 20), (14, 21),
+        (11, 22), (22, 23), (11, 24),
+    ]),
+    root=1,
+    flip_pairs=_pairs([
+        (5, 2), (6, 3), (7, 4), (12, 9), (13, 10), (14, 11), (16, 15), (18, 17), (19, 22), (20, 23), (21, 24),
+    ]),
+)
+
+# infer_layout takes the first layout with the joint count: 25 stays ntu25 (body25 is named explicitly).
+_BUILTIN: dict[str, Layout] = {lay.name: lay for lay in (COCO17, NTU25, PENN13, UCLA20, OPENPOSE18, BODY25)}
 
 #: ``penn13_keypoints = coco17_keypoints[..., COCO17_TO_PENN13, :]`` (Penn's head is COCO's nose).
 COCO17_TO_PENN13: tuple[int, ...] = (0, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)
@@ -291,6 +334,8 @@ def _read_layout_file(path: Path) -> Layout:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise LayoutError(f"{path}: not valid YAML{at}") from None
+    except RecursionError:
+        raise LayoutError(f"{path}: nested too deeply") from None
     if isinstance(spec, dict):
         spec.setdefault("name", path.stem)
     return layout_from_dict(spec, where=str(path))

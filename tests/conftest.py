@@ -52,3 +52,14 @@ def one_thread() -> object:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def labelled_videos(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``ROOT/{forward,reversed}/clip_{0..3}.avi``: 18-frame 640x360 pieces of the real NTU video, the
+    second class played backwards (see ``synthetic.labelled_video_folder``). Shared: do not modify it."""
+    pytest.importorskip("cv2")
+    from synthetic import labelled_video_folder
+
+    root = tmp_path_factory.mktemp("labelled") / "videos"
+    return labelled_video_folder(root, data_root / "videos" / "ntu_sample.avi")

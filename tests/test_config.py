@@ -88,7 +88,7 @@ def test_unknown_keys_are_errors_naming_the_key(tmp_path: Path) -> None:
         ({"data": {"with_score": "yes"}}, "expected true/false"),
         ({"data": {"augment": {"scale": [1.2, 0.8]}}}, "data.augment.scale"),
         ({"optim": {"name": "lamb"}}, "optim.name"),
-        ({"optim": {"lr": -1}}, "optim.lr: must be > 0"),
+        ({"optim": {"lr": -1}}, "optim.lr: must be in \\(0, 10\\]"),
     ],
 )
 def test_bad_values(raw: dict, match: str) -> None:

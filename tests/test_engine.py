@@ -16,12 +16,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from synthetic import TINY_MODEL, penn_clip
+from synthetic import TINY_MODEL, make_dataset, recipe
 
 import skelact.runtime as runtime_module
 from skelact.checkpoint import Checkpoint, CheckpointError
 from skelact.config import config_from_dict, config_to_dict, load_config
-from skelact.data.io import save_annotations
 from skelact.engine import builders, metrics
 from skelact.engine.distributed import state_digest
 from skelact.engine.evaluate import evaluate, fuse, load_scores, save_scores
@@ -32,30 +31,6 @@ from skelact.skeleton import get_layout
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def make_dataset(path: Path, classes: int = 3, per_class: int = 8, frames: int = 24) -> Path:
-    """Penn-like 2D clips (13 joints, 1 person, 480x360) whose joints oscillate at a class-specific rate."""
-    rng = np.random.default_rng(0)
-    anns = [penn_clip(f"c{c}_{i:02d}", c, frames + int(rng.integers(-4, 5)), rng)
-            for c in range(classes) for i in range(per_class)]
-    names = [a["frame_dir"] for a in anns]
-    split = {"train": [n for k, n in enumerate(names) if k % 4], "test": [n for k, n in enumerate(names) if k % 4 == 0]}
-    save_annotations({"split": split, "annotations": anns, "classes": [f"action{c}" for c in range(classes)],
-                      "layout": "penn13"}, path)
-    return path
-
-
-def recipe(ann_file: Path, **optim: object) -> dict:
-    return {
-        "data": {"ann_file": str(ann_file), "clip_len": 16, "max_persons": 1, "features": ["joint", "bone"],
-                 "augment": {"flip": 0.5, "rotate": 10, "scale": [0.9, 1.1], "shift": 0.05},
-                 "batch_size": 6, "num_workers": 0, "num_clips_val": 2},
-        "model": TINY_MODEL,
-        "optim": {"name": "sgd", "lr": 0.05, "epochs": 2, "warmup_epochs": 0.5, "clip_grad": 5.0, **optim},
-        "seed": 0,
-        "device": "cpu",
-    }
 
 
 @pytest.fixture(scope="module")

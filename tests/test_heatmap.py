@@ -1,4 +1,4 @@
-"""Heatmap drawing: exact agreement with per-point reference loops, peaks, flips, missing joints."""
+"""Heatmap drawing: exact agreement with the formula (skelact.bench.reference), peaks, flips, missing joints."""
 
 from __future__ import annotations
 
@@ -6,6 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from skelact.bench.reference import (
+    formula_joint_heatmaps,
+    formula_limb_heatmaps,
+    patch_radius,
+    pyskl_joint_heatmaps,
+    pyskl_limb_heatmaps,
+)
 from skelact.models.heatmap import (
     PoseHeatmap,
     compact_boxes,
@@ -19,49 +26,6 @@ from skelact.models.heatmap import (
 from skelact.skeleton import get_layout
 
 LIMBS = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (4, 5), (1, 1 + 4)]
-
-
-def ref_joint(kp: np.ndarray, score: np.ndarray, h: int, w: int, sigma: float) -> np.ndarray:
-    """The formula, one keypoint at a time: ``score * exp(-|p - mu|^2 / 2 sigma^2)``, max over persons."""
-    n, m, t, v, _ = kp.shape
-    out = np.zeros((n, v, t, h, w))
-    ys, xs = np.mgrid[0:h, 0:w]
-    for i in range(n):
-        for p in range(m):
-            for f in range(t):
-                for j in range(v):
-                    s = score[i, p, f, j]
-                    if s <= 0:
-                        continue
-                    x, y = kp[i, p, f, j]
-                    g = s * np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2))
-                    out[i, j, f] = np.maximum(out[i, j, f], g)
-    return out
-
-
-def ref_limb(kp: np.ndarray, score: np.ndarray, limbs: list[tuple[int, int]], h: int, w: int,
-             sigma: float) -> np.ndarray:
-    """The formula, one limb at a time: distance to the segment (endpoints past its ends)."""
-    n, m, t, _, _ = kp.shape
-    out = np.zeros((n, len(limbs), t, h, w))
-    ys, xs = np.mgrid[0:h, 0:w]
-    for i in range(n):
-        for p in range(m):
-            for f in range(t):
-                for k, (ja, jb) in enumerate(limbs):
-                    sa, sb = score[i, p, f, ja], score[i, p, f, jb]
-                    if sa <= 0 or sb <= 0:
-                        continue
-                    a, b = kp[i, p, f, ja], kp[i, p, f, jb]
-                    ab = b - a
-                    len2 = ab @ ab
-                    if len2 == 0:
-                        frac = np.zeros(xs.shape)
-                    else:
-                        frac = np.clip(((xs - a[0]) * ab[0] + (ys - a[1]) * ab[1]) / len2, 0, 1)
-                    d2 = (xs - a[0] - frac * ab[0]) ** 2 + (ys - a[1] - frac * ab[1]) ** 2
-                    out[i, k, f] = np.maximum(out[i, k, f], min(sa, sb) * np.exp(-d2 / (2 * sigma**2)))
-    return out
 
 
 def random_clip(seed: int, n: int = 2, m: int = 2, t: int = 3, v: int = 6, h: int = 20, w: int = 24):
@@ -81,13 +45,13 @@ def test_matches_reference(seed: int, sigma: float, size: tuple[int, int]) -> No
     h, w = size
     kp, score = random_clip(seed, h=h, w=w)
     kn, sn = kp.double().numpy(), score.double().numpy()
-    joint = ref_joint(kn, sn, h, w, sigma)
+    joint = formula_joint_heatmaps(kn, sn, size, sigma)
     assert np.abs(joint_heatmaps(kp, score, size, sigma).numpy() - joint).max() <= 1e-5
     single = single_heatmaps(kp, score, size, sigma).numpy()
     assert np.abs(single - joint.max(1, keepdims=True)).max() <= 1e-5
     limb = limb_heatmaps(kp, score, LIMBS, size, sigma).numpy()
     assert limb.shape == (2, len(LIMBS), 3, h, w)
-    assert np.abs(limb - ref_limb(kn, sn, LIMBS, h, w, sigma)).max() <= 1e-5
+    assert np.abs(limb - formula_limb_heatmaps(kn, sn, LIMBS, size, sigma)).max() <= 1e-5
 
 
 def test_long_limbs_match_reference() -> None:
@@ -95,8 +59,50 @@ def test_long_limbs_match_reference() -> None:
     kp, score = random_clip(3, n=1, m=2, t=4, v=6, h=40, w=40)
     kp = kp * 1.5 - 10
     out = limb_heatmaps(kp, score, LIMBS, 40, 0.6).numpy()
-    ref = ref_limb(kp.double().numpy(), score.double().numpy(), LIMBS, 40, 40, 0.6)
+    ref = formula_limb_heatmaps(kp.double().numpy(), score.double().numpy(), LIMBS, 40, 0.6)
     assert np.abs(out - ref).max() <= 1e-5
+
+
+def _one_at_a_time(kind: str, kp: np.ndarray, score: np.ndarray, h: int, w: int, sigma: float) -> np.ndarray:
+    """The formula written out for one keypoint (or limb) of one person and frame at a time."""
+    n, m, t, v, _ = kp.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    out = np.zeros((n, v if kind == "joint" else len(LIMBS), t, h, w))
+    for i, p, f in np.ndindex(n, m, t):
+        for c, (ja, jb) in enumerate([(j, j) for j in range(v)] if kind == "joint" else LIMBS):
+            s = min(score[i, p, f, ja], score[i, p, f, jb])
+            if s <= 0:
+                continue
+            a, b = kp[i, p, f, ja], kp[i, p, f, jb]
+            ab = b - a
+            frac = 0.0 if ab @ ab == 0 else np.clip(((xs - a[0]) * ab[0] + (ys - a[1]) * ab[1]) / (ab @ ab), 0, 1)
+            d2 = (xs - a[0] - frac * ab[0]) ** 2 + (ys - a[1] - frac * ab[1]) ** 2
+            out[i, c, f] = np.maximum(out[i, c, f], s * np.exp(-d2 / (2 * sigma**2)))
+    return out
+
+
+@pytest.mark.parametrize("sigma", [0.6, 1.7])
+def test_references_equal_the_formula(sigma: float) -> None:
+    """The vectorised formula equals the one-point-at-a-time loop; PYSKL's algorithm equals both."""
+    h, w = 20, 24
+    kp, score = random_clip(7, h=h, w=w)
+    kp[1, 1, 2, 3] = float("nan")  # a non-finite joint draws nothing
+    kp[0, 1, 1, 2] = torch.tensor([-30.0, 500.0])  # far off the map
+    kn, sn = kp.double().numpy(), score.double().numpy()
+    sn_loop = np.where(np.isfinite(kn).all(-1), sn, 0)
+    for kind, formula, pyskl in (("joint", formula_joint_heatmaps(kn, sn, (h, w), sigma),
+                                  pyskl_joint_heatmaps(kn, sn, (h, w), sigma)),
+                                 ("limb", formula_limb_heatmaps(kn, sn, LIMBS, (h, w), sigma),
+                                  pyskl_limb_heatmaps(kn, sn, LIMBS, (h, w), sigma))):
+        loop = _one_at_a_time(kind, np.nan_to_num(kn), sn_loop, h, w, sigma)
+        assert np.abs(formula - loop).max() <= 1e-12
+        assert pyskl.dtype == np.float32 and pyskl.shape == formula.shape
+        assert np.abs(pyskl - formula).max() <= 1e-5
+        assert formula.max() > 0.2  # something was drawn
+    # A patch cut at 3 sigma, as PYSKL's own code does, is not equal output.
+    cut = pyskl_joint_heatmaps(kn, sn, (h, w), sigma, eps=float(np.exp(-4.5)))
+    assert 1e-3 < np.abs(cut - formula_joint_heatmaps(kn, sn, (h, w), sigma)).max() <= np.exp(-4.5)
+    assert patch_radius(0.6, float(np.exp(-4.5))) == pytest.approx(1.8)
 
 
 def test_peak_is_score_at_keypoint_pixel() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from skelact.errors import SkelactError
 
-__all__ = ["CLIError", "positive_int", "positive_float", "fraction", "add_model_args", "add_pose_args",
+__all__ = ["CLIError", "positive_int", "positive_float", "fraction", "fraction_open", "add_model_args", "add_pose_args",
            "check_output", "load_clip", "true_label", "print_metrics", "PICKLE_SUFFIXES"]
 
 PICKLE_SUFFIXES = (".pkl", ".pickle")
@@ -50,6 +50,17 @@ def fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"invalid number: {text[:40]!r}") from None
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text[:40]}")
+    return value
+
+
+def fraction_open(text: str) -> float:
+    """argparse type: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text[:40]!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text[:40]}")
     return value
 
 
@@ -141,6 +152,9 @@ def print_metrics(metrics: dict) -> None:
     for key, label in names:
         if key in metrics:
             print(f"{label:>16}: {100 * metrics[key]:.2f} %")
-    for key, label in (("loss", "loss"), ("brier", "Brier score")):
+    for key, label in (("loss", "loss"), ("brier", "Brier score"), ("ece", "ECE")):
         if key in metrics:
             print(f"{label:>16}: {metrics[key]:.4f}")
+    if "unknown_rate" in metrics:
+        print(f"{'unknown':>16}: {100 * metrics['unknown_rate']:.2f} % below p = {metrics['unknown_threshold']:.3f} "
+              f"(temperature {metrics['temperature']:.3f}, fitted on {metrics['calibrated_on']!r})")

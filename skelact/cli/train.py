@@ -6,17 +6,48 @@ import argparse
 import os
 from pathlib import Path
 
-from skelact.cli.common import CLIError, positive_int, print_metrics
+from skelact.cli.common import CLIError, fraction_open, positive_int, print_metrics
 
 __all__ = ["add_parsers"]
 
 
+def _auto_recipe(args: argparse.Namespace) -> tuple[object, object]:
+    """The zero-config recipe for a data file (printed), with ``--set`` applied; and the loaded clips."""
+    from skelact.config import apply_overrides, config_from_dict, config_to_dict
+    from skelact.engine import builders
+    from skelact.engine.autoconfig import auto_config
+
+    packed = builders.load_clips_file(args.config)
+    auto = auto_config(packed, args.config, args.model or "kpc3d", layout=args.layout, seed=args.seed)
+    cfg = auto.config
+    if args.overrides:
+        cfg = config_from_dict(apply_overrides(config_to_dict(cfg), args.overrides))
+    if os.environ.get("RANK", "0") == "0":
+        print(f"recipe chosen for {cfg.model.name} on {args.config} ({len(packed)} clips, layout "
+              f"{auto.layout.name}, {packed.num_channels}D):")
+        print(auto.describe())
+        if args.overrides:
+            print(f"  then --set {' '.join(args.overrides)}")
+        print(f"it is written to {args.work_dir / 'config.yaml'}: edit it and train with "
+              f"`skelact train {args.work_dir / 'config.yaml'} --work-dir NEW_DIR`")
+    return cfg, packed
+
+
 def _cmd_train(args: argparse.Namespace) -> None:
+    from skelact.cli.common import PICKLE_SUFFIXES
     from skelact.config import load_config
     from skelact.engine.train import train
 
-    cfg = load_config(args.config, args.overrides)
-    result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit)
+    packed = None
+    if args.config.suffix.lower() in PICKLE_SUFFIXES:
+        cfg, packed = _auto_recipe(args)
+    else:
+        for option in ("model", "layout"):
+            if getattr(args, option) is not None:
+                raise CLIError(f"--{option} applies to a data file (skelact train DATA.pkl --{option} ...); a "
+                               f"recipe names its own (model.name, data.layout)")
+        cfg = load_config(args.config, args.overrides)
+    result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit, packed=packed)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
         best = 100 * result["best_top1"]
         print(f"best top-1 {best:.2f} % at epoch {result['best_epoch']}; outputs in {args.work_dir}")
@@ -39,6 +70,17 @@ def _cmd_test(args: argparse.Namespace) -> None:
     print(f"scores, report, confusion matrix in {out_dir}")
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> None:
+    from skelact.cli.common import check_output
+    from skelact.engine.calibrate import calibrate_checkpoint
+
+    check_output(args.output, [args.checkpoint], args.force)
+    c = calibrate_checkpoint(args.checkpoint, args.output, split=args.split, accept=args.accept)
+    print(f"temperature {c.temperature:.3f} (ECE on {c.split!r}: {c.ece_before:.4f} -> {c.ece_after:.4f}); "
+          f"unknown below p = {c.threshold:.3f} ({c.accept_rate:.1%} of {c.split!r} accepted)")
+    print(f"wrote {args.output}")
+
+
 def _cmd_fuse(args: argparse.Namespace) -> None:
     from skelact.engine.evaluate import fuse
 
@@ -52,10 +94,15 @@ def _cmd_fuse(args: argparse.Namespace) -> None:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``train``, ``test`` and ``fuse``."""
-    p = sub.add_parser("train", help="train a model from a YAML recipe",
-                       description="Train a model from a YAML recipe (see configs/). Writes last.pt and best.pt "
-                       "each epoch, metrics.csv and curves.png. Runs as is under torchrun for several processes.")
-    p.add_argument("config", type=Path, help="recipe .yaml")
+    p = sub.add_parser("train", help="train a model from a YAML recipe, or from a data file alone",
+                       description="Train a model from a YAML recipe (see configs/), or give a PYSKL .pkl and a "
+                       "--model and a recipe is chosen from the data (2D/3D, persons, layout, clip lengths, "
+                       "splits), printed and written to WORK_DIR/config.yaml. Writes last.pt and best.pt each "
+                       "epoch, metrics.csv and curves.png. Runs as is under torchrun for several processes.")
+    p.add_argument("config", type=Path, metavar="RECIPE|DATA", help="recipe .yaml, or a data .pkl")
+    p.add_argument("--model", default=None, help="with a data file: kpc3d (default), stgcnpp, poseconv3d_c3d, ...")
+    p.add_argument("--layout", default=None, help="with a data file: layout name or YAML (default: the file's)")
+    p.add_argument("--seed", type=int, default=0, help="with a data file: the run's seed (default 0)")
     p.add_argument("--work-dir", type=Path, required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/last.pt")
     p.add_argument("--overfit", type=positive_int, default=None, metavar="N",
@@ -77,6 +124,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override recipe values, e.g. --set data.val_split=xsub_val")
     p.set_defaults(func=_cmd_test)
+
+    p = sub.add_parser("calibrate", help="fit a checkpoint's temperature and unknown-action threshold",
+                       description="Fit a softmax temperature (lowest NLL of the test-time prediction) and the "
+                       "unknown-action threshold (accepting --accept of the clips) on a validation split, and "
+                       "write the checkpoint with them. `skelact train` does this itself after the last epoch.")
+    p.add_argument("checkpoint", type=Path, help="best.pt / last.pt from `skelact train`")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the calibrated checkpoint (.pt)")
+    p.add_argument("--split", default=None, help="split to fit on (default: the recipe's val_split)")
+    p.add_argument("--accept", type=fraction_open, default=0.95,
+                   help="fraction of the split's clips accepted as known (default 0.95)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("fuse", help="fuse several streams' scores (e.g. joint/bone/motion)",
                        description="Weighted average of the probabilities in several scores.npz files.")

@@ -14,6 +14,7 @@ from skelact.cli.common import (
     add_model_args,
     add_pose_args,
     check_output,
+    fraction,
     load_clip,
     positive_int,
     true_label,
@@ -22,17 +23,50 @@ from skelact.cli.common import (
 __all__ = ["add_parsers"]
 
 
+def _shard(text: str) -> tuple[int, int]:
+    from skelact.pose.dataset import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _cmd_extract(args: argparse.Namespace) -> None:
-    from skelact.data.io import save_annotations
-    from skelact.pose import MoveNet, extract_videos
+    from skelact.pose.dataset import extract_dataset
+    from skelact.pose.extract import is_video
 
     out = Path(args.output)
     check_output(out, args.inputs, args.force)
-    model = MoveNet(args.pose_model, input_size=args.input_size, num_threads=args.threads)
-    data, failures = extract_videos(args.inputs, model, max_persons=args.max_persons, progress=not args.quiet)
-    save_annotations(data, out, force=args.force, allow_unlabeled=True)
-    done = len(data["annotations"])
-    print(f"wrote {out}: {done} clip(s)" + (f", {len(failures)} video(s) skipped" if failures else ""))
+    if is_video(out):  # e.g. `-o ROOT/run/x.mp4`: a later scan of ROOT would take it for a video
+        raise CLIError(f"{out}: looks like a video; the output is a dataset file (e.g. data.pkl)")
+    if args.seed is not None and args.val_fraction is None:
+        raise CLIError("--seed: applies to --val-fraction only")
+    result = extract_dataset(
+        args.inputs, out, pose_model=args.pose_model, input_size=args.input_size, max_persons=args.max_persons,
+        min_frames=args.min_frames, val_fraction=args.val_fraction, split_file=args.split_file,
+        seed=args.seed or 0, shard=args.shard, workers=args.workers, threads=args.threads, resume=args.resume,
+        force=args.force, progress=not args.quiet,
+    )
+    for note in result.notes:
+        print(f"note: {note}")
+    data, videos = result.data, result.videos
+    shard = f" (shard {args.shard[0]}/{args.shard[1]} of {len(videos.items)} videos)" if args.shard else ""
+    extracted = result.selected - result.resumed
+    rate = result.frames / result.seconds if result.seconds > 0 else 0.0
+    print(f"{extracted} video(s) extracted, {result.frames} frames in {result.seconds:.1f} s ({rate:.1f} frames/s)"
+          + (f", {result.resumed} done by an earlier run" if result.resumed else "") + shard)
+    parts = [f"{len(data['annotations'])} clip(s)"]
+    if videos.classes is not None:
+        parts.append(f"{len(videos.classes)} classes")
+    if data["split"]:
+        parts.append(", ".join(f"{name} {len(m)}" for name, m in data["split"].items()))
+    failed = f"{len(result.failures)} video(s) failed"
+    if result.failures:
+        from skelact.pose.progress import failures_path
+
+        failed += f", listed in {failures_path(out)}"
+    print(f"wrote {out}: {'; '.join(parts)}; {failed}")
 
 
 def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
@@ -43,8 +77,8 @@ def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
     if out is not None:
         from skelact.viz.video import check_video_path
 
-        check_video_path(out)
         check_output(out, [source] + ([args.video] if args.video is not None else []))
+        check_video_path(out)
     is_pickle = source.suffix.lower() in PICKLE_SUFFIXES
     if not is_pickle and args.clip is not None:
         raise CLIError(f"{source}: --clip applies to a .pkl input, not a video")
@@ -89,6 +123,7 @@ def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
     if note:
         print(f"note: {note}")
     print(f"{ann.get('frame_dir')}: {pred.frames} frames, {pred.views} views, model {predictor.source}")
+    print(f"prediction: {pred.describe()}")
     width = max(len(name) for name, _ in pred.topk)
     for i, (name, p) in enumerate(pred.topk, 1):
         mark = "  <- true label" if name == label else ""
@@ -135,11 +170,34 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``extract``, ``predict`` and ``demo``."""
-    p = sub.add_parser("extract", help="videos -> skeletons (MoveNet MultiPose + tracking) as a PYSKL pickle",
+    p = sub.add_parser("extract", help="videos -> skeletons (MoveNet MultiPose + tracking) as a PYSKL pickle; a "
+                       "folder ROOT/<class>/<video> becomes a labelled dataset with a split",
                        description="Detect 2D poses (COCO-17) in each video, track people across frames, keep the "
-                       "most confident tracks, and write one clip per video (label -1) to a PYSKL pickle.")
-    p.add_argument("inputs", nargs="+", type=Path, help="video files and/or folders of videos")
+                       "most confident tracks, and write one clip per video to a PYSKL pickle. A folder "
+                       "ROOT/<class>/<video> gives labels (classes: the sorted folder names) and a split; videos "
+                       "directly in ROOT, or video files, are unlabelled (label -1). Each finished video is kept "
+                       "in .OUTPUT.progress/ beside the output until the end, so --resume continues a killed run; "
+                       "videos that fail are listed in OUTPUT.failures.csv.")
+    p.add_argument("inputs", nargs="+", type=Path,
+                   help="a folder ROOT (ROOT/<class>/<video>, or videos directly in it), or video files")
     p.add_argument("-o", "--output", type=Path, required=True, help="output .pkl")
+    split = p.add_mutually_exclusive_group()
+    split.add_argument("--val-fraction", type=fraction, default=None, metavar="F",
+                       help="split train/val: this share of each class's videos goes to val (at least one for a "
+                       "class of 2 or more); the same on every machine and shard. Default: all in train")
+    split.add_argument("--split-file", type=Path, default=None, metavar="FILE",
+                       help="the split from a file of lines 'relative/path.mp4 train|val|test' (relative to ROOT, "
+                       "every video once)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the --val-fraction split (default 0)")
+    p.add_argument("--shard", type=_shard, default=None, metavar="K/N",
+                   help="extract every N-th video of the sorted list from the K-th (0 <= K < N, e.g. a job "
+                   "array index); join the parts with `skelact merge`")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="pose processes, each with cores/N threads unless --threads is given (default 1)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run with the same output and settings (skips finished videos)")
+    p.add_argument("--min-frames", type=positive_int, default=8,
+                   help="videos with fewer frames fail as too short (default 8)")
     p.add_argument("--max-persons", type=positive_int, default=2, help="tracks kept per video (default 2)")
     add_pose_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")

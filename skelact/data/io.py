@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from skelact.errors import SkelactError
+
 __all__ = [
     "AnnotationError",
     "load_annotations",
@@ -50,7 +52,7 @@ WORK_DTYPE = np.float32
 REQUIRED_KEYS = ("frame_dir", "total_frames", "label", "keypoint")
 
 
-class AnnotationError(ValueError):
+class AnnotationError(SkelactError, ValueError):
     """An annotation file or clip is malformed; the message names the file and clip."""
 
 

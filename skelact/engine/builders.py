@@ -31,10 +31,12 @@ from skelact.data.transforms import (
     Transform,
     UniformSample,
 )
+from skelact.errors import short_repr
 from skelact.skeleton import Layout
 
 __all__ = [
     "load_clips",
+    "load_clips_file",
     "resolve_layout",
     "class_names",
     "split_indices",
@@ -42,6 +44,7 @@ __all__ = [
     "build_pipeline",
     "build_dataset",
     "overfit_indices",
+    "check_model_name",
     "build_model",
     "build_optimizer",
     "build_scheduler",
@@ -54,12 +57,18 @@ __all__ = [
 
 def load_clips(data: DataConfig) -> PackedClips:
     """Load ``data.ann_file`` (safe unpickler + validation) into packed arrays."""
-    path = Path(data.ann_file)
     if not data.ann_file:
         raise ConfigError("data.ann_file is empty: set it in the recipe or with --set data.ann_file=...")
+    return load_clips_file(data.ann_file, "data.ann_file")
+
+
+def load_clips_file(path: str | Path, what: str = "data file") -> PackedClips:
+    """Load a PYSKL pickle (safe unpickler + validation) into packed arrays."""
+    path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"data.ann_file: {path} not found (a PYSKL .pkl; see `skelact convert`)")
-    return PackedClips.from_pickle(path)
+        raise ConfigError(f"{what}: {path} not found (a PYSKL .pkl; see `skelact convert` and `skelact extract`)")
+    # Unlabeled clips (-1) may sit in splits the run does not use; split_indices checks the ones it does.
+    return PackedClips.from_pickle(path, allow_unlabeled=True)
 
 
 def resolve_layout(data: DataConfig, packed: PackedClips, given: Layout | None = None) -> Layout:
@@ -214,6 +223,15 @@ def overfit_indices(labels: np.ndarray, indices: np.ndarray, n: int) -> np.ndarr
 
 
 # ----------------------------------------------------------------------------------------- model
+
+
+def check_model_name(cfg: Config) -> None:
+    """Fail early on a ``model.name`` the registry does not know."""
+    from skelact.models import list_models
+
+    if cfg.model.name not in list_models():
+        raise ConfigError(f"model.name: unknown model {short_repr(cfg.model.name)}; registered: "
+                          f"{', '.join(list_models())}")
 
 
 def build_model(cfg: Config, num_classes: int, layout: Layout, in_channels: int) -> nn.Module:

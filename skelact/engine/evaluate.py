@@ -91,8 +91,9 @@ def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None,
 
     from skelact.engine import builders
     from skelact.engine.distributed import ShardSampler, cleanup_distributed, init_distributed
-    from skelact.engine.predict import predict
+    from skelact.engine.predict import predict_logits, view_probs
     from skelact.inference import load_model
+    from skelact.runtime import resolve_amp
 
     owns_group = not torch.distributed.is_initialized()
     info = init_distributed(cfg.device if cfg is not None else "auto")
@@ -119,13 +120,24 @@ def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None,
             loader = DataLoader(ds, batch_size=max(1, cfg.data.batch_size // k),
                                 sampler=ShardSampler(len(ds), info.rank, info.world_size),
                                 num_workers=cfg.data.num_workers, pin_memory=info.device.type == "cuda")
-            return predict(model, loader, info, cfg.optim.amp, progress="flip" if force_flip else "test")
+            return predict_logits(model, loader, info, amp, progress="flip" if force_flip else "test")
 
-        probs, labels = run(False)  # [N, C] mean softmax over K views
+        # The probabilities users see in `skelact predict`: at the checkpoint's calibrated temperature.
+        calib = predictor.calibration
+        t = calib.temperature if calib is not None else 1.0
+        amp = resolve_amp(cfg.optim.amp, info.device, strict=False)
+
+        logits, labels = run(False)  # [N, K, C]
         if flip:
-            probs = (probs + run(True)[0]) / 2  # mean over 2K views
-        extra = {"checkpoint": str(checkpoint), "ann_file": cfg.data.ann_file, "split": cfg.data.val_split,
-                 "views": k * (2 if flip else 1), "flip": flip}
+            logits = np.concatenate([logits, run(True)[0]], axis=1)  # [N, 2K, C]
+        probs = view_probs(logits, t)  # [N, C] mean softmax over the views
+        extra: dict[str, Any] = {"checkpoint": str(checkpoint), "ann_file": cfg.data.ann_file,
+                                 "split": cfg.data.val_split, "views": k * (2 if flip else 1), "flip": flip,
+                                 "temperature": t}
+        if calib is not None and calib.threshold is not None:
+            extra.update(unknown_threshold=calib.threshold, calibrated_on=calib.split,
+                         unknown_rate=float((probs.max(axis=1) < calib.threshold).mean()),
+                         ece_uncalibrated=metrics.expected_calibration_error(view_probs(logits, 1.0), labels))
         names = [packed.names[i] for i in indices]
         if out_dir is not None and info.rank == 0:
             return write_outputs(out_dir, probs, labels, names, classes, extra)

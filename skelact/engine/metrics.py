@@ -18,6 +18,8 @@ __all__ = [
     "precision_recall_f1",
     "cross_entropy",
     "brier_score",
+    "expected_calibration_error",
+    "auroc",
     "summarize",
     "classification_report",
 ]
@@ -99,6 +101,34 @@ def brier_score(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(((probs - onehot) ** 2).sum(axis=1).mean())
 
 
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE: ``sum_b n_b / N * |accuracy_b - confidence_b|`` over ``bins`` equal-width bins of the top-1
+    probability (Guo et al. 2017; a top-1 probability of exactly 1 falls in the last bin)."""
+    probs, labels = _check(probs, labels)
+    if len(labels) == 0:
+        return float("nan")
+    conf = probs.max(axis=1)
+    correct = (rank_classes(probs)[:, 0] == labels).astype(np.float64)
+    which = np.minimum((conf * bins).astype(np.int64), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            total += inside.sum() * abs(correct[inside].mean() - conf[inside].mean())
+    return float(total / len(labels))
+
+
+def auroc(known: np.ndarray, unknown: np.ndarray) -> float:
+    """Area under the ROC curve of a score that should be higher for ``known`` than for ``unknown``
+    samples (the probability that a random known one outscores a random unknown one, ties half)."""
+    from sklearn.metrics import roc_auc_score
+
+    known, unknown = np.asarray(known, np.float64).ravel(), np.asarray(unknown, np.float64).ravel()
+    if not known.size or not unknown.size:
+        raise ValueError("auroc needs known and unknown samples")
+    return float(roc_auc_score(np.r_[np.ones(known.size), np.zeros(unknown.size)], np.r_[known, unknown]))
+
+
 def summarize(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """All summary metrics of a probability matrix [N, C] as a flat dict of floats."""
     probs, labels = _check(probs, labels)
@@ -113,6 +143,7 @@ def summarize(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         "macro_f1": f1,
         "loss": cross_entropy(probs, labels),
         "brier": brier_score(probs, labels),
+        "ece": expected_calibration_error(probs, labels),
     }
 
 

@@ -10,34 +10,33 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
 from skelact.engine.distributed import DistInfo, all_gather_objects
 from skelact.runtime import autocast_context
 
-__all__ = ["predict", "BAR_INTERVAL"]
+__all__ = ["predict", "predict_logits", "view_probs", "BAR_INTERVAL"]
 
 #: Seconds between progress bar redraws: often on a terminal, rarely when stderr is a log file.
 BAR_INTERVAL = 0.1 if sys.stderr.isatty() else 30.0
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, info: DistInfo, amp: str = "none",
-            progress: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Softmax probabilities averaged over each clip's K views, gathered from every rank.
+def predict_logits(model: nn.Module, loader: DataLoader, info: DistInfo, amp: str = "none",
+                   progress: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Logits of every view of every clip, gathered from every rank.
 
     The loader must use a :class:`ShardSampler` (rank ``r`` holds items ``r::world``) over a dataset
     in test mode, whose items are [K, M, T, V, C].
 
     Returns:
-        ``(probs, labels)``: float64 [N, num_classes] and int64 [N] in dataset order, on every rank.
+        ``(logits, labels)``: float32 [N, K, num_classes] and int64 [N] in dataset order, on every rank.
     """
     from tqdm import tqdm
 
     model.eval()
-    probs, labels = [], []
+    chunks, labels = [], []
     bar = tqdm(loader, desc=progress, leave=False, disable=progress is None or info.rank != 0, dynamic_ncols=True,
                mininterval=BAR_INTERVAL)
     for x, y in bar:
@@ -45,21 +44,38 @@ def predict(model: nn.Module, loader: DataLoader, info: DistInfo, amp: str = "no
         n, k = x.shape[:2]
         with autocast_context(amp, info.device):
             logits = model(x.flatten(0, 1))  # [N*K, classes]: the views are a bigger batch
-        p = F.softmax(logits.float(), dim=1).view(n, k, -1).mean(dim=1)  # [N, classes]
-        probs.append(p.cpu().double().numpy())
+        chunks.append(logits.float().view(n, k, -1).cpu().numpy())
         labels.append(y.numpy())
-    local = (np.concatenate(probs) if probs else np.zeros((0, 0)), np.concatenate(labels) if labels else
-             np.zeros(0, dtype=np.int64))
+    local = (np.concatenate(chunks) if chunks else np.zeros((0, 0, 0), np.float32),
+             np.concatenate(labels).astype(np.int64) if labels else np.zeros(0, dtype=np.int64))
     parts = all_gather_objects(local)
     if len(parts) == 1:
-        return local[0], local[1].astype(np.int64)
+        return local
     # Re-interleave the rank::world shards into dataset order (a rank may hold no clip at all).
     total = sum(len(p[1]) for p in parts)
-    width = max(p[0].shape[1] for p in parts if len(p[1]))
-    out_p, out_y = np.zeros((total, width)), np.zeros(total, dtype=np.int64)
-    for r, (p, y) in enumerate(parts):
+    shape = next(p[0].shape[1:] for p in parts if len(p[1]))
+    out_l, out_y = np.zeros((total, *shape), np.float32), np.zeros(total, dtype=np.int64)
+    for r, (lg, y) in enumerate(parts):
         if len(y):
-            out_p[r::len(parts)], out_y[r::len(parts)] = p, y
-    return out_p, out_y
+            out_l[r::len(parts)], out_y[r::len(parts)] = lg, y
+    return out_l, out_y
 
 
+def view_probs(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """float64 [N, C]: softmax of ``logits`` [N, K, C] / ``temperature``, averaged over the K views."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z -= z.max(axis=-1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=-1, keepdims=True)
+    return p.mean(axis=1)
+
+
+def predict(model: nn.Module, loader: DataLoader, info: DistInfo, amp: str = "none",
+            progress: str | None = None, temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities (at ``temperature``) averaged over each clip's K views, from every rank.
+
+    Returns:
+        ``(probs, labels)``: float64 [N, num_classes] and int64 [N] in dataset order, on every rank.
+    """
+    logits, labels = predict_logits(model, loader, info, amp, progress)
+    return view_probs(logits, temperature), labels

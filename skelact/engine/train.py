@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import csv
 import dataclasses
 import math
@@ -23,16 +24,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from skelact.checkpoint import Checkpoint, CheckpointError, TrainState, fit_weights
+from skelact.checkpoint import Calibration, Checkpoint, CheckpointError, TrainState, fit_weights
 from skelact.config import Config, load_config, save_config
-from skelact.data.dataset import SkeletonDataset
+from skelact.data.dataset import PackedClips, SkeletonDataset
 from skelact.data.io import atomic_path
 from skelact.engine import builders, metrics
+from skelact.engine.calibrate import calibrate
 from skelact.engine.distributed import (
     DistInfo,
     ShardSampler,
@@ -44,9 +47,10 @@ from skelact.engine.distributed import (
     unwrap,
 )
 from skelact.engine.ema import WeightEMA
-from skelact.engine.predict import BAR_INTERVAL, predict
+from skelact.engine.predict import BAR_INTERVAL, predict, predict_logits
 from skelact.engine.workdir import check_resumable, lock_work_dir, remove_stale_temporaries
 from skelact.runtime import autocast_context, resolve_amp, rng_state, seed_everything, set_rng_state
+from skelact.skeleton import Layout
 
 __all__ = ["train", "apply_overfit", "main", "CSV_FIELDS"]
 
@@ -188,7 +192,8 @@ def _fmt(v: float | None) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.6g}"
 
 
-def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None = None) -> dict[str, Any]:
+def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None = None,
+          packed: PackedClips | None = None) -> dict[str, Any]:
     """Train a model as the recipe says; works alone or under ``torchrun``.
 
     Args:
@@ -199,6 +204,7 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None
         overfit: Sanity check: train on ``overfit`` clips of the training split (spread over the
             classes) with the recipe's ``overfit`` settings and no augmentation, and validate on
             the same clips.
+        packed: ``cfg.data.ann_file`` already loaded (saves loading it twice).
 
     Returns:
         Final metrics: ``epoch``, ``train_loss``, ``train_top1``, ``val_*`` of the last validation,
@@ -206,22 +212,29 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None
         ranks), ``work_dir``.
     """
     work_dir = Path(work_dir)
+    builders.check_model_name(cfg)  # before any data is loaded
     owns_group = not torch.distributed.is_initialized()  # leave a caller's process group alone
     info = init_distributed(cfg.device)
     resolve_amp(cfg.optim.amp, info.device)  # fp16 on a CPU fails here, not in the first step
+    created = not work_dir.exists()
     try:
         with contextlib.ExitStack() as stack:
             if info.rank == 0:
                 work_dir.mkdir(parents=True, exist_ok=True)
                 stack.enter_context(lock_work_dir(work_dir))  # one run per work dir
                 remove_stale_temporaries(work_dir)  # left by a run killed while writing
-            return _train(cfg, work_dir, resume, overfit, info)
+            return _train(cfg, work_dir, resume, overfit, info, packed)
+    except BaseException:
+        if created and info.rank == 0 and work_dir.is_dir() and not any(work_dir.iterdir()):
+            work_dir.rmdir()  # failed before writing anything: leave no trace
+        raise
     finally:
         if owns_group:
             cleanup_distributed()
 
 
-def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info: DistInfo) -> dict[str, Any]:
+def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info: DistInfo,
+           packed: PackedClips | None) -> dict[str, Any]:
     main_rank = info.rank == 0
     if overfit is not None:
         cfg = apply_overfit(cfg)
@@ -231,7 +244,8 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
 
     # ---- data: packed clips, layout, splits -> datasets
-    packed = builders.load_clips(cfg.data)
+    if packed is None:
+        packed = builders.load_clips(cfg.data)
     layout = builders.resolve_layout(cfg.data, packed)
     classes = builders.class_names(packed)
     train_idx = builders.split_indices(packed, cfg.data.train_split, len(classes), "data.train_split")
@@ -262,6 +276,9 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
     val_loader = _loader(val_ds, ShardSampler(len(val_ds), info.rank, info.world_size),
                          max(1, bs // cfg.data.num_clips_val), cfg.data.num_workers, info.device)
     steps_per_epoch = len(train_loader)
+    if overfit is not None and cfg.overfit.min_steps is not None:
+        epochs = max(cfg.optim.epochs, math.ceil(cfg.overfit.min_steps / steps_per_epoch))
+        cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, epochs=epochs))
 
     # ---- optimisation
     optimizer = builders.build_optimizer(cfg.optim, model)
@@ -358,6 +375,14 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
 
     if writer is not None:
         writer.close()
+    if last and overfit is None and cfg.calibration.enabled:
+        calibrations = _calibrate_checkpoints(cfg, packed, layout, val_idx, eval_model, info, work_dir,
+                                              best_epoch, cfg.optim.epochs)
+        if main_rank:
+            for name, c in calibrations.items():
+                _log(f"calibrated {name} on {c.split!r}: temperature {c.temperature:.3f}, ECE {c.ece_before:.4f} -> "
+                     f"{c.ece_after:.4f}; unknown below p = {c.threshold:.3f} ({c.accept_rate:.1%} of the clips "
+                     "accepted)", work_dir)
     if main_rank and rows:
         from skelact.viz.plots import plot_curves
 
@@ -367,6 +392,35 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
     if not last and main_rank:
         _log(f"nothing to do: {last_path} already holds epoch {start_epoch - 1}", work_dir)
     return result
+
+
+def _calibrate_checkpoints(cfg: Config, packed: PackedClips, layout: Layout, val_idx: np.ndarray,
+                           last_model: nn.Module, info: DistInfo, work_dir: Path, best_epoch: int,
+                           last_epoch: int) -> dict[str, Calibration]:
+    """Fit temperature and unknown threshold on the validation split (the test-time views) for
+    ``last.pt`` and ``best.pt``, and store them there. Every rank predicts; rank 0 writes."""
+    ds = builders.build_dataset(cfg, packed, layout, val_idx, train=False, num_clips=cfg.data.num_clips_test)
+    loader = _loader(ds, ShardSampler(len(ds), info.rank, info.world_size),
+                     max(1, cfg.data.batch_size // cfg.data.num_clips_test), cfg.data.num_workers, info.device)
+    out: dict[str, Calibration] = {}
+    for name in ("last.pt", "best.pt"):
+        path = work_dir / name
+        if name == "best.pt" and best_epoch == last_epoch:
+            out[name] = out["last.pt"]  # the same weights
+        else:
+            model = last_model
+            if name == "best.pt":
+                if not path.is_file():
+                    continue
+                model = copy.deepcopy(last_model)
+                fit_weights(model, Checkpoint.load(path, map_location=info.device).model, path)
+            logits, labels = predict_logits(model, loader, info, cfg.optim.amp, progress="calibration")
+            out[name] = calibrate(logits, labels, cfg.data.val_split, cfg.calibration.accept)
+        if info.rank == 0 and path.is_file():
+            ckpt = Checkpoint.load(path, require_train_state=name == "last.pt")
+            ckpt.calibration = out[name]
+            ckpt.save(path)
+    return out
 
 
 def _tensorboard(work_dir: Path) -> Any:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skelact.errors import SkelactError
+
 __all__ = [
     "DEFAULT_PRETRAINED",
     "PretrainedWeights",
@@ -36,7 +38,7 @@ __all__ = [
 DEFAULT_PRETRAINED = "penn_kpc3d"
 
 
-class WeightsError(ValueError):
+class WeightsError(SkelactError, ValueError):
     """A pretrained model is unknown, missing or fails its checksum; the message names the file."""
 
 

@@ -1,10 +1,11 @@
-"""Video → keypoints: the MoveNet pose model, multi-person tracking and whole-video extraction.
+"""Video → keypoints: the MoveNet pose model, multi-person tracking, whole-video and whole-folder extraction.
 
 Importing this package is cheap; OpenCV and ``ai-edge-litert`` (the ``pose`` extra) are imported
 only when a model is built or a video is opened.
 """
 
-from skelact.pose.extract import VIDEO_EXTENSIONS, VideoError, extract_video, extract_videos, find_videos, iter_frames
+from skelact.pose.dataset import extract_dataset, extract_videos, scan_videos
+from skelact.pose.extract import VIDEO_EXTENSIONS, VideoError, extract_video, find_videos, iter_frames
 from skelact.pose.movenet import MoveNet, PoseModelError, PoseResult, default_cache_path, resolve_pose_model
 from skelact.pose.tracker import PoseTracker
 
@@ -19,6 +20,8 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "extract_video",
     "extract_videos",
+    "extract_dataset",
+    "scan_videos",
     "find_videos",
     "iter_frames",
 ]

@@ -1,30 +1,32 @@
 """Video files → PYSKL annotations: decode, detect poses per frame, track people.
 
 ``extract_video`` turns one video into one unlabeled annotation (``label = -1``) in the COCO-17
-layout; ``extract_videos`` does a list or a folder, skipping (and reporting) files that fail.
+layout. Folders of videos (labelled by sub-folder, sharded, resumable, in parallel) are
+``skelact.pose.dataset``'s.
 """
 
 from __future__ import annotations
 
 import queue
-import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from skelact.errors import SkelactError
 from skelact.pose.movenet import MoveNet, import_cv2
 from skelact.pose.tracker import PoseTracker
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoError", "iter_frames", "video_info", "find_videos", "extract_video",
-           "extract_videos"]
+__all__ = ["VIDEO_EXTENSIONS", "VideoError", "iter_frames", "video_info", "find_videos", "is_video", "extract_video"]
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+#: File name endings taken for videos when a folder is scanned (compared lower-case).
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
 
-class VideoError(ValueError):
-    """A video cannot be read, has no frames, or shows nobody; the message names the file."""
+class VideoError(SkelactError, ValueError):
+    """A video cannot be read, is too short or shows nobody, or a folder holds no usable videos; the
+    message names the file or folder."""
 
 
 def _open(video: Path):  # -> cv2.VideoCapture
@@ -116,7 +118,7 @@ def iter_frames(video: str | Path, prefetch: int = 4) -> Iterator[np.ndarray]:
 
 
 def extract_video(video: str | Path, model: MoveNet, max_persons: int = 2, progress: bool = True,
-                  tracker: PoseTracker | None = None) -> dict:
+                  tracker: PoseTracker | None = None, min_frames: int = 1) -> dict:
     """Detect and track people in a video.
 
     Args:
@@ -125,6 +127,7 @@ def extract_video(video: str | Path, model: MoveNet, max_persons: int = 2, progr
         max_persons: Keep at most this many people (the most confident tracks).
         progress: Show a progress bar with frames/s on stderr.
         tracker: A configured tracker (default ``PoseTracker()``).
+        min_frames: A video with fewer decoded frames is refused as too short.
 
     Returns:
         One PYSKL annotation: ``frame_dir`` (the file stem), ``total_frames`` (frames decoded),
@@ -132,7 +135,8 @@ def extract_video(video: str | Path, model: MoveNet, max_persons: int = 2, progr
         [M, T, 17, 2] in pixels and ``keypoint_score`` float32 [M, T, 17].
 
     Raises:
-        VideoError: Unreadable or empty video, or nobody detected in any frame.
+        VideoError: Unreadable or empty video, fewer than ``min_frames`` frames, or nobody detected in any
+            frame.
     """
     from tqdm import tqdm
 
@@ -154,6 +158,8 @@ def extract_video(video: str | Path, model: MoveNet, max_persons: int = 2, progr
             bar.update()
     if total == 0 or shape is None:
         raise VideoError(f"{video}: no frame could be decoded")
+    if total < min_frames:
+        raise VideoError(f"{video}: too short, {total} frame(s) (at least {min_frames} needed)")
     keypoint, score = tracker.arrays(total, max_persons)
     if len(keypoint) == 0:
         raise VideoError(f"{video}: no person detected in any frame")
@@ -169,60 +175,12 @@ def extract_video(video: str | Path, model: MoveNet, max_persons: int = 2, progr
 
 
 def find_videos(folder: str | Path) -> list[Path]:
-    """Video files directly in ``folder`` (by extension, see :data:`VIDEO_EXTENSIONS`), sorted."""
+    """Video files directly in ``folder`` (by extension, see :data:`VIDEO_EXTENSIONS`; hidden files
+    skipped), sorted."""
     folder = Path(folder)
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_video(p) and not p.name.startswith("."))
 
 
-def extract_videos(inputs: Sequence[str | Path] | str | Path, model: MoveNet, max_persons: int = 2,
-                   progress: bool = True) -> tuple[dict, list[tuple[Path, str]]]:
-    """Extract skeletons from several videos, skipping the ones that fail.
-
-    Args:
-        inputs: Video files and/or folders (a folder contributes its videos, not recursively).
-        model: A loaded pose model.
-        max_persons: People kept per video.
-        progress: Show progress bars.
-
-    Returns:
-        ``({'split': {}, 'annotations': [...], 'layout': 'coco17'}, failures)`` where ``failures``
-        lists ``(path, reason)`` for each skipped file (also printed as a warning on stderr).
-
-    Raises:
-        VideoError: No video found in the inputs, or none could be processed.
-    """
-    if isinstance(inputs, (str, Path)):
-        inputs = [inputs]
-    videos: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found = find_videos(item)
-            if not found:
-                raise VideoError(f"{item}: no video files ({', '.join(e[1:] for e in VIDEO_EXTENSIONS)})")
-            videos.extend(found)
-        else:
-            videos.append(item)
-    if not videos:
-        raise VideoError("no input videos")
-
-    annotations: list[dict] = []
-    failures: list[tuple[Path, str]] = []
-    names: set[str] = set()
-    for i, video in enumerate(videos):
-        if progress and len(videos) > 1:
-            print(f"[{i + 1}/{len(videos)}] {video}", file=sys.stderr)
-        try:
-            ann = extract_video(video, model, max_persons=max_persons, progress=progress)
-        except VideoError as e:
-            failures.append((video, str(e)))
-            print(f"warning: skipped {e}", file=sys.stderr)
-            continue
-        # Two files with the same stem (a.mp4, a.avi) would collide as frame_dir: use the full name.
-        if ann["frame_dir"] in names:
-            ann["frame_dir"] = video.name
-        names.add(ann["frame_dir"])
-        annotations.append(ann)
-    if not annotations:
-        reasons = "; ".join(r for _, r in failures[:3])
-        raise VideoError(f"none of the {len(videos)} video(s) could be processed: {reasons}")
-    return {"split": {}, "annotations": annotations, "layout": "coco17"}, failures
+def is_video(path: Path) -> bool:
+    """Whether the file name has a video extension (see :data:`VIDEO_EXTENSIONS`); the file is not opened."""
+    return path.suffix.lower() in VIDEO_EXTENSIONS

@@ -19,6 +19,7 @@ from types import ModuleType
 import numpy as np
 
 from skelact.data.io import atomic_path
+from skelact.errors import SkelactError
 
 __all__ = [
     "MODEL_FILENAME",
@@ -44,7 +45,7 @@ NUM_JOINTS = 17  # COCO-17 order, the same as skelact's ``coco17`` layout
 _MAX_PEOPLE, _OUT_WIDTH = 6, 56  # output [1, 6, 17 * 3 + 5]
 
 
-class PoseModelError(FileNotFoundError):
+class PoseModelError(SkelactError, FileNotFoundError):
     """The pose model file is missing, cannot be downloaded, or is not a MoveNet model."""
 
 

@@ -90,6 +90,7 @@ class PoseTracker:
         join_gap: At the end, a track that starts at most this many frames after another ends, and
             matches where that one was last seen (cost <= ``max_cost``), continues it; 0 turns
             joining off.
+        num_joints: Joints V of every detection (17 for MoveNet's COCO-17; OpenPose gives 18 or 25).
 
     Example:
         >>> tracker = PoseTracker()
@@ -99,16 +100,24 @@ class PoseTracker:
     """
 
     def __init__(self, max_age: int = 15, iou_weight: float = 0.5, max_cost: float = 0.7,
-                 join_gap: int = 90) -> None:
+                 join_gap: int = 90, num_joints: int = 17) -> None:
         self.max_age = max_age
         self.iou_weight = iou_weight
         self.max_cost = max_cost
         self.join_gap = join_gap
+        self.num_joints = num_joints
         self.tracks: list[_Track] = []
         self._live: list[int] = []  # indices into self.tracks that can still be matched
 
     def update(self, t: int, people: PoseResult) -> list[int]:
-        """Add frame ``t``'s detections; return the track index assigned to each person."""
+        """Add frame ``t``'s detections; return the track index assigned to each person.
+
+        Raises:
+            ValueError: The detections do not have ``num_joints`` joints.
+        """
+        if len(people) and people.keypoints.shape[1:] != (self.num_joints, 2):
+            raise ValueError(f"detections have keypoints {list(people.keypoints.shape)}, the tracker expects "
+                             f"[P, {self.num_joints}, 2]")
         self._live = self.live_tracks(t)
         assigned = [-1] * len(people)
         if self._live and len(people):
@@ -194,9 +203,8 @@ class PoseTracker:
         if max_persons < 1:
             raise ValueError(f"max_persons must be at least 1, got {max_persons}")
         best = sorted(self.joined_tracks(), key=lambda tr: -tr.total_score)[:max_persons]
-        v = best[0].keypoints[0].shape[0] if best else 17
-        keypoint = np.zeros((len(best), num_frames, v, 2), np.float32)
-        score = np.zeros((len(best), num_frames, v), np.float32)
+        keypoint = np.zeros((len(best), num_frames, self.num_joints, 2), np.float32)
+        score = np.zeros((len(best), num_frames, self.num_joints), np.float32)
         for m, tr in enumerate(best):
             idx = np.asarray(tr.frames)
             keypoint[m, idx] = np.stack(tr.keypoints)

@@ -47,7 +47,7 @@ class PoseStream:
         if pose_every < 1:
             raise ValueError(f"pose_every must be at least 1, got {pose_every}")
         self.pose = pose
-        self.tracker = tracker or PoseTracker()
+        self.tracker = tracker or PoseTracker(num_joints=num_joints)
         self.capacity = capacity
         self.pose_every = pose_every
         self.buffers = TrackBuffers(num_joints, capacity)

@@ -1,0 +1,284 @@
+"""A recipe chosen from the data: ``skelact train data.pkl --model kpc3d --work-dir w``.
+
+:func:`auto_config` looks at the clips (2D or 3D, persons, layout, clip lengths, scores, image
+sizes, split names, class and clip counts) and picks each setting by a rule that holds for data
+it has never seen, not by dataset name. Each choice comes with its reason
+(:attr:`AutoConfig.notes`), ``skelact train`` prints them, and the run writes the recipe to
+``WORK_DIR/config.yaml`` so it can be repeated and edited.
+
+The rules, per model family (:data:`FAMILIES`):
+
+- splits: ``train`` (or the one split whose name contains "train"); validation: ``val``,
+  ``validation``, ``valid``, then ``test`` (or the train split's name with "train" replaced).
+- persons: the fewest that cover 95 % of the training clips (at most 2).
+- frames: the median training clip length rounded to 8, within the family's range (the cost of a
+  step grows with the frames; a 3D-CNN on heatmaps costs far more per frame than a keypoint model).
+- coordinates: 2D keypoint models normalise by the clip's box (position and scale vary between
+  cameras; image sizes may be missing), 3D data is centred on the layout's root, heatmap models
+  take raw pixels; the score is a channel when it carries information (not one constant).
+- augmentation: a left/right flip when the layout has flip pairs, a small rotation / scale /
+  shift in 2D, a small viewpoint rotation in 3D.
+- length: a budget of optimiser steps (:attr:`Family.steps`), turned into epochs for the training
+  split's size and kept within 10..200 epochs (a small dataset gets more passes, a large one
+  fewer); warm-up ~5 % of it; cosine decay; label smoothing 0.1; a moving average of the weights
+  whose horizon is ~12 % of the steps; bf16 where the hardware has it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from skelact.config import (
+    AugmentConfig,
+    Config,
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    OverfitConfig,
+    config_from_dict,
+    config_to_dict,
+)
+from skelact.data.dataset import PackedClips
+from skelact.skeleton import Layout, resolve_layout
+
+__all__ = ["Family", "FAMILIES", "AutoConfig", "auto_config", "pick_splits"]
+
+
+@dataclass(frozen=True)
+class Family:
+    """Defaults shared by the models of one family.
+
+    Attributes:
+        batch_size: Clips per step (smaller when the training split is tiny).
+        lr: SGD learning rate at that batch size.
+        steps: Optimiser steps to train for (turned into epochs).
+        frames: ``(min, max)`` clip length.
+        input_kind: ``keypoint`` or ``heatmap``.
+        weight_decay: SGD weight decay.
+        clip_grad: Gradient clipping, or None.
+        model_kwargs: Options passed to the model builder.
+        overfit: The ``--overfit N`` sanity-check settings.
+    """
+
+    batch_size: int
+    lr: float
+    steps: int
+    frames: tuple[int, int]
+    input_kind: str = "keypoint"
+    weight_decay: float = 5e-4
+    clip_grad: float | None = None
+    model_kwargs: dict = field(default_factory=dict)
+    overfit: dict = field(default_factory=dict)
+
+
+_KEYPOINT_OVERFIT = {"epochs": 20, "min_steps": 150, "lr": 0.05, "batch_size": 16, "warmup_epochs": 1,
+                     "weight_decay": 0.0, "label_smoothing": 0.0}
+
+#: Per registered model; a model not listed here gets the keypoint 3D-CNN's defaults.
+FAMILIES: dict[str, Family] = {
+    "kpc3d": Family(32, 0.05, 1200, (24, 32), overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}}),
+    "kpc3d_small": Family(32, 0.05, 1200, (24, 32), overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}}),
+    "stgcnpp": Family(16, 0.05, 3200, (24, 48), overfit={**_KEYPOINT_OVERFIT, "lr": 0.03, "clip_len": 24}),
+    "poseconv3d_c3d": Family(
+        8, 0.05, 1900, (24, 32), input_kind="heatmap", weight_decay=3e-4, clip_grad=40.0,
+        model_kwargs={"heatmap": "joint", "sigma": 0.6, "size": 32, "test_size": 32},
+        overfit={**_KEYPOINT_OVERFIT, "clip_len": 12, "model_kwargs": {
+            "base_channels": 16, "size": 24, "test_size": 24, "area": [1.0, 1.0], "ratio": [1.0, 1.0],
+            "flip_prob": 0.0, "dropout": 0.0}}),
+    "poseconv3d_slowonly": Family(
+        8, 0.05, 1900, (24, 32), input_kind="heatmap", weight_decay=3e-4, clip_grad=40.0,
+        model_kwargs={"heatmap": "joint", "sigma": 0.6, "size": 32, "test_size": 32},
+        overfit={**_KEYPOINT_OVERFIT, "clip_len": 12, "model_kwargs": {
+            "base_channels": 16, "size": 24, "test_size": 24, "area": [1.0, 1.0], "ratio": [1.0, 1.0],
+            "flip_prob": 0.0, "dropout": 0.0}}),
+}
+
+_VAL_NAMES = ("val", "validation", "valid", "test")
+
+
+@dataclass
+class AutoConfig:
+    """The chosen recipe and why.
+
+    Attributes:
+        config: The recipe.
+        layout: The data's layout (a whole object: the YAML need not exist later).
+        notes: ``(key, value, reason)`` for every choice.
+    """
+
+    config: Config
+    layout: Layout
+    notes: list[tuple[str, str, str]]
+
+    def describe(self) -> str:
+        """The choices as aligned text, one per line."""
+        width = max(len(f"{k} = {v}") for k, v, _ in self.notes)
+        return "\n".join(f"  {f'{k} = {v}':<{width}}  # {why}" for k, v, why in self.notes)
+
+
+def pick_splits(splits: dict[str, np.ndarray], where: str) -> tuple[str, str, str]:
+    """``(train split, validation split, reason)`` from a file's split names.
+
+    Raises:
+        ConfigError: No split, or no unambiguous train / validation pair.
+    """
+    names = [s for s in splits if len(splits[s])]
+    if not names:
+        raise ConfigError(f"{where}: has no split; make one (`skelact extract ... --val-fraction 0.1`), or write "
+                          "a recipe naming data.train_split and data.val_split")
+    if "train" in names:
+        train = "train"
+    else:
+        trains = sorted(s for s in names if "train" in s.lower())
+        if len(trains) != 1:
+            raise ConfigError(f"{where}: cannot tell which split trains ({', '.join(sorted(names))}); pass "
+                              "--set data.train_split=NAME data.val_split=NAME")
+        train = trains[0]
+    candidates = [v for v in _VAL_NAMES if train == "train"] + [train.lower().replace("train", v) for v in _VAL_NAMES]
+    lower = {s.lower(): s for s in names if s != train}
+    for c in candidates:
+        if c in lower:
+            val = lower[c]
+            return train, val, f"splits {train!r} and {val!r} of {', '.join(sorted(names))}"
+    raise ConfigError(f"{where}: no validation split beside {train!r} (has {', '.join(sorted(names))}); pass "
+                      "--set data.val_split=NAME")
+
+
+def _round8(x: float) -> int:
+    return int(8 * round(x / 8))
+
+
+def auto_config(packed: PackedClips, ann_file: str | Path, model: str, layout: str | Path | None = None,
+                seed: int = 0) -> AutoConfig:
+    """Choose a recipe for ``model`` on the clips of ``packed`` (loaded from ``ann_file``).
+
+    Args:
+        packed: The clip store.
+        ann_file: Its file (recorded in the recipe).
+        model: A registered model name.
+        layout: Layout name or YAML file; None: the file's, else inferred from the joint count.
+        seed: The run's seed.
+
+    Raises:
+        ConfigError: Data the model cannot take (3D data for a heatmap model), no usable split.
+    """
+    from skelact.models import list_models
+
+    where = str(ann_file)
+    if model not in list_models():
+        raise ConfigError(f"--model: unknown model {model!r}; registered: {', '.join(list_models())}")
+    fam = FAMILIES.get(model, FAMILIES["kpc3d"])
+    notes: list[tuple[str, str, str]] = []
+
+    def note(key: str, value: object, why: str) -> None:
+        notes.append((key, str(value), why))
+
+    lay = resolve_layout(layout, packed.layout, packed.num_joints, where)
+    dims = packed.num_channels
+    if fam.input_kind == "heatmap" and dims != 2:
+        raise ConfigError(f"{where}: {model} draws heatmaps from 2D pixel keypoints; these clips are {dims}D "
+                          "(use kpc3d or stgcnpp)")
+    train, val, why = pick_splits(packed.splits, where)
+    note("data.train_split", train, why)
+    note("data.val_split", val, "validated every few epochs; `skelact test` evaluates it")
+    idx = packed.indices(train)
+    n_train = len(idx)
+    labels = packed.labels[idx]
+    if (labels < 0).any():
+        raise ConfigError(f"{where}: split {train!r} holds unlabeled clips (label -1)")
+
+    # Persons with any present joint, per training clip.
+    present = _persons_present(packed, idx)
+    persons = int(min(2, max(1, np.quantile(present, 0.95, method="higher"))))
+    share = float(np.mean(present <= persons))
+    note("data.max_persons", persons, f"{share:.0%} of the training clips show at most {persons}")
+
+    frames = np.asarray(packed.num_frames[idx])
+    median = float(np.median(frames))
+    lo, hi = fam.frames
+    clip_len = int(min(hi, max(lo, _round8(median))))
+    note("data.clip_len", clip_len, f"median training clip {median:.0f} frames, within {lo}..{hi} for {model}")
+
+    if fam.input_kind == "heatmap":
+        normalize = "none"
+        note("data.normalize", normalize, "heatmap models draw raw pixel coordinates")
+    elif dims == 3:
+        normalize = "center3d"
+        note("data.normalize", normalize, f"3D: centred on the root joint {lay.joints[lay.root]!r}")
+    else:
+        normalize = "bbox"
+        note("data.normalize", normalize, "2D: each clip scaled by its own box (camera position and distance vary)")
+    with_score = packed.score is not None and _informative(packed.score)
+    if packed.score is None:
+        note("data.with_score", False, "the file holds no scores")
+    else:
+        note("data.with_score", with_score, "scores vary" if with_score else "every score is the same value")
+    if fam.input_kind == "heatmap" and packed.score is None:
+        raise ConfigError(f"{where}: {model} needs keypoint scores (the heatmap peaks); the file has none")
+
+    flip = 0.5 if lay.flip_pairs else 0.0
+    if dims == 3:
+        augment = AugmentConfig(flip=flip, rotate3d=15.0)
+        aug_text = ("flip, " if flip else "") + "viewpoint rotation 15 deg"
+    elif fam.input_kind == "heatmap":
+        augment = AugmentConfig()  # the model crops and flips its heatmaps itself
+        aug_text = "the model's own random-resized crop and flip"
+    else:
+        augment = AugmentConfig(flip=flip, rotate=10.0, scale=[0.9, 1.1], shift=0.05)
+        aug_text = ("flip, " if flip else "") + "rotation 10 deg, scale 0.9-1.1, shift 0.05"
+    note("data.augment", aug_text, "left/right flip pairs in the layout" if flip else "no flip pairs in the layout")
+
+    batch = int(min(fam.batch_size, max(4, n_train // 8)))
+    lr = fam.lr * batch / fam.batch_size
+    steps_per_epoch = max(1, n_train // batch)
+    epochs = int(min(200, max(10, math.ceil(fam.steps / steps_per_epoch))))
+    warmup = float(max(1, round(0.05 * epochs)))
+    # An average over the last ~12 % of the steps: long enough to smooth, short enough to follow
+    # the cosine schedule's end.
+    ema = round(min(0.9999, max(0.99, 1 - 1 / (0.12 * epochs * steps_per_epoch))), 4)
+    note("data.batch_size", batch, f"{n_train} training clips")
+    note("optim.epochs", epochs, f"about {fam.steps} steps of {batch} clips ({steps_per_epoch} per epoch)")
+    note("optim.lr", f"{lr:g}", f"SGD, cosine with {warmup:g} warm-up epochs")
+    note("optim.ema", ema, "validated and saved: an average of the weights over the last ~12 % of the steps")
+
+    cfg = Config(
+        data=DataConfig(ann_file=str(ann_file), train_split=train, val_split=val,
+                        layout=None if layout is None else str(layout), clip_len=clip_len, num_clips_val=1,
+                        num_clips_test=10, max_persons=persons,
+                        normalize=normalize, features=["joint"], with_score=with_score, augment=augment,
+                        batch_size=batch, num_workers=2),
+        model=ModelConfig(name=model, kwargs=dict(fam.model_kwargs)),
+        optim=OptimConfig(name="sgd", lr=lr, momentum=0.9, nesterov=True, weight_decay=fam.weight_decay,
+                          epochs=epochs, warmup_epochs=warmup, clip_grad=fam.clip_grad, label_smoothing=0.1,
+                          amp="auto", ema=ema),
+        overfit=OverfitConfig(**fam.overfit),
+        seed=seed,
+        eval_interval=max(1, epochs // 10),
+        device="auto",
+    )
+    return AutoConfig(config_from_dict(config_to_dict(cfg)), lay, notes)  # re-validated like a recipe file
+
+
+def _persons_present(packed: PackedClips, idx: np.ndarray) -> np.ndarray:
+    """int [len(idx)]: persons with at least one present joint in each clip."""
+    from skelact.skeleton import joint_present
+
+    out = np.zeros(len(idx), dtype=np.int64)
+    for n, i in enumerate(idx.tolist()):
+        clip = packed.clip(i)
+        present = joint_present(clip["keypoint"], clip.get("keypoint_score"))  # [M, T, V]
+        out[n] = int(present.any(axis=(1, 2)).sum())
+    return np.maximum(out, 1)
+
+
+def _informative(score: np.ndarray, sample: int = 1 << 20) -> bool:
+    """Whether the scores carry information: not one value everywhere (a strided sample of them)."""
+    flat = score.reshape(-1)
+    step = max(1, flat.size // sample)
+    s = flat[::step]
+    return bool(s.size) and float(s.min()) != float(s.max())

@@ -1,0 +1,163 @@
+"""On-disk progress of a long extraction, so that a killed run resumes where it stopped.
+
+Beside the output ``data.pkl`` lies ``.data.pkl.progress/`` (hidden, so a scan of a video folder
+that holds the output never takes it for a class folder) with
+
+    settings.json    what decides the results: pose model (sha256), input size, max persons, ...
+    <hash>.pkl       one per finished video: {'key', 'annotation' (or None), 'reason' (or None)}
+
+Each entry is written with :func:`skelact.data.io.atomic_write` (temporary file, fsync, rename), so
+a run killed at any moment, even by SIGKILL, leaves whole entries only and loses at most the videos
+being processed. Entries are read back with the restricted unpickler
+(:func:`skelact.data.io.safe_unpickle`): a progress folder is a file like any other download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import re
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from skelact.data.io import AnnotationError, atomic_write, safe_unpickle
+from skelact.errors import SkelactError, short_repr
+
+__all__ = ["ProgressError", "ProgressStore", "progress_folder", "failures_path"]
+
+SETTINGS = "settings.json"
+_ENTRY = re.compile(r"^[0-9a-f]{24}\.pkl$")
+_TMP = re.compile(r"^\..*\.[0-9a-f]{12}\.tmp$")  # atomic_path's temporaries: ".<name>.<12 hex>.tmp"
+
+
+class ProgressError(SkelactError, RuntimeError):
+    """A progress folder is in the way, belongs to other settings, or is damaged."""
+
+
+def progress_folder(output: Path) -> Path:
+    """Where the progress of the extraction into ``output`` is kept."""
+    return output.parent / f".{output.name}.progress"
+
+
+def failures_path(output: Path) -> Path:
+    """The report of the videos that failed: ``<output>.failures.csv``."""
+    return output.parent / f"{output.name}.failures.csv"
+
+
+def remove_stale_temporaries(output: Path) -> None:
+    """Remove what a killed atomic write of ``output`` or its failures report left beside it."""
+    names = (output.name, failures_path(output).name)
+    pattern = re.compile(rf"^\.({'|'.join(map(re.escape, names))})\.[0-9a-f]{{12}}\.tmp$")
+    if output.parent.is_dir():
+        for p in output.parent.iterdir():
+            if pattern.match(p.name) and p.is_file():
+                p.unlink(missing_ok=True)
+
+
+def _show(value: Any) -> str:
+    """A settings value for a message (lists of paths joined, long values cut)."""
+    if isinstance(value, list):
+        value = ", ".join(str(v) for v in value)
+    return str(value) if isinstance(value, int) else short_repr(value, limit=160)
+
+
+class ProgressStore:
+    """The progress folder of one output (see the module docstring).
+
+    Args:
+        output: The dataset file the extraction writes at the end.
+    """
+
+    def __init__(self, output: Path) -> None:
+        self.output = output
+        self.folder = progress_folder(output)
+
+    @staticmethod
+    def entry_name(key: str) -> str:
+        """File name of a video's entry (a hash: keys are paths of any length and character)."""
+        return hashlib.sha256(key.encode()).hexdigest()[:24] + ".pkl"
+
+    def open(self, settings: Mapping[str, Any], resume: bool, labels: Mapping[str, str]) -> set[str]:
+        """Start a new progress folder, or (``resume``) continue the one there.
+
+        Args:
+            settings: JSON-able values that decide the results; a resumed folder must hold the same.
+            resume: Whether continuing an existing folder is allowed.
+            labels: A readable name (an option) for each settings key, for messages.
+
+        Returns:
+            Entry file names already present.
+
+        Raises:
+            ProgressError: A folder exists without ``resume``, or with other settings, or is damaged.
+        """
+        remove_stale_temporaries(self.output)
+        settings = dict(settings)
+        if not self.folder.exists():
+            self.folder.mkdir(parents=True)
+            self._write_settings(settings)
+            return set()
+        if not resume:
+            raise ProgressError(f"{self.folder}: an earlier extraction into {self.output} was interrupted; pass "
+                                "--resume to continue it, or remove that folder to start over")
+        if not self.folder.is_dir():
+            raise ProgressError(f"{self.folder}: is not a folder; remove it")
+        for p in self.folder.iterdir():  # killed atomic writes of entries
+            if _TMP.match(p.name):
+                p.unlink(missing_ok=True)
+        present = {p.name for p in self.folder.iterdir() if _ENTRY.match(p.name)}
+        stored = self._read_settings()
+        if stored is None:
+            if present:
+                raise ProgressError(f"{self.folder}: holds results but no readable {SETTINGS}; remove the folder "
+                                    "to start over")
+            self._write_settings(settings)  # killed between creating the folder and writing the settings
+            return present
+        changed = [k for k in sorted(set(settings) | set(stored)) if settings.get(k) != stored.get(k)]
+        if changed:
+            k = changed[0]
+            raise ProgressError(
+                f"{self.folder}: was started with {labels.get(k, k)} {_show(stored.get(k))}, this run has "
+                f"{_show(settings.get(k))}; resume with the same settings, or remove the folder to start over")
+        return present
+
+    def _write_settings(self, settings: dict[str, Any]) -> None:
+        text = json.dumps(settings, indent=1, sort_keys=True).encode()
+        atomic_write(self.folder / SETTINGS, lambda f: f.write(text))
+
+    def _read_settings(self) -> dict[str, Any] | None:
+        try:
+            value = json.loads((self.folder / SETTINGS).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    def save(self, key: str, annotation: dict | None, reason: str | None) -> None:
+        """Record a finished video: its annotation, or the reason it failed."""
+        entry = {"key": key, "annotation": annotation, "reason": reason}
+        atomic_write(self.folder / self.entry_name(key),
+                     lambda f: pickle.dump(entry, f, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def load(self, key: str) -> tuple[dict | None, str | None]:
+        """A finished video's ``(annotation, None)`` or ``(None, reason)``.
+
+        Raises:
+            ProgressError: The entry is missing, unreadable or belongs to another video.
+        """
+        path = self.folder / self.entry_name(key)
+        try:
+            entry = safe_unpickle(path)
+        except AnnotationError as e:
+            raise ProgressError(f"{e}; remove that file and run again with --resume") from None
+        if not (isinstance(entry, dict) and entry.get("key") == key
+                and (isinstance(entry.get("annotation"), dict) or isinstance(entry.get("reason"), str))):
+            raise ProgressError(f"{path}: not the progress entry of {short_repr(key)}; remove that file and run "
+                                "again with --resume")
+        return entry["annotation"], entry["reason"]
+
+    def remove(self) -> None:
+        """Delete the folder (the run is complete)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
