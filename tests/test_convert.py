@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+from hostile import assert_one_line_error, run_cli_batch
 
 from skelact.data.convert import ConvertError, ConvertSummary, convert_ntu, convert_penn, convert_ucla
 from skelact.data.convert.ntu import NTU60_CLASSES, NTU120_CLASSES, read_skeleton_file
+from skelact.data.convert.penn import read_penn_mat
 from skelact.data.io import AnnotationError, safe_unpickle, validate_annotations
 
 NTU60_SPLITS = {"xsub_train", "xsub_val", "xview_train", "xview_val"}
@@ -302,3 +304,113 @@ def test_ntu_body_selection_empty_frames_and_skips(tmp_path: Path) -> None:
     assert num_frames == t_len and ids == ["111", "222", "333"] and joints.shape == (len(frame_idx), 25, 6)
     with pytest.raises(ConvertError, match="no clip converted"):
         convert_ntu(tmp_path, missing=["S001C002P002R001A051"])
+
+
+# ------------------------------------------------------------------ hostile and careless sources
+
+
+def _ntu_claiming_frames(path: Path, frames: int, bodies: int) -> Path:
+    """A .skeleton file whose first frame holds ``bodies`` bodies and whose other ``frames - 1``
+    frames hold none: 2 bytes a frame, 300 bytes a frame of [2, T, 25, 2] keypoints and scores."""
+    joints = np.zeros((25, 3))
+    first = [str(bodies)] + [line for b in range(bodies) for line in _body_text(100 + b, joints + b)]
+    path.write_text(f"{frames}\n" + "\n".join(first) + "\n" + "0\n" * (frames - 1))
+    return path
+
+
+def test_ntu_file_claiming_millions_of_frames_is_refused_before_allocating(tmp_path: Path) -> None:
+    # 2 MB claiming 1,000,000 frames of 10 bodies: the old densification asked for 11 GiB (for the
+    # issue's 4 MB and 2,000,000 frames, 22 GiB).
+    src = tmp_path / "src"
+    src.mkdir()
+    path = _ntu_claiming_frames(src / "S001C001P001R001A001.skeleton", 1_000_000, 10)
+    assert 1_900_000 < path.stat().st_size < 2_200_000
+    results = run_cli_batch([(["convert", "ntu", src, "-o", tmp_path / "out.pkl"], tmp_path)], memory_limit=2 << 30)
+    assert_one_line_error(results[0], "S001C001P001R001A001.skeleton: not a valid NTU .skeleton file: its "
+                          "1,000,000 frames of 2 bodies would take 572 MiB, more than 8x the file's size")
+    # The same body with a few empty frames converts: zeros where no body is.
+    small = tmp_path / "small"
+    small.mkdir()
+    _ntu_claiming_frames(small / "S001C001P001R001A001.skeleton", 30, 1)
+    data, summary = convert_ntu(small, dims=3)
+    kp = data["annotations"][0]["keypoint"]
+    assert kp.shape == (1, 30, 25, 3) and not kp[:, 1:].any()
+    assert summary.notes["clips with frames without any body (kept as zeros)"] == 1
+
+
+def test_ucla_json_nested_200k_deep_is_one_error(data_root: Path, tmp_path: Path) -> None:
+    src = tmp_path / "all_sqe"
+    src.mkdir()
+    shutil.copy(data_root / "nwucla" / "all_sqe" / "a01_s01_e00_v01.json", src)
+    (src / "a02_s01_e00_v03.json").write_text('{"skeletons": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    with pytest.raises(ConvertError, match=r"a02_s01_e00_v03\.json: not valid NW-UCLA JSON \(nested too deeply\)"):
+        convert_ucla(tmp_path)
+    (result,) = run_cli_batch([(["convert", "ucla", tmp_path, "-o", tmp_path / "out.pkl"], tmp_path)])
+    assert_one_line_error(result, "a02_s01_e00_v03.json: not valid NW-UCLA JSON (nested too deeply)")
+    # Values beyond float32: refused as non-finite, without a RuntimeWarning on stderr.
+    (src / "a02_s01_e00_v03.json").write_text('{"skeletons": ' + str([[[1e300] * 3] * 20] * 2) + "}")
+    (result,) = run_cli_batch([(["convert", "ucla", tmp_path, "-o", tmp_path / "out.pkl"], tmp_path)])
+    assert_one_line_error(result, "a02_s01_e00_v03.json: 'skeletons' has non-finite values")
+    # A file_name that is not a string is ignored (not printed): the file stem names the clip.
+    (src / "a02_s01_e00_v03.json").write_text('{"file_name": [[1, 2]], "skeletons": ' + str([[[0.5] * 3] * 20] * 4)
+                                              + ', "label": 2}')
+    data, summary = convert_ucla(tmp_path)
+    assert [a["frame_dir"] for a in data["annotations"]][1] == "a02_s01_e00_v03" and not summary.notes
+
+
+def _penn_copy(data_root: Path, folder: Path, name: str, **fields: object) -> Path:
+    """Penn Action's 0001.mat with some fields replaced, compressed like the originals."""
+    m = scipy.io.loadmat(data_root / "penn_action" / "labels" / "0001.mat")
+    m = {k: v for k, v in m.items() if not k.startswith("__")}
+    m.update(fields)
+    path = folder / f"{name}.mat"
+    scipy.io.savemat(path, m, do_compression=True)
+    return path
+
+
+def _penn_zlib_bomb(path: Path, nbytes: int) -> Path:
+    """A MATLAB v5 file whose one compressed element inflates to ``nbytes`` (x: doubles of zeros)."""
+    import struct
+    import zlib
+
+    rows = nbytes // (13 * 8)
+    head = (struct.pack("<II", 6, 8) + struct.pack("<II", 6, 0) + struct.pack("<II", 5, 8)
+            + struct.pack("<ii", rows, 13) + struct.pack("<II", 1, 1) + b"x" + b"\0" * 7
+            + struct.pack("<II", 9, rows * 13 * 8))
+    z = zlib.compressobj(9)
+    packed = z.compress(struct.pack("<II", 14, len(head) + rows * 13 * 8) + head)
+    block = bytes(1 << 20)
+    packed += b"".join(z.compress(block) for _ in range(rows * 13 * 8 >> 20)) + z.flush()
+    header = b"MATLAB 5.0 MAT-file".ljust(116, b" ") + bytes(8) + struct.pack("<H", 0x0100) + b"IM"
+    path.write_bytes(header + struct.pack("<II", 15, len(packed)) + packed)
+    return path
+
+
+def test_penn_files_claiming_too_much_or_holding_nan_are_one_error(data_root: Path, tmp_path: Path) -> None:
+    copies = {  # 0001.mat with these fields
+        "nan_dims": {"dimensions": np.array([[np.nan, 480, 151]])},
+        "huge_dims": {"dimensions": np.array([[1e300, 480, 151]])},
+        "nan_train": {"train": np.array([[np.nan]])},
+        "huge_x": {"x": np.full((151, 13), 1e300)},
+    }
+    cases = {
+        "bomb": (lambda folder: _penn_zlib_bomb(folder / "bomb.mat", 72 << 20),
+                 r"bomb\.mat: its variables take more than 64 MiB once decompressed"),
+        "v4": (lambda folder: (folder / "v4.mat").write_bytes(bytes(200)) and folder / "v4.mat",
+               r"v4\.mat: not a MATLAB v5 file"),
+        **{name: ((lambda folder, name=name: _penn_copy(data_root, folder, name, **copies[name])), pattern)
+           for name, pattern in (("nan_dims", r"nan_dims\.mat: Penn Action field 'dimensions' must be three numbers"),
+                                 ("huge_dims", r"huge_dims\.mat: bad image size 1e\+300x480"),
+                                 ("nan_train", r"nan_train\.mat: Penn Action field 'train' must be a finite number"),
+                                 ("huge_x", r"huge_x\.mat: non-finite joint coordinates"))},
+    }
+    batch = []
+    for name, (make, pattern) in cases.items():
+        folder = tmp_path / name / "labels"
+        folder.mkdir(parents=True)
+        path = make(folder)
+        with pytest.raises(ConvertError, match=pattern):
+            read_penn_mat(path)
+        batch.append((["convert", "penn", folder.parent, "-o", folder.parent / "out.pkl"], folder.parent))
+    for result, (name, (_, pattern)) in zip(run_cli_batch(batch, memory_limit=2 << 30), cases.items(), strict=True):
+        assert_one_line_error(result, f"{name}.mat: ", pattern=pattern)

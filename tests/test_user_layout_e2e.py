@@ -59,7 +59,8 @@ def test_user_layout_without_its_yaml_after_training(data_root: Path, tmp_path: 
     assert main(["convert", "numpy", str(arrays), "-o", str(data), "--labels", str(labels),
                  "--layout", str(layout)]) == 0
     assert main(["info", str(data)]) == 0
-    assert "kinect_v1_mine" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "layout: kinect_v1_mine (stored in the file) (20 joints, 3D)" in out and "l_sho" not in out
 
     # ---- two streams, zero-config, a short schedule
     common = ["--set", "optim.epochs=3", "data.num_workers=0", "device=cpu", "data.num_clips_test=2"]

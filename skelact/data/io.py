@@ -17,15 +17,13 @@ numpy arrays (see :func:`safe_unpickle`).
 
 from __future__ import annotations
 
-import _compat_pickle
-import builtins
-import codecs
 import gc
 import io
 import os
 import pickle
 import secrets
-from collections import Counter, OrderedDict
+import stat
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from skelact.errors import SkelactError
+from skelact.data.safe_pickle import PickleRefused, restricted_load
+from skelact.errors import SkelactError, short_repr
 
 __all__ = [
     "AnnotationError",
@@ -56,273 +55,117 @@ class AnnotationError(SkelactError, ValueError):
     """An annotation file or clip is malformed; the message names the file and clip."""
 
 
-# Globals a PYSKL pickle legitimately needs. Everything else is refused before it is looked up,
-# so a payload's callable is never even imported, let alone called.
-_SAFE_BUILTINS = frozenset(
-    {"dict", "list", "tuple", "set", "frozenset", "str", "int", "float", "complex", "bool"}
-)
-# numpy scalar types such as numpy.float32 or numpy.int64 appear as dtype classes in old pickles.
-# (numpy.bytes_ is wrapped below: numpy.bytes_(n) allocates n bytes.)
-_SAFE_NUMPY_SCALARS = frozenset(
-    {"bool", "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-     "float16", "float32", "float64", "str_"}
-)
-# Plain dtype kinds an annotation file may hold: bool, integers, floats, complex, bytes, str.
-# Object, void (structured) and datetime dtypes are refused.
-_SAFE_DTYPE_KINDS = "biufcSU"
-
-
-def _refuse(what: str) -> AnnotationError:
-    return AnnotationError(f"refused to unpickle {what}: only containers, strings, numbers and plain "
-                           "numeric numpy arrays are allowed in an annotation file")
-
-
-class _DtypeSpec:
-    """Stands in for ``numpy.dtype(...)`` while unpickling.
-
-    numpy's own ``dtype.__setstate__`` trusts the pickled fields and flags: a crafted state can
-    declare an object field without the flags that make numpy treat it as references, and an
-    array of that dtype then reads attacker bytes as ``PyObject`` pointers (memory corruption,
-    i.e. code execution). So the pickled arguments and state are only recorded here, and
-    :meth:`resolve` builds a fresh dtype from the type code and byte order alone.
-    """
-
-    __slots__ = ("args", "state", "_dtype")
-
-    def __init__(self, *args: Any) -> None:
-        self.args, self.state, self._dtype = args, None, None
-
-    def __setstate__(self, state: Any) -> None:
-        self.state, self._dtype = state, None
-
-    def resolve(self) -> np.dtype:
-        if self._dtype is None:
-            self._dtype = _plain_dtype(self.args, self.state)
-        return self._dtype
-
-
-def _plain_dtype(args: tuple, state: Any) -> np.dtype:
-    code = args[0] if args else None
-    if not isinstance(code, str):
-        raise _refuse(f"a numpy dtype given as {type(code).__name__}")
-    try:
-        dt = np.dtype(code)
-    except (TypeError, ValueError):
-        raise _refuse(f"numpy dtype {code[:40]!r}") from None
-    if dt.kind not in _SAFE_DTYPE_KINDS or dt.fields is not None or dt.subdtype is not None:
-        raise _refuse(f"numpy dtype {dt}")
-    if state is not None:
-        # numpy writes (version, byteorder, subdescr, names, fields, elsize, alignment, flags[, metadata]).
-        if not isinstance(state, tuple) or len(state) not in (8, 9) or any(x is not None for x in state[2:5]):
-            raise _refuse(f"numpy dtype {dt} with a structured or unknown state")
-        order, elsize = state[1], state[5]
-        if order not in ("<", ">", "|", "=") or isinstance(elsize, bool) or not isinstance(elsize, int):
-            raise _refuse(f"numpy dtype {dt} with a malformed state")
-        if dt.itemsize == 0 and elsize > 0:  # an unsized 'S' / 'U' code: the state holds the size
-            dt = np.dtype((dt.type, elsize // (4 if dt.kind == "U" else 1)))
-        if order in "<>" and dt.byteorder != "|":
-            dt = dt.newbyteorder(order)
-    if dt.itemsize == 0:  # 'U0': any number of elements from no data at all
-        raise _refuse(f"numpy dtype {dt} of size 0")
-    return dt
-
-
-def _as_dtype(x: Any) -> np.dtype:
-    if isinstance(x, _DtypeSpec):
-        return x.resolve()
-    raise _refuse(f"a numpy array with dtype given as {type(x).__name__}")
-
-
-class _GuardedArray(np.ndarray):
-    """What ``_reconstruct`` returns while unpickling: an ndarray whose ``__setstate__`` builds
-    the array from a :func:`_plain_dtype` instead of the pickled dtype object. Turned into a
-    plain ``ndarray`` view once loading is done (:func:`_finish`)."""
-
-    def __setstate__(self, state: Any) -> None:
-        # (version, shape, dtype, is_fortran, rawdata), or the same without the version.
-        if not isinstance(state, tuple) or len(state) not in (4, 5):
-            raise _refuse("a numpy array with a malformed state")
-        if not isinstance(state[-1], (bytes, bytearray)):
-            raise _refuse("a numpy array whose data is not raw bytes (object arrays are not allowed)")
-        super().__setstate__((*state[:-3], _as_dtype(state[-3]), *state[-2:]))
-
-
-_NDARRAY = object()  # stands for numpy.ndarray, accepted only as _reconstruct's first argument
-
-
-def _reconstruct(subtype: Any, shape: Any = None, dtype: Any = None) -> _GuardedArray:
-    # The shape and dtype given here are placeholders numpy overwrites in __setstate__.
-    if subtype is not _NDARRAY:
-        raise _refuse("an array of a type other than numpy.ndarray")
-    return np.ndarray.__new__(_GuardedArray, (0,), np.uint8)
-
-
-def _frombuffer(buf: Any, dtype: Any, shape: Any, order: Any = "C", axis_order: Any = None) -> np.ndarray:
-    # numpy's own _frombuffer (protocol 5), with the dtype rebuilt by _plain_dtype.
-    if not isinstance(buf, (bytes, bytearray)):
-        raise _refuse("a numpy array buffer that is not raw bytes")
-    array = np.frombuffer(buf, dtype=_as_dtype(dtype))
-    if order == "K" and axis_order is not None:  # a dense array with permuted axes
-        return array.reshape(shape, order="C").transpose(axis_order)
-    return array.reshape(shape, order=order)
-
-
-def _scalar(dtype: Any, obj: Any = None) -> Any:
-    dt = _as_dtype(dtype)
-    if obj is None:
-        return np.zeros((), dt)[()]
-    if not isinstance(obj, bytes):
-        raise _refuse("a numpy scalar whose data is not raw bytes")
-    return np.frombuffer(obj, dtype=dt, count=1)[0]
-
-
-def _no_int(kind: type) -> Callable[..., Any]:
-    # bytes(n), bytearray(n), numpy.bytes_(n) allocate n bytes from a pickle of a few bytes.
-    def make(*args: Any) -> Any:
-        if args and isinstance(args[0], int):
-            raise _refuse(f"{kind.__name__}() of a size")
-        return kind(*args)
-
-    return make
-
-
-def _latin1(text: Any, encoding: Any = "utf-8", errors: Any = "strict") -> bytes:
-    # Protocol 0-2 pickles store bytes as latin-1 text: ``_codecs.encode(text, 'latin1')``.
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "iso-8859-1", "iso8859-1"):
-        raise _refuse(f"codecs.encode with encoding {str(encoding)[:20]!r}")
-    return codecs.encode(text, "latin1")
-
-
-_SAFE_CALLABLES: dict[tuple[str, str], Any] = {
-    ("builtins", "bytes"): _no_int(bytes),
-    ("builtins", "bytearray"): _no_int(bytearray),
-    ("numpy", "bytes_"): _no_int(np.bytes_),
-    ("collections", "OrderedDict"): OrderedDict,
-    ("_codecs", "encode"): _latin1,
-    ("codecs", "encode"): _latin1,
-    ("numpy", "dtype"): _DtypeSpec,
-    ("numpy", "ndarray"): _NDARRAY,
-}
-for _mod in ("numpy.core", "numpy._core"):  # NumPy 1.x and 2.x module names
-    _SAFE_CALLABLES[(f"{_mod}.multiarray", "_reconstruct")] = _reconstruct
-    _SAFE_CALLABLES[(f"{_mod}.multiarray", "scalar")] = _scalar
-    _SAFE_CALLABLES[(f"{_mod}.numeric", "_frombuffer")] = _frombuffer
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        # Protocol 0-2 pickles name builtins the Python 2 way (__builtin__.unicode for str, ...).
-        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
-        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        if module == "builtins" and name in _SAFE_BUILTINS:
-            return getattr(builtins, name)
-        if module == "numpy" and name in _SAFE_NUMPY_SCALARS:
-            return getattr(np, name)
-        if (module, name) in _SAFE_CALLABLES:
-            return _SAFE_CALLABLES[(module, name)]
-        raise _refuse(f"'{module}.{name}'")
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise AnnotationError("persistent ids are not allowed in an annotation file")
-
-
-def _finish(obj: Any) -> Any:
-    """Replace the loading stand-ins (:class:`_GuardedArray`, :class:`_DtypeSpec`) inside
-    ``obj`` by plain numpy arrays and dtypes; lists and dicts are updated in place."""
-    memo: dict[int, Any] = {}  # id -> replacement
-    originals: list[Any] = []  # keeps every memoised object alive, so its id is not reused
-    leaves = frozenset((str, bytes, int, float, bool, type(None)))
-
-    def fix(x: Any) -> Any:
-        if type(x) in leaves:
-            return x
-        key = id(x)
-        if key in memo:  # shared and self-referencing objects stay shared
-            return memo[key]
-        if isinstance(x, _GuardedArray):
-            new: Any = x.view(np.ndarray)
-        elif isinstance(x, _DtypeSpec):
-            new = x.resolve()
-        else:
-            new = x
-        memo[key] = new
-        originals.append(x)
-        if isinstance(x, dict):
-            for k, v in x.items():
-                if type(v) not in leaves:
-                    fixed = fix(v)
-                    if fixed is not v:
-                        x[k] = fixed
-        elif isinstance(x, list):
-            for i, v in enumerate(x):
-                if type(v) not in leaves:
-                    fixed = fix(v)
-                    if fixed is not v:
-                        x[i] = fixed
-        elif isinstance(x, tuple):
-            items = [v if type(v) in leaves else fix(v) for v in x]
-            if any(a is not b for a, b in zip(items, x, strict=True)):
-                memo[key] = new = tuple(items)
-        return new
-
-    return fix(obj)
-
-
 def safe_unpickle(path: str | Path) -> Any:
-    """Unpickle ``path`` admitting only builtin containers, str/numbers and plain numpy arrays/dtypes."""
+    """Unpickle ``path`` admitting only builtin containers, str/numbers and plain numpy arrays/dtypes.
+
+    The stream is checked before it is loaded (:mod:`skelact.data.safe_pickle`), so a hostile
+    file is refused in time and memory proportional to its size, without running any of it.
+
+    Raises:
+        AnnotationError: The file is missing, not a pickle, or refused; the message names it.
+    """
     path = Path(path)
     # Loading creates ~10 container objects per clip; the cyclic GC would rescan the growing
     # graph many times over (a third of the load time at NTU60's 56k clips) for no garbage.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
+        mode = os.stat(path).st_mode  # before open(): opening a FIFO would wait for a writer
+        if stat.S_ISDIR(mode):
+            raise AnnotationError(f"{path}: is a directory, expected a .pkl file")
+        if not stat.S_ISREG(mode):
+            raise AnnotationError(f"{path}: not a regular file, expected a .pkl file")
         with open(path, "rb") as f:
-            return _finish(_RestrictedUnpickler(f).load())
-    except AnnotationError as e:
+            return restricted_load(f)
+    except PickleRefused as e:
         raise AnnotationError(f"{path}: {e}") from None
     except FileNotFoundError:
         raise AnnotationError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise AnnotationError(f"{path}: is a directory, expected a .pkl file") from None
-    except OSError:
-        raise
     except RecursionError:
         raise AnnotationError(f"{path}: not a valid annotation pickle (nested too deeply)") from None
-    except Exception as e:  # a malformed stream fails in many ways (UnpicklingError, EOFError, ...)
-        raise AnnotationError(f"{path}: not a valid annotation pickle ({e.__class__.__name__}: {e})") from None
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _as_float(arr: Any, clip: str, field: str, ndim: int) -> np.ndarray:
+# Arrays the pickle's memo shares between clips cost once in the file but once per clip after
+# the cast and in the packed store; beyond this many shared bytes (past the distinct ones) a
+# file is refused, so a few kilobytes can never stand for gigabytes of clips.
+_SHARED_SLACK = 64 * 2**20
+# Splits may name each clip this many times in all (a real file: 1 to 4 times).
+_MAX_LISTINGS = 64
+# Image sides are stored as int64 and divided by: anything larger is not an image.
+_MAX_SIDE = 2**31 - 1
+
+
+class _SharedArrays:
+    """Counts array bytes referenced by the clips against the distinct bytes behind them."""
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+        self.distinct = 0
+        self.repeated = 0
+
+    def check(self, arr: np.ndarray, clip: str, field: str) -> None:
+        # The buffer behind the array: numpy collapses views to the array that holds the data, and
+        # frombuffer (protocol 5) holds a memoryview of the pickled bytearray.
+        base = arr.base
+        if isinstance(base, np.ndarray):
+            arr, base = base, base.base
+        if isinstance(base, memoryview):
+            base = base.obj
+        key = id(arr if base is None else base)
+        if key not in self.seen:
+            self.seen.add(key)
+            self.distinct += arr.nbytes
+            return
+        self.repeated += arr.nbytes
+        if self.repeated > self.distinct + _SHARED_SLACK:
+            raise AnnotationError(f"{clip}: its '{field}' is one array shared with other clips, and the clips "
+                                  f"would take {self.distinct + self.repeated:,} bytes of arrays held in "
+                                  f"{self.distinct:,} (a pickle that repeats one array through its memo)")
+
+
+def _as_float(arr: Any, clip: str, field: str, ndim: int, shared: _SharedArrays) -> np.ndarray:
     if not isinstance(arr, np.ndarray):
-        raise AnnotationError(f"{clip}: '{field}' must be a numpy array, got {type(arr).__name__}")
+        raise AnnotationError(f"{clip}: '{field}' must be a numpy array, got {short_repr(arr)}")
     if arr.ndim != ndim:
         shape = "[M, T, V, C]" if ndim == 4 else "[M, T, V]"
-        raise AnnotationError(f"{clip}: '{field}' must be {shape}, got shape {list(arr.shape)}")
+        got = f"shape {list(arr.shape)}" if arr.ndim <= 8 else f"{arr.ndim} dimensions"
+        raise AnnotationError(f"{clip}: '{field}' must be {shape}, got {got}")
     if arr.dtype.kind not in "fiu":
         raise AnnotationError(f"{clip}: '{field}' has non-numeric dtype {arr.dtype}")
-    out = arr.astype(WORK_DTYPE, copy=False)
+    shared.check(arr, clip, field)  # before the cast, which may copy
+    if arr.dtype.itemsize > 4 and arr.dtype.kind == "f":  # float64: values past float32's range become inf
+        with np.errstate(over="ignore", invalid="ignore"):  # refused just below, without a warning on stderr
+            out = arr.astype(WORK_DTYPE)
+    else:
+        out = arr.astype(WORK_DTYPE, copy=False)
     if not np.isfinite(out).all():
         # float64 values beyond float32's range also land here: they are inf after the cast.
         raise AnnotationError(f"{clip}: '{field}' has non-finite values (nan or inf)")
     return out
 
 
-def _validate_clip(ann: Any, index: int, num_classes: int | None, allow_unlabeled: bool) -> str:
+def _integer(value: Any) -> bool:
+    kind = type(value)  # bool is an int, numpy.bool_ is not a numpy.integer
+    return kind is int or (kind is not bool and isinstance(value, np.integer))
+
+
+def _validate_clip(ann: Any, index: int, num_classes: int | None, allow_unlabeled: bool,
+                   shared: _SharedArrays) -> str:
     """Check one annotation in place (arrays cast to WORK_DTYPE); return its frame_dir."""
     if not isinstance(ann, dict):
-        raise AnnotationError(f"annotation #{index}: expected a dict, got {type(ann).__name__}")
+        raise AnnotationError(f"annotation #{index}: expected a dict, got {short_repr(ann)}")
     name = ann.get("frame_dir")
-    clip = f"clip {name!r}" if isinstance(name, str) else f"annotation #{index}"
+    clip = f"clip {short_repr(name)}" if isinstance(name, str) else f"annotation #{index}"
     missing = [k for k in REQUIRED_KEYS if k not in ann]
     if missing:
         raise AnnotationError(f"{clip}: missing key(s) {', '.join(repr(k) for k in missing)}")
     if not isinstance(name, str):
-        raise AnnotationError(f"{clip}: 'frame_dir' must be a string")
+        raise AnnotationError(f"{clip}: 'frame_dir' must be a string, got {short_repr(name)}")
 
-    kp = _as_float(ann["keypoint"], clip, "keypoint", 4)
+    kp = _as_float(ann["keypoint"], clip, "keypoint", 4, shared)
     m, t, v, c = kp.shape
     if m == 0 or t == 0:
         raise AnnotationError(f"{clip}: empty clip (keypoint shape {list(kp.shape)})")
@@ -330,8 +173,8 @@ def _validate_clip(ann: Any, index: int, num_classes: int | None, allow_unlabele
         raise AnnotationError(f"{clip}: 'keypoint' must have V > 0 joints and C = 2 or 3, got {list(kp.shape)}")
     ann["keypoint"] = kp
 
-    if "keypoint_score" in ann and ann["keypoint_score"] is not None:
-        score = _as_float(ann["keypoint_score"], clip, "keypoint_score", 3)
+    if ann.get("keypoint_score") is not None:
+        score = _as_float(ann["keypoint_score"], clip, "keypoint_score", 3, shared)
         if score.shape != (m, t, v):
             raise AnnotationError(
                 f"{clip}: 'keypoint_score' shape {list(score.shape)} does not match keypoint [M, T, V] = "
@@ -340,28 +183,28 @@ def _validate_clip(ann: Any, index: int, num_classes: int | None, allow_unlabele
         ann["keypoint_score"] = score
 
     total = ann["total_frames"]
-    if isinstance(total, (bool, float)) or not isinstance(total, (int, np.integer)):
-        raise AnnotationError(f"{clip}: 'total_frames' must be an integer, got {total!r}")
+    if not _integer(total):
+        raise AnnotationError(f"{clip}: 'total_frames' must be an integer, got {short_repr(total)}")
     if int(total) != t:
-        raise AnnotationError(f"{clip}: 'total_frames' is {int(total)} but keypoint has T = {t} frames")
+        raise AnnotationError(f"{clip}: 'total_frames' is {short_repr(int(total))} but keypoint has T = {t} frames")
     ann["total_frames"] = int(total)
 
     label = ann["label"]
-    if isinstance(label, (bool, float)) or not isinstance(label, (int, np.integer)):
-        raise AnnotationError(f"{clip}: 'label' must be an integer, got {label!r}")
+    if not _integer(label):
+        raise AnnotationError(f"{clip}: 'label' must be an integer, got {short_repr(label)}")
     label = int(label)
     if label < 0 and not (allow_unlabeled and label == -1):
-        raise AnnotationError(f"{clip}: 'label' {label} is negative")
+        raise AnnotationError(f"{clip}: 'label' {short_repr(label)} is negative")
     if num_classes is not None and label >= num_classes:
-        raise AnnotationError(f"{clip}: 'label' {label} is out of range for {num_classes} classes")
+        raise AnnotationError(f"{clip}: 'label' {short_repr(label)} is out of range for {num_classes} classes")
     ann["label"] = label
 
     for key in ("img_shape", "original_shape"):
         if key in ann:
             shape = ann[key]
-            if not (isinstance(shape, (tuple, list)) and len(shape) == 2
-                    and all(isinstance(s, (int, np.integer)) and s > 0 for s in shape)):
-                raise AnnotationError(f"{clip}: '{key}' must be (height, width), got {shape!r}")
+            if not (isinstance(shape, (tuple, list)) and len(shape) == 2 and _integer(shape[0])
+                    and _integer(shape[1]) and 0 < shape[0] <= _MAX_SIDE and 0 < shape[1] <= _MAX_SIDE):
+                raise AnnotationError(f"{clip}: '{key}' must be (height, width) in pixels, got {short_repr(shape)}")
             ann[key] = (int(shape[0]), int(shape[1]))
     return name
 
@@ -374,8 +217,9 @@ def validate_annotations(
 ) -> dict:
     """Validate a PYSKL annotation dict in place and return it.
 
-    Keypoints and scores are cast to :data:`WORK_DTYPE`. Raises :class:`AnnotationError` naming
-    ``source`` and the clip at fault.
+    Keypoints and scores are cast to :data:`WORK_DTYPE`. Every clip must agree with the first on
+    [V, C] and on having ``keypoint_score``. Raises :class:`AnnotationError` naming ``source`` and
+    the clip at fault; values are quoted with :func:`~skelact.errors.short_repr`.
 
     Args:
         data: The unpickled object.
@@ -384,12 +228,12 @@ def validate_annotations(
         allow_unlabeled: Accept ``label == -1`` (unknown), as written by ``skelact extract``.
     """
     if not isinstance(data, dict):
-        raise AnnotationError(f"{source}: expected a dict with 'split' and 'annotations', got {type(data).__name__}")
+        raise AnnotationError(f"{source}: expected a dict with 'split' and 'annotations', got {short_repr(data)}")
     if "annotations" not in data:
         raise AnnotationError(f"{source}: missing key 'annotations'")
     anns = data["annotations"]
     if not isinstance(anns, list):
-        raise AnnotationError(f"{source}: 'annotations' must be a list")
+        raise AnnotationError(f"{source}: 'annotations' must be a list, got {short_repr(anns)}")
     if not anns:
         raise AnnotationError(f"{source}: no annotations")
     classes = data.get("classes")
@@ -404,31 +248,45 @@ def validate_annotations(
 
     names: set[str] = set()
     dims: tuple[int, int] | None = None
+    has_score: bool | None = None
+    shared = _SharedArrays()
     for i, ann in enumerate(anns):
         try:
-            name = _validate_clip(ann, i, num_classes, allow_unlabeled)
+            name = _validate_clip(ann, i, num_classes, allow_unlabeled, shared)
         except AnnotationError as e:
             raise AnnotationError(f"{source}: {e}") from None
-        if name in names:
-            raise AnnotationError(f"{source}: clip {name!r}: duplicate frame_dir")
-        names.add(name)
         vc = ann["keypoint"].shape[2:]
+        scored = ann.get("keypoint_score") is not None
         if dims is None:
-            dims = vc
-        elif vc != dims:
-            raise AnnotationError(
-                f"{source}: clip {name!r}: keypoint has [V, C] = {list(vc)} but earlier clips have {list(dims)}"
-            )
+            dims, has_score = vc, scored
+        if name in names or vc != dims or scored != has_score:
+            clip = f"{source}: clip {short_repr(name)}"
+            if name in names:
+                raise AnnotationError(f"{clip}: duplicate frame_dir")
+            if vc != dims:
+                raise AnnotationError(f"{clip}: keypoint has [V, C] = {list(vc)} but earlier clips have {list(dims)}")
+            raise AnnotationError(f"{clip}: " + ("has a 'keypoint_score' but earlier clips have none" if scored
+                                                 else "has no 'keypoint_score' but earlier clips have one"))
+        names.add(name)
 
     split = data.setdefault("split", {})
     if not isinstance(split, dict):
         raise AnnotationError(f"{source}: 'split' must be a dict of name -> list of frame_dir")
+    listed = 0
     for sname, members in split.items():
         if not isinstance(sname, str) or not isinstance(members, (list, tuple)):
-            raise AnnotationError(f"{source}: split {sname!r} must map a name to a list of frame_dir")
+            raise AnnotationError(f"{source}: split {short_repr(sname)} must map a name to a list of frame_dir, "
+                                  f"got {short_repr(members)}")
+        listed += len(members)
+        if listed > _MAX_LISTINGS * len(anns):  # one list shared by many split names through the memo
+            raise AnnotationError(f"{source}: its splits list more than {_MAX_LISTINGS} clip names per clip "
+                                  f"({len(split):,} splits for {len(anns):,} clips)")
         for member in members:
-            if not isinstance(member, str) or member not in names:
-                raise AnnotationError(f"{source}: split {sname!r} names unknown clip {member!r}")
+            if not isinstance(member, str):
+                raise AnnotationError(f"{source}: split {short_repr(sname)} holds {short_repr(member)}, not a clip "
+                                      "name")
+            if member not in names:
+                raise AnnotationError(f"{source}: split {short_repr(sname)} names unknown clip {short_repr(member)}")
         split[sname] = list(members)
 
     layout = data.get("layout")
@@ -443,10 +301,11 @@ def validate_annotations(
             except LayoutError as e:
                 raise AnnotationError(str(e)) from None
             if dims is not None and lay.num_joints != dims[0]:
-                raise AnnotationError(f"{source}: its layout {lay.name!r} has {lay.num_joints} joints but the clips "
-                                      f"have {dims[0]}")
+                raise AnnotationError(f"{source}: its layout {short_repr(lay.name)} has {lay.num_joints} joints but "
+                                      f"the clips have {dims[0]}")
         elif not isinstance(layout, str):
-            raise AnnotationError(f"{source}: 'layout' must be a layout name or a mapping of joints and edges")
+            raise AnnotationError(f"{source}: 'layout' must be a layout name or a mapping of joints and edges, got "
+                                  f"{short_repr(layout)}")
     return data
 
 
@@ -523,6 +382,15 @@ def save_annotations(data: dict, path: str | Path, force: bool = False, allow_un
     return atomic_write(path, lambda f: pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL), force=force)
 
 
+def _layout_name(field: object) -> str:
+    """The name to print for a file's ``layout`` field (a built-in's name, or a whole layout as a dict)."""
+    if isinstance(field, dict):
+        field = f"{field.get('name', 'custom')} (stored in the file)"
+    if field is None:
+        return "unknown"
+    return field if isinstance(field, str) and len(field) <= 80 else short_repr(field)
+
+
 def summarize(data: dict) -> str:
     """A human-readable summary: clips per split, classes, frames, persons, joints, dims."""
     anns = data["annotations"]
@@ -531,10 +399,10 @@ def summarize(data: dict) -> str:
     v, c = anns[0]["keypoint"].shape[2:]
     labels = Counter(a["label"] for a in anns)
     classes = data.get("classes")
-    scores = ", with scores" if "keypoint_score" in anns[0] else ""
+    scores = ", with scores" if anns[0].get("keypoint_score") is not None else ""
     lines = [
         f"clips: {len(anns)}",
-        f"layout: {data.get('layout', 'unknown')} ({v} joints, {c}D{scores})",
+        f"layout: {_layout_name(data.get('layout'))} ({v} joints, {c}D{scores})",
         f"frames: min {frames.min()}, median {int(np.median(frames))}, max {frames.max()}",
         f"persons: min {persons.min()}, max {persons.max()} "
         f"({', '.join(f'{k}: {n}' for k, n in sorted(Counter(persons.tolist()).items()))} clips)",

@@ -17,6 +17,7 @@ from torch import nn
 from skelact import skeleton
 from skelact.config import Config, ConfigError, DataConfig, OptimConfig
 from skelact.data.dataset import PackedClips, SkeletonDataset
+from skelact.data.io import AnnotationError
 from skelact.data.transforms import (
     Center3D,
     Compose,
@@ -43,6 +44,7 @@ __all__ = [
     "input_kind",
     "build_pipeline",
     "build_dataset",
+    "check_clip_fields",
     "overfit_indices",
     "check_model_name",
     "build_model",
@@ -197,7 +199,28 @@ def build_dataset(
         raise ConfigError(f"model {cfg.model.name!r} builds heatmaps from raw 2D pixel coordinates: "
                           "set data.normalize: none (and 2D data)")
     pipe = build_pipeline(cfg.data, layout, packed.num_channels, train, num_clips, augment, force_flip)
+    check_clip_fields(packed, indices, pipe, cfg.data.ann_file)
     return SkeletonDataset(packed, indices, pipe, train=train, seed=cfg.seed)
+
+
+def check_clip_fields(packed: PackedClips, indices: np.ndarray, pipe: Compose, where: str) -> None:
+    """Refuse, before any work, clips that lack a field ``pipe`` reads: ``img_shape`` for
+    ``normalize: image`` and for flips of raw pixels (about the image centre).
+
+    Raises:
+        AnnotationError: Names ``where`` (the annotation file), the first such clip and the setting.
+    """
+    needs = [t for t in pipe.transforms
+             if isinstance(t, NormalizeImage) or (isinstance(t, RandomFlip) and t.center_x is None)]
+    if not needs:
+        return
+    missing = np.flatnonzero((packed.img_shape[indices] <= 0).any(axis=1))
+    if missing.size:
+        clip = packed.names[int(indices[missing[0]])]
+        setting = ("data.normalize: image" if isinstance(needs[0], NormalizeImage)
+                   else "flipping raw pixel coordinates (data.normalize: none)")
+        raise AnnotationError(f"{where}: clip {short_repr(clip)} has no 'img_shape' (h, w), which {setting} needs "
+                              f"({missing.size} of {len(indices)} clips lack it); add it, or set data.normalize: bbox")
 
 
 def overfit_indices(labels: np.ndarray, indices: np.ndarray, n: int) -> np.ndarray:

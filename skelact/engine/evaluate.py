@@ -14,6 +14,8 @@ horizontally flipped views too), then writes into ``out_dir``:
 from __future__ import annotations
 
 import json
+import math
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,8 +25,9 @@ import numpy as np
 from skelact.config import Config, ConfigError
 from skelact.data.io import atomic_write
 from skelact.engine import metrics
+from skelact.errors import SkelactError, short_repr
 
-__all__ = ["evaluate", "fuse", "load_scores", "save_scores", "write_outputs"]
+__all__ = ["ScoreFileError", "evaluate", "fuse", "load_scores", "save_scores", "write_outputs"]
 
 
 def save_scores(path: str | Path, probs: np.ndarray, labels: np.ndarray, names: Sequence[str],
@@ -35,21 +38,92 @@ def save_scores(path: str | Path, probs: np.ndarray, labels: np.ndarray, names: 
     return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
+class ScoreFileError(SkelactError, ValueError):
+    """A score file cannot be used, or score files cannot be fused; the message names the file or option."""
+
+
+_SCORE_KEYS = ("probs", "labels", "names", "classes")
+# The arrays of a score file may take this many times the file's size (more only from a
+# compressed .npz, where a few kilobytes can claim gigabytes), or _MIN_SCORE_BYTES.
+_SCORE_GROWTH = 16
+_MIN_SCORE_BYTES = 256 * 2**20
+
+
+def _npy_header(z: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of one ``.npy`` member, read from its header alone."""
+    with z.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"unsupported .npy version {version}")
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+    return shape, dtype
+
+
 def load_scores(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a ``scores.npz`` (no pickles allowed) and check its arrays agree with each other."""
+    """Read a ``scores.npz`` (no pickles allowed) and check its arrays agree with each other.
+
+    Raises:
+        ScoreFileError: The file is missing, not such a file, or its arrays are inconsistent
+            (probabilities not finite rows in [0, 1] summing to 1, labels out of range ...).
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"score file not found: {path}")
-    with np.load(path, allow_pickle=False) as z:
-        missing = {"probs", "labels", "names", "classes"} - set(z.files)
-        if missing:
-            raise ValueError(f"{path}: not a skelact score file (missing {sorted(missing)})")
-        out = {k: z[k] for k in ("probs", "labels", "names", "classes")}
-    n, c = out["probs"].shape if out["probs"].ndim == 2 else (-1, -1)
-    if n < 0 or out["labels"].shape != (n,) or out["names"].shape != (n,) or out["classes"].shape != (c,):
-        raise ValueError(f"{path}: inconsistent shapes probs {out['probs'].shape}, labels {out['labels'].shape}, "
-                         f"names {out['names'].shape}, classes {out['classes'].shape}")
-    return out
+        raise ScoreFileError(f"{path}: score file not found")
+    if not zipfile.is_zipfile(path):
+        raise ScoreFileError(f"{path}: not a .npz score file (as written by `skelact test`)")
+    where = f"{path}: not a skelact score file"
+    budget = max(_SCORE_GROWTH * path.stat().st_size, _MIN_SCORE_BYTES)
+    out: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = set(z.namelist())
+            missing = [k for k in _SCORE_KEYS if f"{k}.npy" not in members]
+            if missing:
+                raise ScoreFileError(f"{where} (no {', '.join(missing)} array)")
+            for key in _SCORE_KEYS:
+                shape, dtype = _npy_header(z, f"{key}.npy")
+                if dtype.hasobject:
+                    raise ScoreFileError(f"{where} ('{key}' is an object array)")
+                nbytes = math.prod(shape) * dtype.itemsize
+                budget -= nbytes
+                shown = list(shape) if len(shape) <= 8 else f"{len(shape)}-dimensional"
+                if nbytes > z.getinfo(f"{key}.npy").file_size:
+                    raise ScoreFileError(f"{where} ('{key}' claims {shown} {dtype} values, more "
+                                         "than the file holds)")
+                if budget < 0:
+                    raise ScoreFileError(f"{where} ('{key}' claims {shown} {dtype} values: its "
+                                         f"arrays would take over {_SCORE_GROWTH}x the file's size)")
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: z[k] for k in _SCORE_KEYS}
+    except ScoreFileError:
+        raise
+    except Exception as e:  # a truncated or corrupt zip, a bad header: zipfile, zlib and numpy errors
+        detail = short_repr(" ".join(str(e).split()), 100)
+        raise ScoreFileError(f"{path}: cannot read the score file ({type(e).__name__}: {detail})") from None
+    probs, labels, names, classes = (out[k] for k in _SCORE_KEYS)
+    if probs.ndim != 2 or 0 in probs.shape or labels.shape != probs.shape[:1] or names.shape != probs.shape[:1] \
+            or classes.shape != probs.shape[1:]:
+        raise ScoreFileError(f"{path}: inconsistent shapes probs {list(probs.shape)}, labels {list(labels.shape)}, "
+                             f"names {list(names.shape)}, classes {list(classes.shape)}; expected [N, C], [N], [N], "
+                             "[C] with N, C > 0")
+    if probs.dtype.kind != "f" or labels.dtype.kind not in "iu" or names.dtype.kind != "U" \
+            or classes.dtype.kind != "U":
+        raise ScoreFileError(f"{path}: expected float probs, integer labels and string names and classes, got "
+                             f"{probs.dtype}, {labels.dtype}, {names.dtype}, {classes.dtype}")
+    probs = probs.astype(np.float64)
+    rows = np.flatnonzero(~np.isfinite(probs).all(axis=1) | (probs < 0).any(axis=1) | (probs > 1).any(axis=1)
+                          | (np.abs(probs.sum(axis=1) - 1) > 1e-3))
+    if rows.size:
+        i = int(rows[0])
+        raise ScoreFileError(f"{path}: clip {short_repr(str(names[i]))} has probabilities that are not finite "
+                             f"values in [0, 1] summing to 1 ({rows.size} of {len(probs)} clips)")
+    bad = np.flatnonzero((labels < 0) | (labels >= probs.shape[1]))
+    if bad.size:
+        i = int(bad[0])
+        raise ScoreFileError(f"{path}: clip {short_repr(str(names[i]))} has label {short_repr(int(labels[i]))}, "
+                             f"expected 0..{probs.shape[1] - 1}")
+    return {"probs": probs, "labels": labels.astype(np.int64), "names": names, "classes": classes}
 
 
 def write_outputs(out_dir: str | Path, probs: np.ndarray, labels: np.ndarray, names: Sequence[str],
@@ -161,24 +235,29 @@ def fuse(score_files: list[Path], weights: list[float] | None = None, out_dir: P
 
     Returns:
         The summary metrics of the fusion plus ``inputs`` (files and weights) and ``per_stream_top1``.
+
+    Raises:
+        ScoreFileError: A file :func:`load_scores` refuses, files that disagree, or bad weights;
+            nothing is written then.
     """
     if len(score_files) < 1:
-        raise ValueError("fuse needs at least one score file")
+        raise ScoreFileError("fuse needs at least one score file")
+    if weights is not None and len(weights) != len(score_files):
+        raise ScoreFileError(f"weights: {len(weights)} weights for {len(score_files)} score files; give one per file")
     weights = [1.0] * len(score_files) if weights is None else [float(w) for w in weights]
-    if len(weights) != len(score_files):
-        raise ValueError(f"{len(weights)} weights for {len(score_files)} score files")
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"weights must be non-negative with a positive sum, got {weights}")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise ScoreFileError(f"weights: must be finite, non-negative and not all zero, got "
+                             f"{short_repr(' '.join(f'{w:g}' for w in weights))}")
     loaded = [load_scores(p) for p in score_files]
     ref, ref_path = loaded[0], score_files[0]
     for path, s in zip(score_files[1:], loaded[1:], strict=True):
         if s["names"].shape != ref["names"].shape or not np.array_equal(s["names"], ref["names"]):
-            raise ValueError(f"{path}: its clips differ from {ref_path} (names or order); evaluate every stream "
-                             "on the same split")
+            raise ScoreFileError(f"{path}: its clips differ from {ref_path} (names or order); evaluate every stream "
+                                 "on the same split")
         if not np.array_equal(s["classes"], ref["classes"]):
-            raise ValueError(f"{path}: its classes differ from {ref_path}")
+            raise ScoreFileError(f"{path}: its classes differ from {ref_path}")
         if not np.array_equal(s["labels"], ref["labels"]):
-            raise ValueError(f"{path}: its labels differ from {ref_path}")
+            raise ScoreFileError(f"{path}: its labels differ from {ref_path}")
     total = sum(weights)
     probs = sum(w * s["probs"] for w, s in zip(weights, loaded, strict=True)) / total  # [N, C]
     labels = ref["labels"]

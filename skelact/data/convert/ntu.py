@@ -178,6 +178,10 @@ _KEEP = (0, 1, 2, 5, 6, 11)
 _IMG_SHAPE = (1080, 1920)  # Kinect v2 colour frame (h, w); colorX/colorY are pixels in it
 # Kinect trackingState -> keypoint score: 2 tracked, 1 inferred, 0 not tracked.
 _SCORE_OF_STATE = np.array([0.0, 0.5, 1.0], dtype=np.float32)
+# A converted clip may take this many times its file's size (a real one takes a tenth), or
+# _MIN_CLIP_BUDGET bytes, whichever is more.
+_MAX_GROWTH = 8
+_MIN_CLIP_BUDGET = 64 * 2**20
 
 
 def parse_ntu_name(name: str) -> dict[str, int] | None:
@@ -297,7 +301,7 @@ def read_skeleton_file(path: str | Path) -> tuple[int, list[str], np.ndarray, np
     return num_frames, body_ids, np.asarray(frames, np.int64), np.asarray(bodies, np.int64), joints
 
 
-def body_activity(xyz: np.ndarray, present: np.ndarray) -> np.ndarray:
+def body_activity(xyz: np.ndarray, frame_idx: np.ndarray, body_idx: np.ndarray, num_bodies: int) -> np.ndarray:
     """Activity of each body: its total 3D path length, averaged over joints.
 
     For each pair of consecutive frames in which the body is present, the mean over joints of the
@@ -305,17 +309,20 @@ def body_activity(xyz: np.ndarray, present: np.ndarray) -> np.ndarray:
     that moves more, or for longer, scores higher.
 
     Args:
-        xyz: [B, T, V, 3] joint positions in metres (zeros where absent).
-        present: [B, T] bool, body present in frame.
+        xyz: [R, V, 3] joint positions in metres, one record per (frame, body) seen, as
+            :func:`read_skeleton_file` returns them (each body's records in frame order).
+        frame_idx: [R] frame of each record.
+        body_idx: [R] body of each record, in ``[0, num_bodies)``.
+        num_bodies: B.
 
     Returns:
         [B] float64 activity.
     """
-    if xyz.shape[1] < 2:
-        return np.zeros(xyz.shape[0])
-    step = np.linalg.norm(np.diff(xyz, axis=1), axis=-1).mean(axis=-1)  # [B, T-1]
-    both = present[:, 1:] & present[:, :-1]
-    return np.where(both, step, 0.0).sum(axis=1)
+    order = np.argsort(body_idx, kind="stable")  # records grouped by body, still in frame order
+    body, frame, pos = body_idx[order], frame_idx[order], xyz[order]
+    step = np.linalg.norm(np.diff(pos, axis=0), axis=-1).mean(axis=-1)  # [R-1] between neighbours
+    consecutive = (body[1:] == body[:-1]) & (frame[1:] == frame[:-1] + 1)
+    return np.bincount(body[1:][consecutive], weights=step[consecutive], minlength=num_bodies).astype(np.float64)
 
 
 def _convert_file(path: Path, dims: int, max_bodies: int) -> tuple[dict[str, Any] | None, str | None, Counter]:
@@ -333,30 +340,40 @@ def _convert_file(path: Path, dims: int, max_bodies: int) -> tuple[dict[str, Any
         notes["clips with non-finite joint values (set to 0, score 0)"] += 1
 
     nb, t = len(body_ids), num_frames
-    full = np.zeros((nb, t, _NUM_JOINTS, len(_KEEP)), dtype=np.float64)  # [B, T, V, 6]
-    full[body_idx, frame_idx] = joints
-    present = np.zeros((nb, t), dtype=bool)
-    present[body_idx, frame_idx] = True
-
+    m = min(nb, max_bodies)
+    # The clip is [M, T, V, C] whatever the file holds; a frame without bodies costs 2 bytes of
+    # text but 100-300 bytes of clip, so a small file claiming millions of empty frames is refused
+    # before anything that size is allocated.
+    clip_bytes = m * t * _NUM_JOINTS * (dims + (dims == 2)) * 4
+    limit = max(_MAX_GROWTH * path.stat().st_size, _MIN_CLIP_BUDGET)
+    if clip_bytes > limit:
+        raise ConvertError(f"{path}: not a valid NTU .skeleton file: its {t:,} frames of {m} bodies would take "
+                           f"{clip_bytes / 2**20:,.0f} MiB, more than {_MAX_GROWTH}x the file's size "
+                           f"({len(np.unique(frame_idx)):,} frames hold a body)")
     if nb > max_bodies:
         notes[f"clips with more than {max_bodies} bodies (kept the most active)"] += 1
     # Most active first; a stable sort keeps first-appearance order among equals.
-    order = np.argsort(-body_activity(full[..., 0:3], present), kind="stable")[:max_bodies]
-    full = full[order]
-    if (~present.any(axis=0)).any():
+    order = np.argsort(-body_activity(joints[..., 0:3], frame_idx, body_idx, nb), kind="stable")[:max_bodies]
+    slot = np.full(nb, -1, dtype=np.int64)
+    slot[order] = np.arange(m)  # body -> its place in the clip, -1 if dropped
+    kept = slot[body_idx] >= 0
+    person, frame, rec = slot[body_idx[kept]], frame_idx[kept], joints[kept]  # [R'], [R'], [R', V, 6]
+    if len(np.unique(frame_idx)) < t:
         notes["clips with frames without any body (kept as zeros)"] += 1
 
     ann: dict[str, Any] = {"frame_dir": path.name.removesuffix(".skeleton"), "total_frames": t}
+    kp = np.zeros((m, t, _NUM_JOINTS, dims), dtype=np.float32)  # zeros where a body is absent
     if dims == 2:
-        state = np.clip(np.rint(full[..., 5]), 0, 2).astype(np.int64)
-        score = _SCORE_OF_STATE[state]
-        score[~present[order]] = 0.0
+        kp[person, frame] = rec[..., 3:5]  # colorX, colorY pixels
+        score = np.zeros((m, t, _NUM_JOINTS), dtype=np.float32)
+        score[person, frame] = _SCORE_OF_STATE[np.clip(np.rint(rec[..., 5]), 0, 2).astype(np.int64)]
         ann["img_shape"] = _IMG_SHAPE
         ann["original_shape"] = _IMG_SHAPE
-        ann["keypoint"] = np.ascontiguousarray(full[..., 3:5], dtype=np.float32)  # [M, T, V, 2]
-        ann["keypoint_score"] = np.ascontiguousarray(score, dtype=np.float32)  # [M, T, V]
+        ann["keypoint"] = kp  # [M, T, V, 2]
+        ann["keypoint_score"] = score  # [M, T, V]
     else:
-        ann["keypoint"] = np.ascontiguousarray(full[..., 0:3], dtype=np.float32)  # [M, T, V, 3]
+        kp[person, frame] = rec[..., 0:3]  # x, y, z metres
+        ann["keypoint"] = kp  # [M, T, V, 3]
     return ann, None, notes
 
 

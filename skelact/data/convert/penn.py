@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import struct
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -10,16 +12,65 @@ import numpy as np
 import scipy.io
 
 from skelact.data.convert._common import ConvertError, ConvertSummary, find_files, split_counts
+from skelact.errors import short_repr
 
 __all__ = ["convert_penn", "read_penn_mat"]
 
 _NUM_JOINTS = 13
+_FIELDS = ["action", "train", "x", "y", "visibility", "dimensions", "nframes"]  # what is read of a file
+# A label file's variables, once read (a real one: under 200 KB). A zlib-compressed element can
+# expand a thousandfold, so a 1 MB file could otherwise become a gigabyte of arrays.
+_MAX_MAT_BYTES = 64 * 2**20
+_MAX_SIDE = 2**31 - 1  # image height / width (skelact.data.io's bound)
+_MI_COMPRESSED = 15
+
+
+def _check_mat_size(path: Path) -> None:
+    """Refuse a file that is not MATLAB v5 or whose elements hold more than :data:`_MAX_MAT_BYTES`
+    once decompressed, before scipy reads any of it."""
+    try:
+        size = path.stat().st_size
+        if size > _MAX_MAT_BYTES:
+            raise ConvertError(f"{path}: {size:,} bytes is too large for a Penn Action label file")
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConvertError(f"{path}: cannot read MATLAB file ({e.strerror or type(e).__name__})") from None
+    if len(data) < 128 or data[126:128] not in (b"IM", b"MI"):
+        raise ConvertError(f"{path}: not a MATLAB v5 file (Penn Action label files are)")
+    order = "<" if data[126:128] == b"IM" else ">"
+    pos, total = 128, 0
+    while pos + 8 <= len(data) and total <= _MAX_MAT_BYTES:
+        mdtype, nbytes = struct.unpack_from(order + "II", data, pos)
+        if mdtype >> 16:  # a small element: type and size in the tag, 4 bytes of data
+            total, pos = total + (mdtype >> 16), pos + 8
+            continue
+        if mdtype == _MI_COMPRESSED:
+            stream, chunk = zlib.decompressobj(), data[pos + 8:pos + 8 + nbytes]
+            try:
+                while chunk and total <= _MAX_MAT_BYTES:  # at most 1 MiB out per step
+                    total += len(stream.decompress(chunk, 2**20))
+                    chunk = stream.unconsumed_tail
+            except zlib.error:
+                raise ConvertError(f"{path}: cannot read MATLAB file (corrupt compressed data)") from None
+            pos += 8 + nbytes
+        else:
+            total, pos = total + nbytes, pos + 8 + nbytes + (-nbytes) % 8
+    if total > _MAX_MAT_BYTES:
+        raise ConvertError(f"{path}: its variables take more than {_MAX_MAT_BYTES // 2**20} MiB once decompressed; "
+                           "not a Penn Action label file")
 
 
 def _scalar(m: dict[str, Any], key: str, path: Path) -> Any:
     if key not in m or np.size(m[key]) != 1:
         raise ConvertError(f"{path}: Penn Action field {key!r} is missing or not a single value")
     return np.asarray(m[key]).reshape(-1)[0]
+
+
+def _number(m: dict[str, Any], key: str, path: Path) -> float:
+    value = _scalar(m, key, path)
+    if not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value):
+        raise ConvertError(f"{path}: Penn Action field {key!r} must be a finite number")
+    return float(value)
 
 
 def read_penn_mat(path: str | Path) -> tuple[dict[str, Any], str, int, str | None]:
@@ -37,14 +88,16 @@ def read_penn_mat(path: str | Path) -> tuple[dict[str, Any], str, int, str | Non
         ConvertError: The file cannot be read or lacks consistent fields; the message names it.
     """
     path = Path(path)
+    _check_mat_size(path)
     try:
-        m = scipy.io.loadmat(path)
+        m = scipy.io.loadmat(path, variable_names=_FIELDS)
     except Exception as e:  # scipy raises several types (ValueError, MatReadError, OSError, ...)
-        raise ConvertError(f"{path}: cannot read MATLAB file ({type(e).__name__}: {e})") from None
+        detail = short_repr(" ".join(str(e).split()), 100)
+        raise ConvertError(f"{path}: cannot read MATLAB file ({type(e).__name__}: {detail})") from None
     arrays = {}
     for key in ("x", "y", "visibility"):
         a = m.get(key)
-        if not isinstance(a, np.ndarray) or a.ndim != 2 or a.shape[1] != _NUM_JOINTS or a.dtype.kind not in "fiu":
+        if not isinstance(a, np.ndarray) or a.ndim != 2 or a.shape[1] != _NUM_JOINTS or a.dtype.kind not in "biuf":
             shape = list(a.shape) if isinstance(a, np.ndarray) else None
             raise ConvertError(f"{path}: Penn Action field {key!r} must be numeric [T, 13], got {shape}")
         arrays[key] = a
@@ -56,36 +109,37 @@ def read_penn_mat(path: str | Path) -> tuple[dict[str, Any], str, int, str | Non
     t = x.shape[0]
     if t == 0:
         raise ConvertError(f"{path}: clip has 0 frames")
-    action = str(_scalar(m, "action", path))
-    flag = int(_scalar(m, "train", path))
+    action = str(_scalar(m, "action", path))[:200]
+    flag = _number(m, "train", path)
     if flag not in (1, -1):
-        raise ConvertError(f"{path}: Penn Action 'train' flag is {flag}, expected 1 or -1")
+        raise ConvertError(f"{path}: Penn Action 'train' flag is {flag:g}, expected 1 or -1")
     dimensions = np.asarray(m.get("dimensions", [])).reshape(-1)
-    if dimensions.size != 3:
-        raise ConvertError(f"{path}: Penn Action field 'dimensions' must be [H W T]")
-    h, w, dim_t = (int(d) for d in dimensions)
-    if h <= 0 or w <= 0:
-        raise ConvertError(f"{path}: bad image size {h}x{w} in 'dimensions'")
+    if dimensions.size != 3 or dimensions.dtype.kind not in "iuf" or not np.isfinite(dimensions).all():
+        raise ConvertError(f"{path}: Penn Action field 'dimensions' must be three numbers [H W T]")
+    h, w, dim_t = dimensions.tolist()
+    if not (0 < h <= _MAX_SIDE and 0 < w <= _MAX_SIDE):
+        raise ConvertError(f"{path}: bad image size {h:g}x{w:g} in 'dimensions'")
     # 'nframes' is stored as uint8 in most files, so it is only compared modulo 256 where it is.
-    nframes_arr = np.asarray(m.get("nframes", t))
-    nframes = int(nframes_arr.reshape(-1)[0]) if nframes_arr.size == 1 else t
-    wrap = 256 if nframes_arr.dtype == np.uint8 else None
+    nframes = _number(m, "nframes", path) if "nframes" in m else t
+    wrap = 256 if "nframes" in m and np.asarray(m["nframes"]).dtype == np.uint8 else None
     note = None
     if dim_t != t or (nframes != (t % wrap if wrap else t)):
         note = "clips whose 'dimensions'/'nframes' frame count differs from x's rows (used x's rows)"
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ConvertError(f"{path}: non-finite joint coordinates")
 
-    kp = np.stack([x, y], axis=-1).astype(np.float32)[None]  # [1, T, 13, 2] pixels
+    with np.errstate(over="ignore", invalid="ignore"):  # checked below: 1e300 becomes inf in float32
+        kp = np.stack([x, y], axis=-1).astype(np.float32)[None]  # [1, T, 13, 2] pixels
+        score = vis.astype(np.float32)[None]  # [1, T, 13], 1 visible / 0 not
+    if not (np.isfinite(kp).all() and np.isfinite(score).all()):
+        raise ConvertError(f"{path}: non-finite joint coordinates or visibility")
     ann = {
         "frame_dir": path.stem,
         "total_frames": t,
-        "img_shape": (h, w),
-        "original_shape": (h, w),
+        "img_shape": (int(h), int(w)),
+        "original_shape": (int(h), int(w)),
         "keypoint": kp,
-        "keypoint_score": vis.astype(np.float32)[None],  # [1, T, 13], 1 visible / 0 not
+        "keypoint_score": score,
     }
-    return ann, action, flag, note
+    return ann, action, int(flag), note
 
 
 def convert_penn(src: str | Path) -> tuple[dict[str, Any], ConvertSummary]:

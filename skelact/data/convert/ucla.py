@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from skelact.data.convert._common import ConvertError, ConvertSummary, find_files, split_counts
+from skelact.errors import short_repr
 
 __all__ = ["UCLA_ACTIONS", "UCLA_CLASSES", "convert_ucla", "read_ucla_json"]
 
@@ -51,21 +52,26 @@ def read_ucla_json(path: str | Path) -> tuple[str, np.ndarray, int | None]:
     try:
         with path.open("rb") as f:
             d = json.load(f)
-    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ConvertError(f"{path}: cannot read NW-UCLA JSON ({e})") from None
+    except OSError as e:
+        raise ConvertError(f"{path}: cannot read NW-UCLA JSON ({e.strerror or type(e).__name__})") from None
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError (and too long integers)
+        raise ConvertError(f"{path}: not valid NW-UCLA JSON ({short_repr(' '.join(str(e).split()), 100)})") from None
+    except RecursionError:  # the C decoder recurses once per nested array or object
+        raise ConvertError(f"{path}: not valid NW-UCLA JSON (nested too deeply)") from None
     if not isinstance(d, dict) or "skeletons" not in d:
         raise ConvertError(f"{path}: NW-UCLA JSON without a 'skeletons' field")
     try:
-        sk = np.asarray(d["skeletons"], dtype=np.float32)
-    except (TypeError, ValueError):
+        with np.errstate(over="ignore", invalid="ignore"):  # 1e300 becomes inf, refused below without a warning
+            sk = np.asarray(d["skeletons"], dtype=np.float32)
+    except (TypeError, ValueError, OverflowError, RecursionError):
         raise ConvertError(f"{path}: 'skeletons' is not a numeric [T, 20, 3] array") from None
     if sk.ndim != 3 or sk.shape[1:] != (_NUM_JOINTS, 3) or sk.shape[0] == 0:
         raise ConvertError(f"{path}: 'skeletons' has shape {list(sk.shape)}, expected [T, 20, 3] with T > 0")
     if not np.isfinite(sk).all():
         raise ConvertError(f"{path}: 'skeletons' has non-finite values")
-    name = d.get("file_name", path.stem)
+    name = d.get("file_name")
     label = d.get("label")
-    return str(name), sk, int(label) if isinstance(label, int) else None
+    return (name if isinstance(name, str) else path.stem), sk, label if type(label) is int else None
 
 
 def convert_ucla(src: str | Path) -> tuple[dict[str, Any], ConvertSummary]:
