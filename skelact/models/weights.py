@@ -89,7 +89,8 @@ _ENTRIES: list[dict[str, Any]] = [
             "jumping_jacks", "pullup", "pushup", "situp", "squat", "strum_guitar", "tennis_forehand", "tennis_serve",
         ],
         "layout": "penn13",
-        "dataset": "Penn Action, official split: 1,131 of the 1,258 train clips (127 held out as a stratified, seeded validation split for calibration), 1,068 test",
+        "dataset": "Penn Action, official split: 1,131 of the 1,258 train clips (127 held out as a stratified, "
+        "seeded validation split for calibration), 1,068 test",
         "preprocessing": "32 frames (uniform segments, 10 test views); x, y normalised by the clip's joint bounding "
         "box, no score channel; COCO-17 input mapped to penn13 (head = nose)",
         # Measured on the 1,068 test clips with 10 views (see BENCHMARKS.md); the epoch was fixed in advance
