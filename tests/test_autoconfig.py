@@ -74,6 +74,7 @@ def test_choices_on_nw_ucla(ucla: PackedClips) -> None:
     d = auto.config.data
     assert d.normalize == "center3d" and not d.with_score and d.augment.rotate3d == 15.0
     assert d.augment.rotate == 0.0 and d.clip_len == 32 and auto.layout.name == "ucla20"
+    assert auto.config.optim.epochs == -(-FAMILIES["stgcnpp"].steps_3d // (1020 // 16))  # 3D: the longer budget
     with pytest.raises(ConfigError, match="draws heatmaps from 2D pixel keypoints; these clips are 3D"):
         auto_config(ucla, "ucla.pkl", "poseconv3d_c3d")
 

@@ -16,15 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from hostile import REPO, assert_one_line_error, run_cli_batch
+from hostile import assert_one_line_error, run_cli_batch
 from synthetic import TINY_MODEL, penn_clip
 
 from skelact.checkpoint import Checkpoint
 from skelact.data.io import AnnotationError, load_annotations, save_annotations, validate_annotations
 from skelact.data.pickle_scan import MAX_DEPTH
+from skelact.models.weights import DEFAULT_PRETRAINED, get_weights
 from skelact.skeleton import get_layout
 
-SHIPPED = REPO / "skelact" / "weights" / "penn_kpc3d_v1.pt"
+SHIPPED = get_weights(DEFAULT_PRETRAINED)
 
 # ------------------------------------------------------------------------------- building files
 

@@ -18,7 +18,8 @@ The rules, per model family (:data:`FAMILIES`):
   take raw pixels; the score is a channel when it carries information (not one constant).
 - augmentation: a left/right flip when the layout has flip pairs, a small rotation / scale /
   shift in 2D, a small viewpoint rotation in 3D.
-- length: a budget of optimiser steps (:attr:`Family.steps`), turned into epochs for the training
+- length: a budget of optimiser steps (:attr:`Family.steps`; :attr:`Family.steps_3d` for 3D skeletons
+  under viewpoint rotations), turned into epochs for the training
   split's size and kept within 10..200 epochs (a small dataset gets more passes, a large one
   fewer); warm-up ~5 % of it; cosine decay; label smoothing 0.1; a moving average of the weights
   whose horizon is ~12 % of the steps; bf16 where the hardware has it.
@@ -57,6 +58,8 @@ class Family:
         batch_size: Clips per step (smaller when the training split is tiny).
         lr: SGD learning rate at that batch size.
         steps: Optimiser steps to train for (turned into epochs).
+        steps_3d: Steps for 3D skeletons, trained under random viewpoint rotations (every rotation is
+            another view of the clip, and a cross-view test asks for all of them); None: ``steps``.
         frames: ``(min, max)`` clip length.
         input_kind: ``keypoint`` or ``heatmap``.
         weight_decay: SGD weight decay.
@@ -69,6 +72,7 @@ class Family:
     lr: float
     steps: int
     frames: tuple[int, int]
+    steps_3d: int | None = None
     input_kind: str = "keypoint"
     weight_decay: float = 5e-4
     clip_grad: float | None = None
@@ -81,9 +85,13 @@ _KEYPOINT_OVERFIT = {"epochs": 20, "min_steps": 150, "lr": 0.05, "batch_size": 1
 
 #: Per registered model; a model not listed here gets the keypoint 3D-CNN's defaults.
 FAMILIES: dict[str, Family] = {
-    "kpc3d": Family(32, 0.05, 1200, (24, 32), overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}}),
-    "kpc3d_small": Family(32, 0.05, 1200, (24, 32), overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}}),
-    "stgcnpp": Family(16, 0.05, 3200, (24, 48), overfit={**_KEYPOINT_OVERFIT, "lr": 0.03, "clip_len": 24}),
+    # Step budgets: the hand-written Penn Action (2D) and NW-UCLA (3D) recipes' lengths in configs/.
+    "kpc3d": Family(32, 0.05, 1200, (24, 32), steps_3d=3200,
+                    overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}}),
+    "kpc3d_small": Family(32, 0.05, 1200, (24, 32), steps_3d=3200,
+                          overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}}),
+    "stgcnpp": Family(16, 0.05, 3200, (24, 48), steps_3d=6400,
+                      overfit={**_KEYPOINT_OVERFIT, "lr": 0.03, "clip_len": 24}),
     "poseconv3d_c3d": Family(
         8, 0.05, 1900, (24, 32), input_kind="heatmap", weight_decay=3e-4, clip_grad=40.0,
         model_kwargs={"heatmap": "joint", "sigma": 0.6, "size": 32, "test_size": 32},
@@ -236,13 +244,15 @@ def auto_config(packed: PackedClips, ann_file: str | Path, model: str, layout: s
     batch = int(min(fam.batch_size, max(4, n_train // 8)))
     lr = fam.lr * batch / fam.batch_size
     steps_per_epoch = max(1, n_train // batch)
-    epochs = int(min(200, max(10, math.ceil(fam.steps / steps_per_epoch))))
+    steps = fam.steps_3d if dims == 3 and fam.steps_3d else fam.steps
+    epochs = int(min(200, max(10, math.ceil(steps / steps_per_epoch))))
     warmup = float(max(1, round(0.05 * epochs)))
     # An average over the last ~12 % of the steps: long enough to smooth, short enough to follow
     # the cosine schedule's end.
     ema = round(min(0.9999, max(0.99, 1 - 1 / (0.12 * epochs * steps_per_epoch))), 4)
     note("data.batch_size", batch, f"{n_train} training clips")
-    note("optim.epochs", epochs, f"about {fam.steps} steps of {batch} clips ({steps_per_epoch} per epoch)")
+    note("optim.epochs", epochs, f"about {steps} steps of {batch} clips ({steps_per_epoch} per epoch)"
+         + ("; 3D: more steps for the viewpoint rotations" if steps != fam.steps else ""))
     note("optim.lr", f"{lr:g}", f"SGD, cosine with {warmup:g} warm-up epochs")
     note("optim.ema", ema, "validated and saved: an average of the weights over the last ~12 % of the steps")
 
