@@ -100,7 +100,8 @@ def test_file_source_every_frame(clip: Path, pose_model: Path, tmp_path: Path,
     assert {line["person"] for line in lines} == {1, 2}
     for line in lines:
         assert line["time"] == pytest.approx(line["frame"] / 30, abs=1e-3)
-        assert line["label"] == line["closest"] == line["topk"][0]["label"] and line["unknown"] is False
+        assert line["closest"] == line["topk"][0]["label"]  # the shipped model is calibrated: some are unknown
+        assert line["label"] == (None if line["unknown"] else line["closest"])
         assert len(line["topk"]) == 3 and line["probability"] == line["topk"][0]["probability"]
     assert "72 frames processed (0 dropped)" in captured.err and f"wrote {out} (72 frames)" in captured.err
     assert _frame_count(out) == 72
@@ -350,14 +351,15 @@ def test_web_page_in_headless_chromium(clip: Path, pose_model: Path, tmp_path: P
     from skelact.models.weights import pretrained_info
 
     classes = set(pretrained_info("penn_kpc3d").classes)
-    assert first["label"] in classes
-    for _, text in labels:  # "golf_swing (0.93)", as Prediction.describe() writes it
-        assert re.fullmatch(r"(\w+) \((0|1)\.\d\d\)", text) and text.split(" (")[0] in classes, text
+    assert first["closest"] in classes
+    for _, text in labels:  # "golf_swing (0.93)" or "unknown action (closest: golf_swing, 0.41)", as Prediction.describe()
+        m = re.fullmatch(r"(\w+) \((?:0|1)\.\d\d\)|unknown action \(closest: (\w+), (?:0|1)\.\d\d\)", text)
+        assert m and (m.group(1) or m.group(2)) in classes, text
     assert '<img id="stream" alt="annotated stream" src="/stream.mjpg">' in dom
     # The screenshot: the stream area shows the video (not the page's flat background), the label list has text.
     assert png is not None and png.shape[:2] == (720, 1280)
     background = np.array([0x1e, 0x1e, 0x1e])
     video = png[60:400, 20:640].astype(int)
-    assert video.std() > 20 and (np.abs(video - background).sum(-1) > 30).mean() > 0.9
+    assert video.std() > 20 and (np.abs(video - background).sum(-1) > 30).mean() > 0.7  # the video has dark parts
     label_area = png[50:200, 880:1270].astype(int)
     assert (np.abs(label_area - background).sum(-1) > 60).sum() > 200
