@@ -266,8 +266,8 @@ def test_train_test_predict_refuse_hostile_and_careless_files(tmp_path: Path) ->
         ann.write_bytes(content)
         recipe = _recipe(folder, ann)
         if name == "penn_no_img_shape":
-            cases.append((["test", "--checkpoint", SHIPPED, "--set", f"data.ann_file={ann}", "data.normalize=image",
-                           "--out-dir", folder / "out"], folder))
+            cases.append((["test", "--checkpoint", SHIPPED, "--set", f"data.ann_file={ann}", "data.val_split=test",
+                           "data.normalize=image", "--out-dir", folder / "out"], folder))
             expect.append(r"clip 'c7' has no 'img_shape' \(h, w\), which data.normalize: image needs")
             continue
         pattern = {"deep_key": "nested deeper", "deep_split": "nested deeper",
@@ -279,8 +279,8 @@ def test_train_test_predict_refuse_hostile_and_careless_files(tmp_path: Path) ->
         if name != "no_img_shape":
             cases.append((["predict", ann, "--clip", "c0"], folder))
             expect.append(pattern)
-            cases.append((["test", "--checkpoint", SHIPPED, "--set", f"data.ann_file={ann}", "--out-dir",
-                           folder / "out"], folder))
+            cases.append((["test", "--checkpoint", SHIPPED, "--set", f"data.ann_file={ann}", "data.val_split=test",
+                           "--out-dir", folder / "out"], folder))
             expect.append(pattern)
     for result, pattern in zip(run_cli_batch(cases), expect, strict=True):
         assert_one_line_error(result, "ann.pkl", pattern=pattern)
