@@ -352,7 +352,7 @@ def test_web_page_in_headless_chromium(clip: Path, pose_model: Path, tmp_path: P
 
     classes = set(pretrained_info("penn_kpc3d").classes)
     assert first["closest"] in classes
-    for _, text in labels:  # "golf_swing (0.93)" or "unknown action (closest: golf_swing, 0.41)", as Prediction.describe()
+    for _, text in labels:  # as Prediction.describe(): "golf_swing (0.93)" / "unknown action (closest: X, 0.41)"
         m = re.fullmatch(r"(\w+) \((?:0|1)\.\d\d\)|unknown action \(closest: (\w+), (?:0|1)\.\d\d\)", text)
         assert m and (m.group(1) or m.group(2)) in classes, text
     assert '<img id="stream" alt="annotated stream" src="/stream.mjpg">' in dom
