@@ -2,7 +2,8 @@
 
     data.py    convert, info, viz
     train.py   train, test, fuse
-    video.py   extract, predict, demo
+    video.py   extract, predict, demo (analyze.py: predict --per-person / --window)
+    live.py    live
     tools.py   export, bench
 
 Each sub-command imports what it needs when it runs, so ``skelact --help`` and light commands stay
@@ -41,13 +42,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from skelact.cli import data, tools, train, video
+    from skelact.cli import data, live, tools, train, video
 
     parser = _Parser(prog="skelact",
                      description="Skeleton-based action recognition: convert data, train, evaluate, predict.")
     parser.add_argument("--version", action="version", version=f"skelact {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (data, train, video, tools):
+    for group in (data, train, video, live, tools):
         group.add_parsers(sub)
     return parser
 

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from skelact.cli.analyze import add_analysis_args, analyse_video, check_analysis_args
 from skelact.cli.common import (
     PICKLE_SUFFIXES,
     CLIError,
@@ -81,7 +82,17 @@ def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
     is_pickle = source.suffix.lower() in PICKLE_SUFFIXES
     if not is_pickle and args.clip is not None:
         raise CLIError(f"{source}: --clip applies to a .pkl input, not a video")
+    if args.per_person and is_pickle:
+        raise CLIError(f"{source}: --window and --per-person apply to a video input, not a .pkl")
+    check_analysis_args(args, source, is_pickle)
     predictor = load_model(args.model, device=args.device)  # a bad --model fails before any video work
+    note = None
+    if args.per_person and predictor.cfg.data.max_persons > 1:
+        note = (f"--per-person: the model was trained on clips of {predictor.cfg.data.max_persons} people, so it "
+                "classifies the scene, not each person")
+    if args.window is not None or (args.per_person and note is None):
+        analyse_video(args, source, out, predictor)
+        return
     file_classes = None
     if is_pickle:
         data, ann = load_clip(source, args.clip)
@@ -93,7 +104,7 @@ def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
 
         video_info(source)  # a missing or unreadable video fails here, before the pose model is looked for
         pose = MoveNet(args.pose_model, input_size=args.input_size, num_threads=args.threads)
-        ann = extract_video(source, pose, max_persons=args.max_persons, progress=not args.quiet)
+        ann = extract_video(source, pose, max_persons=args.max_persons or 2, progress=not args.quiet)
         layout = get_layout("coco17")  # MoveNet's joints
     try:
         pred = predictor.predict_clip(ann, topk=args.topk, num_clips=args.num_clips, layout=layout)
@@ -105,8 +116,12 @@ def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
     if args.json:
         result = {"input": str(source), "clip": ann.get("frame_dir"), "model": predictor.source,
                   "true_label": label, **pred.to_dict(), "output": None if out is None else str(out)}
+        if note:
+            result.update(per_person=False, note=note)
         print(json.dumps(result, indent=2))
         return
+    if note:
+        print(f"note: {note}")
     print(f"{ann.get('frame_dir')}: {pred.frames} frames, {pred.views} views, model {predictor.source}")
     print(f"prediction: {pred.describe()}")
     width = max(len(name) for name, _ in pred.topk)
@@ -148,6 +163,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     video = Path(video)
     out = args.out or Path(f"{video.stem}_skelact.mp4")
     args.clip, args.video, args.json, args.num_clips = None, None, False, None
+    args.window, args.stride, args.timeline = None, None, None
     _predict(args, video, out)
     print(f"annotated video: {out.resolve()}")
 
@@ -202,7 +218,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video", type=Path, default=None, help="with a .pkl input: draw on this video's frames")
     p.add_argument("--num-clips", type=positive_int, default=None,
                    help="test views averaged (default: the model's recipe)")
-    p.add_argument("--max-persons", type=positive_int, default=2, help="people tracked in a video (default 2)")
+    p.add_argument("--max-persons", type=positive_int, default=None,
+                   help="people classified in a video: the most confident (default 2; with --per-person or "
+                   "--window, everyone seen long enough)")
+    add_analysis_args(p)
     add_pose_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_predict)
@@ -215,7 +234,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="output video (default: ./VIDEO_NAME_skelact.mp4)")
     add_model_args(p)
     p.add_argument("--topk", type=positive_int, default=5, help="actions shown (default 5)")
-    p.add_argument("--max-persons", type=positive_int, default=2, help="people tracked (default 2)")
+    p.add_argument("--max-persons", type=positive_int, default=None,
+                   help="people classified: the most confident (default 2; with --per-person, everyone seen long "
+                   "enough)")
+    p.add_argument("--per-person", action="store_true",
+                   help="classify each tracked person on their own and name the action above them")
     add_pose_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)

@@ -118,7 +118,7 @@ class PoseTracker:
         if len(people) and people.keypoints.shape[1:] != (self.num_joints, 2):
             raise ValueError(f"detections have keypoints {list(people.keypoints.shape)}, the tracker expects "
                              f"[P, {self.num_joints}, 2]")
-        self._live = [i for i in self._live if t - self.tracks[i].frames[-1] <= self.max_age]
+        self._live = self.live_tracks(t)
         assigned = [-1] * len(people)
         if self._live and len(people):
             live = [self.tracks[i] for i in self._live]
@@ -145,16 +145,18 @@ class PoseTracker:
         dist = keypoint_distance(kps_a, scs_a, kps_b, scs_b, diag)
         return self.iou_weight * (1 - iou) + (1 - self.iou_weight) * np.minimum(dist, 1.0)
 
-    def joined_tracks(self) -> list[_Track]:
-        """The tracks with fragments of one person chained (see ``join_gap``); ``self.tracks`` is kept.
+    def chains(self) -> list[list[int]]:
+        """Track indices grouped by person: each chain lists the fragments of one person in time order.
 
-        Greedy on the cost between a track's last pose and a later track's first pose, cheapest
-        first; each track gets at most one successor and one predecessor.
+        A track that starts at most ``join_gap`` frames after another ends, and matches where that
+        one was last seen (cost <= ``max_cost``), continues it. Greedy on the cost between a
+        track's last pose and a later track's first pose, cheapest first; each track gets at most
+        one successor and one predecessor. Chains are ordered by their first track's index.
         """
-        tracks = [_Track(list(t.frames), list(t.keypoints), list(t.scores), list(t.boxes), t.total_score)
-                  for t in self.tracks]
-        if self.join_gap <= 0 or len(tracks) < 2:
-            return tracks
+        n = len(self.tracks)
+        if self.join_gap <= 0 or n < 2:
+            return [[i] for i in range(n)]
+        tracks = self.tracks
         cost = self._cost(np.stack([t.boxes[-1] for t in tracks]), np.stack([t.keypoints[-1] for t in tracks]),
                           np.stack([t.scores[-1] for t in tracks]), np.stack([t.boxes[0] for t in tracks]),
                           np.stack([t.keypoints[0] for t in tracks]), np.stack([t.scores[0] for t in tracks]))
@@ -168,13 +170,24 @@ class PoseTracker:
             if i not in succ and j not in pred:
                 succ[int(i)] = int(j)
                 pred.add(int(j))
-        joined = []
-        for i in range(len(tracks)):
+        chains = []
+        for i in range(n):
             if i in pred:
                 continue  # continues another track
-            head, k = tracks[i], i
-            while k in succ:
-                k = succ[k]
+            chain = [i]
+            while chain[-1] in succ:
+                chain.append(succ[chain[-1]])
+            chains.append(chain)
+        return chains
+
+    def joined_tracks(self) -> list[_Track]:
+        """The tracks with fragments of one person chained (see :meth:`chains`); ``self.tracks`` is kept."""
+        tracks = [_Track(list(t.frames), list(t.keypoints), list(t.scores), list(t.boxes), t.total_score)
+                  for t in self.tracks]
+        joined = []
+        for chain in self.chains():
+            head = tracks[chain[0]]
+            for k in chain[1:]:
                 head.extend(tracks[k])
             joined.append(head)
         return joined
@@ -197,3 +210,25 @@ class PoseTracker:
             keypoint[m, idx] = np.stack(tr.keypoints)
             score[m, idx] = np.stack(tr.scores)
         return keypoint, score
+
+    # ----------------------------------------------------------------------------------------
+    # Streaming (skelact/stream/): the caller keeps each track's poses itself, so the tracker
+    # needs only what matching and joining read.
+
+    def live_tracks(self, t: int) -> list[int]:
+        """Indices of the tracks that frame ``t`` can still be matched to (seen within ``max_age`` frames)."""
+        return [i for i in self._live if t - self.tracks[i].frames[-1] <= self.max_age]
+
+    def prune(self) -> None:
+        """Forget every live track's poses but its first and its last.
+
+        :meth:`update` matches on the last pose and :meth:`chains` joins on the first and last, so
+        both work as before; :meth:`arrays` and :meth:`joined_tracks` then see only those two
+        poses. Called after each :meth:`update`, this keeps the tracker's memory at a few hundred
+        bytes per track, however long the video.
+        """
+        for i in self._live:
+            tr = self.tracks[i]
+            if len(tr.frames) > 2:
+                for seq in (tr.frames, tr.keypoints, tr.scores, tr.boxes):
+                    del seq[1:-1]

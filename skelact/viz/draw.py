@@ -14,7 +14,7 @@ import numpy as np
 
 from skelact.skeleton import Layout, joint_present, resolve_layout
 
-__all__ = ["PALETTE", "draw_skeletons", "draw_panel"]
+__all__ = ["PALETTE", "person_color", "draw_skeletons", "draw_panel", "draw_person_label", "draw_people_panel"]
 
 #: Per-person colours (BGR), distinct on dark and light backgrounds; person m uses PALETTE[m % 8].
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -27,6 +27,13 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (60, 220, 60),    # green
     (255, 80, 140),   # violet
 )
+
+
+
+def person_color(person: int) -> tuple[int, int, int]:
+    """The track colour (BGR) of person number ``person`` (1, 2, ...): ``PALETTE[(person - 1) % 8]``."""
+    return PALETTE[(person - 1) % len(PALETTE)]
+
 
 _OK = (60, 200, 60)  # correct prediction (BGR green)
 _WRONG = (60, 60, 230)  # wrong top-1 (BGR red)
@@ -52,7 +59,8 @@ def default_thickness(height: int, width: int) -> int:
 
 def draw_skeletons(frame: np.ndarray, keypoint: np.ndarray, score: np.ndarray | None = None,
                    layout: str | Path | Layout | None = "coco17", thickness: int | None = None,
-                   threshold: float = 0.1, inplace: bool = False) -> np.ndarray:
+                   threshold: float = 0.1, inplace: bool = False,
+                   colors: Sequence[tuple[int, int, int]] | None = None) -> np.ndarray:
     """Draw people's joints (circles) and bones (the layout's limbs) in per-person colours.
 
     Args:
@@ -64,6 +72,7 @@ def draw_skeletons(frame: np.ndarray, keypoint: np.ndarray, score: np.ndarray | 
         thickness: Line width in pixels (default scales with the frame size).
         threshold: Score threshold.
         inplace: Draw on ``frame`` itself instead of a copy.
+        colors: BGR colour of each of the M people (default ``PALETTE[m % 8]``).
 
     Returns:
         The drawn frame.
@@ -90,7 +99,7 @@ def draw_skeletons(frame: np.ndarray, keypoint: np.ndarray, score: np.ndarray | 
     # Sub-pixel drawing: shift=2 keeps 2 fractional bits so slow motion does not jitter.
     pts = np.round(np.nan_to_num(keypoint) * 4).clip(-(1 << 28), 1 << 28).astype(np.int64)
     for m in range(len(keypoint)):
-        color = PALETTE[m % len(PALETTE)]
+        color = PALETTE[m % len(PALETTE)] if colors is None else colors[m]
         for a, b in lay.limbs:
             if ok[m, a] and ok[m, b]:
                 cv2.line(out, tuple(map(int, pts[m, a])), tuple(map(int, pts[m, b])), color, th, cv2.LINE_AA, 2)
@@ -147,8 +156,7 @@ def draw_panel(frame: np.ndarray, topk: Sequence[tuple[str, float]], true_label:
     width = width or max(200, h // 3)
     panel = np.full((h, width, 3), _PANEL_BG, np.uint8)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    scale = float(np.clip(h / 900, 0.35, 1.2))
-    th = max(1, round(scale * 1.5))
+    scale, th = _text_style(h)
     line = int(cv2.getTextSize("Ag", font, scale, th)[0][1] * 1.8) + 2
     pad = max(6, width // 25)
     bar_h = max(4, line // 3)
@@ -185,4 +193,124 @@ def draw_panel(frame: np.ndarray, topk: Sequence[tuple[str, float]], true_label:
         y_true = h - pad
         cv2.putText(panel, _fit_text(cv2, f"true: {true_label}", width - 2 * pad, scale, th), (pad, y_true), font,
                     scale, _OK if topk and topk[0][0] == true_label else _TEXT, th, cv2.LINE_AA)
+    return np.concatenate([frame, panel], axis=1)
+
+
+def _text_style(h: int) -> tuple[float, int]:
+    """Font scale and stroke for a frame ``h`` pixels high (the panel's rule)."""
+    scale = float(np.clip(h / 900, 0.35, 1.2))
+    return scale, max(1, round(scale * 1.5))
+
+
+def draw_person_label(frame: np.ndarray, keypoint: np.ndarray, score: np.ndarray | None, text: str,
+                      color: tuple[int, int, int], threshold: float = 0.1,
+                      avoid: list[tuple[int, int, int, int]] | None = None) -> tuple[int, int, int, int] | None:
+    """Write ``text`` above a person (over the top of their present joints), in ``color``, in place.
+
+    Args:
+        frame: uint8 [H, W, 3] BGR image, drawn on.
+        keypoint: [V, 2] pixel x, y of the person.
+        score: [V] joint scores or None; joints at or below ``threshold`` are ignored.
+        text: The label, e.g. ``Prediction.describe()``.
+        color: BGR text colour (the person's track colour).
+        threshold: Score threshold.
+        avoid: Boxes (x1, y1, x2, y2) of labels already drawn; this one moves up (or down, at the
+            top of the frame) until it overlaps none, and its box is appended.
+
+    Returns:
+        The label's box, or None (nothing drawn) when the person has no present joint.
+    """
+    cv2 = import_cv2()
+    ok = joint_present(np.asarray(keypoint)[None], None if score is None else np.asarray(score)[None], threshold)[0]
+    if not ok.any():
+        return None
+    h, w = frame.shape[:2]
+    pts = np.asarray(keypoint, np.float64)[ok]
+    scale, th = _text_style(h)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    text = _fit_text(cv2, text, w - 4, scale, th)
+    (tw, tht), base = cv2.getTextSize(text, font, scale, th)
+    pad = max(2, tht // 3)
+    x = int(np.clip((pts[:, 0].min() + pts[:, 0].max()) / 2 - tw / 2, pad, max(pad, w - tw - pad)))
+    # Above the head, pushed below the top edge when the person is at the top of the frame.
+    lo, hi = tht + pad, max(tht + pad, h - base - pad)
+    y = int(np.clip(pts[:, 1].min() - 2 * pad - base, lo, hi))
+    step = tht + base + 2 * pad + 1
+
+    def box(y: int) -> tuple[int, int, int, int]:
+        return x - pad, y - tht - pad, x + tw + pad, y + base + pad
+
+    def hits(b: tuple[int, int, int, int]) -> bool:
+        return any(b[0] < o[2] and o[0] < b[2] and b[1] < o[3] and o[1] < b[3] for o in avoid or ())
+
+    for direction in (-1, 1):  # up first, then down from the start
+        cand = y
+        while hits(box(cand)) and lo <= cand + direction * step <= hi:
+            cand += direction * step
+        if not hits(box(cand)):
+            y = cand
+            break
+    b = box(y)
+    cv2.rectangle(frame, b[:2], b[2:], _PANEL_BG, -1)
+    cv2.putText(frame, text, (x, y), font, scale, color, th, cv2.LINE_AA)
+    if avoid is not None:
+        avoid.append(b)
+    return b
+
+
+def draw_people_panel(frame: np.ndarray, people: Sequence[tuple[int | None, object]], topk: int = 3,
+                      width: int | None = None, title: str = "now") -> np.ndarray:
+    """Append a side panel listing each person's current top-k, headed in their track colour.
+
+    Args:
+        frame: uint8 [H, W, 3] BGR image.
+        people: ``(person number or None for the scene, Prediction or None)`` pairs; a person
+            without a prediction yet is listed as "...".
+        topk: Classes listed per person.
+        width: Panel width (default: a third of the frame height, at least 200).
+        title: First line of the panel.
+
+    Returns:
+        A new uint8 [H, W + width, 3] image.
+    """
+    cv2 = import_cv2()
+    h = frame.shape[0]
+    width = width or max(200, h // 3)
+    panel = np.full((h, width, 3), _PANEL_BG, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    scale, th = _text_style(h)
+    line = int(cv2.getTextSize("Ag", font, scale, th)[0][1] * 1.8) + 2
+    pad = max(6, width // 25)
+    bar_h = max(3, line // 4)
+    y = pad + line
+    cv2.putText(panel, title, (pad, y), font, scale, _TEXT, th, cv2.LINE_AA)
+    for person, pred in people:
+        if y + 2 * line > h:
+            break
+        color = _NEUTRAL if person is None else person_color(person)
+        head = "scene" if person is None else f"person {person}"
+        if pred is not None and getattr(pred, "unknown", False):
+            head += ": unknown action"
+        y += line + line // 3
+        cv2.putText(panel, _fit_text(cv2, head, width - 2 * pad, scale, th), (pad, y), font, scale, color, th,
+                    cv2.LINE_AA)
+        rows = [] if pred is None else list(pred.topk)[:topk]  # type: ignore[attr-defined]
+        if pred is None:
+            y += line
+            cv2.putText(panel, "...", (pad, y), font, scale, _OTHER, th, cv2.LINE_AA)
+        for i, (name, prob) in enumerate(rows):
+            if y + line + bar_h > h:
+                break
+            p = float(np.clip(prob, 0.0, 1.0))
+            pct = f"{100 * p:.0f}%"
+            pct_w = cv2.getTextSize(pct, font, scale, th)[0][0]
+            shade = color if i == 0 and not getattr(pred, "unknown", False) else _OTHER
+            y += line
+            cv2.putText(panel, pct, (width - pad - pct_w, y), font, scale, shade, th, cv2.LINE_AA)
+            cv2.putText(panel, _fit_text(cv2, name, width - 3 * pad - pct_w, scale, th), (pad, y), font, scale, shade,
+                        th, cv2.LINE_AA)
+            y += bar_h + 2
+            cv2.rectangle(panel, (pad, y - bar_h), (width - pad, y), (70, 70, 70), -1)
+            if p > 0:
+                cv2.rectangle(panel, (pad, y - bar_h), (pad + round(p * (width - 2 * pad)), y), shade, -1)
     return np.concatenate([frame, panel], axis=1)

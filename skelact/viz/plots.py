@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_curves", "plot_confusion"]
+__all__ = ["plot_curves", "plot_confusion", "plot_timeline"]
 
 
 def _pyplot():  # noqa: ANN202 - matplotlib module
@@ -101,5 +101,67 @@ def plot_confusion(cm: np.ndarray, class_names: Sequence[str], out_png: str | Pa
     fig.tight_layout()
     out_png = Path(out_png)
     fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+UNKNOWN_COLOR = "#9e9e9e"  #: timeline colour of an "unknown action" span
+NOBODY_COLOR = "#e6e6e6"  #: timeline colour of a span where nobody is seen
+
+
+def plot_timeline(rows: Sequence[Mapping], duration_s: float, out_png: str | Path,
+                  classes: Sequence[str]) -> Path:
+    """A timeline: time across, one row per person, a colour per action, a legend.
+
+    Args:
+        rows: Timeline rows with ``start_s``, ``end_s``, ``person`` (None for the scene or nobody),
+            ``state`` (``action``, ``unknown`` or ``nobody``) and ``label`` (see
+            ``skelact.stream.timeline.Segment.to_dict``).
+        duration_s: Length of the video.
+        out_png: Output image.
+        classes: Class names; each keeps its colour (tab20 by class index) from video to video.
+    """
+    from matplotlib.patches import Patch
+
+    from skelact.viz.draw import PALETTE
+
+    plt = _pyplot()
+    cmap = plt.get_cmap("tab20")
+    color = {c: cmap(i % 20) for i, c in enumerate(classes)}
+    people = sorted({r["person"] for r in rows if r["state"] != "nobody"}, key=lambda p: (p is not None, p or 0))
+    names = ["scene" if p is None else f"person {p}" for p in people]
+    has_nobody = any(r["state"] == "nobody" for r in rows)
+    if has_nobody:
+        names.append("nobody")
+    n = max(1, len(names))
+    fig, ax = plt.subplots(figsize=(11, 1.2 + 0.45 * n))
+    y_of = {p: i for i, p in enumerate(people)}
+    used: dict[str, object] = {}
+    for r in rows:
+        span = (float(r["start_s"]), float(r["end_s"]) - float(r["start_s"]))
+        if r["state"] == "nobody":
+            y, c, key = len(people), NOBODY_COLOR, "nobody"
+        elif r["state"] == "unknown":
+            y, c, key = y_of[r["person"]], UNKNOWN_COLOR, "unknown"
+        else:
+            y, c, key = y_of[r["person"]], color.get(r["label"], UNKNOWN_COLOR), str(r["label"])
+        ax.broken_barh([span], (y - 0.4, 0.8), facecolors=c, edgecolors="none")
+        used.setdefault(key, c)
+    ax.set_yticks(range(len(names)), labels=names)
+    for tick, p in zip(ax.get_yticklabels(), people, strict=False):
+        if p is not None:  # the person's track colour, as in the overlay (PALETTE is BGR)
+            b, g, r_ = PALETTE[(p - 1) % len(PALETTE)]
+            tick.set_color((r_ / 255, g / 255, b / 255))
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_xlim(0, max(duration_s, 1e-3))
+    ax.set_xlabel("time (s)")
+    ax.grid(axis="x", alpha=0.3)
+    order = [k for k in classes if k in used] + [k for k in ("unknown", "nobody") if k in used]
+    if order:
+        ax.legend(handles=[Patch(facecolor=used[k], label=k) for k in order], loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fig.savefig(out_png, dpi=100, format="png")
     plt.close(fig)
     return out_png

@@ -23,8 +23,8 @@ from skelact.errors import SkelactError
 from skelact.skeleton import Layout, joint_present
 from skelact.viz.draw import draw_panel, draw_skeletons, import_cv2
 
-__all__ = ["FOURCCS", "VideoWriteError", "check_video_path", "to_canvas", "open_video_writer",
-           "write_skeleton_video"]
+__all__ = ["FOURCCS", "VideoWriteError", "check_video_path", "to_canvas", "open_video_writer", "output_size",
+           "quiet_stderr", "write_skeleton_video"]
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def to_canvas(keypoint: np.ndarray, img_shape: tuple[int, int] | None = None,
 
 
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
+def quiet_stderr() -> Iterator[None]:
     """Silence file descriptor 2, where FFmpeg prints an error for every codec it fails to open."""
     try:
         sys.stderr.flush()
@@ -138,7 +138,7 @@ def open_video_writer(path: str | Path, fps: float, frame_size: tuple[int, int])
     suffix = path.suffix.lower()
     candidates = FOURCCS[suffix]
     for fourcc in candidates:
-        with _quiet_stderr():
+        with quiet_stderr():
             writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(frame_size))
             opened = writer.isOpened()
         if opened:
@@ -149,6 +149,13 @@ def open_video_writer(path: str | Path, fps: float, frame_size: tuple[int, int])
             return writer, fourcc
         writer.release()
     raise VideoWriteError(f"{path}: OpenCV cannot write {suffix} videos here (tried {', '.join(candidates)})")
+
+
+def output_size(h: int, w: int, max_side: int | None = 1280) -> tuple[int, int]:
+    """(height, width) a video writer gets for h×w frames: downscaled so the longer side is at most
+    ``max_side``, sides even (yuv420p encoders require it)."""
+    s = min(1.0, max_side / max(h, w)) if max_side else 1.0
+    return max(2, round(h * s) // 2 * 2), max(2, round(w * s) // 2 * 2)
 
 
 def write_skeleton_video(
@@ -221,9 +228,7 @@ def write_skeleton_video(
     else:
         raise ValueError("no frames given and no img_shape for a black background")
 
-    # Output size: downscale large frames; even sides, which yuv420p encoders require.
-    s = min(1.0, max_side / max(h, w)) if max_side else 1.0
-    oh, ow = max(2, round(h * s) // 2 * 2), max(2, round(w * s) // 2 * 2)
+    oh, ow = output_size(h, w, max_side)
     sx, sy = ow / w, oh / h
     kp = keypoint * np.array([sx, sy], np.float32)
     kp[~joint_present(keypoint, None)] = 0.0  # missing joints stay exactly (0, 0)

@@ -1,0 +1,169 @@
+"""Temporal segmentation with the window classifier on real skeletons: Penn Action clips joined end to end.
+
+    python benchmarks/segmentation.py [--data ../shared/data/penn_action] [--json out.json]
+    python benchmarks/segmentation.py --tune      # grid over window / stride / views / min-segment on train
+
+Sequences: a fixed, seeded draw of clips of one split, joined end to end (no two neighbours of
+the same class), at 30 frames/s (Penn Action gives no frame rate; its YouTube clips are ~30 fps).
+Each sequence is one person track run through ``skelact.stream`` exactly as ``skelact predict
+--window`` runs a video (engine.classify_windows -> timeline.build_timeline) with the shipped
+model; the per-frame labels are scored against the clips' classes with frame accuracy, edit score
+and F1@{10,25,50} (skelact/stream/segmentation.py). ``--tune`` searches the defaults on sequences
+of the **train** split; the report uses the **test** split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
+
+from skelact.cli.analyze import (  # noqa: E402
+    DEFAULT_MIN_SEGMENT,
+    DEFAULT_STRIDE_FRACTION,
+    DEFAULT_WINDOW_VIEWS,
+    DEFAULT_WINDOWS,
+)
+from skelact.stream.buffers import Track  # noqa: E402
+from skelact.stream.engine import classify_windows  # noqa: E402
+from skelact.stream.segmentation import segmentation_scores  # noqa: E402
+from skelact.stream.timeline import build_timeline  # noqa: E402
+
+FPS = 30.0
+
+
+def make_sequences(data: dict, split: str, count: int, clips: int, seed: int) -> list[tuple[Track, np.ndarray, list]]:
+    """``count`` sequences of ``clips`` clips of ``split`` (each clip used once), no two neighbours of one class.
+
+    Returns:
+        ``(track, true labels int64 [T], clip names)`` per sequence.
+    """
+    by_name = {a["frame_dir"]: a for a in data["annotations"]}
+    rng = np.random.default_rng(seed)
+    pool = [by_name[n] for n in rng.permutation(data["split"][split])]
+    out = []
+    for _ in range(count):
+        chosen: list[dict] = []
+        while len(chosen) < clips:
+            k = next(i for i, a in enumerate(pool) if not chosen or a["label"] != chosen[-1]["label"])
+            chosen.append(pool.pop(k))
+        kp = np.concatenate([a["keypoint"] for a in chosen], axis=1)  # [1, T, 13, 2] pixels, per-clip image
+        sc = np.concatenate([a["keypoint_score"] for a in chosen], axis=1)
+        truth = np.concatenate([np.full(a["total_frames"], a["label"], np.int64) for a in chosen])
+        out.append((Track(1, 0, kp, sc), truth, [a["frame_dir"] for a in chosen]))
+    return out
+
+
+def ladder(shortest_s: float, count: int) -> list[float]:
+    """``count`` window lengths from ``shortest_s`` up, each sqrt(2) times the last (seconds, 2 decimals)."""
+    return [round(shortest_s * 2 ** (k / 2), 2) for k in range(count)]
+
+
+def classify(predictor, seqs, windows_s: list[float], stride_fraction: float, views: int) -> list[list]:
+    """Windows of every sequence (engine.classify_windows, as ``skelact predict --window`` runs them)."""
+    lengths = [max(1, round(w * FPS)) for w in windows_s]
+    strides = [max(1, round(n * stride_fraction)) for n in lengths]
+    return [classify_windows(predictor, tr, lengths, strides, "penn13", None, views) for tr, _, _ in seqs]
+
+
+def labels_of(predictor, seqs, wins: list[list], min_segment_s: float) -> list[np.ndarray]:
+    """Per-frame labels (timeline.build_timeline) of every sequence."""
+    out = []
+    for (tr, _, _), w in zip(seqs, wins, strict=True):
+        tl = build_timeline({1: (0, tr.frames, w)}, tr.frames, FPS, predictor.classes, predictor.is_unknown,
+                            max(1, round(min_segment_s * FPS)))
+        out.append(tl.people[0].labels if tl.people else np.full(tr.frames, -2))
+    return out
+
+
+def _row(cfg: dict, scores: dict) -> str:
+    return (f"{cfg['windows']:>42} {cfg['stride']:>6.3f} {cfg['views']:>5} {cfg['min_segment_s']:>7.2f} "
+            f"{scores['accuracy']:>7.2f} {scores['edit']:>7.2f} {scores['f1@10']:>7.2f} {scores['f1@25']:>7.2f} "
+            f"{scores['f1@50']:>7.2f}")
+
+
+HEADER = (f"{'windows (s)':>42} {'stride':>6} {'views':>5} {'min_seg':>7} {'acc %':>7} {'edit':>7} {'F1@10':>7} "
+          f"{'F1@25':>7} {'F1@50':>7}")
+
+
+def main() -> None:
+    import torch
+
+    from skelact.data.convert.penn import convert_penn
+    from skelact.inference import load_model
+
+    shared = Path(os.environ.get("SKELACT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=shared / "data" / "penn_action")
+    ap.add_argument("--model", default=None, help="checkpoint or shipped name (default: the shipped Penn model)")
+    ap.add_argument("--sequences", type=int, default=20)
+    ap.add_argument("--clips", type=int, default=10, help="clips per sequence")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tune", action="store_true", help="grid search on train sequences instead of the test report")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this small model)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    data, _ = convert_penn(args.data)
+    predictor = load_model(args.model, device="cpu")
+    split = "train" if args.tune else "test"
+    seqs = make_sequences(data, split, args.sequences, args.clips, args.seed + (1 if args.tune else 0))
+    frames = sum(len(t) for _, t, _ in seqs)
+    print(f"{len(seqs)} sequences of {args.clips} Penn Action {split} clips ({frames} frames, "
+          f"{frames / FPS / 60:.1f} min at {FPS:g} fps), model {predictor.source}")
+    truths = [t for _, t, _ in seqs]
+    results = []
+    print(HEADER)
+
+    def report(windows_s: list[float], fraction: float, views: int, wins: list[list], min_segments: list[float],
+               seconds: float) -> None:
+        for ms in min_segments:
+            scores = segmentation_scores(labels_of(predictor, seqs, wins, ms), truths)
+            cfg = {"windows": ",".join(f"{w:g}" for w in windows_s), "stride": fraction, "views": views,
+                   "min_segment_s": ms}
+            results.append({**cfg, **scores, "windows_classified": sum(map(len, wins)), "seconds": seconds})
+            print(_row(cfg, scores), flush=True)
+
+    if args.tune:
+        # Classify each window length once per (stride, views), then score subsets of the lengths.
+        full = ladder(0.6, 10)
+        for fraction, views in itertools.product([1 / 6, 1 / 3], [1, 2]):
+            t0 = time.perf_counter()
+            per_len = {w: classify(predictor, seqs, [w], fraction, views) for w in full}
+            seconds = time.perf_counter() - t0
+            subsets = [full, full[:9], full[:8], full[1:], full[::2], [1.2], [1.7], [2.4]]
+            for sub in subsets:
+                wins = [sum((per_len[w][i] for w in sub), []) for i in range(len(seqs))]
+                report(sub, fraction, views, wins, [0.0, 0.25, 0.5, 1.0], seconds)
+        best = max(results, key=lambda r: (r["f1@50"] + r["accuracy"]) / 2)
+        print("best (mean of frame accuracy and F1@50):")
+        print(_row(best, best))
+    else:
+        windows_s = list(DEFAULT_WINDOWS)
+        t0 = time.perf_counter()
+        wins = classify(predictor, seqs, windows_s, DEFAULT_STRIDE_FRACTION, DEFAULT_WINDOW_VIEWS)
+        seconds = time.perf_counter() - t0
+        report(windows_s, DEFAULT_STRIDE_FRACTION, DEFAULT_WINDOW_VIEWS, wins, [DEFAULT_MIN_SEGMENT], seconds)
+        n = sum(map(len, wins))
+        print(f"{n} windows classified in {seconds:.1f} s ({1000 * seconds / max(1, n):.1f} ms each, "
+              f"{args.threads} torch thread(s))")
+    if args.json:
+        meta = {"split": split, "sequences": len(seqs), "clips_per_sequence": args.clips, "seed": args.seed,
+                "frames": frames, "fps": FPS, "model": predictor.source, "machine": platform.processor() or
+                platform.machine(), "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
+                "clips": [names for _, _, names in seqs]}
+        args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""``skelact predict VIDEO --per-person`` and ``--window``: who does what, when, in a video.
+
+One pass poses and tracks the video keeping only keypoints (skelact/stream/engine.py); people are
+then classified on their own (``--per-person``) or in sliding windows (``--window``, a timeline);
+``--out`` decodes the video a second time to draw the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from skelact.cli.common import CLIError, check_output, positive_float
+
+if TYPE_CHECKING:
+    from skelact.inference import Prediction, Predictor
+    from skelact.stream.engine import VideoTracks
+
+__all__ = ["add_analysis_args", "window_lengths", "check_analysis_args", "analyse_video", "DEFAULT_WINDOWS",
+           "DEFAULT_STRIDE_FRACTION", "DEFAULT_MIN_SEGMENT", "DEFAULT_WINDOW_VIEWS"]
+
+#: Defaults of ``--window`` (lengths in seconds), the stride as a fraction of each length,
+#: ``--min-segment`` (seconds) and test views per window; benchmarks/segmentation.py --tune chose
+#: them on Penn Action train sequences.
+DEFAULT_WINDOWS = (0.6, 0.85, 1.2, 1.7, 2.4, 3.39, 4.8, 6.79, 9.6, 13.58)
+DEFAULT_STRIDE_FRACTION = 1 / 6
+DEFAULT_MIN_SEGMENT = 0.5
+DEFAULT_WINDOW_VIEWS = 1
+
+
+def window_lengths(text: str) -> tuple[float, ...]:
+    """argparse type: one or more window lengths in seconds, comma-separated."""
+    return tuple(sorted({positive_float(part) for part in text.split(",")}))
+
+
+def add_analysis_args(p: argparse.ArgumentParser) -> None:
+    """``--per-person``, ``--window``, ``--stride``, ``--min-segment``, ``--timeline``."""
+    default = ",".join(f"{w:g}" for w in DEFAULT_WINDOWS)
+    p.add_argument("--per-person", action="store_true",
+                   help="classify each tracked person on their own (models trained on one person per clip); "
+                   "--out names the action above each person")
+    p.add_argument("--window", type=window_lengths, nargs="?", const=DEFAULT_WINDOWS, default=None,
+                   metavar="SECONDS[,SECONDS...]",
+                   help="classify sliding windows of these lengths and write a timeline; each frame takes the "
+                   f"probabilities of the most confident window covering it (given alone: {default})")
+    p.add_argument("--stride", type=positive_float, default=None, metavar="SECONDS",
+                   help="step between windows, at most the shortest window (default: a sixth of each window)")
+    p.add_argument("--min-segment", type=float, default=DEFAULT_MIN_SEGMENT, metavar="SECONDS",
+                   help=f"timeline runs shorter than this join a neighbour (default {DEFAULT_MIN_SEGMENT}; 0: off)")
+    p.add_argument("--timeline", type=Path, default=None, metavar="BASE",
+                   help="with --window: write BASE.csv, BASE.json and BASE.png (default: ./VIDEO_NAME_timeline)")
+
+
+def _timeline_paths(base: Path) -> list[Path]:
+    return [base.with_name(base.name + ext) for ext in (".csv", ".json", ".png")]
+
+
+def check_analysis_args(args: argparse.Namespace, source: Path, is_pickle: bool) -> list[Path]:
+    """Refuse bad combinations before any work; returns the timeline files that will be written."""
+    if args.window is None:
+        for opt, value in (("--stride", args.stride), ("--timeline", args.timeline)):
+            if value is not None:
+                raise CLIError(f"{opt}: applies with --window SECONDS")
+        return []
+    if is_pickle:
+        raise CLIError(f"{source}: --window and --per-person apply to a video input, not a .pkl")
+    if not 0 <= args.min_segment < float("inf"):
+        raise CLIError(f"--min-segment: must be a number >= 0, got {args.min_segment}")
+    if args.stride is not None and args.stride > min(args.window):
+        raise CLIError(f"--stride {args.stride:g} s is longer than --window {min(args.window):g} s: windows would "
+                       "skip frames")
+    base = args.timeline or Path(f"{source.stem}_timeline")
+    paths = _timeline_paths(base)
+    for p in paths:
+        check_output(p, [source])
+    args.timeline = base
+    return paths
+
+
+def _window_frames(args: argparse.Namespace, source: Path, frames: int, fps: float) -> tuple[list[int], list[int]]:
+    """Window lengths and strides in frames; a shortest window longer than the video is an error."""
+    lengths = [max(1, round(w * fps)) for w in args.window]
+    if frames and min(lengths) > frames:
+        raise CLIError(f"--window {min(args.window):g} s is longer than the video {source} ({frames / fps:.2f} s, "
+                       f"{frames} frames)")
+    if args.stride is not None:
+        strides = [max(1, round(args.stride * fps))] * len(lengths)
+    else:
+        strides = [max(1, round(n * DEFAULT_STRIDE_FRACTION)) for n in lengths]
+    return lengths, strides
+
+
+def _pose_model(args: argparse.Namespace):  # -> MoveNet
+    from skelact.pose import MoveNet
+
+    return MoveNet(args.pose_model, input_size=args.input_size, num_threads=args.threads)
+
+
+def _person_json(tr: Any, pred: Prediction, fps: float) -> dict[str, Any]:
+    from skelact.stream.timeline import prediction_fields
+
+    return {"person": tr.person, "first_frame": tr.first, "last_frame": tr.last, "start_s": round(tr.first / fps, 3),
+            "end_s": round((tr.last + 1) / fps, 3), **prediction_fields(pred),
+            "topk": [{"label": n, "probability": p} for n, p in pred.topk]}
+
+
+def analyse_video(args: argparse.Namespace, source: Path, out: Path | None, predictor: Predictor) -> None:
+    """``predict VIDEO --per-person`` / ``--window``: one pose pass, then per-person or window results."""
+    from skelact.pose.extract import VideoError, video_info
+    from skelact.stream.engine import track_video
+
+    try:
+        info = video_info(source)
+        if args.window is not None:
+            _window_frames(args, source, info["frames"], info["fps"])  # the header's count: before any work
+        pose = _pose_model(args)
+        vt = track_video(source, pose, progress=not args.quiet)
+    except VideoError as e:
+        raise CLIError(str(e)) from None
+    from skelact.inference import InferenceError
+
+    scene = predictor.cfg.data.max_persons > 1
+    note = (f"the model was trained on clips of {predictor.cfg.data.max_persons} people: it classifies the scene, "
+            "not each person" if scene else None)
+    try:
+        if args.window is not None:
+            _timeline(args, source, out, predictor, vt, scene, note)
+        else:
+            _per_person(args, source, out, predictor, vt)
+    except InferenceError as e:  # e.g. a model whose skeleton layout MoveNet's joints do not map to
+        raise CLIError(f"{source}: {e}") from None
+
+
+def _per_person(args: argparse.Namespace, source: Path, out: Path | None, predictor: Predictor,
+                vt: VideoTracks) -> None:
+    from skelact.stream.engine import classify_track
+    from skelact.stream.overlay import track_views, write_overlay
+
+    people, preds = [], {}
+    for tr in vt.tracks:
+        pred = classify_track(predictor, tr, "coco17", vt.img_shape, args.topk, args.num_clips)
+        if pred is not None:
+            people.append(tr)
+            preds[tr.person] = pred
+    if args.max_persons is not None:  # the most confident people, still listed in order of appearance
+        keep = {tr.person for tr in sorted(people, key=lambda tr: -tr.total_score)[: args.max_persons]}
+        people = [tr for tr in people if tr.person in keep]
+    skipped = len(vt.tracks) - len(people)
+    if not people:
+        raise CLIError(f"{source}: nobody was seen long enough to classify (the model needs "
+                       f"{predictor.min_frames} frames with a person)")
+    if out is not None:
+        write_overlay(out, source, track_views(people, preds), vt.fps, vt.frames, progress=not args.quiet,
+                      title="whole video")
+    if args.json:
+        print(json.dumps({"input": str(source), "model": predictor.source, "frames": vt.frames, "fps": vt.fps,
+                          "per_person": True, "people": [_person_json(tr, preds[tr.person], vt.fps) for tr in people],
+                          "tracks_too_short": skipped, "output": None if out is None else str(out)}, indent=2))
+        return
+    print(f"{vt.name}: {vt.frames} frames, {len(people)} person(s), model {predictor.source}")
+    for tr in people:
+        pred = preds[tr.person]
+        others = ", ".join(f"{n} {p:.2f}" for n, p in pred.topk[1:])
+        span = f"{tr.first / vt.fps:.2f}-{(tr.last + 1) / vt.fps:.2f} s"
+        print(f"person {tr.person}  frames {tr.first}-{tr.last} ({span}): {pred.describe()}"
+              + (f"  | next: {others}" if others else ""))
+    if skipped:
+        print(f"({skipped} short track(s) not classified: fewer than {predictor.min_frames} frames with a person)")
+    if out is not None:
+        print(f"wrote {out}")
+
+
+def _timeline(args: argparse.Namespace, source: Path, out: Path | None, predictor: Predictor, vt: VideoTracks,
+              scene: bool, note: str | None) -> None:
+    from skelact.stream.engine import classify_windows
+    from skelact.stream.overlay import timeline_views, write_overlay
+    from skelact.stream.timeline import build_timeline
+
+    lengths, strides = _window_frames(args, source, vt.frames, vt.fps)
+    views = args.num_clips or DEFAULT_WINDOW_VIEWS
+    if scene:
+        subjects = [vt.scene(args.max_persons or predictor.cfg.data.max_persons)] if vt.tracks else []
+    else:  # everyone, or the --max-persons most confident
+        subjects = sorted(vt.tracks, key=lambda tr: -tr.total_score)[: args.max_persons]
+        subjects.sort(key=lambda tr: tr.person)
+    windows = {}
+    for tr in subjects:
+        wins = classify_windows(predictor, tr, lengths, strides, "coco17", vt.img_shape, views)
+        if wins:
+            windows[tr.person] = (tr.first, tr.frames, wins)
+    timeline = build_timeline(windows, vt.frames, vt.fps, predictor.classes, predictor.is_unknown,
+                              max(1, round(args.min_segment * vt.fps)))
+    paths = timeline.write(args.timeline)
+    if out is not None:
+        drawn = vt.tracks if scene else [tr for tr in vt.tracks if tr.person in windows]
+        write_overlay(out, source, timeline_views(drawn, timeline, predictor.is_unknown), vt.fps, vt.frames,
+                      progress=not args.quiet)
+    if args.json:
+        extra = {"input": str(source), "model": predictor.source, "windows_s": list(args.window),
+                 "strides_s": [round(n / vt.fps, 3) for n in strides],
+                 "per_person": not scene, "note": note, "files": [str(p) for p in paths],
+                 "output": None if out is None else str(out)}
+        print(timeline.to_json(**extra))
+        return
+    who = "the scene" if scene else f"{len(windows)} person(s)"
+    lens = ", ".join(f"{w:g}" for w in args.window)
+    print(f"{vt.name}: {vt.frames} frames ({vt.frames / vt.fps:.1f} s), {who}, windows of {lens} s, "
+          f"model {predictor.source}")
+    if note:
+        print(f"note: {note}")
+    for seg in timeline.segments:
+        if seg.prediction is None:
+            who, what = "nobody", ""
+        else:
+            who, what = ("scene" if seg.person is None else f"person {seg.person}"), seg.prediction.describe()
+        print(f"{seg.start / vt.fps:>9.2f} - {seg.stop / vt.fps:<9.2f} {who:<10} {what}")
+    print("wrote " + ", ".join(map(str, paths + ([out] if out is not None else []))))
