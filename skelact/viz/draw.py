@@ -135,6 +135,18 @@ def _wrap_text(cv2: ModuleType, text: str, max_width: int, scale: float, th: int
     return lines
 
 
+def _blank_panel(h: int, width: int | None) -> tuple[np.ndarray, int, float, int, int, int]:
+    """An empty side panel of height ``h`` and its text metrics: (panel, font, scale, thickness, line
+    height, padding); ``width`` defaults to a third of the height, at least 200."""
+    cv2 = import_cv2()
+    width = width or max(200, h // 3)
+    panel = np.full((h, width, 3), _PANEL_BG, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    scale, th = _text_style(h)
+    line = int(cv2.getTextSize("Ag", font, scale, th)[0][1] * 1.8) + 2
+    return panel, font, scale, th, line, max(6, width // 25)
+
+
 def draw_panel(frame: np.ndarray, topk: Sequence[tuple[str, float]], true_label: str | None = None,
                width: int | None = None) -> np.ndarray:
     """Append a side panel to the right of ``frame`` listing the top-k actions with probability bars.
@@ -153,12 +165,8 @@ def draw_panel(frame: np.ndarray, topk: Sequence[tuple[str, float]], true_label:
     """
     cv2 = import_cv2()
     h = frame.shape[0]
-    width = width or max(200, h // 3)
-    panel = np.full((h, width, 3), _PANEL_BG, np.uint8)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    scale, th = _text_style(h)
-    line = int(cv2.getTextSize("Ag", font, scale, th)[0][1] * 1.8) + 2
-    pad = max(6, width // 25)
+    panel, font, scale, th, line, pad = _blank_panel(h, width)
+    width = panel.shape[1]
     bar_h = max(4, line // 3)
     y = pad + line
 
@@ -275,12 +283,8 @@ def draw_people_panel(frame: np.ndarray, people: Sequence[tuple[int | None, obje
     """
     cv2 = import_cv2()
     h = frame.shape[0]
-    width = width or max(200, h // 3)
-    panel = np.full((h, width, 3), _PANEL_BG, np.uint8)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    scale, th = _text_style(h)
-    line = int(cv2.getTextSize("Ag", font, scale, th)[0][1] * 1.8) + 2
-    pad = max(6, width // 25)
+    panel, font, scale, th, line, pad = _blank_panel(h, width)
+    width = panel.shape[1]
     bar_h = max(3, line // 4)
     y = pad + line
     cv2.putText(panel, title, (pad, y), font, scale, _TEXT, th, cv2.LINE_AA)
