@@ -10,13 +10,16 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from skelact.data.io import AnnotationError
 from skelact.errors import SkelactError, short_repr
+from skelact.skeleton import Layout, layout_field
 
 __all__ = ["ConvertError", "ConvertSummary", "find_files", "split_counts", "LabelRow", "LabelsFile",
            "ClipLabels", "read_labels_csv", "read_classes_file", "sort_class_names", "assign_labels"]
@@ -364,3 +367,17 @@ def assign_labels(clips: Mapping[str, Sequence[str]], labels: str | Path | Label
         index = {n: i for i, n in enumerate(out.classes)}
         out.labels = {clip: index[name] for clip, name in named.items()}
     return out
+
+
+def pack_converted(annotations: list[dict[str, Any]], labelling: ClipLabels, layout: Layout, summary: ConvertSummary,
+                   t0: float) -> tuple[dict[str, Any], ConvertSummary]:
+    """The PYSKL dict of a conversion's clips (splits, layout, classes when any), and its summary
+    completed (clips converted, split sizes, seconds since ``t0``)."""
+    data: dict[str, Any] = {"split": labelling.split_of(a["frame_dir"] for a in annotations),
+                            "annotations": annotations, "layout": layout_field(layout)}
+    if labelling.classes is not None:
+        data["classes"] = labelling.classes
+    summary.converted = len(annotations)
+    summary.splits = split_counts(data["split"])
+    summary.seconds = time.perf_counter() - t0
+    return data, summary

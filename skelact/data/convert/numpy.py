@@ -19,9 +19,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from skelact.data.convert._common import ConvertError, ConvertSummary, assign_labels, split_counts
+from skelact.data.convert._common import ConvertError, ConvertSummary, assign_labels, pack_converted
 from skelact.errors import short_repr
-from skelact.skeleton import Layout, LayoutError, layout_field, resolve_layout
+from skelact.skeleton import Layout, LayoutError, resolve_layout
 
 __all__ = ["MAX_ARRAY_BYTES", "ARRAY_SUFFIXES", "read_npy", "read_pose_file", "convert_numpy"]
 
@@ -246,11 +246,4 @@ def convert_numpy(src: str | Path, labels: str | Path | None = None, classes: st
         summary.notes["clips without img_shape (give --img-shape H W, or train with normalize: bbox)"] += len(
             annotations)
     summary.dataset = f"numpy ({lay.name}, {first[1][1]}D)"
-    data: dict[str, Any] = {"split": labelling.split_of(p.stem for p in files), "annotations": annotations,
-                            "layout": layout_field(lay)}
-    if labelling.classes is not None:
-        data["classes"] = labelling.classes
-    summary.converted = len(annotations)
-    summary.splits = split_counts(data["split"])
-    summary.seconds = time.perf_counter() - t0
-    return data, summary
+    return pack_converted(annotations, labelling, lay, summary, t0)

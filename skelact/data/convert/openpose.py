@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from skelact.data.convert._common import ConvertError, ConvertSummary, assign_labels, split_counts
+from skelact.data.convert._common import ConvertError, ConvertSummary, assign_labels, pack_converted
 from skelact.errors import short_repr
 from skelact.pose.movenet import PoseResult
 from skelact.pose.tracker import PoseTracker
-from skelact.skeleton import Layout, get_layout, joint_present, layout_field
+from skelact.skeleton import Layout, get_layout, joint_present
 
 __all__ = ["OpenPoseClip", "find_openpose_clips", "read_openpose_frame", "convert_openpose"]
 
@@ -339,13 +339,5 @@ def convert_openpose(src: str | Path, labels: str | Path | None = None, classes:
     if img_shape is None:
         summary.notes["clips without img_shape (give --img-shape H W, or train with normalize: bbox)"] += len(
             annotations)
-    names = [a["frame_dir"] for a in annotations]
-    data: dict[str, Any] = {"split": labelling.split_of(names), "annotations": annotations,
-                            "layout": layout_field(lay)}
-    if labelling.classes is not None:
-        data["classes"] = labelling.classes
-    summary.converted = len(annotations)
-    summary.splits = split_counts(data["split"])
-    summary.seconds = time.perf_counter() - t0
-    return data, summary
+    return pack_converted(annotations, labelling, lay, summary, t0)
 
