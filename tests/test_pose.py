@@ -311,3 +311,16 @@ def test_extract_folder_skips_bad_files(model, sample_video: Path, tmp_path: Pat
     validate_annotations(data, allow_unlabeled=True)
     with pytest.raises(VideoError, match="none of the 1 video"):
         extract_videos([folder / "bad.mp4"], model, progress=False)
+
+
+def test_frame_size_change_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream whose frames change size mid-way (e.g. a re-encoded concatenation) fails naming the frame."""
+    from skelact.pose import extract
+
+    frames = [np.zeros((4, 6, 3), np.uint8)] * 2 + [np.zeros((8, 6, 3), np.uint8)]
+    monkeypatch.setattr(extract, "iter_frames", lambda video: iter(frames))
+    got = []
+    with pytest.raises(VideoError, match=r"^v\.mp4: frame 2 is 6x8, earlier frames 6x4$"):
+        for frame in extract.iter_frames_one_size("v.mp4"):
+            got.append(frame)
+    assert len(got) == 2

@@ -117,6 +117,22 @@ def iter_frames(video: str | Path, prefetch: int = 4) -> Iterator[np.ndarray]:
         cap.release()
 
 
+def iter_frames_one_size(video: str | Path) -> Iterator[np.ndarray]:
+    """:func:`iter_frames`, refusing a frame whose size differs from the first frame's.
+
+    Raises:
+        VideoError: As :func:`iter_frames`, or frame N has another size (the message gives both).
+    """
+    shape: tuple[int, ...] | None = None
+    for i, frame in enumerate(iter_frames(video)):
+        if shape is None:
+            shape = frame.shape[:2]
+        elif frame.shape[:2] != shape:
+            raise VideoError(f"{video}: frame {i} is {frame.shape[1]}x{frame.shape[0]}, "
+                             f"earlier frames {shape[1]}x{shape[0]}")
+        yield frame
+
+
 def extract_video(video: str | Path, model: MoveNet, max_persons: int = 2, progress: bool = True,
                   tracker: PoseTracker | None = None, min_frames: int = 1) -> dict:
     """Detect and track people in a video.
@@ -147,12 +163,8 @@ def extract_video(video: str | Path, model: MoveNet, max_persons: int = 2, progr
     shape: tuple[int, int] | None = None
     with tqdm(total=expected, unit="frame", desc=video.name, disable=not progress, leave=False,
               dynamic_ncols=True) as bar:
-        for frame in iter_frames(video):
-            if shape is None:
-                shape = frame.shape[:2]
-            elif frame.shape[:2] != shape:
-                raise VideoError(f"{video}: frame {total} is {frame.shape[1]}x{frame.shape[0]}, "
-                                 f"earlier frames {shape[1]}x{shape[0]}")
+        for frame in iter_frames_one_size(video):
+            shape = frame.shape[:2]
             tracker.update(total, model(frame))
             total += 1
             bar.update()

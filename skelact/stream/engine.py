@@ -128,7 +128,7 @@ def track_video(video: str | Path, pose: PoseModel, tracker: PoseTracker | None 
     """
     from tqdm import tqdm
 
-    from skelact.pose.extract import VideoError, iter_frames, video_info
+    from skelact.pose.extract import VideoError, iter_frames_one_size, video_info
 
     video = Path(video)
     info = video_info(video)
@@ -136,12 +136,8 @@ def track_video(video: str | Path, pose: PoseModel, tracker: PoseTracker | None 
     shape: tuple[int, int] | None = None
     with tqdm(total=info["frames"] or None, unit="frame", desc=video.name, disable=not progress, leave=False,
               dynamic_ncols=True) as bar:
-        for frame in iter_frames(video):
-            if shape is None:
-                shape = frame.shape[:2]
-            elif frame.shape[:2] != shape:
-                raise VideoError(f"{video}: frame {stream.frames} is {frame.shape[1]}x{frame.shape[0]}, "
-                                 f"earlier frames {shape[1]}x{shape[0]}")
+        for frame in iter_frames_one_size(video):
+            shape = frame.shape[:2]
             stream.step(frame)
             bar.update()
     if shape is None:
