@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from videos import cli_status, frame_count, write_video
 
 from skelact.cli import main
 
@@ -24,22 +25,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 REPO = Path(__file__).resolve().parents[1]
 POSE_MODEL = "movenet_multipose_lightning_f16.tflite"
 CHROMIUM = Path("/usr/bin/chromium")
-
-
-def _status(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as e:  # usage errors
-        return int(e.code)
-
-
-def _frame_count(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
 
 
 @pytest.fixture(scope="module")
@@ -59,17 +44,9 @@ def frames(data_root: Path) -> list[np.ndarray]:
     return out
 
 
-def _write(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 360))
-    for f in frames:
-        writer.write(f)
-    writer.release()
-    return path
-
-
 @pytest.fixture(scope="module")
 def clip(frames: list[np.ndarray], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _write(tmp_path_factory.mktemp("live") / "two.avi", frames)
+    return write_video(tmp_path_factory.mktemp("live") / "two.avi", frames)
 
 
 def _free_port() -> int:
@@ -104,7 +81,7 @@ def test_file_source_every_frame(clip: Path, pose_model: Path, tmp_path: Path,
         assert line["label"] == (None if line["unknown"] else line["closest"])
         assert len(line["topk"]) == 3 and line["probability"] == line["topk"][0]["probability"]
     assert "72 frames processed (0 dropped)" in captured.err and f"wrote {out} (72 frames)" in captured.err
-    assert _frame_count(out) == 72
+    assert frame_count(out) == 72
 
 
 def test_unknown_in_json_lines_and_page_state(clip: Path, pose_model: Path) -> None:
@@ -157,10 +134,10 @@ def test_bad_options(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
              (["--source", "rtsp://127.0.0.1:1/none", "--loop"], 1, "--loop: applies to a video file source")]
     for extra, status, message in cases:
         argv = ["live", "--source", str(clip), "--quiet", *extra]
-        assert _status(argv) == status, extra
+        assert cli_status(argv) == status, extra
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err, err
-    assert _status(["live", "--source", str(tmp_path / "none.avi")]) == 1
+    assert cli_status(["live", "--source", str(tmp_path / "none.avi")]) == 1
     assert capsys.readouterr().err.strip() == f"skelact: error: {tmp_path / 'none.avi'}: video file not found"
 
 
@@ -177,7 +154,7 @@ def test_serve_on_a_port_in_use(clip: Path, capsys: pytest.CaptureFixture[str]) 
 def test_file_that_ends_early(frames: list[np.ndarray], pose_model: Path, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
     """A cut file (half its bytes): the frames that decode are processed and written, then a one-line error."""
-    full = _write(tmp_path / "full.avi", frames)
+    full = write_video(tmp_path / "full.avi", frames)
     cut = tmp_path / "cut.avi"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     out = tmp_path / "partial.avi"
@@ -185,7 +162,7 @@ def test_file_that_ends_early(frames: list[np.ndarray], pose_model: Path, tmp_pa
                  "--pose-model", str(pose_model)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     written = int(re.search(r"wrote .* \((\d+) frames\)", err[0]).group(1))
-    assert 20 < written < 72 and _frame_count(out) == written
+    assert 20 < written < 72 and frame_count(out) == written
     assert err[-1] == (f"skelact: error: {cut}: the video ended after {written} of its 72 frames "
                        "(truncated or damaged file)")
 
@@ -214,7 +191,7 @@ def test_network_stream_that_drops(frames: list[np.ndarray], pose_model: Path, t
     err = capsys.readouterr().err.strip().splitlines()
     written = int(re.search(r"wrote .* \((\d+) frames\)", err[-2]).group(1))
     assert err[-1] == f"skelact: error: {url}: stopped delivering frames after {written} frame(s)"
-    assert 5 <= written <= 150 and _frame_count(out) == written
+    assert 5 <= written <= 150 and frame_count(out) == written
     assert main(["live", "--source", "rtsp://127.0.0.1:1/none", "--quiet"]) == 1
     assert capsys.readouterr().err.strip() == (
         "skelact: error: 'rtsp://127.0.0.1:1/none': cannot open (unreachable, refused or not a video stream)")
@@ -257,7 +234,7 @@ def test_camera_that_stops_delivering(frames: list[np.ndarray], pose_model: Path
     assert err[-1] == "skelact: error: camera 0: stopped delivering frames after 12 frame(s)"
     assert (written == 12) if not realtime else (1 <= written <= 12)
     monkeypatch.undo()
-    assert _frame_count(out) == written
+    assert frame_count(out) == written
 
 
 def test_stalled_stream_times_out(frames: list[np.ndarray], pose_model: Path, monkeypatch: pytest.MonkeyPatch,
@@ -300,7 +277,7 @@ def test_ctrl_c_closes_the_output(clip: Path, pose_model: Path, tmp_path: Path) 
     lines = err.strip().splitlines()
     assert lines[-1] == "skelact: interrupted"
     written = int(re.search(r"wrote .* \((\d+) frames\)", lines[-2]).group(1))
-    assert written >= 5 and _frame_count(out) == written
+    assert written >= 5 and frame_count(out) == written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["interrupted.avi"]  # no temporary file left
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from videos import cli_status, frame_count, write_video
 
 from skelact.cli import main
 from skelact.pose.movenet import PoseResult
@@ -169,20 +170,9 @@ def test_label_above_each_person_in_track_colour() -> None:
 # ------------------------------------------------------------------------------------------ memory
 
 
-def _write_video(path: Path, frames, fps: float = 30.0) -> Path:
-    first = next(frames)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, first.shape[1::-1])
-    assert writer.isOpened()
-    writer.write(first)
-    for f in frames:
-        writer.write(f)
-    writer.release()
-    return path
-
-
 def test_memory_stays_flat_on_a_long_video(tmp_path: Path) -> None:
     """2,000 frames (18 kB each, 37 MB decoded): past the first 200, Python memory grows by the keypoints only."""
-    path = _write_video(tmp_path / "long.avi", (_blob_frame(t) for t in range(2000)))
+    path = write_video(tmp_path / "long.avi", (_blob_frame(t) for t in range(2000)))
     pose = BlobPose()
     tracemalloc.start()
     try:
@@ -214,24 +204,7 @@ def video(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         frames.append(cv2.resize(got[1], (640, 360), interpolation=cv2.INTER_AREA))
     cap.release()
     assert len(frames) == 72
-    return _write_video(tmp_path_factory.mktemp("video") / "two.avi", iter(frames))
-
-
-def _frame_count(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
-
-
-def _status(argv: list[str]) -> int:
-    """``main(argv)``'s exit status, usage errors (SystemExit from argparse) included."""
-    try:
-        return main(argv)
-    except SystemExit as e:
-        return int(e.code)
+    return write_video(tmp_path_factory.mktemp("video") / "two.avi", iter(frames))
 
 
 def _colour_pixels(frame: np.ndarray, bgr: tuple[int, int, int]) -> int:
@@ -250,7 +223,7 @@ def test_predict_per_person(video: Path, pose_model: Path, tmp_path: Path, capsy
         assert p["first_frame"] == 0 and p["last_frame"] == 71 and p["end_s"] == 2.4
         assert len(p["topk"]) == 3 and p["label"] == p["topk"][0]["label"] == p["closest"]
         assert p["unknown"] is False and 0 < p["probability"] <= 1
-    assert _frame_count(out) == 72
+    assert frame_count(out) == 72
     cap = cv2.VideoCapture(str(out))
     for _ in range(30):
         ok, frame = cap.read()
@@ -287,7 +260,7 @@ def test_predict_window_timeline(video: Path, pose_model: Path, tmp_path: Path,
     assert [(r["person"], r["label"], r["start_frame"]) for r in table] == [
         (str(r["person"]), r["label"], str(r["start_frame"])) for r in rows]
     assert json.loads(Path(f"{base}.json").read_text())["rows"] == rows
-    assert cv2.imread(f"{base}.png") is not None and _frame_count(out) == 72
+    assert cv2.imread(f"{base}.png") is not None and frame_count(out) == 72
 
 
 def test_window_and_stride_errors(video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -299,7 +272,7 @@ def test_window_and_stride_errors(video: Path, tmp_path: Path, capsys: pytest.Ca
              (["--window", "1,,2"], 2, "--window: invalid number"),
              (["--stride", "1"], 1, "--stride: applies with --window")]
     for extra, status, message in cases:
-        assert _status(["predict", str(video), "--timeline", str(base), "--quiet", *extra]) == status, extra
+        assert cli_status(["predict", str(video), "--timeline", str(base), "--quiet", *extra]) == status, extra
         err = capsys.readouterr().err.strip()
         assert message in err and err.count("\n") == 0, err
     assert list(tmp_path.iterdir()) == []  # nothing written
@@ -312,7 +285,7 @@ def test_long_stretch_with_nobody(video: Path, pose_model: Path, tmp_path: Path,
     people = [cap.read()[1] for _ in range(40)]
     cap.release()
     black = np.zeros_like(people[0])
-    path = _write_video(tmp_path / "empty_room.avi", iter([black] * 60 + people), fps=1.0)
+    path = write_video(tmp_path / "empty_room.avi", iter([black] * 60 + people), fps=1.0)
     base = tmp_path / "room"
     assert main(["predict", str(path), "--window", "12", "--stride", "4", "--timeline", str(base), "--json",
                  "--quiet", "--pose-model", str(pose_model)]) == 0
@@ -322,7 +295,7 @@ def test_long_stretch_with_nobody(video: Path, pose_model: Path, tmp_path: Path,
     assert {r["person"] for r in rows[1:]} == {1, 2} and rows[-1]["end_s"] == 100.0
 
     # Nobody at all: one "nobody" row for the whole video.
-    path = _write_video(tmp_path / "black.avi", iter([black] * 20), fps=1.0)
+    path = write_video(tmp_path / "black.avi", iter([black] * 20), fps=1.0)
     assert main(["predict", str(path), "--window", "10", "--timeline", str(tmp_path / "b"), "--json", "--quiet",
                  "--pose-model", str(pose_model)]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
