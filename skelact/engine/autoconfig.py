@@ -83,27 +83,24 @@ class Family:
 _KEYPOINT_OVERFIT = {"epochs": 20, "min_steps": 150, "lr": 0.05, "batch_size": 16, "warmup_epochs": 1,
                      "weight_decay": 0.0, "label_smoothing": 0.0}
 
+# Step budgets: the hand-written Penn Action (2D) and NW-UCLA (3D) recipes' lengths in configs/.
+_KPC3D = Family(32, 0.05, 1200, (24, 32), steps_3d=3200,
+                overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}})
+_HEATMAP_3DCNN = Family(
+    8, 0.05, 1900, (24, 32), input_kind="heatmap", weight_decay=3e-4, clip_grad=40.0,
+    model_kwargs={"heatmap": "joint", "sigma": 0.6, "size": 32, "test_size": 32},
+    overfit={**_KEYPOINT_OVERFIT, "clip_len": 12, "model_kwargs": {
+        "base_channels": 16, "size": 24, "test_size": 24, "area": [1.0, 1.0], "ratio": [1.0, 1.0],
+        "flip_prob": 0.0, "dropout": 0.0}})
+
 #: Per registered model; a model not listed here gets the keypoint 3D-CNN's defaults.
 FAMILIES: dict[str, Family] = {
-    # Step budgets: the hand-written Penn Action (2D) and NW-UCLA (3D) recipes' lengths in configs/.
-    "kpc3d": Family(32, 0.05, 1200, (24, 32), steps_3d=3200,
-                    overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}}),
-    "kpc3d_small": Family(32, 0.05, 1200, (24, 32), steps_3d=3200,
-                          overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}}),
+    "kpc3d": _KPC3D,
+    "kpc3d_small": _KPC3D,
     "stgcnpp": Family(16, 0.05, 3200, (24, 48), steps_3d=6400,
                       overfit={**_KEYPOINT_OVERFIT, "lr": 0.03, "clip_len": 24}),
-    "poseconv3d_c3d": Family(
-        8, 0.05, 1900, (24, 32), input_kind="heatmap", weight_decay=3e-4, clip_grad=40.0,
-        model_kwargs={"heatmap": "joint", "sigma": 0.6, "size": 32, "test_size": 32},
-        overfit={**_KEYPOINT_OVERFIT, "clip_len": 12, "model_kwargs": {
-            "base_channels": 16, "size": 24, "test_size": 24, "area": [1.0, 1.0], "ratio": [1.0, 1.0],
-            "flip_prob": 0.0, "dropout": 0.0}}),
-    "poseconv3d_slowonly": Family(
-        8, 0.05, 1900, (24, 32), input_kind="heatmap", weight_decay=3e-4, clip_grad=40.0,
-        model_kwargs={"heatmap": "joint", "sigma": 0.6, "size": 32, "test_size": 32},
-        overfit={**_KEYPOINT_OVERFIT, "clip_len": 12, "model_kwargs": {
-            "base_channels": 16, "size": 24, "test_size": 24, "area": [1.0, 1.0], "ratio": [1.0, 1.0],
-            "flip_prob": 0.0, "dropout": 0.0}}),
+    "poseconv3d_c3d": _HEATMAP_3DCNN,
+    "poseconv3d_slowonly": _HEATMAP_3DCNN,
 }
 
 _VAL_NAMES = ("val", "validation", "valid", "test")
