@@ -276,11 +276,12 @@ class Predictor:
         return x, frames
 
     def probabilities(self, logits: torch.Tensor) -> np.ndarray:
-        """float64 [classes]: softmax of ``logits`` [K, classes] at the calibrated temperature, averaged over K."""
-        import torch
+        """float64 [classes]: softmax of ``logits`` [K, classes] at the calibrated temperature, averaged over K
+        (the rule `skelact test` applies, :func:`skelact.engine.predict.view_probs`)."""
+        from skelact.engine.predict import view_probs
 
         t = self.calibration.temperature if self.calibration is not None else 1.0
-        return torch.softmax(logits.float() / t, dim=1).mean(dim=0).double().cpu().numpy()
+        return view_probs(logits.float().cpu().numpy()[None], t)[0]
 
     def is_unknown(self, probs: np.ndarray) -> bool:
         """Whether a prediction with these probabilities is below the model's unknown-action threshold."""
