@@ -37,7 +37,11 @@ __all__ = ["LiveStats", "LiveAnalyzer", "VideoSink", "prediction_line"]
 def prediction_line(pred: Prediction, person: int, frame: int, time_s: float) -> dict[str, Any]:
     """One JSON line: ``time`` (s into the stream), ``frame``, ``person``, label / unknown / closest, ``topk``."""
     return {"time": round(time_s, 3), "frame": frame, "person": person, **prediction_fields(pred),
-            "topk": [{"label": n, "probability": round(float(p), 4)} for n, p in pred.topk]}
+            "topk": _topk(pred)}
+
+
+def _topk(pred: Prediction) -> list[dict[str, Any]]:
+    return [{"label": n, "probability": round(float(p), 4)} for n, p in pred.topk]
 
 
 def _hex(bgr: tuple[int, int, int]) -> str:
@@ -165,7 +169,7 @@ class LiveAnalyzer:
                                      "text": None if pred is None else pred.describe()}
             if pred is not None:
                 entry.update(prediction_fields(pred))
-                entry["topk"] = [{"label": n, "probability": round(float(p), 4)} for n, p in pred.topk]
+                entry["topk"] = _topk(pred)
             people.append(entry)
         return {"frame": frame_index, "time": round(time_s, 3), "fps": round(self.stats.fps, 2), "ended": False,
                 "people": people}
