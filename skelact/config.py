@@ -61,6 +61,9 @@ class AugmentConfig:
         scale: ``[low, high]`` range of a random isotropic scale (2D or 3D data), or ``None``.
         shift: Maximum translation as a fraction of the (normalised) coordinate range (2D data).
         rotate3d: Maximum rotation in degrees about the x and y axes (3D data): a random viewpoint.
+        join: Probability that a training clip is followed by part of a clip of another class,
+            with soft labels by frame share (skelact/data/dataset.py ``join_clips``): for models
+            that label the windows of long videos (``predict --window``).
     """
 
     flip: float = 0.0
@@ -68,6 +71,7 @@ class AugmentConfig:
     scale: list[float] | None = None
     shift: float = 0.0
     rotate3d: float = 0.0
+    join: float = 0.0
 
 
 @dataclass
@@ -375,8 +379,9 @@ def _check_semantics(cfg: Config) -> None:
     for key, v in (("rotate", a.rotate), ("shift", a.shift), ("rotate3d", a.rotate3d)):
         if v < 0:
             raise ConfigError(f"data.augment.{key}: must be >= 0, got {v}")
-    if not 0.0 <= d.augment.flip <= 1.0:
-        raise ConfigError(f"data.augment.flip: a probability in [0, 1], got {d.augment.flip}")
+    for key, v in (("flip", a.flip), ("join", a.join)):
+        if not 0.0 <= v <= 1.0:
+            raise ConfigError(f"data.augment.{key}: a probability in [0, 1], got {v}")
     if a.scale is not None and (len(a.scale) != 2 or not 0 < a.scale[0] <= a.scale[1]):
         raise ConfigError(f"data.augment.scale: expected [low, high] with 0 < low <= high, got {short_repr(a.scale)}")
     if o.ema is not None and not 0.0 < o.ema < 1.0:

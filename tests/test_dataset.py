@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from skelact.data.dataset import PackedClips, SkeletonDataset
+from skelact.data.dataset import PackedClips, SkeletonDataset, join_clips
 from skelact.data.transforms import (
     Compose,
     FormatFeatures,
@@ -227,6 +227,50 @@ def test_dataloader_two_workers(packed: PackedClips) -> None:
     x_all = torch.cat([x for x, _ in batches])
     expected = torch.stack([ds[i][0] for i in range(len(ds))])
     assert torch.equal(x_all, expected)  # same as in-process: streams depend on (seed, epoch, clip)
+
+
+def test_join_clips_exact(packed: PackedClips) -> None:
+    a, b = packed.clip(0), packed.clip(3)  # a: 1 person, 5 frames, 120x160; b: 1 person, 26 frames, no image size
+    b["img_shape"] = (60, 40)
+    rng = np.random.default_rng(0)
+    ref = np.random.default_rng(0)
+    f = ref.uniform(0.2, 0.8)
+    na, nb = max(1, round(f * 5)), max(1, round((1 - f) * 26))
+    sa, sb = int(ref.integers(0, 5 - na + 1)), int(ref.integers(0, 26 - nb + 1))
+    j, share = join_clips(a, b, rng)
+    assert share == na / (na + nb) and j["total_frames"] == na + nb
+    assert j["label"] == a["label"] and j["frame_dir"] == a["frame_dir"] and j["img_shape"] == (120, 160)
+    np.testing.assert_array_equal(j["keypoint"][:, :na], a["keypoint"][:, sa:sa + na])
+    # b's pixels rescaled to a's image: x by 160 / 40, y by 120 / 60
+    np.testing.assert_allclose(j["keypoint"][:, na:], b["keypoint"][:, sb:sb + nb] * np.array([4.0, 2.0]), rtol=1e-6)
+    np.testing.assert_array_equal(j["keypoint_score"][:, na:], b["keypoint_score"][:, sb:sb + nb])
+
+
+def test_join_clips_pads_persons(packed: PackedClips) -> None:
+    a, b = packed.clip(0), packed.clip(2)  # 1 and 3 persons
+    j, share = join_clips(a, b, np.random.default_rng(1))
+    na = round(share * j["total_frames"])
+    assert j["keypoint"].shape[:2] == (3, j["total_frames"])
+    assert not j["keypoint"][1:, :na].any() and not j["keypoint_score"][1:, :na].any()
+
+
+def test_dataset_join_soft_targets(packed: PackedClips) -> None:
+    ds = SkeletonDataset(packed, np.arange(len(packed)), pipeline(True), train=True, join=0.5, num_classes=4)
+    targets = []
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        targets += [ds[i][1] for i in range(len(ds))]
+    targets = torch.stack(targets)
+    assert targets.shape == (24, 4) and targets.dtype == torch.float32
+    torch.testing.assert_close(targets.sum(1), torch.ones(24))
+    own = torch.from_numpy(np.tile(packed.labels, 4))
+    assert bool((targets[torch.arange(24), own] > 0).all())  # the clip's own class always has a share
+    joined = (targets > 0).sum(1) == 2  # some items have a second class (never the same one)
+    assert 4 < int(joined.sum()) < 20
+    x, _ = ds[0]
+    assert x.shape == (2, 8, V, 5)
+    with pytest.raises(ValueError, match="num_classes"):
+        SkeletonDataset(packed, "train", pipeline(True), train=True, join=0.5)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("skelact.data.convert.penn") is None,

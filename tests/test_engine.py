@@ -176,6 +176,19 @@ def test_bf16_training_keeps_float32_weights(ann_file: Path, tmp_path: Path) -> 
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights)
 
 
+def test_join_augmentation_trains_on_soft_targets(ann_file: Path, tmp_path: Path) -> None:
+    rec = recipe(ann_file)
+    rec["data"]["augment"]["join"] = 0.5
+    result = train(config_from_dict(rec), tmp_path)
+    assert result["epoch"] == 2
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    train_top1 = float(rows[-1].split(",")[list(CSV_FIELDS).index("train_top1")])
+    assert 0.0 <= train_top1 <= 1.0  # accuracy against the larger share
+    with pytest.raises(Exception, match=r"data.augment.join: a probability"):
+        rec["data"]["augment"]["join"] = 1.5
+        config_from_dict(rec)
+
+
 def test_resume_refuses_another_recipe_and_keeps_the_rows(ann_file: Path, tmp_path: Path) -> None:
     """A resume must be the same run: a changed recipe is refused, naming the key, before any work;
     the same recipe on a finished run has nothing to do and keeps the CSV rows."""

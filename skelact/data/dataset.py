@@ -25,7 +25,7 @@ import torch
 
 from skelact.data.transforms import Compose, Transform
 
-__all__ = ["PackedClips", "SkeletonDataset"]
+__all__ = ["PackedClips", "SkeletonDataset", "join_clips"]
 
 _FORMAT = "skelact-packed"
 _VERSION = 1
@@ -393,11 +393,53 @@ class PackedClips:
         return packed
 
 
+def join_clips(first: dict[str, Any], second: dict[str, Any], rng: np.random.Generator,
+               low: float = 0.2) -> tuple[dict[str, Any], float]:
+    """Part of one clip followed by part of another: an action boundary inside a window.
+
+    A fraction ``f ~ U(low, 1 - low)`` of ``first``'s frames (a random contiguous run) is followed
+    by a fraction ``1 - f`` of ``second``'s (its own random run); persons are padded with zeros to
+    the larger count. 2D pixel coordinates of ``second`` are rescaled to ``first``'s image size, so
+    the joined clip lives in one image as a video's frames do.
+
+    Returns:
+        The joined sample (``first``'s label, name and image size) and the fraction of its frames
+        that come from ``first``.
+    """
+    f = float(rng.uniform(low, 1.0 - low))
+    ta, tb = int(first["total_frames"]), int(second["total_frames"])
+    na, nb = max(1, round(f * ta)), max(1, round((1.0 - f) * tb))
+    sa, sb = int(rng.integers(0, ta - na + 1)), int(rng.integers(0, tb - nb + 1))
+    kb = np.array(second["keypoint"][:, sb:sb + nb], dtype=np.float32)  # [Mb, nb, V, C]
+    if kb.shape[-1] == 2 and "img_shape" in first and "img_shape" in second:
+        (ha, wa), (hb, wb) = first["img_shape"], second["img_shape"]
+        kb *= np.array([wa / wb, ha / hb], np.float32)
+    m = max(first["keypoint"].shape[0], kb.shape[0])
+    kp = np.zeros((m, na + nb) + kb.shape[2:], np.float32)
+    kp[:first["keypoint"].shape[0], :na] = first["keypoint"][:, sa:sa + na]
+    kp[:kb.shape[0], na:] = kb
+    out = {**first, "keypoint": kp, "total_frames": na + nb}
+    if "keypoint_score" in first and "keypoint_score" in second:
+        sc = np.zeros((m, na + nb, kb.shape[2]), np.float32)
+        sc[:first["keypoint_score"].shape[0], :na] = first["keypoint_score"][:, sa:sa + na]
+        sc[:second["keypoint_score"].shape[0], na:] = second["keypoint_score"][:, sb:sb + nb]
+        out["keypoint_score"] = sc
+    else:
+        out.pop("keypoint_score", None)
+    return out, na / (na + nb)
+
+
 class SkeletonDataset(torch.utils.data.Dataset):
     """Clips of a :class:`PackedClips` through a transform pipeline.
 
     Item ``i`` is ``(inputs, label)``: ``inputs`` float32 [M, T, V, C] in training (one view) and
     [K, M, T, V, C] at test. The pipeline must end with ``FormatFeatures`` (it writes ``inputs``).
+
+    With ``join > 0`` (training), that fraction of the items is :func:`join_clips` of the clip and
+    a random clip of another class, and every label is a float32 [num_classes] target: the share
+    of the frames of each class (one-hot for the other items). A window that straddles two
+    actions then teaches the model to be unsure, so a timeline's most confident windows are those
+    holding one action (skelact/stream/timeline.py).
 
     Randomness: item ``i`` draws from ``np.random.default_rng((seed, epoch, clip_index))``, so an
     epoch is reproducible whatever the worker count or order, workers never share a stream, and
@@ -410,6 +452,8 @@ class SkeletonDataset(torch.utils.data.Dataset):
         pipeline: Transforms, e.g. a :class:`~skelact.data.transforms.Compose`.
         train: Training mode (squeeze the single view).
         seed: Base seed.
+        join: Probability that a training item joins two clips (0: never; int labels).
+        num_classes: Length of the soft targets (needed when ``join > 0``).
     """
 
     def __init__(
@@ -419,6 +463,8 @@ class SkeletonDataset(torch.utils.data.Dataset):
         pipeline: Compose | Transform,
         train: bool,
         seed: int = 0,
+        join: float = 0.0,
+        num_classes: int | None = None,
     ) -> None:
         self.packed = packed
         idx = packed.indices(indices) if isinstance(indices, str) else np.asarray(indices, dtype=np.int64)
@@ -427,6 +473,9 @@ class SkeletonDataset(torch.utils.data.Dataset):
         self.indices = idx
         self.pipeline, self.train, self.seed = pipeline, train, seed
         self.epoch = 0
+        if join > 0 and (not train or num_classes is None):
+            raise ValueError("join needs train=True and num_classes")
+        self.join, self.num_classes = join, num_classes
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch's random stream."""
@@ -440,14 +489,33 @@ class SkeletonDataset(torch.utils.data.Dataset):
         """int64 [len(self)] labels in dataset order (for samplers and metrics)."""
         return self.packed.labels[self.indices]
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def _partner(self, label: int, rng: np.random.Generator, tries: int = 32) -> int | None:
+        """A random clip of this dataset whose class is not ``label`` (None if none was drawn)."""
+        for _ in range(tries):  # rejection sampling: no per-class index tables for 100k-clip sets
+            j = int(self.indices[rng.integers(self.indices.size)])
+            if self.packed.labels[j] != label:
+                return j
+        return None
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int | torch.Tensor]:
         clip = int(self.indices[i])
         rng = np.random.default_rng((self.seed, self.epoch, clip))
-        sample = self.pipeline(self.packed.clip(clip), rng)
+        raw = self.packed.clip(clip)
+        target = None
+        if self.join > 0:
+            target = np.zeros(self.num_classes, np.float32)  # share of the frames per class
+            target[raw["label"]] = 1.0
+            if rng.random() < self.join:
+                partner = self._partner(raw["label"], rng)
+                if partner is not None:
+                    raw, share = join_clips(raw, self.packed.clip(partner), rng)
+                    target[raw["label"]], target[self.packed.labels[partner]] = share, 1.0 - share
+        sample = self.pipeline(raw, rng)
         if "inputs" not in sample:
             raise KeyError(f"clip {sample.get('frame_dir')!r}: the pipeline produced no 'inputs' "
                            "(end it with FormatFeatures)")
         x = sample["inputs"]  # [K, M, T, V, C]
         if self.train and x.shape[0] == 1:
             x = x[0]
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), int(sample["label"])
+        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        return (x, int(sample["label"])) if target is None else (x, torch.from_numpy(target))

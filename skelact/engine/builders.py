@@ -200,7 +200,9 @@ def build_dataset(
                           "set data.normalize: none (and 2D data)")
     pipe = build_pipeline(cfg.data, layout, packed.num_channels, train, num_clips, augment, force_flip)
     check_clip_fields(packed, indices, pipe, cfg.data.ann_file)
-    return SkeletonDataset(packed, indices, pipe, train=train, seed=cfg.seed)
+    join = cfg.data.augment.join if train and augment else 0.0
+    return SkeletonDataset(packed, indices, pipe, train=train, seed=cfg.seed, join=join,
+                           num_classes=len(class_names(packed)) if join > 0 else None)
 
 
 def check_clip_fields(packed: PackedClips, indices: np.ndarray, pipe: Compose, where: str) -> None:

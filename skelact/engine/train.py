@@ -143,7 +143,7 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.opti
                dynamic_ncols=True, mininterval=BAR_INTERVAL)
     for x, y in bar:
         x = x.to(info.device, non_blocking=True)  # [N, M, T, V, C]
-        y = y.to(info.device, non_blocking=True)  # [N]
+        y = y.to(info.device, non_blocking=True)  # [N] labels, or [N, classes] frame shares (augment.join)
         with autocast_context(cfg.optim.amp, info.device):
             logits = model(x)  # [N, classes]
             loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.optim.label_smoothing)
@@ -161,9 +161,9 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.opti
         if ema is not None:
             ema.update(unwrap(model))
 
-        n = y.numel()
+        n = y.shape[0]
         loss_sum += loss.item() * n
-        correct += (logits.argmax(dim=1) == y).sum().item()
+        correct += (logits.argmax(dim=1) == (y if y.ndim == 1 else y.argmax(dim=1))).sum().item()
         seen += n
         bar.set_postfix(refresh=False, loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
                         clips_s=f"{seen * info.world_size / (time.perf_counter() - start):.1f}")
