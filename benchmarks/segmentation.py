@@ -2,6 +2,7 @@
 
     python benchmarks/segmentation.py [--data ../shared/data/penn_action] [--json out.json]
     python benchmarks/segmentation.py --tune      # grid over window / stride / views / min-segment on train
+    python benchmarks/segmentation.py --tune --ann-file data/penn_action_val.pkl --split val --sequences 12
 
 Sequences: a fixed, seeded draw of clips of one split, joined end to end (no two neighbours of
 the same class), at 30 frames/s (Penn Action gives no frame rate; its YouTube clips are ~30 fps).
@@ -9,7 +10,8 @@ Each sequence is one person track run through ``skelact.stream`` exactly as ``sk
 --window`` runs a video (engine.classify_windows -> timeline.build_timeline) with the shipped
 model; the per-frame labels are scored against the clips' classes with frame accuracy, edit score
 and F1@{10,25,50} (skelact/stream/segmentation.py). ``--tune`` searches the defaults on sequences
-of the **train** split; the report uses the **test** split.
+of the **train** split (or of ``--split``, e.g. the validation split carved out of train by
+``skelact split``, which the model did not train on); the report uses the **test** split.
 """
 
 from __future__ import annotations
@@ -99,11 +101,15 @@ def main() -> None:
     import torch
 
     from skelact.data.convert.penn import convert_penn
+    from skelact.data.io import load_annotations
     from skelact.inference import load_model
 
     shared = Path(os.environ.get("SKELACT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=shared / "data" / "penn_action")
+    ap.add_argument("--ann-file", type=Path, default=None,
+                    help="a Penn Action pickle to draw the clips from instead (e.g. one with a 'val' split)")
+    ap.add_argument("--split", default=None, help="split to draw the clips from (default: test; train with --tune)")
     ap.add_argument("--model", default=None, help="checkpoint or shipped name (default: the shipped Penn model)")
     ap.add_argument("--sequences", type=int, default=20)
     ap.add_argument("--clips", type=int, default=10, help="clips per sequence")
@@ -114,9 +120,9 @@ def main() -> None:
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
-    data, _ = convert_penn(args.data)
+    data = load_annotations(args.ann_file) if args.ann_file else convert_penn(args.data)[0]
     predictor = load_model(args.model, device="cpu")
-    split = "train" if args.tune else "test"
+    split = args.split or ("train" if args.tune else "test")
     seqs = make_sequences(data, split, args.sequences, args.clips, args.seed + (1 if args.tune else 0))
     frames = sum(len(t) for _, t, _ in seqs)
     print(f"{len(seqs)} sequences of {args.clips} Penn Action {split} clips ({frames} frames, "
@@ -137,7 +143,7 @@ def main() -> None:
     if args.tune:
         # Classify each window length once per (stride, views), then score subsets of the lengths.
         full = ladder(0.6, 10)
-        for fraction, views in itertools.product([1 / 6, 1 / 3], [1, 2]):
+        for fraction, views in itertools.product([1 / 12, 1 / 6, 1 / 3], [1, 2]):
             t0 = time.perf_counter()
             per_len = {w: classify(predictor, seqs, [w], fraction, views) for w in full}
             seconds = time.perf_counter() - t0
