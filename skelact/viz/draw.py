@@ -296,7 +296,12 @@ def draw_people_panel(frame: np.ndarray, people: Sequence[tuple[int | None, obje
         if pred is not None and getattr(pred, "unknown", False):
             head += ": unknown action"
         y += line + line // 3
-        cv2.putText(panel, _fit_text(cv2, head, width - 2 * pad, scale, th), (pad, y), font, scale, color, th,
+        # A solid swatch of the track colour: thin coloured text alone is hard to match to a
+        # skeleton on a compressed video, and an unknown person's rows are grey.
+        sw = max(6, (line * 2) // 3)
+        cv2.rectangle(panel, (pad, y - sw), (pad + sw, y), color, -1)
+        x = pad + sw + max(4, pad // 2)
+        cv2.putText(panel, _fit_text(cv2, head, width - pad - x, scale, th), (x, y), font, scale, color, th,
                     cv2.LINE_AA)
         rows = [] if pred is None else list(pred.topk)[:topk]  # type: ignore[attr-defined]
         if pred is None:
