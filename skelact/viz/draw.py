@@ -147,6 +147,22 @@ def _blank_panel(h: int, width: int | None) -> tuple[np.ndarray, int, float, int
     return panel, font, scale, th, line, max(6, width // 25)
 
 
+def _percent(cv2: ModuleType, prob: float, scale: float, th: int) -> tuple[str, int]:
+    """``prob`` (clipped to [0, 1]) as ``"93%"`` and that text's width in pixels."""
+    pct = f"{100 * float(np.clip(prob, 0.0, 1.0)):.0f}%"
+    return pct, cv2.getTextSize(pct, cv2.FONT_HERSHEY_SIMPLEX, scale, th)[0][0]
+
+
+def _prob_bar(cv2: ModuleType, panel: np.ndarray, y: int, bar_h: int, pad: int, prob: float,
+              color: tuple[int, int, int]) -> None:
+    """A probability bar across the panel ending at row ``y``: grey track, ``prob`` of it in ``color``."""
+    width = panel.shape[1]
+    p = float(np.clip(prob, 0.0, 1.0))
+    cv2.rectangle(panel, (pad, y - bar_h), (width - pad, y), (70, 70, 70), -1)
+    if p > 0:
+        cv2.rectangle(panel, (pad, y - bar_h), (pad + round(p * (width - 2 * pad)), y), color, -1)
+
+
 def draw_panel(frame: np.ndarray, topk: Sequence[tuple[str, float]], true_label: str | None = None,
                width: int | None = None) -> np.ndarray:
     """Append a side panel to the right of ``frame`` listing the top-k actions with probability bars.
@@ -181,9 +197,7 @@ def draw_panel(frame: np.ndarray, topk: Sequence[tuple[str, float]], true_label:
             color = _WRONG if true_label is not None else _NEUTRAL
         else:
             color = _OTHER
-        p = float(np.clip(prob, 0.0, 1.0))
-        pct = f"{100 * p:.0f}%"
-        pct_w = cv2.getTextSize(pct, font, scale, th)[0][0]
+        pct, pct_w = _percent(cv2, prob, scale, th)
         # A long name (NTU's "wear on glasses", a user's own classes) wraps onto a second line.
         labels = _wrap_text(cv2, f"{i + 1}. {name}", width - 3 * pad - pct_w, scale, th)
         if y + line * len(labels) + bar_h > h - 2 * line:
@@ -194,9 +208,7 @@ def draw_panel(frame: np.ndarray, topk: Sequence[tuple[str, float]], true_label:
             cv2.putText(panel, label, (pad, y + k * line), font, scale, color, th, cv2.LINE_AA)
         y += line * (len(labels) - 1)
         y += bar_h + 2
-        cv2.rectangle(panel, (pad, y - bar_h), (width - pad, y), (70, 70, 70), -1)
-        if p > 0:
-            cv2.rectangle(panel, (pad, y - bar_h), (pad + round(p * (width - 2 * pad)), y), color, -1)
+        _prob_bar(cv2, panel, y, bar_h, pad, prob, color)
     if true_label is not None:
         y_true = h - pad
         cv2.putText(panel, _fit_text(cv2, f"true: {true_label}", width - 2 * pad, scale, th), (pad, y_true), font,
@@ -310,16 +322,12 @@ def draw_people_panel(frame: np.ndarray, people: Sequence[tuple[int | None, obje
         for i, (name, prob) in enumerate(rows):
             if y + line + bar_h > h:
                 break
-            p = float(np.clip(prob, 0.0, 1.0))
-            pct = f"{100 * p:.0f}%"
-            pct_w = cv2.getTextSize(pct, font, scale, th)[0][0]
+            pct, pct_w = _percent(cv2, prob, scale, th)
             shade = color if i == 0 and not getattr(pred, "unknown", False) else _OTHER
             y += line
             cv2.putText(panel, pct, (width - pad - pct_w, y), font, scale, shade, th, cv2.LINE_AA)
             cv2.putText(panel, _fit_text(cv2, name, width - 3 * pad - pct_w, scale, th), (pad, y), font, scale, shade,
                         th, cv2.LINE_AA)
             y += bar_h + 2
-            cv2.rectangle(panel, (pad, y - bar_h), (width - pad, y), (70, 70, 70), -1)
-            if p > 0:
-                cv2.rectangle(panel, (pad, y - bar_h), (pad + round(p * (width - 2 * pad)), y), shade, -1)
+            _prob_bar(cv2, panel, y, bar_h, pad, prob, shade)
     return np.concatenate([frame, panel], axis=1)
