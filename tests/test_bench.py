@@ -32,10 +32,11 @@ RECIPE = {"stgcnpp", "kpc3d", "poseconv3d_c3d", "poseconv3d_slowonly"}
 def _heatmap_items(pyskl: bool) -> list[str]:
     items = []
     for kind in ("joint", "limb"):
-        items += [f"{kind} heatmaps, 1 thread", f"{kind}: numpy reference, PYSKL's algorithm"]
+        items += [f"{kind} heatmaps, 1 thread", f"{kind}: skelact's torch path",
+                  f"{kind}: numpy reference, PYSKL's algorithm"]
         items += [f"{kind}: PYSKL GeneratePoseTarget"] if pyskl else []
         items += [f"{kind}: write the output only"]
-    who = ("skelact", "reference", "pyskl") if pyskl else ("skelact", "reference")
+    who = ("skelact", "torch path", "reference", "pyskl") if pyskl else ("skelact", "torch path", "reference")
     return items + [f"{kind} max |diff|: {w} vs formula" for w in who for kind in ("joint", "limb")]
 
 
@@ -90,7 +91,8 @@ def test_quick_bench_has_every_row(shared_root_or_none) -> None:
                 assert row.value > 0, row
                 assert all(math.isfinite(v) and v > 0 for v in row.runs), row
             # Without PYSKL, ratios exist only against the heatmap references timed in this run.
-            reference = row.item.endswith((": numpy reference, PYSKL's algorithm", ": write the output only"))
+            reference = row.item.endswith((": skelact's torch path", ": numpy reference, PYSKL's algorithm",
+                                           ": write the output only"))
             assert (row.speedup is not None) == reference, row
     if shared_root_or_none is not None:  # the shared video and MoveNet model are there: no skipping
         assert all(r.value is not None for r in report.rows if r.stage == "video")

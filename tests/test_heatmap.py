@@ -13,6 +13,7 @@ from skelact.bench.reference import (
     pyskl_joint_heatmaps,
     pyskl_limb_heatmaps,
 )
+from skelact.models import heatmap
 from skelact.models.heatmap import (
     PoseHeatmap,
     compact_boxes,
@@ -26,6 +27,16 @@ from skelact.models.heatmap import (
 from skelact.skeleton import get_layout
 
 LIMBS = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (4, 5), (1, 1 + 4)]
+
+
+@pytest.fixture(autouse=True, params=["compiled", "torch"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on both CPU paths: the numba kernels (`fast` extra) and the torch one."""
+    if request.param == "torch":
+        monkeypatch.setattr(heatmap, "_kernels", lambda: None)
+    elif heatmap._kernels() is None:
+        pytest.skip("numba (the `fast` extra) is not installed")
+    return request.param
 
 
 def random_clip(seed: int, n: int = 2, m: int = 2, t: int = 3, v: int = 6, h: int = 20, w: int = 24):
@@ -202,4 +213,24 @@ def test_cuda_matches_cpu() -> None:
         cpu = fn(kp, score, *args, size=(32, 32))
         gpu = fn(kp.cuda(), score.cuda(), *args, size=(32, 32))
         assert gpu.device.type == "cuda"
-        assert torch.allclose(gpu.cpu(), cpu, atol=1e-6)
+        assert torch.allclose(gpu.cpu(), cpu, atol=1e-5)  # both within 1e-5 of the formula
+
+
+def test_compiled_kernels_draw_cpu_tensors(backend: str) -> None:
+    kp, score = random_clip(8)
+    assert (heatmap._compiled(kp, score) is not None) == (backend == "compiled")
+    kp.requires_grad_(True)  # detached: no gradient reaches the keypoints on either path
+    assert torch.equal(joint_heatmaps(kp, score, (20, 24)), joint_heatmaps(kp.detach(), score, (20, 24)))
+
+
+def test_out_buffer_is_reused_and_overwritten() -> None:
+    kp, score = random_clip(9)
+    buf = torch.full((2 * 6 * 3 * 20 * 24,), 7.0)  # stale values must not survive
+    hm = joint_heatmaps(kp, score, (20, 24), out=buf)
+    assert hm.data_ptr() == buf.data_ptr()
+    assert torch.equal(hm, joint_heatmaps(kp, score, (20, 24)))
+    lbuf = torch.full((2 * len(LIMBS) * 3 * 20 * 24,), 7.0)
+    lm = limb_heatmaps(kp, score, LIMBS, (20, 24), out=lbuf)
+    assert lm.data_ptr() == lbuf.data_ptr() and torch.equal(lm, limb_heatmaps(kp, score, LIMBS, (20, 24)))
+    with pytest.raises(ValueError, match="out must be"):
+        joint_heatmaps(kp, score, (20, 24), out=torch.zeros(5))

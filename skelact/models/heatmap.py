@@ -19,12 +19,20 @@ joint, or a narrow band along each limb, is evaluated and scattered (maximum) in
 volume. Pixels outside it are exactly 0 instead of below ``1e-6 * score``. A joint window is the
 outer product of two 1D Gaussians (the 2D Gaussian is separable); a limb band holds, for every
 row along the limb's major axis, the ``2J+1`` pixels nearest the segment.
+
+On a CPU with the ``fast`` extra (numba) installed, the same windows are drawn by compiled loops
+(:mod:`skelact.models.heatmap_kernels`), one map at a time, at a few times the speed; CUDA tensors
+and installs without numba take the torch path. Neither path is differentiable (no gradient
+flows to the keypoints).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from types import ModuleType
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -93,23 +101,56 @@ def _gauss_windows(centre: Tensor, n_pix: Tensor, radius: int, sigma: float) -> 
     return values.mul_(pix == pos), pix.long()
 
 
-def _zeroed(out: Tensor | None, numel: int, device: torch.device) -> Tensor:
-    """A zeroed flat float32 buffer; reusing ``out`` skips the page faults of fresh memory."""
+@functools.cache
+def _kernels() -> ModuleType | None:
+    try:
+        from . import heatmap_kernels
+    except ImportError:  # the `fast` extra (numba) is not installed
+        return None
+    return heatmap_kernels
+
+
+def _compiled(*tensors: Tensor) -> ModuleType | None:
+    """The compiled kernels when they are installed and every input is a CPU tensor."""
+    return _kernels() if all(t.device.type == "cpu" for t in tensors) else None
+
+
+def _buffer(out: Tensor | None, numel: int, device: torch.device) -> Tensor:
+    """A flat float32 buffer of ``numel`` elements, not zeroed; reusing ``out`` skips the page faults."""
     if out is None:
-        return torch.zeros(numel, dtype=torch.float32, device=device)
+        return torch.empty(numel, dtype=torch.float32, device=device)
     if out.numel() != numel or out.dtype != torch.float32 or not out.is_contiguous():
         raise ValueError(f"out must be a contiguous float32 tensor of {numel} elements")
-    return out.view(-1).zero_()
+    return out.view(-1)
+
+
+def _zeroed(out: Tensor | None, numel: int, device: torch.device) -> Tensor:
+    """A zeroed flat float32 buffer (``out`` reused when given)."""
+    return _buffer(out, numel, device).zero_()
+
+
+def _float32(x: Tensor) -> np.ndarray:
+    """A C-contiguous float32 numpy view (or copy) of a CPU tensor, for the compiled kernels."""
+    return np.ascontiguousarray(x.detach().float().numpy())
 
 
 def _joint_scatter(
-    kp: Tensor, score: Tensor, size: tuple[int, int], sigma: float, single: bool, out: Tensor | None
+    kp: Tensor, score: Tensor, size: tuple[int, int], sigma: float, single: bool, out: Tensor | None,
+    use_kernels: bool = True,
 ) -> Tensor:
+    """:func:`joint_heatmaps` / :func:`single_heatmaps`; ``use_kernels=False``: the torch path on a CPU too."""
     _check(kp, score)
     n, m, t, v, _ = kp.shape
     h, w = size
     dev = kp.device
     c = 1 if single else v
+    # Pixels within the cutoff of the centre lie at most floor(cutoff + 0.5) from its rounding.
+    rad = max(1, math.floor(_cutoff(sigma) + 0.5))
+    kernels = _compiled(kp, score) if use_kernels else None
+    if kernels is not None:
+        hm = _buffer(out, n * c * t * h * w, dev).view(n, c, t, h, w)
+        kernels.draw_joints(_float32(kp), _float32(score), hm.numpy(), sigma, rad, single)
+        return hm
     flat = _zeroed(out, n * c * t * h * w, dev)
     # Points in output memory order (N, V, T, M); only joints that draw something (a missing
     # second person costs nothing).
@@ -121,8 +162,6 @@ def _joint_scatter(
     pts = kp[:, keep].clamp_(-_FAR, _FAR)  # (2, P); far-off outliers bounded so squares stay finite
     # Point p = ((n * V + v) * T + t) * M + m draws into map (n, v, t) = p // M, or (n, 0, t).
     maps = keep // (v * t * m) * t + keep // m % t if single else keep // m
-    # Pixels within the cutoff of the centre lie at most floor(cutoff + 0.5) from its rounding.
-    rad = max(1, math.floor(_cutoff(sigma) + 0.5))
     g, pix = _gauss_windows(pts, torch.tensor([[w], [h]], dtype=pts.dtype, device=dev), rad, sigma)  # (K, 2, P)
     rows = maps * (h * w) + pix[:, 1] * w  # (K, P)
     index = rows.unsqueeze(1) + pix[:, 0].unsqueeze(0)  # (Ky, Kx, P)
@@ -203,8 +242,23 @@ def limb_heatmaps(
     Returns:
         ``(N, L, T, H, W)`` heatmaps, the maximum over persons.
     """
+    return _limbs(kp, score, limbs, _size2(size), sigma, out)
+
+
+def _limbs(
+    kp: Tensor, score: Tensor, limbs: Tensor | list[tuple[int, int]] | tuple[tuple[int, int], ...],
+    size: tuple[int, int], sigma: float, out: Tensor | None, use_kernels: bool = True,
+) -> Tensor:
+    """:func:`limb_heatmaps`; ``use_kernels=False`` takes the torch path on a CPU too (benchmarks)."""
     _check(kp, score)
-    h, w = _size2(size)
+    h, w = size
+    kernels = _compiled(kp, score) if use_kernels else None
+    if kernels is not None:
+        pairs = np.ascontiguousarray(torch.as_tensor(limbs, dtype=torch.long).view(-1, 2).numpy())
+        n, _, t, _, _ = kp.shape
+        hm = _buffer(out, n * len(pairs) * t * h * w, kp.device).view(n, len(pairs), t, h, w)
+        kernels.draw_limbs(_float32(kp), _float32(score), pairs, hm.numpy(), sigma, _cutoff(sigma))
+        return hm
     kp, score = _sanitize(kp.float(), score.float())
     dev = kp.device
     limbs = torch.as_tensor(limbs, dtype=torch.long, device=dev).view(-1, 2)

@@ -3,7 +3,9 @@
 Contenders, timed in turn every round on the same clip (2 persons, 48 frames, 17 COCO joints,
 56x56 maps, sigma 0.6):
 
-* skelact's :func:`~skelact.models.heatmap.joint_heatmaps` / ``limb_heatmaps`` (torch);
+* skelact's :func:`~skelact.models.heatmap.joint_heatmaps` / ``limb_heatmaps`` as a user gets
+  them: the compiled kernels where numba (the ``fast`` extra) is installed, else the torch path;
+* skelact's torch path (what runs without numba, and the algorithm used on CUDA);
 * the numpy reference of PYSKL's algorithm (:mod:`skelact.bench.reference`), at equal output;
 * with ``--pyskl``, PYSKL's own ``GeneratePoseTarget`` (in its worker process);
 * writing the output and nothing else (``torch.zeros`` of the output's size): the memory
@@ -32,10 +34,12 @@ def bench_heatmaps(ctx: Context) -> list[Row]:
     """Rows for joint and limb heatmaps: skelact, its references, the write limit, equality."""
     import torch
 
+    from skelact.models import heatmap
     from skelact.models.heatmap import joint_heatmaps, limb_heatmaps
     from skelact.skeleton import get_layout
 
     opts = ctx.opts
+    backend = "numba kernels" if heatmap._kernels() is not None else "torch path: numba not installed"
     frames, size, sigma = (16 if opts.quick else 48), 56, 0.6
     limbs = list(get_layout("coco17").limbs)
     kp, score = heatmap_clip(1, frames, size, seed=0)
@@ -51,16 +55,23 @@ def bench_heatmaps(ctx: Context) -> list[Row]:
             def ours() -> object:
                 return joint_heatmaps(kp, score, size, sigma)
 
+            def torch_path() -> object:
+                return heatmap._joint_scatter(kp, score, (size, size), sigma, False, None, use_kernels=False)
+
             def ref() -> object:
                 return pyskl_joint_heatmaps(kn, sn, size, sigma)
         else:
             def ours() -> object:
                 return limb_heatmaps(kp, score, limbs, size, sigma)
 
+            def torch_path() -> object:
+                return heatmap._limbs(kp, score, limbs, (size, size), sigma, None, use_kernels=False)
+
             def ref() -> object:
                 return pyskl_limb_heatmaps(kn, sn, limbs, size, sigma)
 
-        timers = {"skelact": local_timer(ours), "reference": local_timer(ref),
+        ours()  # compiles the kernels on first use (numba): not part of the timing
+        timers = {"skelact": local_timer(ours), "torch": local_timer(torch_path), "reference": local_timer(ref),
                   "write": local_timer(lambda n=numel: torch.zeros(n))}
         pyskl_note = ""
         if worker is not None:
@@ -95,19 +106,21 @@ def bench_heatmaps(ctx: Context) -> list[Row]:
             extra["fraction_of_memset_bandwidth"] = gbs / bw
             bw_note = f"; writes {gbs:.2f} GB/s = {gbs / bw:.2f} of the 1-thread memset bandwidth ({bw:.1f} GB/s)"
         rows.append(Row("heatmap", f"{kind} heatmaps, 1 thread", 1 / result.median("skelact"), "clips/s",
-                        f"skelact, {ms:.2f} ms/clip {shape} float32 ({out_bytes / 1e6:.1f} MB), sigma {sigma}"
-                        f"{bw_note}", [1 / s for s in per_clip["skelact"]], extra))
+                        f"skelact ({backend}), {ms:.2f} ms/clip {shape} float32 ({out_bytes / 1e6:.1f} MB), "
+                        f"sigma {sigma}{bw_note}", [1 / s for s in per_clip["skelact"]], extra))
         labels = {
+            "torch": f"{kind}: skelact's torch path",
             "reference": f"{kind}: numpy reference, PYSKL's algorithm",
             "pyskl": f"{kind}: PYSKL GeneratePoseTarget",
             "write": f"{kind}: write the output only",
         }
         notes = {
+            "torch": "the same maps without numba (and the algorithm on CUDA)",
             "reference": "skelact.bench.reference, patches cut at 1e-6 of the peak (equal output)",
             "pyskl": f"PYSKL's own code from {opts.pyskl}, in its worker process (its own output: see |diff|)",
             "write": "torch.zeros of the output's size: the bandwidth limit of returning a new volume",
         }
-        for name in ("reference", "pyskl", "write"):
+        for name in ("torch", "reference", "pyskl", "write"):
             if name not in per_clip:
                 if name == "pyskl" and opts.pyskl is not None:
                     rows.append(Row("heatmap", labels[name], None, "clips/s",
@@ -124,6 +137,7 @@ def bench_heatmaps(ctx: Context) -> list[Row]:
 
 def _equality_rows(ctx: Context, size: int, sigma: float, limbs: list[tuple[int, int]]) -> list[Row]:
     """Max |difference| from the float64 formula on a short clip, for each implementation."""
+    from skelact.models import heatmap
     from skelact.models.heatmap import joint_heatmaps, limb_heatmaps
 
     kp, score = heatmap_clip(1, 4, size, seed=1)
@@ -133,6 +147,9 @@ def _equality_rows(ctx: Context, size: int, sigma: float, limbs: list[tuple[int,
     outputs = {
         ("joint", "skelact"): joint_heatmaps(kp, score, size, sigma).numpy(),
         ("limb", "skelact"): limb_heatmaps(kp, score, limbs, size, sigma).numpy(),
+        ("joint", "torch path"): heatmap._joint_scatter(kp, score, (size, size), sigma, False, None,
+                                                        use_kernels=False).numpy(),
+        ("limb", "torch path"): heatmap._limbs(kp, score, limbs, (size, size), sigma, None, use_kernels=False).numpy(),
         ("joint", "reference"): pyskl_joint_heatmaps(kn, sn, size, sigma),
         ("limb", "reference"): pyskl_limb_heatmaps(kn, sn, limbs, size, sigma),
     }
