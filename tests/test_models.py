@@ -167,3 +167,25 @@ def test_keypoint_model_costs() -> None:
     assert 0.5e6 <= count_params(kp) <= 2e6
     # At least 20x cheaper than PoseConv3D-SlowOnly's 15.6 GMACs, even at 100 frames.
     assert count_macs(kp, x) <= 15.6e9 / 20
+
+
+@pytest.mark.parametrize("name", ["poseconv3d_c3d", "poseconv3d_slowonly"])
+def test_heatmap_backbones_run_channels_last_with_the_default_layouts_values(name: str) -> None:
+    """The channels-last backbone (for oneDNN's speed) computes what the plain layout computes."""
+    torch.manual_seed(0)
+    model = build_small(name).eval()
+    conv = next(m for m in model.backbone.modules() if isinstance(m, torch.nn.Conv3d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    x = small_input("heatmap")
+    plain = copy.deepcopy(model)
+    plain.backbone.to(memory_format=torch.contiguous_format)
+    plain.forward_features = lambda x: plain.backbone(plain.heatmap(x))  # the default memory order
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), plain(x), rtol=1e-4, atol=1e-5)
+    # A state dict of contiguous tensors (an older checkpoint) loads into the channels-last model.
+    fresh = build_small(name)
+    fresh.load_state_dict({k: v.contiguous() for k, v in plain.state_dict().items()})
+    conv = next(m for m in fresh.backbone.modules() if isinstance(m, torch.nn.Conv3d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.eval()(x), plain(x), rtol=1e-4, atol=1e-5)
