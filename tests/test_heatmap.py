@@ -234,3 +234,23 @@ def test_out_buffer_is_reused_and_overwritten() -> None:
     assert lm.data_ptr() == lbuf.data_ptr() and torch.equal(lm, limb_heatmaps(kp, score, LIMBS, (20, 24)))
     with pytest.raises(ValueError, match="out must be"):
         joint_heatmaps(kp, score, (20, 24), out=torch.zeros(5))
+
+
+def test_non_finite_scores_draw_nothing() -> None:
+    """A NaN or infinite score at either end of a limb (or at a joint) draws nothing, on both paths."""
+    kp, score = random_clip(10)
+    clean = score.clone()
+    score[0, 0, 0, 1] = float("nan")  # limbs (0, 1), (1, 2), (1, 5) of clip 0, person 0, frame 0
+    score[0, 0, 1, 4] = float("inf")  # limbs (3, 4), (4, 5)
+    clean[0, 0, 0, 1] = 0
+    clean[0, 0, 1, 4] = 0
+    assert torch.equal(joint_heatmaps(kp, score, (20, 24)), joint_heatmaps(kp, clean, (20, 24)))
+    assert torch.equal(limb_heatmaps(kp, score, LIMBS, (20, 24)), limb_heatmaps(kp, clean, LIMBS, (20, 24)))
+
+
+def test_limbs_outside_the_layout_are_refused() -> None:
+    kp, score = random_clip(11)  # 6 joints
+    with pytest.raises(ValueError, match="joints 0..5"):
+        limb_heatmaps(kp, score, [(0, 6)], (20, 24))
+    with pytest.raises(ValueError, match="got joint -1"):
+        limb_heatmaps(kp, score, [(-1, 2)], (20, 24))

@@ -252,9 +252,12 @@ def _limbs(
     """:func:`limb_heatmaps`; ``use_kernels=False`` takes the torch path on a CPU too (benchmarks)."""
     _check(kp, score)
     h, w = size
+    pairs = np.ascontiguousarray(torch.as_tensor(limbs, dtype=torch.long).cpu().view(-1, 2).numpy())
+    bad = pairs[(pairs < 0) | (pairs >= kp.shape[3])]
+    if bad.size:
+        raise ValueError(f"limbs must join joints 0..{kp.shape[3] - 1}, got joint {int(bad[0])}")
     kernels = _compiled(kp, score) if use_kernels else None
-    if kernels is not None:
-        pairs = np.ascontiguousarray(torch.as_tensor(limbs, dtype=torch.long).view(-1, 2).numpy())
+    if kernels is not None:  # the loops do not check indices: `pairs` was checked above
         n, _, t, _, _ = kp.shape
         hm = _buffer(out, n * len(pairs) * t * h * w, kp.device).view(n, len(pairs), t, h, w)
         kernels.draw_limbs(_float32(kp), _float32(score), pairs, hm.numpy(), sigma, _cutoff(sigma))

@@ -97,11 +97,13 @@ def draw_limbs(kp: np.ndarray, score: np.ndarray, limbs: np.ndarray, out: np.nda
                 hm = out[n, li, t]
                 hm[:] = 0
                 for m in range(n_persons):
-                    s = min(score[n, m, t, ja], score[n, m, t, jb])
+                    sa, sb = score[n, m, t, ja], score[n, m, t, jb]
                     ax, ay = kp[n, m, t, ja, 0], kp[n, m, t, ja, 1]
                     bx, by = kp[n, m, t, jb, 0], kp[n, m, t, jb, 1]
-                    if not (_usable(ax, ay, s) and _usable(bx, by, s)):
+                    # Each end checked on its own: min() with a NaN score may return the other one.
+                    if not (_usable(ax, ay, sa) and _usable(bx, by, sb)):
                         continue
+                    s = min(sa, sb)
                     ax, ay, bx, by = _clamp(ax), _clamp(ay), _clamp(bx), _clamp(by)
                     dx, dy = bx - ax, by - ay
                     len2 = dx * dx + dy * dy
