@@ -153,7 +153,10 @@ class PoseConv3D(nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """``(N, M, T, V, 3)`` -> backbone features ``(N, C, T', H', W')``."""
-        return self.backbone(self.heatmap(x).contiguous(memory_format=torch.channels_last_3d))
+        hm = self.heatmap(x)
+        if not torch.onnx.is_in_onnx_export():  # a memory layout is not part of an ONNX graph
+            hm = hm.contiguous(memory_format=torch.channels_last_3d)
+        return self.backbone(hm)
 
     def forward_head(self, features: Tensor) -> Tensor:
         """Global average pool, dropout, linear: ``(N, num_classes)``."""
