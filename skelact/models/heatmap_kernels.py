@@ -21,9 +21,11 @@ import math
 import numpy as np
 from numba import njit
 
+from . import heatmap
+
 __all__ = ["draw_joints", "draw_limbs"]
 
-_FAR = np.float32(1e6)  # as heatmap._FAR: coordinates are clamped to +-_FAR before any arithmetic
+_FAR = np.float32(heatmap._FAR)  # coordinates are clamped to +-_FAR before any arithmetic, as there
 
 
 @njit(cache=True, nogil=True)
