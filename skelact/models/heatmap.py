@@ -258,19 +258,21 @@ def _limbs(
     """:func:`limb_heatmaps`; ``use_kernels=False`` takes the torch path on a CPU too (benchmarks)."""
     _check(kp, score)
     h, w = size
-    pairs = np.ascontiguousarray(torch.as_tensor(limbs, dtype=torch.long).cpu().view(-1, 2).numpy())
-    bad = pairs[(pairs < 0) | (pairs >= kp.shape[3])]
-    if bad.size:
-        raise ValueError(f"limbs must join joints 0..{kp.shape[3] - 1}, got joint {int(bad[0])}")
-    kernels = _compiled(kp, score) if use_kernels else None
-    if kernels is not None:  # the loops do not check indices: `pairs` was checked above
+    limbs = torch.as_tensor(limbs, dtype=torch.long).view(-1, 2)
+    if limbs.device.type == "cpu":  # free on the host; pairs already on a GPU are left to torch's own check
+        bad = limbs[(limbs < 0) | (limbs >= kp.shape[3])]
+        if bad.numel():
+            raise ValueError(f"limbs must join joints 0..{kp.shape[3] - 1}, got joint {int(bad[0])}")
+    kernels = _compiled(kp, score, limbs) if use_kernels else None
+    if kernels is not None:  # the loops do not check indices; CPU pairs were checked above
+        pairs = np.ascontiguousarray(limbs.numpy())
         n, _, t, _, _ = kp.shape
         hm = _buffer(out, n * len(pairs) * t * h * w, kp.device).view(n, len(pairs), t, h, w)
         kernels.draw_limbs(_float32(kp), _float32(score), pairs, hm.numpy(), sigma, _cutoff(sigma))
         return hm
     kp, score = _sanitize(kp.float(), score.float())
     dev = kp.device
-    limbs = torch.as_tensor(limbs, dtype=torch.long, device=dev).view(-1, 2)
+    limbs = limbs.to(dev)
     n, m, t, _, _ = kp.shape
     nl = limbs.shape[0]
     a, b = kp[..., limbs[:, 0], :], kp[..., limbs[:, 1], :]  # (N, M, T, L, 2)
