@@ -254,3 +254,11 @@ def test_limbs_outside_the_layout_are_refused() -> None:
         limb_heatmaps(kp, score, [(0, 6)], (20, 24))
     with pytest.raises(ValueError, match="got joint -1"):
         limb_heatmaps(kp, score, [(-1, 2)], (20, 24))
+
+
+def test_kernels_step_aside_under_torch_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+    # dynamo fails inside the numba dispatcher (inductor, benchmarks/compile_models.py): while
+    # compiling, the traceable torch path draws.
+    kp, score = random_clip(9)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert heatmap._compiled(kp, score) is None

@@ -113,10 +113,11 @@ def _kernels() -> ModuleType | None:
 def _compiled(*tensors: Tensor) -> ModuleType | None:
     """The compiled kernels when they are installed and every input is a CPU tensor.
 
-    Never while tracing (ONNX export, ``torch.jit.trace``): a tracer cannot see into the loops and
-    would record their output as a constant, so the traceable torch path draws instead.
+    Never while tracing (ONNX export, ``torch.jit.trace``, ``torch.compile``): a tracer cannot see
+    into the loops and would record their output as a constant (dynamo fails on them), so the
+    traceable torch path draws instead.
     """
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
         return None
     return _kernels() if all(t.device.type == "cpu" for t in tensors) else None
 

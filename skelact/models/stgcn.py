@@ -102,8 +102,9 @@ class GraphConv(nn.Module):
         n, _, t, v = x.shape
         # (N, K, C*T, V) @ (K, V, W) -> (N, K, C*T, W), summed over subsets K: the same as
         # einsum("nkctv,kvw->nctw") without permuting the conv output (1.5-2.5x faster on CPU).
-        y = self.conv(x).view(n, self.num_subsets, -1, v)
-        y = torch.matmul(y, self.adjacency).sum(1).view(n, -1, t, v)
+        # reshape, not view: under torch.compile the conv output may come out channels-last.
+        y = self.conv(x).reshape(n, self.num_subsets, -1, v)
+        y = torch.matmul(y, self.adjacency).sum(1).reshape(n, -1, t, v)
         return self.relu(self.bn(y) + self.down(x))
 
 
