@@ -16,6 +16,7 @@ import dataclasses
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
@@ -38,10 +39,10 @@ def compare(name: str, rounds: int, steps: int) -> float:
     model, compiled = _trainer(cfg, "none")
     model.compile()
 
-    def seconds(step: object, n: int) -> float:
+    def seconds(step: Callable[[torch.Tensor, torch.Tensor], None], n: int) -> float:
         t0 = time.perf_counter()
         for _ in range(n):
-            step(x, y)  # type: ignore[operator]
+            step(x, y)
         return (time.perf_counter() - t0) / n
 
     print(f"{name}: compile and 2 steps {seconds(compiled, 2) * 2:.1f} s", flush=True)
