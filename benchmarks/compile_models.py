@@ -5,18 +5,16 @@
 
 For each model: two copies of the benchmark's recipe, model and training step
 (skelact/bench/stages/models.py: NTU60 input, fp32, 2 threads), one with ``nn.Module.compile()``
-(inductor). Prints the compile time (the first two compiled steps), warms both up, then per round
-the clips/s of three eager and three compiled steps, and the median of the per-round ratios.
+(inductor). Prints the compile time (the first two compiled steps), warms both up, then times
+them interleaved (skelact/bench/timing.py: ``--steps`` steps each per round) and prints each
+round's clips/s and the median of the per-round ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
@@ -28,6 +26,7 @@ def compare(name: str, rounds: int, steps: int) -> float:
 
     from skelact.bench.stages.models import _recipe, _sizes, _trainer
     from skelact.bench.synthetic import model_inputs
+    from skelact.bench.timing import interleave, local_timer
     from skelact.models import model_info
 
     sizes = _sizes(model_info(name).input_kind, False)
@@ -38,29 +37,22 @@ def compare(name: str, rounds: int, steps: int) -> float:
     _, eager = _trainer(cfg, "none")
     model, compiled = _trainer(cfg, "none")
     model.compile()
+    timers = {"eager": local_timer(lambda: eager(x, y)), "compiled": local_timer(lambda: compiled(x, y))}
 
-    def seconds(step: Callable[[torch.Tensor, torch.Tensor], None], n: int) -> float:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            step(x, y)
-        return (time.perf_counter() - t0) / n
-
-    print(f"{name}: compile and 2 steps {seconds(compiled, 2) * 2:.1f} s", flush=True)
-    seconds(eager, 3)  # oneDNN primitives and the allocator warm up over the first few steps
-    seconds(compiled, 1)
-    ratios = []
-    for r in range(rounds):
-        a, b = seconds(eager, steps), seconds(compiled, steps)
-        ratios.append(a / b)
+    print(f"{name}: compile and 2 steps {timers['compiled'](2):.1f} s", flush=True)
+    timers["eager"](3)  # oneDNN primitives and the allocator warm up over the first few steps
+    result = interleave(timers, rounds, numbers={"eager": steps, "compiled": steps})
+    median, per_round = result.speedup("compiled", "eager")
+    for r, ratio in enumerate(per_round):
+        a, b = result.seconds["eager"][r], result.seconds["compiled"][r]
         print(f"  round {r}: eager {sizes.train_batch / a:.2f} clips/s, compiled {sizes.train_batch / b:.2f} "
-              f"clips/s, {a / b:.3f}x", flush=True)
-    median = statistics.median(ratios)
+              f"clips/s, {ratio:.3f}x", flush=True)
     print(f"{name}: compiled step speed / eager, median of {rounds} rounds: {median:.3f}x", flush=True)
     return median
 
 
 def main() -> None:
-    import torch
+    from skelact.bench.timing import Threads
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["stgcnpp"])
@@ -68,9 +60,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="steps per side per round")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    for name in args.models:
-        compare(name, args.rounds, args.steps)
+    with Threads(args.threads):
+        for name in args.models:
+            compare(name, args.rounds, args.steps)
 
 
 if __name__ == "__main__":
