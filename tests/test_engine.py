@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -335,3 +336,18 @@ def test_fuse_weighted_average_and_mismatch_error(tmp_path: Path) -> None:
         fuse([f1, bad])
     with pytest.raises(ValueError, match="2 weights for 1"):
         fuse([f1], [1, 2])
+
+
+def test_keep_freed_memory_applies_on_glibc_and_steps_aside_for_user_malloc_settings(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The allocator setting of training and evaluation: applied on Linux/glibc, never over the user's own."""
+    apply = runtime_module.keep_freed_memory.__wrapped__  # the uncached function: each call decides anew
+    for var in [k for k in os.environ if k == "GLIBC_TUNABLES" or k.startswith("MALLOC_")]:
+        monkeypatch.delenv(var)
+    libc = sys.platform.startswith("linux") and "glibc" in " ".join(platform.libc_ver())
+    assert apply() is bool(libc)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
+    assert apply() is False
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=0")
+    assert apply() is False

@@ -123,6 +123,10 @@ def format_table(report: BenchReport) -> str:
         f"torch on {_n(e['threads'], 'thread')}, median of {report.options['runs']} runs after a warm-up; "
         "'x faster': skelact's row over this reference, median of per-round ratios, interleaved in this run",
     ]
+    if e.get("malloc_keeps_freed_memory"):
+        head.append("malloc: keeps freed memory for reuse in skelact's process, as skelact train and test do "
+                    "(skelact.runtime.keep_freed_memory)"
+                    + ("; PYSKL's worker runs with the default" if report.options.get("pyskl") else ""))
     busy = e.get("cpu_busy_before")
     if busy is not None:
         head.append(f"cpu_busy_before: {100 * busy:.0f} % of the cores were busy with other processes")

@@ -167,8 +167,9 @@ def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None,
     from skelact.engine.distributed import ShardSampler, cleanup_distributed, init_distributed
     from skelact.engine.predict import predict_logits, view_probs
     from skelact.inference import load_model
-    from skelact.runtime import resolve_amp
+    from skelact.runtime import keep_freed_memory, resolve_amp
 
+    keep_freed_memory()  # every batch frees and allocates the same large activations again
     owns_group = not torch.distributed.is_initialized()
     info = init_distributed(cfg.device if cfg is not None else "auto")
     try:

@@ -49,7 +49,14 @@ from skelact.engine.distributed import (
 from skelact.engine.ema import WeightEMA
 from skelact.engine.predict import BAR_INTERVAL, predict, predict_logits
 from skelact.engine.workdir import check_resumable, lock_work_dir, remove_stale_temporaries
-from skelact.runtime import autocast_context, resolve_amp, rng_state, seed_everything, set_rng_state
+from skelact.runtime import (
+    autocast_context,
+    keep_freed_memory,
+    resolve_amp,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from skelact.skeleton import Layout
 
 __all__ = ["train", "apply_overfit", "main", "CSV_FIELDS"]
@@ -236,6 +243,7 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None
 def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info: DistInfo,
            packed: PackedClips | None) -> dict[str, Any]:
     main_rank = info.rank == 0
+    keep_freed_memory()  # every step frees and allocates the same large activations again
     if overfit is not None:
         cfg = apply_overfit(cfg)
     work_dir.mkdir(parents=True, exist_ok=True)

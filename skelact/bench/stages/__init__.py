@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from ...runtime import keep_freed_memory
 from ..options import BenchOptions, BenchReport, Row, options_dict
 from ..report import environment
 from .common import Context
@@ -38,6 +39,8 @@ def run_benchmarks(opts: BenchOptions, log: Callable[[str], None] | None = None,
             every model (e.g. to save partial results).
     """
     report = BenchReport(environment(opts.threads), options_dict(opts), [])
+    # skelact's rows run as `skelact train` and `test` do (PYSKL's worker keeps the default).
+    report.env["malloc_keeps_freed_memory"] = keep_freed_memory()
     ctx = Context(opts)
     if on_stage is not None:
         ctx.partial = lambda rows: on_stage(BenchReport(report.env, report.options, report.rows + rows))
