@@ -32,6 +32,9 @@ from .common import Context, n_of, repo_root
 
 __all__ = ["bench_models", "RECIPES"]
 
+#: Shortest timing of a model row (seconds): a timing repeats its call (a batch) until it lasts this long.
+MIN_SECONDS = 2.0
+
 #: The NTU60 X-Sub recipe (configs/) whose data pipeline and optimizer each model's rows use.
 RECIPES = {
     "stgcnpp": "ntu60_xsub_stgcnpp_j.yaml",
@@ -151,15 +154,19 @@ class _Rows:
             return None
 
     def measure(self, timers: dict[str, Any], items: float) -> Interleaved:
-        """Interleave one call per contender per round; a PYSKL failure drops only PYSKL's contender."""
-        numbers = dict.fromkeys(timers, 1)
+        """Interleave the contenders, each timing lasting about :data:`MIN_SECONDS` (one call or more).
+
+        Single ~1 s steps on a shared VM spread by 30 % from round to round; timings of a few
+        steps each steady the per-round ratios. A PYSKL failure drops only PYSKL's contender.
+        """
         items_of = dict.fromkeys(timers, items)
+        least = 0.05 if self.ctx.opts.quick else MIN_SECONDS
         try:
-            return interleave(timers, self.ctx.opts.runs, numbers=numbers, items=items_of)
+            return interleave(timers, self.ctx.opts.runs, min_seconds=least, items=items_of)
         except PysklError as e:
             self.pyskl_note = self.ctx.pyskl_failed(e)
             rest = {k: v for k, v in timers.items() if k != "pyskl"}
-            return interleave(rest, self.ctx.opts.runs, numbers=numbers, items=items_of)
+            return interleave(rest, self.ctx.opts.runs, min_seconds=least, items=items_of)
 
 
 def _bench_one(ctx: Context, name: str, native: bool, threads: int) -> list[Row]:
