@@ -65,8 +65,28 @@ def test_choices_on_penn_action(penn: PackedClips) -> None:
     assert auto.config.calibration.enabled
     keys = [k for k, _, _ in auto.notes]
     assert "data.clip_len" in keys and all(why for _, _, why in auto.notes)
+    assert auto.config.eval_interval == 3  # 31 epochs: 10 validations (at 3, 6, ..., 30 and 31)
     hm = auto_config(penn, "penn.pkl", "poseconv3d_c3d").config
     assert hm.data.normalize == "none" and hm.model.kwargs["size"] == 32 and hm.optim.clip_grad == 40.0
+    # The hand-written recipes' lengths on Penn Action (configs/penn_poseconv3d_c3d.yaml: 12 epochs of
+    # batch 8; penn_stgcnpp_j.yaml: 40 of batch 16), and no more validation than ~10 % of the training's
+    # compute: 12 epochs x 3 x 1,258 training clips / 1,068 validation clips x 0.1 = 4.2 -> 4 passes.
+    assert (hm.optim.epochs, hm.data.batch_size, hm.eval_interval) == (12, 8, 3)
+    gcn = auto_config(penn, "penn.pkl", "stgcnpp").config
+    assert (gcn.optim.epochs, gcn.data.batch_size, gcn.eval_interval) == (40, 16, 4)
+
+
+@pytest.mark.parametrize(("epochs", "n_train", "n_val", "interval"), [
+    (31, 1258, 1068, 3),   # 10 validations: the cap
+    (12, 1258, 1068, 3),   # 4: ~10 % of the compute
+    (200, 8, 4, 20),       # tiny data, long schedule: 10
+    (10, 100, 1000, 10),   # a validation split 10x the training split: only the last epoch
+    (10, 1000, 100, 1),
+])
+def test_validation_count(epochs: int, n_train: int, n_val: int, interval: int) -> None:
+    from skelact.engine.autoconfig import _eval_interval
+
+    assert _eval_interval(epochs, n_train, n_val) == interval
 
 
 def test_choices_on_nw_ucla(ucla: PackedClips) -> None:

@@ -19,10 +19,13 @@ The rules, per model family (:data:`FAMILIES`):
 - augmentation: a left/right flip when the layout has flip pairs, a small rotation / scale /
   shift in 2D, a small viewpoint rotation in 3D.
 - length: a budget of optimiser steps (:attr:`Family.steps`; :attr:`Family.steps_3d` for 3D skeletons
-  under viewpoint rotations), turned into epochs for the training
+  under viewpoint rotations), turned into whole epochs for the training
   split's size and kept within 10..200 epochs (a small dataset gets more passes, a large one
   fewer); warm-up ~5 % of it; cosine decay; label smoothing 0.1; a moving average of the weights
   whose horizon is ~12 % of the steps; bf16 where the hardware has it.
+- validation: at most 10 passes over the validation split, and fewer where they would cost more
+  than ~10 % of the training's compute (one view of a validation clip costs about a third of a
+  training clip's forward and backward), always including the last epoch.
 """
 
 from __future__ import annotations
@@ -83,11 +86,12 @@ class Family:
 _KEYPOINT_OVERFIT = {"epochs": 20, "min_steps": 150, "lr": 0.05, "batch_size": 16, "warmup_epochs": 1,
                      "weight_decay": 0.0, "label_smoothing": 0.0}
 
-# Step budgets: the hand-written Penn Action (2D) and NW-UCLA (3D) recipes' lengths in configs/.
+# Step budgets: the hand-written Penn Action (2D) and NW-UCLA (3D) recipes' lengths in configs/
+# (rounded up to whole epochs, a budget lands on the recipe's epochs for Penn Action's 1,258 clips).
 _KPC3D = Family(32, 0.05, 1200, (24, 32), steps_3d=3200,
                 overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}})
 _HEATMAP_3DCNN = Family(
-    8, 0.05, 1900, (24, 32), input_kind="heatmap", weight_decay=3e-4, clip_grad=40.0,
+    8, 0.05, 1800, (24, 32), input_kind="heatmap", weight_decay=3e-4, clip_grad=40.0,
     model_kwargs={"heatmap": "joint", "sigma": 0.6, "size": 32, "test_size": 32},
     overfit={**_KEYPOINT_OVERFIT, "clip_len": 12, "model_kwargs": {
         "base_channels": 16, "size": 24, "test_size": 24, "area": [1.0, 1.0], "ratio": [1.0, 1.0],
@@ -97,7 +101,7 @@ _HEATMAP_3DCNN = Family(
 FAMILIES: dict[str, Family] = {
     "kpc3d": _KPC3D,
     "kpc3d_small": _KPC3D,
-    "stgcnpp": Family(16, 0.05, 3200, (24, 48), steps_3d=6400,
+    "stgcnpp": Family(16, 0.05, 3100, (24, 48), steps_3d=6400,
                       overfit={**_KEYPOINT_OVERFIT, "lr": 0.03, "clip_len": 24}),
     "poseconv3d_c3d": _HEATMAP_3DCNN,
     "poseconv3d_slowonly": _HEATMAP_3DCNN,
@@ -252,6 +256,10 @@ def auto_config(packed: PackedClips, ann_file: str | Path, model: str, layout: s
          + ("; 3D: more steps for the viewpoint rotations" if steps != fam.steps else ""))
     note("optim.lr", f"{lr:g}", f"SGD, cosine with {warmup:g} warm-up epochs")
     note("optim.ema", ema, "validated and saved: an average of the weights over the last ~12 % of the steps")
+    n_val = len(packed.indices(val))
+    eval_interval = _eval_interval(epochs, n_train, n_val)
+    note("eval_interval", eval_interval, f"{math.ceil(epochs / eval_interval)} validations of {n_val} clips: at most "
+         "10, and at most ~10 % of the training's compute")
 
     cfg = Config(
         data=DataConfig(ann_file=str(ann_file), train_split=train, val_split=val,
@@ -265,10 +273,20 @@ def auto_config(packed: PackedClips, ann_file: str | Path, model: str, layout: s
                           amp="auto", ema=ema),
         overfit=OverfitConfig(**fam.overfit),
         seed=seed,
-        eval_interval=max(1, epochs // 10),
+        eval_interval=eval_interval,
         device="auto",
     )
     return AutoConfig(config_from_dict(config_to_dict(cfg)), lay, notes)  # re-validated like a recipe file
+
+
+def _eval_interval(epochs: int, n_train: int, n_val: int) -> int:
+    """Epochs between validations: at most 10 of them, and their cost within ~10 % of the training's.
+
+    A training clip costs about three forward passes (forward and backward); a validation clip one.
+    """
+    budget = 0.1 * epochs * 3 * n_train / max(1, n_val)
+    validations = int(min(10, max(1, budget)))
+    return max(1, epochs // validations)
 
 
 def _persons_present(packed: PackedClips, idx: np.ndarray) -> np.ndarray:
