@@ -116,7 +116,7 @@ def keep_freed_memory() -> bool:
     glibc serves blocks above its mmap threshold with fresh mappings and returns freed memory at
     the top of the heap (trim), so each step faults in and zeroes those pages again. With the
     threshold at its maximum (32 MiB) and no trimming, they stay mapped and are reused: ST-GCN++ and
-    C3D-light training steps ran 1.03x faster on the CPU benchmark machine, with 3-5x fewer page
+    C3D-light training steps ran 1.03x faster on the CPU benchmark machine, with 2-9x fewer page
     faults (``benchmarks/malloc_ab.py``, BENCHMARKS.md). The
     process's resident memory then stays near its peak instead of shrinking between steps.
 
