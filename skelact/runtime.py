@@ -117,8 +117,8 @@ def keep_freed_memory() -> bool:
     the top of the heap (trim), so each step faults in and zeroes those pages again. With the
     threshold at its maximum (32 MiB) and no trimming, they stay mapped and are reused: ST-GCN++ and
     C3D-light training steps ran 1.03x faster on the CPU benchmark machine, with 2-9x fewer page
-    faults (``benchmarks/malloc_ab.py``, BENCHMARKS.md). The
-    process's resident memory then stays near its peak instead of shrinking between steps.
+    faults (``benchmarks/malloc_ab.py``, BENCHMARKS.md). The process's resident memory then stays
+    near its peak instead of shrinking between steps.
 
     Process-wide; the first call decides. Does nothing (returns False) off Linux/glibc, or when
     the user tunes malloc through ``GLIBC_TUNABLES`` or ``MALLOC_*_`` variables.
