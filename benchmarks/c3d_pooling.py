@@ -3,19 +3,17 @@
     python benchmarks/c3d_pooling.py
     python benchmarks/c3d_pooling.py --rounds 7 --steps 4
 
-Two copies of the benchmark's C3D-light recipe, model and training step (skelact/bench/stages/
+Two copies of the benchmark's C3D-light training step (``ready_step`` in skelact/bench/stages/
 models.py: NTU60 input, batch 2 x 48 frames of 56x56 maps, fp32, torch's threads, malloc as in
-`skelact train`), one with its
-pooling layers swapped back to ``nn.AvgPool3d((1, 2, 2))`` (torch's CPU kernel has no channels-last
-path: it copies the volume to the default layout and back). Times them interleaved
-(skelact/bench/timing.py: ``--steps`` steps each per round) and prints each round's clips/s and
-the median of the per-round ratios.
+`skelact train`), one with its pooling layers swapped back to ``nn.AvgPool3d((1, 2, 2))`` (torch's
+CPU kernel has no channels-last path: it copies the volume to the default layout and back). Times
+them interleaved (skelact/bench/timing.py: ``--steps`` steps each per round) and prints each
+round's clips/s and the median of the per-round ratios.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -30,20 +28,15 @@ def main() -> None:
 
     import torch
 
-    from skelact.bench.stages.models import _recipe, _sizes, _trainer
-    from skelact.bench.synthetic import model_inputs
+    from skelact.bench.stages.models import ready_step
     from skelact.bench.timing import interleave, local_timer
     from skelact.models.poseconv3d import SpatialAvgPool
     from skelact.runtime import keep_freed_memory
 
     keep_freed_memory()  # as skelact train does, for both sides
-    sizes = _sizes("heatmap", False)
-    cfg = _recipe("poseconv3d_c3d", sizes)
-    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, features=["joint"]))
-    x = model_inputs("heatmap", sizes.train_batch, sizes.frames, seed=2)
-    y = torch.arange(sizes.train_batch) % 60
-    _, kept = _trainer(cfg, "none")
-    model, plain = _trainer(cfg, "none")
+    _, kept, x, y = ready_step("poseconv3d_c3d")
+    model, plain, _, _ = ready_step("poseconv3d_c3d")
+    batch = len(y)
     layers = model.backbone.layers
     for i, layer in enumerate(layers):
         if isinstance(layer, SpatialAvgPool):
@@ -55,8 +48,8 @@ def main() -> None:
     median, per_round = result.speedup("SpatialAvgPool", "AvgPool3d")
     for r, ratio in enumerate(per_round):
         a, b = result.seconds["AvgPool3d"][r], result.seconds["SpatialAvgPool"][r]
-        print(f"  round {r}: AvgPool3d {sizes.train_batch / a:.2f} clips/s, SpatialAvgPool "
-              f"{sizes.train_batch / b:.2f} clips/s, {ratio:.3f}x", flush=True)
+        print(f"  round {r}: AvgPool3d {batch / a:.2f} clips/s, SpatialAvgPool {batch / b:.2f} clips/s, "
+              f"{ratio:.3f}x", flush=True)
     print(f"C3D-light training step, SpatialAvgPool / AvgPool3d, median of {args.rounds} rounds: {median:.3f}x")
 
 

@@ -13,7 +13,6 @@ round's clips/s and the median of the per-round ratios.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -22,20 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 
 def compare(name: str, rounds: int, steps: int) -> float:
     """Median over ``rounds`` of eager step time / compiled step time."""
-    import torch
-
-    from skelact.bench.stages.models import _recipe, _sizes, _trainer
-    from skelact.bench.synthetic import model_inputs
+    from skelact.bench.stages.models import ready_step
     from skelact.bench.timing import interleave, local_timer
-    from skelact.models import model_info
 
-    sizes = _sizes(model_info(name).input_kind, False)
-    cfg = _recipe(name, sizes)
-    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, features=["joint"]))
-    x = model_inputs(model_info(name).input_kind, sizes.train_batch, sizes.frames, seed=2)
-    y = torch.arange(sizes.train_batch) % 60
-    _, eager = _trainer(cfg, "none")
-    model, compiled = _trainer(cfg, "none")
+    _, eager, x, y = ready_step(name)
+    model, compiled, _, _ = ready_step(name)
+    batch = len(y)
     model.compile()
     timers = {"eager": local_timer(lambda: eager(x, y)), "compiled": local_timer(lambda: compiled(x, y))}
 
@@ -45,8 +36,8 @@ def compare(name: str, rounds: int, steps: int) -> float:
     median, per_round = result.speedup("compiled", "eager")
     for r, ratio in enumerate(per_round):
         a, b = result.seconds["eager"][r], result.seconds["compiled"][r]
-        print(f"  round {r}: eager {sizes.train_batch / a:.2f} clips/s, compiled {sizes.train_batch / b:.2f} "
-              f"clips/s, {ratio:.3f}x", flush=True)
+        print(f"  round {r}: eager {batch / a:.2f} clips/s, compiled {batch / b:.2f} clips/s, {ratio:.3f}x",
+              flush=True)
     print(f"{name}: compiled step speed / eager, median of {rounds} rounds: {median:.3f}x", flush=True)
     return median
 

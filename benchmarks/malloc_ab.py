@@ -5,9 +5,10 @@
 
 The setting is process-wide and cannot be undone, so each side runs in its own fresh process:
 per round one process with glibc's default malloc and one that calls ``keep_freed_memory()``
-first (in alternating order), each running the benchmark's training step (skelact/bench/stages/
-models.py: NTU60 input, fp32, torch's threads) twice untimed, then ``--steps`` timed. Prints each
-round's clips/s, page faults and peak RSS, and the median of the per-round ratios.
+first (in alternating order), each running the benchmark's training step (``ready_step`` in
+skelact/bench/stages/models.py: NTU60 input, fp32, torch's threads) twice untimed, then
+``--steps`` timed. Prints each round's clips/s, page faults and peak RSS, and the median of the
+per-round ratios.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a clone without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
 
 def child(name: str, keep: bool, steps: int) -> None:
@@ -30,24 +30,11 @@ def child(name: str, keep: bool, steps: int) -> None:
 
     from skelact.runtime import keep_freed_memory
 
-    applied = keep_freed_memory() if keep else False
-    if keep and not applied:
+    if keep and not keep_freed_memory():
         raise SystemExit("keep_freed_memory() did not apply here (not glibc, or MALLOC_* set)")
-    import dataclasses
+    from skelact.bench.stages.models import ready_step
 
-    import torch
-
-    from skelact.bench.stages.models import _recipe, _sizes, _trainer
-    from skelact.bench.synthetic import model_inputs
-    from skelact.models import model_info
-
-    kind = model_info(name).input_kind
-    sizes = _sizes(kind, False)
-    cfg = _recipe(name, sizes)
-    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, features=["joint"]))
-    _, step = _trainer(cfg, "none")
-    x = model_inputs(kind, sizes.train_batch, sizes.frames, seed=2)
-    y = torch.arange(sizes.train_batch) % 60
+    _, step, x, y = ready_step(name)
     step(x, y)
     step(x, y)
     before = resource.getrusage(resource.RUSAGE_SELF)
@@ -56,7 +43,7 @@ def child(name: str, keep: bool, steps: int) -> None:
         step(x, y)
     seconds = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"clips_s": steps * sizes.train_batch / seconds, "faults": after.ru_minflt - before.ru_minflt,
+    print(json.dumps({"clips_s": steps * len(y) / seconds, "faults": after.ru_minflt - before.ru_minflt,
                       "sys_s": after.ru_stime - before.ru_stime, "peak_rss_mib": after.ru_maxrss / 1024}))
 
 

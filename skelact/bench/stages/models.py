@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from ..synthetic import model_inputs, synthetic_annotations
 from ..timing import Interleaved, Threads, interleave, local_timer
 from .common import Context, n_of, repo_root
 
-__all__ = ["bench_models", "RECIPES"]
+__all__ = ["bench_models", "RECIPES", "ReadyStep", "ready_step"]
 
 #: Shortest timing of a model row (seconds): a timing repeats its call (a batch) until it lasts this long.
 MIN_SECONDS = 2.0
@@ -98,6 +98,32 @@ def _trainer(cfg: Any, amp: str, in_channels: int = 3) -> tuple[Any, Callable[[A
         optimizer.step()
 
     return model, step
+
+
+class ReadyStep(NamedTuple):
+    """A model's benchmark training step and the ready batch it takes (``step(x, y)``)."""
+
+    model: Any
+    step: Callable[[Any, Any], None]
+    x: Any
+    y: Any
+
+
+def ready_step(name: str, amp: str = "none", quick: bool = False) -> ReadyStep:
+    """What the "train step" rows time: the model's recipe at the benchmark's sizes on the joint stream,
+    its training step under ``amp``, and a ready synthetic NTU60 batch (the scripts in benchmarks/ time it too).
+    """
+    import torch
+
+    from skelact.models import model_info
+
+    kind = model_info(name).input_kind
+    sizes = _sizes(kind, quick)
+    cfg = _recipe(name, sizes)
+    # Ready batches are (x, y, score): the step rows use the joint stream alone.
+    model, step = _trainer(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, features=["joint"])), amp)
+    x = model_inputs(kind, sizes.train_batch, sizes.frames, seed=2)
+    return ReadyStep(model, step, x, torch.arange(sizes.train_batch) % 60)
 
 
 def _flops(fn: Callable[[], object]) -> int:
@@ -179,8 +205,6 @@ def _bench_one(ctx: Context, name: str, native: bool, threads: int) -> list[Row]
     sizes = _sizes(kind, ctx.opts.quick)
     cfg = _recipe(name, sizes)
     kwargs = cfg.model.kwargs
-    # Ready batches are (x, y, score): the step and inference rows use the joint stream alone.
-    step_cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, features=["joint"]))
     out = _Rows(ctx, name, threads)
     # Parameters, and MACs of one clip at the training map size (eval mode draws test_size maps).
     model = create_model(name, num_classes=60, layout="coco17", in_channels=3, **kwargs)
@@ -202,15 +226,13 @@ def _bench_one(ctx: Context, name: str, native: bool, threads: int) -> list[Row]
 
     # ---- train step on a ready batch
     tb = sizes.train_batch
-    x = model_inputs(kind, tb, sizes.frames, seed=2)
-    y = torch.arange(tb) % 60
     timers: dict[str, Any] = {}
     flops: dict[str, float] = {}
     for amp in amps:
-        model, step = _trainer(step_cfg, amp)
-        timers[amp] = local_timer(lambda step=step: step(x, y))
+        model, step, x, y = ready_step(name, amp, ctx.opts.quick)  # the same batch for every amp
+        timers[amp] = local_timer(lambda step=step, x=x, y=y: step(x, y))
         if amp == "none":
-            flops[amp] = _flops(lambda step=step: step(x, y)) / tb
+            flops[amp] = _flops(lambda step=step, x=x, y=y: step(x, y)) / tb
             with torch.no_grad():  # PYSKL gets the heatmaps skelact's training mode draws
                 ready = model.heatmap(x).unsqueeze(1).numpy() if kind == "heatmap" else x.unsqueeze(1).numpy()
     if worker is not None:
