@@ -15,6 +15,11 @@ by a multi-scale temporal convolution over the frames, both with residual paths.
   over (V * C) per joint and coordinate; mean over persons, frames and joints; linear head.
 
 Only ``layout.edges``, ``layout.root`` and ``layout.num_joints`` are used, so any layout works.
+
+The blocks keep their activations and conv weights channels-last (``torch.channels_last``, memory
+order N, T, V, C): oneDNN's 1x1 and temporal convolutions then skip reordering, and the graph
+aggregation over (subset, joint) becomes one batched matmul on views without copies. Values,
+shapes and state dicts are those of the default layout; BENCHMARKS.md has the measured speed-up.
 """
 
 from __future__ import annotations
@@ -80,6 +85,30 @@ def _bn(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels)
 
 
+class _ChannelsLastGrad(torch.autograd.Function):
+    """Identity whose backward hands on its gradient channels-last.
+
+    Gradients that reach a channels-last activation as a channel slice (the backward of ``cat``)
+    or expanded (the backward of the head's mean) are not dense; BN's and oneDNN's backward then
+    take slow generic paths (BN 4-5x slower). One copy of the gradient here is cheaper.
+    """
+
+    @staticmethod
+    def forward(ctx: object, x: Tensor) -> Tensor:  # type: ignore[override]
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: object, grad: Tensor) -> Tensor:  # type: ignore[override]
+        return grad.contiguous(memory_format=torch.channels_last)
+
+
+def _dense_grad(x: Tensor) -> Tensor:
+    """``x``, with its gradient made channels-last (a no-op without autograd or under ONNX export)."""
+    if not x.requires_grad or torch.onnx.is_in_onnx_export():
+        return x
+    return _ChannelsLastGrad.apply(x)
+
+
 class GraphConv(nn.Module):
     """Spatial graph convolution with a learnable adjacency initialised from the layout.
 
@@ -99,13 +128,29 @@ class GraphConv(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        n, _, t, v = x.shape
-        # (N, K, C*T, V) @ (K, V, W) -> (N, K, C*T, W), summed over subsets K: the same as
-        # einsum("nkctv,kvw->nctw") without permuting the conv output (1.5-2.5x faster on CPU).
-        # reshape, not view: under torch.compile the conv output may come out channels-last.
-        y = self.conv(x).reshape(n, self.num_subsets, -1, v)
-        y = torch.matmul(y, self.adjacency).sum(1).reshape(n, -1, t, v)
-        return self.relu(self.bn(y) + self.down(x))
+        n, cin, t, v = x.shape
+        k, cout = self.num_subsets, self.bn.num_features
+        a = self.adjacency  # (K, V, W)
+        # einsum("nkctv,kvw->nctw") over the 1x1 conv's K*Cout channels (k*Cout + c), each as
+        # one batched matmul over the N*T frames. With channels-last activations (memory N, T, V, C)
+        # the reshapes are views; the expanded adjacency keeps bmm from copying it per frame.
+        if cin < cout:
+            # Fewer channels to mix before the conv than after it (the first block and the wider
+            # ones): mix the joints first, z[nt, w*K + k, i] = sum_v A[k, v, w] x[nt, v, i], then
+            # convolve the K*Cin channels (k*Cin + i) with the same weights, regrouped. The conv's
+            # bias passes through the adjacency as b[k, c] * sum_v A[k, v, w].
+            am = a.permute(2, 0, 1).reshape(v * k, v)
+            z = torch.bmm(am.expand(n * t, v * k, v), x.permute(0, 2, 3, 1).reshape(n * t, v, cin))
+            z = z.view(n, t, v, k * cin).permute(0, 3, 1, 2)  # (N, K*Cin, T, W)
+            weight = self.conv.weight.view(k, cout, cin).transpose(0, 1).reshape(cout, k * cin, 1, 1)
+            bias = self.conv.bias.view(k, cout).t() @ a.sum(1)  # (Cout, W)
+            out = F.conv2d(z, weight) + bias.unsqueeze(1)
+        else:
+            # (V, K*V)[w, v*K + k] = A[k, v, w]  @  (N*T, V*K, Cout)  ->  (N*T, W, Cout)
+            y = self.conv(x).permute(0, 2, 3, 1).reshape(n * t, v * k, cout)
+            am = a.permute(2, 1, 0).reshape(v, v * k)
+            out = torch.bmm(am.expand(n * t, v, v * k), y).view(n, t, v, cout).permute(0, 3, 1, 2)
+        return self.relu(self.bn(out) + self.down(x))
 
 
 class TemporalConv(nn.Module):
@@ -161,19 +206,22 @@ class MultiScaleTCN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         convs = [branch[0] for branch in self.branches]
         bns = [branch[1] for branch in self.branches]
-        # (N, sum(widths), T, V): all six entry convs at once. The last branch's conv is strided;
-        # a strided 1x1 conv equals the unstrided one sampled every `stride` frames, and its BN
-        # must see only those frames.
-        y = F.conv2d(x, torch.cat([c.weight for c in convs]), torch.cat([c.bias for c in convs]))
-        if self.stride == 1:
-            parts = list(_batch_norm_groups(y, bns).split(self.widths, dim=1))
-        else:
-            head, last = y.split([sum(self.widths[:-1]), self.widths[-1]], dim=1)
-            parts = list(_batch_norm_groups(head, bns[:-1]).split(self.widths[:-1], dim=1))
-            parts.append(bns[-1](last[:, :, ::self.stride]))
-        outs = [branch[3](torch.relu(part)) for branch, part in zip(self.branches, parts[:-1], strict=False)]
-        outs.append(parts[-1])  # the 1x1 branch: conv + BN only
-        return self.drop(self.fuse(torch.cat(outs, dim=1)))
+        # (N, sum(widths), T, V): the entry convs at once. With a temporal stride the last
+        # branch's 1x1 conv is strided and runs on its own.
+        joint = convs if self.stride == 1 else convs[:-1]
+        y = F.conv2d(x, torch.cat([c.weight for c in joint]), torch.cat([c.bias for c in joint]))
+        parts = list(_batch_norm_groups(y, bns[:len(joint)]).split(self.widths[:len(joint)], dim=1))
+        if self.stride != 1:
+            parts.append(bns[-1](convs[-1](x)))
+        # The kernel-3 branches' temporal convs, then their BNs as one call (a channels-last BN
+        # costs about the same for 10 channels as for 64), the max-pool, and the 1x1 branch
+        # (conv + BN only). The backward of cat hands each part a channel slice of the gradient.
+        temporal = [branch[3] for branch in self.branches[:-2]]
+        convs_t = [tc.conv(torch.relu(part)) for tc, part in zip(temporal, parts, strict=False)]
+        bn_t = _batch_norm_groups(torch.cat([_dense_grad(c) for c in convs_t], dim=1), [tc.bn for tc in temporal])
+        pooled = self.branches[-2][3](torch.relu(parts[-2]))
+        y = torch.cat([_dense_grad(bn_t), _dense_grad(pooled), _dense_grad(parts[-1])], dim=1)
+        return self.drop(self.fuse(y))
 
     def forward_reference(self, x: Tensor) -> Tensor:
         """The plain per-branch forward (for tests): same result as ``forward``."""
@@ -271,7 +319,7 @@ class STGCNPlusPlus(nn.Module):
             blocks.append(STGCNBlock(prev, width, adjacency, stride, residual=i > 0, dilations=dilations,
                                      tcn_dropout=tcn_dropout))
             prev = width
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = nn.Sequential(*blocks).to(memory_format=torch.channels_last)
         self.num_features = prev
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(prev, num_classes)
@@ -285,8 +333,11 @@ class STGCNPlusPlus(nn.Module):
         # BN per joint and coordinate, shared by persons and frames.
         x = x.permute(0, 1, 3, 4, 2).reshape(n * m, v * c, t)
         x = self.data_bn(x).view(n * m, v, c, t).permute(0, 2, 3, 1)  # (N*M, C, T, V)
-        y = self.blocks(x)
-        return y.view(n, m, *y.shape[1:])
+        if not torch.onnx.is_in_onnx_export():  # a memory layout is not part of an ONNX graph
+            x = x.contiguous(memory_format=torch.channels_last)
+        # The head's mean hands back an expanded gradient.
+        y = _dense_grad(self.blocks(x))
+        return y.reshape(n, m, *y.shape[1:])
 
     def forward_head(self, features: Tensor) -> Tensor:
         """Mean over persons, frames and joints, dropout, linear: ``(N, num_classes)``."""
