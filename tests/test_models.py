@@ -115,8 +115,9 @@ def test_spatial_partitions_coco() -> None:
     assert a[2, [1, 2, 5, 6], 0].tolist() == [0.25] * 4
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_stgcn_tcn_fused_forward_matches_branches(stride: int) -> None:
+def test_stgcn_tcn_fused_forward_matches_branches(stride: int, channels_last: bool) -> None:
     """The one-conv/one-BN TCN equals the six separate branches: outputs, gradients, BN state."""
     torch.manual_seed(0)
     fast = MultiScaleTCN(16, 16, stride)
@@ -124,6 +125,9 @@ def test_stgcn_tcn_fused_forward_matches_branches(stride: int) -> None:
         torch.nn.init.normal_(p, 0.0, 0.3)
     ref = copy.deepcopy(fast)
     x = torch.randn(3, 16, 10, 5)
+    if channels_last:  # the layout ST-GCN++ runs its blocks in
+        fast.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     xf, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
     for train in (True, False, True):  # eval uses the running stats the train steps wrote
         fast.train(train)
@@ -140,15 +144,52 @@ def test_stgcn_tcn_fused_forward_matches_branches(stride: int) -> None:
         torch.testing.assert_close(bf, br, msg=name)
 
 
-def test_stgcn_graph_conv_matches_einsum() -> None:
-    """GraphConv's matmul-and-sum is PYSKL's einsum over subsets and source joints."""
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(("cin", "cout"), [(4, 6), (6, 6), (6, 4)])
+def test_stgcn_graph_conv_matches_einsum(cin: int, cout: int, channels_last: bool) -> None:
+    """GraphConv (joints mixed before the conv when Cin < Cout, after it otherwise) is PYSKL's
+    conv then einsum over subsets and source joints: outputs and every gradient."""
     torch.manual_seed(0)
-    gcn = GraphConv(4, 6, spatial_partitions("coco17")).eval()
+    gcn = GraphConv(cin, cout, spatial_partitions("coco17")).train()
     torch.nn.init.normal_(gcn.adjacency)
-    x = torch.randn(2, 4, 7, 17)
-    y = gcn.conv(x).view(2, 3, 6, 7, 17)
-    expected = torch.relu(gcn.bn(torch.einsum("nkctv,kvw->nctw", y, gcn.adjacency)) + gcn.down(x))
-    torch.testing.assert_close(gcn(x), expected, rtol=1e-5, atol=1e-5)
+    torch.nn.init.normal_(gcn.conv.bias)
+    ref = copy.deepcopy(gcn)
+    x = torch.randn(2, cin, 7, 17)
+    if channels_last:
+        gcn.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    xg, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = gcn(xg)
+    y = ref.conv(xr).view(2, 3, cout, 7, 17)
+    expected = torch.relu(ref.bn(torch.einsum("nkctv,kvw->nctw", y, ref.adjacency)) + ref.down(xr))
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    out.sin().sum().backward()
+    expected.sin().sum().backward()
+    torch.testing.assert_close(xg.grad, xr.grad, rtol=1e-4, atol=1e-5)
+    for (name, p), pr in zip(gcn.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, pr.grad, rtol=1e-4, atol=1e-4, msg=name)
+
+
+def test_stgcn_runs_channels_last_and_loads_default_layout_weights() -> None:
+    """The blocks run channels-last (weights and activations); a state dict in the default layout
+    loads into it and gives the same outputs and input gradients as the model it came from."""
+    torch.manual_seed(0)
+    model = create_model("stgcnpp", 5, "coco17", channels=(8, 16, 16), strides=(1, 2, 1)).train()
+    temporal = model.blocks[0].tcn.branches[0][3].conv.weight
+    assert temporal.is_contiguous(memory_format=torch.channels_last) and not temporal.is_contiguous()
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    other = create_model("stgcnpp", 5, "coco17", channels=(8, 16, 16), strides=(1, 2, 1)).train()
+    other.load_state_dict(state)
+    x = torch.randn(2, 2, 12, 17, 3)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    features = model.forward_features(xa)
+    assert features.shape == (2, 2, 16, 6, 17)
+    assert features.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
+    out_a, out_b = model.forward_head(features), other(xb)
+    torch.testing.assert_close(out_a, out_b)
+    out_a.square().sum().backward()
+    out_b.square().sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad)
 
 
 @pytest.mark.parametrize(("name", "published"), [

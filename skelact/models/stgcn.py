@@ -134,7 +134,7 @@ class GraphConv(nn.Module):
         # einsum("nkctv,kvw->nctw") over the 1x1 conv's K*Cout channels (k*Cout + c), each as
         # one batched matmul over the N*T frames. With channels-last activations (memory N, T, V, C)
         # the reshapes are views; the expanded adjacency keeps bmm from copying it per frame.
-        if cin < cout:
+        if cin < cout and not torch.onnx.is_in_onnx_export():  # (ONNX wants the conv's own weight)
             # Fewer channels to mix before the conv than after it (the first block and the wider
             # ones): mix the joints first, z[nt, w*K + k, i] = sum_v A[k, v, w] x[nt, v, i], then
             # convolve the K*Cin channels (k*Cin + i) with the same weights, regrouped. The conv's
@@ -170,11 +170,12 @@ class TemporalConv(nn.Module):
 class MultiScaleTCN(nn.Module):
     """Parallel temporal branches on a channel split, concatenated and fused. ``(N, C, T, V)``.
 
-    Every branch opens with a 1x1 conv + BN on the same input. The forward runs those six thin
-    convs as one conv with their weights concatenated, and their BNs as one call, because on a
-    CPU one GEMM over all output channels is several times faster than six narrow ones (and on a
-    GPU it saves launches). The function and the parameters are exactly those of the six
-    separate modules, so checkpoints and the reference forward (``forward_reference``) agree.
+    Every branch opens with a 1x1 conv + BN on the same input. The forward runs those thin convs
+    as one conv with their weights concatenated (the strided 1x1 branch apart), their BNs as one
+    call, and the kernel-3 branches' closing BNs as one call, because on a CPU one GEMM or BN over
+    all the channels is several times faster than six narrow ones (and on a GPU it saves
+    launches). The function and the parameters are exactly those of the six separate modules, so
+    checkpoints and the reference forward (``forward_reference``) agree.
 
     Args:
         dilations: One kernel-3 branch per dilation; a max-pool and a 1x1 branch are added.
