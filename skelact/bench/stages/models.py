@@ -35,6 +35,11 @@ __all__ = ["bench_models", "RECIPES", "ReadyStep", "ready_step"]
 #: Shortest timing of a model row (seconds): a timing repeats its call (a batch) until it lasts this long.
 MIN_SECONDS = 2.0
 
+#: A row whose round timings (or its reference's) spread more than this is marked UNSTEADY: e.g. a
+#: model trained over and over on one fixed batch can drift into subnormal floats, which slowed
+#: single steps of PYSKL's C3D-light 30x (BENCHMARKS.md); or the machine was busy for some rounds.
+UNSTEADY = 3.0
+
 #: The NTU60 X-Sub recipe (configs/) whose data pipeline and optimizer each model's rows use.
 RECIPES = {
     "stgcnpp": "ntu60_xsub_stgcnpp_j.yaml",
@@ -157,6 +162,11 @@ class _Rows:
                 extra["fraction_of_matmul_peak"] = gflops / peak
                 note += f" = {gflops / peak:.2f} of the {'bf16' if bf16 else 'fp32'} matmul peak"
         speed, per_round = (None, []) if vs is None else result.speedup(vs, contender)
+        spread = max(max(t) / min(t) for t in [seconds] + ([result.seconds[vs]] if vs else []))
+        extra["spread"] = spread
+        if spread > UNSTEADY:
+            note += (f"; UNSTEADY: round timings spread {spread:.1f}x, "
+                     f"{'the ratio' if vs else 'the figure'} is not a measure")
         self.rows.append(Row("models", f"{self.name} {item}", clips_s, "clips/s",
                              f"{note}, {n_of(self.threads, 'thread')}", [1 / s for s in seconds], extra, speed,
                              per_round, f"{self.name} {vs_item}" if vs else ""))
