@@ -26,16 +26,12 @@ def profile(name: str, steps: int, rows: int) -> None:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    from skelact.bench.stages.models import _recipe, _sizes, _trainer
-    from skelact.bench.synthetic import model_inputs
-    from skelact.models.registry import model_info
+    from skelact.bench.stages.models import ready_step
 
-    kind = model_info(name).input_kind
-    sizes = _sizes(kind, quick=False)
-    cfg = _recipe(name, sizes)
-    _, step = _trainer(cfg, "none")
-    x = model_inputs(kind, sizes.train_batch, sizes.frames, seed=0)
-    y = torch.zeros(sizes.train_batch, dtype=torch.long)
+    # The bench's step and batch (60 distinct-enough labels: a batch of one label is learnt within
+    # a few steps, its gradients turn subnormal and the convolutions' backward slows 10x).
+    _, step, x, y = ready_step(name)
+    batch, frames = len(y), x.shape[2]  # x: (N, M, T, V, C)
     step(x, y)  # warm-up
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         t0 = time.perf_counter()
@@ -44,8 +40,8 @@ def profile(name: str, steps: int, rows: int) -> None:
         wall = (time.perf_counter() - t0) / steps
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events) / steps / 1e6  # s per step, all threads' self time
-    print(f"\n{name}: batch {sizes.train_batch}, T={sizes.frames}, fp32, {torch.get_num_threads()} threads: "
-          f"{wall * 1e3:.0f} ms/step under the profiler ({sizes.train_batch / wall:.2f} clips/s)")
+    print(f"\n{name}: batch {batch}, T={frames}, fp32, {torch.get_num_threads()} threads: "
+          f"{wall * 1e3:.0f} ms/step under the profiler ({batch / wall:.2f} clips/s)")
     print(f"{'operator':<44} {'self ms/step':>12} {'share':>6}")
     for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:rows]:
         ms = e.self_cpu_time_total / steps / 1e3
