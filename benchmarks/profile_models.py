@@ -28,8 +28,8 @@ def profile(name: str, steps: int, rows: int) -> None:
 
     from skelact.bench.stages.models import ready_step
 
-    # The bench's step and batch (60 distinct-enough labels: a batch of one label is learnt within
-    # a few steps, its gradients turn subnormal and the convolutions' backward slows 10x).
+    # The bench's step and batch, labels 0..batch-1 (a batch of one label is learnt within a few
+    # steps; its gradients then turn subnormal and the convolutions' backward runs 10x slower).
     _, step, x, y = ready_step(name)
     batch, frames = len(y), x.shape[2]  # x: (N, M, T, V, C)
     step(x, y)  # warm-up
