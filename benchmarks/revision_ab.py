@@ -63,11 +63,11 @@ def main() -> None:
 
     from skelact.bench.stages.models import ready_step
     from skelact.bench.timing import interleave, local_timer
-    from skelact.models import registry
+    from skelact.models import model_info, registry
     from skelact.runtime import autocast_context, keep_freed_memory
 
     keep_freed_memory()  # as skelact train does, for both sides
-    info = registry._lookup(args.model)
+    info = model_info(args.model)
     old_builder = _load_revision(info.builder, args.against)
     now = ready_step(args.model, args.amp)
     registry._MODELS[args.model] = dataclasses.replace(info, builder=old_builder)

@@ -115,6 +115,23 @@ def test_spatial_partitions_coco() -> None:
     assert a[2, [1, 2, 5, 6], 0].tolist() == [0.25] * 4
 
 
+def _twin_inputs(module: torch.nn.Module, x: torch.Tensor, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two leaf copies of ``x``; with ``channels_last``, ``module`` and ``x`` move to that layout
+    first (the layout ST-GCN++ runs its blocks in)."""
+    if channels_last:
+        module.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x.clone().requires_grad_(), x.clone().requires_grad_()
+
+
+def _assert_same_grads(xa: torch.Tensor, xb: torch.Tensor, a: torch.nn.Module, b: torch.nn.Module,
+                       x_atol: float, p_atol: float) -> None:
+    """Input and parameter gradients of ``a`` equal those of ``b`` (rtol 1e-4)."""
+    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-4, atol=x_atol)
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa.grad, pb.grad, rtol=1e-4, atol=p_atol, msg=name)
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_stgcn_tcn_fused_forward_matches_branches(stride: int, channels_last: bool) -> None:
@@ -124,11 +141,7 @@ def test_stgcn_tcn_fused_forward_matches_branches(stride: int, channels_last: bo
     for p in fast.parameters():
         torch.nn.init.normal_(p, 0.0, 0.3)
     ref = copy.deepcopy(fast)
-    x = torch.randn(3, 16, 10, 5)
-    if channels_last:  # the layout ST-GCN++ runs its blocks in
-        fast.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    xf, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+    xf, xr = _twin_inputs(fast, torch.randn(3, 16, 10, 5), channels_last)
     for train in (True, False, True):  # eval uses the running stats the train steps wrote
         fast.train(train)
         ref.train(train)
@@ -137,9 +150,7 @@ def test_stgcn_tcn_fused_forward_matches_branches(stride: int, channels_last: bo
         torch.testing.assert_close(out_f, out_r, rtol=1e-5, atol=1e-5)
         out_f.square().sum().backward()
         out_r.square().sum().backward()
-    torch.testing.assert_close(xf.grad, xr.grad, rtol=1e-4, atol=1e-4)
-    for (name, pf), pr in zip(fast.named_parameters(), ref.parameters(), strict=True):
-        torch.testing.assert_close(pf.grad, pr.grad, rtol=1e-4, atol=5e-5, msg=name)
+    _assert_same_grads(xf, xr, fast, ref, x_atol=1e-4, p_atol=5e-5)
     for (name, bf), br in zip(fast.state_dict().items(), ref.state_dict().values(), strict=True):
         torch.testing.assert_close(bf, br, msg=name)
 
@@ -154,20 +165,14 @@ def test_stgcn_graph_conv_matches_einsum(cin: int, cout: int, channels_last: boo
     torch.nn.init.normal_(gcn.adjacency)
     torch.nn.init.normal_(gcn.conv.bias)
     ref = copy.deepcopy(gcn)
-    x = torch.randn(2, cin, 7, 17)
-    if channels_last:
-        gcn.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    xg, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+    xg, xr = _twin_inputs(gcn, torch.randn(2, cin, 7, 17), channels_last)
     out = gcn(xg)
     y = ref.conv(xr).view(2, 3, cout, 7, 17)
     expected = torch.relu(ref.bn(torch.einsum("nkctv,kvw->nctw", y, ref.adjacency)) + ref.down(xr))
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     out.sin().sum().backward()
     expected.sin().sum().backward()
-    torch.testing.assert_close(xg.grad, xr.grad, rtol=1e-4, atol=1e-5)
-    for (name, p), pr in zip(gcn.named_parameters(), ref.parameters(), strict=True):
-        torch.testing.assert_close(p.grad, pr.grad, rtol=1e-4, atol=1e-4, msg=name)
+    _assert_same_grads(xg, xr, gcn, ref, x_atol=1e-5, p_atol=1e-4)
 
 
 def test_stgcn_runs_channels_last_and_loads_default_layout_weights() -> None:
