@@ -32,8 +32,11 @@ def _load_revision(builder: object, rev: str) -> object:
     module = inspect.getmodule(builder)
     assert module is not None and module.__file__ is not None
     rel = Path(module.__file__).resolve().relative_to(ROOT).as_posix()
-    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{rel}"], check=True,
-                            capture_output=True, text=True).stdout
+    shown = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{rel}"], capture_output=True, text=True)
+    if shown.returncode != 0:
+        why = (shown.stderr.strip().splitlines() or ["git show failed"])[-1]
+        raise SystemExit(f"--against {rev}: {why}")
+    source = shown.stdout
     name = f"{module.__package__}._at_{rev.replace('-', '_').replace('~', '_')}"
     spec = importlib.util.spec_from_loader(name, loader=None)
     assert spec is not None
