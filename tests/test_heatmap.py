@@ -223,18 +223,6 @@ def test_compiled_kernels_draw_cpu_tensors(backend: str) -> None:
     assert torch.equal(joint_heatmaps(kp, score, (20, 24)), joint_heatmaps(kp.detach(), score, (20, 24)))
 
 
-def test_kernel_exp_is_float32_accurate(backend: str) -> None:
-    """The limb kernel's own vectorizable exp: within 3e-7 relative over [-20, 0], where it is used."""
-    if backend != "compiled":
-        pytest.skip("the compiled kernels' helper")
-    from skelact.models.heatmap_kernels import _exp
-
-    xs = np.concatenate([np.linspace(-20, 0, 20001), -np.log(2) * np.arange(29) / 2]).astype(np.float32)
-    got = np.array([_exp(x) for x in xs], np.float64)
-    want = np.exp(xs.astype(np.float64))
-    assert np.abs(got / want - 1).max() <= 3e-7
-
-
 def test_out_buffer_is_reused_and_overwritten() -> None:
     kp, score = random_clip(9)
     buf = torch.full((2 * 6 * 3 * 20 * 24,), 7.0)  # stale values must not survive
