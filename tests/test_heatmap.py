@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -71,6 +73,26 @@ def test_long_limbs_match_reference() -> None:
     kp = kp * 1.5 - 10
     out = limb_heatmaps(kp, score, LIMBS, 40, 0.6).numpy()
     ref = formula_limb_heatmaps(kp.double().numpy(), score.double().numpy(), LIMBS, 40, 0.6)
+    assert np.abs(out - ref).max() <= 1e-5
+
+
+@pytest.mark.parametrize("size", [(56, 56), (20, 7)])
+def test_limbs_to_far_off_joints_match_reference(size: tuple[int, int]) -> None:
+    """A limb whose other end is 100 px to 3e5 px off the map (a bad detection, a tight crop) is drawn
+    within 1e-5 of the formula where it crosses the map, as a short one is."""
+    h, w = size
+    g = torch.Generator().manual_seed(4)
+    n = 200
+    near = torch.rand(n, 2, generator=g) * torch.tensor([w, h]) - 2  # on or just beside the map
+    angle = torch.rand(n, generator=g) * 2 * math.pi
+    dist = 10.0 ** torch.linspace(2, 5.5, n)  # within the +-1e6 clamp
+    far = near + dist.unsqueeze(1) * torch.stack([angle.cos(), angle.sin()], 1)
+    kp = torch.stack([near, far], 1).view(1, 1, n, 2, 2)  # n frames of one limb
+    score = torch.rand(1, 1, n, 2, generator=g) * 0.5 + 0.5
+    limbs = [(0, 1), (1, 0)]  # the far joint second, then first
+    out = limb_heatmaps(kp, score, limbs, size, 0.6).numpy()
+    ref = formula_limb_heatmaps(kp.double().numpy(), score.double().numpy(), limbs, size, 0.6)
+    assert ref.max() > 0.5  # the limbs do cross the maps
     assert np.abs(out - ref).max() <= 1e-5
 
 

@@ -51,6 +51,7 @@ __all__ = [
 
 _EPS = 1e-6  # relative value below which a Gaussian tail is cut to exactly 0
 _FAR = 1e6  # pixels; coordinates are clamped to +-_FAR
+_CLIP_MARGIN = 1.0  # pixels beyond the cut-off that limb segments keep around the map (rounding slack)
 _MAX_EXPONENT = 60.0  # exp(-x) for x > ~88 underflows and takes a slow path on CPU; clamp first
 
 
@@ -278,6 +279,8 @@ def _limbs(
     nl = limbs.shape[0]
     a, b = kp[..., limbs[:, 0], :], kp[..., limbs[:, 1], :]  # (N, M, T, L, 2)
     s = torch.minimum(score[..., limbs[:, 0]], score[..., limbs[:, 1]])  # (N, M, T, L)
+    a, b, near = _clip_segments(a, b, (h, w), _cutoff(sigma) + _CLIP_MARGIN)
+    s = s * near
     half = max(1, math.floor(_cutoff(sigma) * math.sqrt(2.0) + 0.5))  # band half-width, see _limb_band
     if min(h, w) < 2 * half + 1:
         hm = _limb_dense(a, b, s, (h, w), sigma)
@@ -317,6 +320,34 @@ def _limbs(
                                    k_rows, half, (h, w), sigma)
         flat.scatter_reduce_(0, index.reshape(-1), values.reshape(-1), reduce="amax")
     return flat.view(n, nl, t, h, w)
+
+
+def _clip_segments(a: Tensor, b: Tensor, size: tuple[int, int], reach: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Segments ``a-b (..., 2)`` cut to the map grown by ``reach`` (Liang-Barsky, in float64).
+
+    Exact for drawing when ``reach >= cutoff``: a pixel within the cut-off of the segment has its
+    nearest segment point within the cut-off of the map, so on the kept part. It keeps every
+    coordinate near the map: a limb to a joint 1e5 px away would otherwise lose float32 digits
+    (up to 1e-2 of the peak) in the pixels it does draw. Returns the new ends (in ``a``'s dtype)
+    and whether anything is left.
+    """
+    h, w = size
+    a64, b64 = a.double(), b.double()
+    d = b64 - a64
+    lo = torch.tensor([-reach, -reach], dtype=torch.float64, device=a.device)
+    hi = torch.tensor([w - 1 + reach, h - 1 + reach], dtype=torch.float64, device=a.device)
+    moving = d != 0
+    step = torch.where(moving, d, torch.ones_like(d))
+    t_lo, t_hi = (lo - a64) / step, (hi - a64) / step  # where each axis crosses the box's sides
+    inside = (a64 >= lo) & (a64 <= hi)  # a still end on an axis: all of t, or none of it
+    big = torch.full_like(d, math.inf)
+    enter = torch.where(moving, torch.minimum(t_lo, t_hi), torch.where(inside, -big, big))
+    leave = torch.where(moving, torch.maximum(t_lo, t_hi), torch.where(inside, big, -big))
+    t0 = enter.amax(-1).clamp(min=0.0)
+    t1 = leave.amin(-1).clamp(max=1.0)
+    near = t0 <= t1
+    t0, t1 = torch.where(near, t0, 0.0).unsqueeze(-1), torch.where(near, t1, 1.0).unsqueeze(-1)
+    return (a64 + t0 * d).to(a.dtype), (a64 + t1 * d).to(a.dtype), near
 
 
 def _limb_band(

@@ -129,21 +129,43 @@ def _limb_pixel(px: float, py: float, dx: float, dy: float, inv: float, a: float
     return _exp(x) * s if d2 <= r2 else _ZERO
 
 
+@njit(cache=True, nogil=True)
+def _clip_axis(t0: float, t1: float, a: float, d: float, lo: float, hi: float) -> tuple[float, float]:
+    """Narrow ``[t0, t1]`` to the ``t`` where ``a + t * d`` lies in ``[lo, hi]`` (empty: t0 > t1)."""
+    if d == 0:
+        return (t0, t1) if lo <= a <= hi else (1.0, 0.0)
+    ta, tb = (lo - a) / d, (hi - a) / d
+    return max(t0, min(ta, tb)), min(t1, max(ta, tb))
+
+
+@njit(cache=True, nogil=True)
+def _clip_segment(ax: float, ay: float, bx: float, by: float, w: int, h: int,
+                  reach: float) -> tuple[bool, float, float, float, float]:
+    """Segment a-b cut to the map grown by ``reach``, in float64 (heatmap._clip_segments, scalar)."""
+    x, y = np.float64(ax), np.float64(ay)  # new names: numba would keep a reassigned argument float32
+    dx, dy = np.float64(bx) - x, np.float64(by) - y
+    t0, t1 = _clip_axis(0.0, 1.0, x, dx, -reach, w - 1 + reach)
+    t0, t1 = _clip_axis(t0, t1, y, dy, -reach, h - 1 + reach)
+    return t0 <= t1, x + t0 * dx, y + t0 * dy, x + t1 * dx, y + t1 * dy
+
+
 @njit(cache=True, nogil=True, fastmath=_FUSE)
 def draw_limbs(kp: np.ndarray, score: np.ndarray, limbs: np.ndarray, out: np.ndarray, sigma: float,
                cutoff: float) -> None:  # pragma: no cover - compiled
     """Limb heatmaps into ``out (N, L, T, H, W)`` (C-contiguous), overwritten; ``limbs (L, 2)`` int64.
 
-    A pixel draws ``min(s_a, s_b) * exp(-d^2 / 2 sigma^2)`` when ``d <= cutoff``; only the
-    segment's bounding box grown by the cut-off is visited. Rows are drawn in fixed blocks of
-    ``_LANES`` pixels (the last block of a row shifted left to end inside the map), which LLVM
-    turns into SIMD code; a pixel outside the box just computes its own exact value, often 0.
+    A pixel draws ``min(s_a, s_b) * exp(-d^2 / 2 sigma^2)`` when ``d <= cutoff``. Each segment is
+    first cut to the map's surroundings (``_clip_segment``), and only that part's bounding box,
+    grown by the cut-off, is visited. Rows are drawn in fixed blocks of ``_LANES`` pixels (the
+    last block of a row shifted left to end inside the map), which LLVM turns into SIMD code; a
+    pixel outside the box just computes its own exact value, often 0.
     """
     n_clips, n_persons, n_frames, _, _ = kp.shape
     n_limbs, h, w = limbs.shape[0], out.shape[3], out.shape[4]
     flat = out.reshape(out.size)
     a = np.float32(-0.5 / sigma**2)
     r2 = np.float32(cutoff * cutoff)
+    reach = cutoff + heatmap._CLIP_MARGIN
     blocks = w >= _LANES
     for n in range(n_clips):
         for li in range(n_limbs):
@@ -159,7 +181,11 @@ def draw_limbs(kp: np.ndarray, score: np.ndarray, limbs: np.ndarray, out: np.nda
                     if not (_usable(ax, ay, sa) and _usable(bx, by, sb)):
                         continue
                     s = min(sa, sb)
-                    ax, ay, bx, by = _clamp(ax), _clamp(ay), _clamp(bx), _clamp(by)
+                    near, ax64, ay64, bx64, by64 = _clip_segment(_clamp(ax), _clamp(ay), _clamp(bx), _clamp(by),
+                                                                 w, h, reach)
+                    if not near:
+                        continue
+                    ax, ay, bx, by = np.float32(ax64), np.float32(ay64), np.float32(bx64), np.float32(by64)
                     dx, dy = bx - ax, by - ay
                     len2 = dx * dx + dy * dy
                     inv = _ONE / len2 if len2 > 0 else _ZERO  # a point: frac 0
