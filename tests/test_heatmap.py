@@ -76,24 +76,38 @@ def test_long_limbs_match_reference() -> None:
     assert np.abs(out - ref).max() <= 1e-5
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("size", [(56, 56), (20, 7)])
-def test_limbs_to_far_off_joints_match_reference(size: tuple[int, int]) -> None:
-    """A limb whose other end is 100 px to 3e5 px off the map (a bad detection, a tight crop) is drawn
-    within 1e-5 of the formula where it crosses the map, as a short one is."""
+def test_limbs_to_far_off_joints_match_reference(size: tuple[int, int], dtype: torch.dtype) -> None:
+    """A limb whose other end is 100 px to 3e5 px off the map (a bad detection, a tight crop), or
+    that only passes across it, is drawn within 1e-5 of the formula, as a short one is; float64
+    keypoints keep their precision until the limb is cut to the map."""
     h, w = size
     g = torch.Generator().manual_seed(4)
     n = 200
-    near = torch.rand(n, 2, generator=g) * torch.tensor([w, h]) - 2  # on or just beside the map
-    angle = torch.rand(n, generator=g) * 2 * math.pi
-    dist = 10.0 ** torch.linspace(2, 5.5, n)  # within the +-1e6 clamp
-    far = near + dist.unsqueeze(1) * torch.stack([angle.cos(), angle.sin()], 1)
-    kp = torch.stack([near, far], 1).view(1, 1, n, 2, 2)  # n frames of one limb
-    score = torch.rand(1, 1, n, 2, generator=g) * 0.5 + 0.5
-    limbs = [(0, 1), (1, 0)]  # the far joint second, then first
+    near = (torch.rand(n, 2, generator=g) * torch.tensor([w, h]) - 2).to(dtype)  # on or just beside the map
+    angle = torch.rand(n, generator=g, dtype=torch.float64) * 2 * math.pi
+    dist = 10.0 ** torch.linspace(2, 5.5, n, dtype=torch.float64)  # within the +-1e6 clamp
+    step = (dist.unsqueeze(1) * torch.stack([angle.cos(), angle.sin()], 1)).to(dtype)
+    kp = torch.stack([near + step, near - step, near], 1).view(1, 1, n, 3, 2)  # n frames
+    score = torch.rand(1, 1, n, 3, generator=g) * 0.5 + 0.5
+    limbs = [(2, 0), (0, 2), (0, 1)]  # the far joint second, first; both far, crossing the map
     out = limb_heatmaps(kp, score, limbs, size, 0.6).numpy()
     ref = formula_limb_heatmaps(kp.double().numpy(), score.double().numpy(), limbs, size, 0.6)
-    assert ref.max() > 0.5  # the limbs do cross the maps
+    assert ref[:, 2].max() > 0.5  # the lines between two far joints do cross the maps
     assert np.abs(out - ref).max() <= 1e-5
+
+
+def test_limb_edge_cases() -> None:
+    """A segment shorter than 1e-12 px is a point; no persons draw nothing (both paths, both map kinds)."""
+    kp = torch.tensor([[0.0, 0.0], [1e-20, 0.0]]).view(1, 1, 1, 2, 2)
+    score = torch.full((1, 1, 1, 2), 0.8)
+    for size in ((20, 20), (20, 5)):
+        out = limb_heatmaps(kp, score, [(0, 1)], size, 0.6).numpy()
+        ref = formula_limb_heatmaps(kp.double().numpy(), score.double().numpy(), [(0, 1)], size, 0.6)
+        assert np.abs(out - ref).max() <= 1e-5
+        empty = limb_heatmaps(torch.zeros(2, 0, 3, 4, 2), torch.zeros(2, 0, 3, 4), [(0, 1)], size, 0.6)
+        assert empty.shape == (2, 1, 3, *size) and not empty.any()
 
 
 def _one_at_a_time(kind: str, kp: np.ndarray, score: np.ndarray, h: int, w: int, sigma: float) -> np.ndarray:

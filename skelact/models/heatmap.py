@@ -142,6 +142,12 @@ def _float32(x: Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.detach().float().numpy())
 
 
+def _coordinates(kp: Tensor) -> Tensor:
+    """Limb keypoints as float32, or float64 when given so: limbs are cut to the map in float64
+    (:func:`_clip_segments`) before drawing in float32, and far-off ends need their digits until then."""
+    return kp if kp.dtype == torch.float64 else kp.float()
+
+
 def _joint_scatter(
     kp: Tensor, score: Tensor, size: tuple[int, int], sigma: float, single: bool, out: Tensor | None,
     use_kernels: bool = True,
@@ -270,9 +276,10 @@ def _limbs(
         pairs = np.ascontiguousarray(limbs.numpy())
         n, _, t, _, _ = kp.shape
         hm = _buffer(out, n * len(pairs) * t * h * w, kp.device).view(n, len(pairs), t, h, w)
-        kernels.draw_limbs(_float32(kp), _float32(score), pairs, hm.numpy(), sigma, _cutoff(sigma))
+        kernels.draw_limbs(np.ascontiguousarray(_coordinates(kp.detach()).numpy()), _float32(score), pairs,
+                           hm.numpy(), sigma, _cutoff(sigma), _cutoff(sigma) + _CLIP_MARGIN)
         return hm
-    kp, score = _sanitize(kp.float(), score.float())
+    kp, score = _sanitize(_coordinates(kp), score.float())
     dev = kp.device
     limbs = limbs.to(dev)
     n, m, t, _, _ = kp.shape
@@ -282,7 +289,7 @@ def _limbs(
     a, b, near = _clip_segments(a, b, (h, w), _cutoff(sigma) + _CLIP_MARGIN)
     s = s * near
     half = max(1, math.floor(_cutoff(sigma) * math.sqrt(2.0) + 0.5))  # band half-width, see _limb_band
-    if min(h, w) < 2 * half + 1:
+    if min(h, w) < 2 * half + 1 and m > 0:  # no persons: the band path below returns zeros
         hm = _limb_dense(a, b, s, (h, w), sigma)
         return hm if out is None else out.view_as(hm).copy_(hm)
 
@@ -300,7 +307,7 @@ def _limbs(
     steep = (b[:, 1] - a[:, 1]).abs() >= (b[:, 0] - a[:, 0]).abs()
     ap = torch.where(steep, a[:, 1], a[:, 0])
     bp = torch.where(steep, b[:, 1], b[:, 0])
-    n_p = torch.where(steep, h, w).to(kp.dtype)
+    n_p = torch.where(steep, h, w).to(a.dtype)
     r = _cutoff(sigma)
     p0 = (torch.minimum(ap, bp) - r).ceil().clamp(min=0)
     rows = (torch.minimum((torch.maximum(ap, bp) + r).floor(), n_p - 1) - p0 + 1).clamp(min=0)
@@ -328,8 +335,9 @@ def _clip_segments(a: Tensor, b: Tensor, size: tuple[int, int], reach: float) ->
     Exact for drawing when ``reach >= cutoff``: a pixel within the cut-off of the segment has its
     nearest segment point within the cut-off of the map, so on the kept part. It keeps every
     coordinate near the map: a limb to a joint 1e5 px away would otherwise lose float32 digits
-    (up to 1e-2 of the peak) in the pixels it does draw. Returns the new ends (in ``a``'s dtype)
-    and whether anything is left.
+    (up to 1e-2 of the peak) in the pixels it does draw. Returns the new ends in float32
+    and whether anything is left. The dense path for narrow maps has no cut-off; there, cutting
+    only drops tails below ``1e-6`` of the peak.
     """
     h, w = size
     a64, b64 = a.double(), b.double()
@@ -347,7 +355,7 @@ def _clip_segments(a: Tensor, b: Tensor, size: tuple[int, int], reach: float) ->
     t1 = leave.amin(-1).clamp(max=1.0)
     near = t0 <= t1
     t0, t1 = torch.where(near, t0, 0.0).unsqueeze(-1), torch.where(near, t1, 1.0).unsqueeze(-1)
-    return (a64 + t0 * d).to(a.dtype), (a64 + t1 * d).to(a.dtype), near
+    return (a64 + t0 * d).float(), (a64 + t1 * d).float(), near
 
 
 def _limb_band(
@@ -390,8 +398,9 @@ def _limb_band(
     # by 1 / (sqrt(2) sigma) so that the value is exp(-(u'^2 + w'^2)).
     length = torch.sqrt(dp.square() + dq.square())
     scale = 1.0 / (math.sqrt(2.0) * sigma)
-    ep = torch.where(length > 0, dp / length.clamp(min=1e-12), torch.ones_like(dp)) * scale
-    eq = torch.where(length > 0, dq / length.clamp(min=1e-12), torch.zeros_like(dq)) * scale
+    line = length > 1e-12  # shorter: a point (dividing by a clamped length would shrink the direction)
+    ep = torch.where(line, dp / length.clamp(min=1e-12), torch.ones_like(dp)) * scale
+    eq = torch.where(line, dq / length.clamp(min=1e-12), torch.zeros_like(dq)) * scale
     half_len = length * (scale / 2)
     rel_p = p - ap
     rel_q = q0 - aq

@@ -106,7 +106,7 @@ def _exp(x: float) -> float:  # pragma: no cover - compiled
     ``math.exp`` is a libm call that keeps LLVM from vectorizing the limb loop; this is
     ``2^k * exp(r)`` with ``k`` the nearest integer to ``x / ln 2`` (built from its exponent
     bits), ``|r| <= ln 2 / 2`` (ln 2 split in two for an exact ``k * ln 2``) and a degree-6
-    Taylor polynomial (truncation < 1.2e-7 relative).
+    Taylor polynomial (truncation < 1.7e-7 relative).
     """
     k = -np.int32(_HALF - x * _LOG2E)  # round(x / ln 2): the truncated operand is positive
     fk = np.float32(k)
@@ -151,8 +151,11 @@ def _clip_segment(ax: float, ay: float, bx: float, by: float, w: int, h: int,
 
 @njit(cache=True, nogil=True, fastmath=_FUSE)
 def draw_limbs(kp: np.ndarray, score: np.ndarray, limbs: np.ndarray, out: np.ndarray, sigma: float,
-               cutoff: float) -> None:  # pragma: no cover - compiled
+               cutoff: float, reach: float) -> None:  # pragma: no cover - compiled
     """Limb heatmaps into ``out (N, L, T, H, W)`` (C-contiguous), overwritten; ``limbs (L, 2)`` int64.
+
+    ``kp`` is float32 or float64 (kept until the segments are cut to the map grown by ``reach``);
+    ``score`` float32.
 
     A pixel draws ``min(s_a, s_b) * exp(-d^2 / 2 sigma^2)`` when ``d <= cutoff``. Each segment is
     first cut to the map's surroundings (``_clip_segment``), and only that part's bounding box,
@@ -165,7 +168,6 @@ def draw_limbs(kp: np.ndarray, score: np.ndarray, limbs: np.ndarray, out: np.nda
     flat = out.reshape(out.size)
     a = np.float32(-0.5 / sigma**2)
     r2 = np.float32(cutoff * cutoff)
-    reach = cutoff + heatmap._CLIP_MARGIN
     blocks = w >= _LANES
     for n in range(n_clips):
         for li in range(n_limbs):
@@ -175,17 +177,17 @@ def draw_limbs(kp: np.ndarray, score: np.ndarray, limbs: np.ndarray, out: np.nda
                 flat[start:start + h * w] = 0
                 for m in range(n_persons):
                     sa, sb = score[n, m, t, ja], score[n, m, t, jb]
-                    ax, ay = kp[n, m, t, ja, 0], kp[n, m, t, ja, 1]
-                    bx, by = kp[n, m, t, jb, 0], kp[n, m, t, jb, 1]
+                    xa, ya = kp[n, m, t, ja, 0], kp[n, m, t, ja, 1]
+                    xb, yb = kp[n, m, t, jb, 0], kp[n, m, t, jb, 1]
                     # Each end checked on its own: min() with a NaN score may return the other one.
-                    if not (_usable(ax, ay, sa) and _usable(bx, by, sb)):
+                    if not (_usable(xa, ya, sa) and _usable(xb, yb, sb)):
                         continue
                     s = min(sa, sb)
-                    near, ax64, ay64, bx64, by64 = _clip_segment(_clamp(ax), _clamp(ay), _clamp(bx), _clamp(by),
-                                                                 w, h, reach)
+                    near, xa, ya, xb, yb = _clip_segment(_clamp(xa), _clamp(ya), _clamp(xb), _clamp(yb), w, h, reach)
                     if not near:
                         continue
-                    ax, ay, bx, by = np.float32(ax64), np.float32(ay64), np.float32(bx64), np.float32(by64)
+                    # Drawn in float32, under new names (a float64 kp must not widen the pixel loop).
+                    ax, ay, bx, by = np.float32(xa), np.float32(ya), np.float32(xb), np.float32(yb)
                     dx, dy = bx - ax, by - ay
                     len2 = dx * dx + dy * dy
                     inv = _ONE / len2 if len2 > 0 else _ZERO  # a point: frac 0
