@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from skelact.cli.common import CLIError, fraction_open, positive_int, print_metrics
+from skelact.cli.common import CLIError, check_output, fraction_open, positive_int, print_metrics
 
 __all__ = ["add_parsers"]
 
@@ -38,6 +38,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from skelact.config import load_config
     from skelact.engine.train import train
 
+    result_file = None
+    if args.result is not None:  # refused before hours of training, not after
+        result_file = Path(str(args.result).replace("{rank}", os.environ.get("RANK", "0")))
+        check_output(result_file, [args.config])
     packed = None
     if args.config.suffix.lower() in PICKLE_SUFFIXES:
         cfg, packed = _auto_recipe(args)
@@ -48,9 +52,20 @@ def _cmd_train(args: argparse.Namespace) -> None:
                                f"recipe names its own (model.name, data.layout)")
         cfg = load_config(args.config, args.overrides)
     result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit, packed=packed)
+    if result_file is not None:
+        _write_result(result_file, result)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
         best = 100 * result["best_top1"]
         print(f"best top-1 {best:.2f} % at epoch {result['best_epoch']}; outputs in {args.work_dir}")
+
+
+def _write_result(path: Path, result: dict) -> None:
+    """``--result``: the final metrics as JSON (one file per process when the name holds ``{rank}``)."""
+    import json
+
+    from skelact.data.io import atomic_write
+
+    atomic_write(path, lambda f: f.write(json.dumps(result, indent=2).encode()))
 
 
 def _cmd_test(args: argparse.Namespace) -> None:
@@ -71,7 +86,6 @@ def _cmd_test(args: argparse.Namespace) -> None:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> None:
-    from skelact.cli.common import check_output
     from skelact.engine.calibrate import calibrate_checkpoint
 
     check_output(args.output, [args.checkpoint], args.force)
@@ -109,6 +123,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="sanity check: train and evaluate on N training clips")
     p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override recipe values, e.g. --set optim.lr=0.05 data.batch_size=32")
+    p.add_argument("--result", type=Path, default=None, metavar="FILE",
+                   help="also write the final metrics as JSON to FILE; under torchrun, {rank} in FILE is "
+                   "replaced by each process's rank")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("test", help="evaluate a checkpoint: accuracy, P/R/F1, confusion matrix, scores",

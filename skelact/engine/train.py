@@ -7,20 +7,18 @@ The same call works in one CPU process, on one GPU and under ``torchrun`` with N
 
     skelact train configs/penn_stgcnpp_j.yaml --work-dir work_dirs/penn_j
     torchrun --nproc_per_node 4 $(which skelact) train configs/ntu60_xsub_stgcnpp_j.yaml --work-dir ...
-    torchrun --nproc_per_node 4 -m skelact.engine.train configs/ntu60_xsub_stgcnpp_j.yaml --work-dir ...
+    torchrun --nproc_per_node 4 -m skelact.cli train configs/ntu60_xsub_stgcnpp_j.yaml --work-dir ...
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import csv
 import dataclasses
 import math
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from skelact.checkpoint import Calibration, Checkpoint, CheckpointError, TrainState, fit_weights
-from skelact.config import Config, load_config, save_config
+from skelact.config import Config, save_config
 from skelact.data.dataset import PackedClips, SkeletonDataset
 from skelact.data.io import atomic_path
 from skelact.engine import builders, metrics
@@ -59,7 +57,7 @@ from skelact.runtime import (
 )
 from skelact.skeleton import Layout
 
-__all__ = ["train", "apply_overfit", "main", "CSV_FIELDS"]
+__all__ = ["train", "apply_overfit", "CSV_FIELDS"]
 
 #: Columns of ``work_dir/metrics.csv``, one row per epoch (validation columns empty when skipped).
 CSV_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
@@ -438,40 +436,3 @@ def _tensorboard(work_dir: Path) -> Any:
     except ImportError:
         return None
     return SummaryWriter(log_dir=str(work_dir / "tb"))
-
-
-# ---------------------------------------------------------------------------------- entry point
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m skelact.engine.train CONFIG --work-dir DIR [--resume] [--overfit N] [--set k=v ...]``.
-
-    The same arguments as ``skelact train`` (errors are one line, as there); usable as a torchrun target.
-    """
-    from skelact.cli import run
-    from skelact.cli.common import positive_int
-
-    p = argparse.ArgumentParser(prog="skelact-train", description="Train a skeleton action recognition model.")
-    p.add_argument("config", type=Path)
-    p.add_argument("--work-dir", type=Path, required=True)
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--overfit", type=positive_int, default=None)
-    p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE")
-    p.add_argument("--result", type=Path, default=None, help="write the final metrics (per rank) as JSON here")
-    args = p.parse_args(argv)
-
-    def go() -> None:
-        cfg = load_config(args.config, args.overrides)
-        result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit)
-        if args.result is not None:
-            import json
-            import os
-
-            path = Path(str(args.result).replace("{rank}", os.environ.get("RANK", "0")))
-            path.write_text(json.dumps(result, indent=2))
-
-    return run(go)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
