@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -36,7 +37,8 @@ from skelact.data.io import atomic_write
 from skelact.errors import SkelactError, short_repr
 from skelact.skeleton import Layout, LayoutError, get_layout, layout_from_dict, list_layouts
 
-__all__ = ["CheckpointError", "Calibration", "TrainState", "Checkpoint", "fit_weights", "FORMAT", "VERSION"]
+__all__ = ["CheckpointError", "Calibration", "TrainState", "Checkpoint", "fit_weights", "release_checkpoint",
+           "FORMAT", "VERSION"]
 
 FORMAT = "skelact-checkpoint"
 VERSION = 2
@@ -68,6 +70,14 @@ class Calibration:
     ece_before: float | None = None
     ece_after: float | None = None
     accept_rate: float | None = None
+
+    def unknown(self, probs: np.ndarray) -> np.ndarray:
+        """The "unknown action" rule, for ``probs [..., C]``: top-1 probability below the threshold.
+
+        One rule for ``skelact predict`` (``Predictor``) and ``skelact test`` (its unknown rate).
+        """
+        top1 = np.max(probs, axis=-1)
+        return top1 < self.threshold if self.threshold is not None else np.zeros(np.shape(top1), bool)
 
     def to_dict(self) -> dict[str, Any]:
         return {"temperature": self.temperature, "threshold": self.threshold, "split": self.split,
@@ -259,6 +269,19 @@ def fit_weights(model: nn.Module, weights: dict[str, torch.Tensor], where: str, 
     if problem:
         raise CheckpointError(f"{where}: its weights do not fit {what}: {problem}")
     model.load_state_dict(weights)
+
+
+def release_checkpoint(checkpoint: str | Path, out: str | Path) -> tuple[Path, str]:
+    """Slim a training checkpoint into a shippable one and return its path and sha256.
+
+    Keeps the weights, config, classes, layout, input channels, calibration and epoch bookkeeping;
+    drops the optimiser, scheduler and RNG states. Written atomically (temporary file, then rename).
+    Its path and sha256 are what an entry of ``skelact.models.weights`` records.
+    """
+    from skelact.models.weights import file_sha256
+
+    out = Checkpoint.load(checkpoint).released().save(out)
+    return out, file_sha256(out)
 
 
 # ---------------------------------------------------------------------------------- helpers

@@ -285,8 +285,7 @@ class Predictor:
 
     def is_unknown(self, probs: np.ndarray) -> bool:
         """Whether a prediction with these probabilities is below the model's unknown-action threshold."""
-        c = self.calibration
-        return c is not None and c.threshold is not None and float(np.max(probs)) < c.threshold
+        return self.calibration is not None and bool(self.calibration.unknown(probs))
 
 
 def resolve_model_spec(spec: str | Path | None) -> tuple[Path, str | None]:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from synthetic import TINY_MODEL, penn_clip
 
-from skelact.checkpoint import Checkpoint, CheckpointError
+from skelact.checkpoint import Checkpoint, CheckpointError, release_checkpoint
 from skelact.cli import main
 from skelact.config import config_from_dict
 from skelact.data.io import save_annotations
@@ -147,7 +147,7 @@ def test_registered_weights_are_checked_and_loaded(checkpoint: Path, tmp_path: P
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(weights, "_REGISTRY", {})
     monkeypatch.setenv("SKELACT_WEIGHTS_DIR", str(tmp_path))
-    path, sha = weights.release_checkpoint(checkpoint, tmp_path / "tiny_v1.pt")
+    path, sha = release_checkpoint(checkpoint, tmp_path / "tiny_v1.pt")
     slim = torch.load(path, weights_only=True)
     assert "optimizer" not in slim and "rng" not in slim and slim["classes"] == CLASSES
     weights.register_pretrained({
