@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from skelact.data.tracking import PoseTracker
 from skelact.errors import SkelactError
 from skelact.pose.movenet import MoveNet, import_cv2
-from skelact.pose.tracker import PoseTracker
 
 __all__ = ["VIDEO_EXTENSIONS", "VideoError", "iter_frames", "video_info", "find_videos", "is_video", "extract_video"]
 

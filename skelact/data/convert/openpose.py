@@ -3,7 +3,7 @@
 OpenPose writes one JSON file per frame, ``<video>_<frame:012d>_keypoints.json``, holding
 ``{"people": [{"pose_keypoints_2d": [x0, y0, c0, x1, y1, c1, ...], ...}, ...]}`` with 0, 0, 0 for
 an undetected joint. One folder of such files is one clip. People carry no identity across
-frames, so they are linked into tracks with :class:`skelact.pose.tracker.PoseTracker` (as for
+frames, so they are linked into tracks with :class:`skelact.data.tracking.PoseTracker` (as for
 ``skelact extract``), and the most confident tracks become the clip's persons.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from skelact.data.convert._common import ConvertError, ConvertSummary, assign_labels, pack_converted
+from skelact.data.tracking import PoseTracker
 from skelact.errors import short_repr
 from skelact.pose.movenet import PoseResult
-from skelact.pose.tracker import PoseTracker
 from skelact.skeleton import Layout, get_layout, joint_present
 
 __all__ = ["OpenPoseClip", "find_openpose_clips", "read_openpose_frame", "convert_openpose"]
