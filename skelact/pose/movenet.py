@@ -12,13 +12,13 @@ import hashlib
 import http.client
 import os
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 
 from skelact.data.io import atomic_path
+from skelact.data.tracking import NUM_JOINTS, PoseResult
 from skelact.errors import SkelactError
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "MODEL_SIZE",
     "ENV_VAR",
     "PoseModelError",
-    "PoseResult",
     "MoveNet",
     "resolve_pose_model",
     "default_cache_path",
@@ -41,7 +40,6 @@ MODEL_SHA256 = "d4489f89e6bd6777a8b9a1a16189832131f84ff90d82fae729e670b84d7948dd
 MODEL_SIZE = 9_585_276
 ENV_VAR = "SKELACT_POSE_MODEL"
 
-NUM_JOINTS = 17  # COCO-17 order, the same as skelact's ``coco17`` layout
 _MAX_PEOPLE, _OUT_WIDTH = 6, 56  # output [1, 6, 17 * 3 + 5]
 
 
@@ -138,31 +136,6 @@ def resolve_pose_model(path: str | Path | None = None, download: bool = True) ->
 
 # --------------------------------------------------------------------------------------------
 # Running the model
-
-
-@dataclass
-class PoseResult:
-    """People found in one frame, in original-frame pixels, most confident first.
-
-    Attributes:
-        keypoints: float32 [P, 17, 2], x, y.
-        scores: float32 [P, 17] joint confidences.
-        boxes: float32 [P, 4] x1, y1, x2, y2.
-        person_scores: float32 [P].
-    """
-
-    keypoints: np.ndarray
-    scores: np.ndarray
-    boxes: np.ndarray
-    person_scores: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.person_scores)
-
-    @classmethod
-    def empty(cls) -> PoseResult:
-        return cls(np.zeros((0, NUM_JOINTS, 2), np.float32), np.zeros((0, NUM_JOINTS), np.float32),
-                   np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
 
 
 class MoveNet:

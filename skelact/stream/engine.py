@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from skelact.data.tracking import PoseTracker
-from skelact.pose.movenet import NUM_JOINTS, PoseResult
+from skelact.data.tracking import NUM_JOINTS, PoseResult, PoseTracker
 from skelact.stream.buffers import Track, TrackBuffers
 
 if TYPE_CHECKING:

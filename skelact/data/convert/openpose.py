@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 
 from skelact.data.convert._common import ConvertError, ConvertSummary, assign_labels, pack_converted
-from skelact.data.tracking import PoseTracker
+from skelact.data.tracking import PoseResult, PoseTracker
 from skelact.errors import short_repr
-from skelact.pose.movenet import PoseResult
 from skelact.skeleton import Layout, get_layout, joint_present
 
 __all__ = ["OpenPoseClip", "find_openpose_clips", "read_openpose_frame", "convert_openpose"]
