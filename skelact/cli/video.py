@@ -63,7 +63,7 @@ def _cmd_extract(args: argparse.Namespace) -> None:
         parts.append(", ".join(f"{name} {len(m)}" for name, m in data["split"].items()))
     failed = f"{len(result.failures)} video(s) failed"
     if result.failures:
-        from skelact.pose.progress import failures_path
+        from skelact.pose.resume import failures_path
 
         failed += f", listed in {failures_path(out)}"
     print(f"wrote {out}: {'; '.join(parts)}; {failed}")

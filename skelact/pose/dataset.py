@@ -8,7 +8,7 @@ Input layouts (:func:`scan_videos`):
 
 :func:`extract_dataset` runs the pose model on every video of the folder (or of one shard of it:
 every N-th of the sorted list), in one or several processes, records each finished video in a
-progress folder (``skelact.pose.progress``) and assembles the dataset file from it at the end,
+progress folder (``skelact.pose.resume``) and assembles the dataset file from it at the end,
 with a report of the videos that failed.
 """
 
@@ -34,7 +34,7 @@ from skelact.data.io import atomic_write, save_annotations
 from skelact.data.splits import SplitError, path_key, read_split_file, stratified_split
 from skelact.pose.extract import VIDEO_EXTENSIONS, VideoError, extract_video, find_videos, is_video
 from skelact.pose.movenet import MoveNet
-from skelact.pose.progress import ProgressStore, failures_path
+from skelact.pose.resume import ResumeStore, failures_path
 
 __all__ = ["VideoItem", "VideoSet", "ExtractResult", "scan_videos", "parse_shard", "shard_items",
            "dataset_split", "build_dataset", "extract_videos", "extract_dataset", "write_failures"]
@@ -431,7 +431,7 @@ def extract_dataset(inputs: Sequence[str | Path] | str | Path, output: str | Pat
     """Extract a folder of videos (or one shard of it) into a dataset file, resumably.
 
     Every check of the inputs (folder, split, shard, pose model, progress folder) runs before the first
-    video. Each finished video is recorded in the progress folder (``skelact.pose.progress``); at the
+    video. Each finished video is recorded in the progress folder (``skelact.pose.resume``); at the
     end the dataset is written atomically to ``output``, the failed videos to
     ``<output>.failures.csv`` (only when some failed), and the progress folder is removed.
 
@@ -457,7 +457,7 @@ def extract_dataset(inputs: Sequence[str | Path] | str | Path, output: str | Pat
     Raises:
         VideoError: No usable input, an empty shard, or no video could be extracted.
         SplitError: A bad split request or split file.
-        ProgressError: A progress folder in the way (no ``resume``) or from other settings.
+        ResumeError: A progress folder in the way (no ``resume``) or from other settings.
         FileExistsError: ``output`` exists and ``force`` is false.
     """
     from tqdm import tqdm
@@ -490,7 +490,7 @@ def extract_dataset(inputs: Sequence[str | Path] | str | Path, output: str | Pat
     labels = {"pose_model_sha256": "the pose model of sha256", "input_size": "--input-size",
               "max_persons": "--max-persons", "min_frames": "--min-frames", "skelact": "skelact version",
               "inputs": "the inputs", "shard": "--shard"}
-    store = ProgressStore(output)
+    store = ResumeStore(output)
     present = store.open(settings, resume, labels)
     todo = [it for it in selected if store.entry_name(it.key) not in present]
     resumed = len(selected) - len(todo)
