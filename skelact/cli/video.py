@@ -24,7 +24,7 @@ __all__ = ["add_parsers"]
 
 
 def _shard(text: str) -> tuple[int, int]:
-    from skelact.pose.dataset import parse_shard
+    from skelact.pose.folder import parse_shard
 
     try:
         return parse_shard(text)
@@ -33,8 +33,8 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _cmd_extract(args: argparse.Namespace) -> None:
-    from skelact.pose.dataset import extract_dataset
     from skelact.pose.extract import is_video
+    from skelact.pose.folder import extract_folder
 
     out = Path(args.output)
     check_output(out, args.inputs, args.force)
@@ -42,7 +42,7 @@ def _cmd_extract(args: argparse.Namespace) -> None:
         raise CLIError(f"{out}: looks like a video; the output is a dataset file (e.g. data.pkl)")
     if args.seed is not None and args.val_fraction is None:
         raise CLIError("--seed: applies to --val-fraction only")
-    result = extract_dataset(
+    result = extract_folder(
         args.inputs, out, pose_model=args.pose_model, input_size=args.input_size, max_persons=args.max_persons,
         min_frames=args.min_frames, val_fraction=args.val_fraction, split_file=args.split_file,
         seed=args.seed or 0, shard=args.shard, workers=args.workers, threads=args.threads, resume=args.resume,

@@ -5,8 +5,8 @@ only when a model is built or a video is opened.
 """
 
 from skelact.data.tracking import PoseResult, PoseTracker
-from skelact.pose.dataset import extract_dataset, extract_videos, scan_videos
 from skelact.pose.extract import VIDEO_EXTENSIONS, VideoError, extract_video, find_videos, iter_frames
+from skelact.pose.folder import extract_folder, extract_videos, scan_videos
 from skelact.pose.movenet import MoveNet, PoseModelError, default_cache_path, resolve_pose_model
 
 __all__ = [
@@ -20,7 +20,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "extract_video",
     "extract_videos",
-    "extract_dataset",
+    "extract_folder",
     "scan_videos",
     "find_videos",
     "iter_frames",

@@ -2,7 +2,7 @@
 
 ``extract_video`` turns one video into one unlabeled annotation (``label = -1``) in the COCO-17
 layout. Folders of videos (labelled by sub-folder, sharded, resumable, in parallel) are
-``skelact.pose.dataset``'s.
+``skelact.pose.folder``'s.
 """
 
 from __future__ import annotations

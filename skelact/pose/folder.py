@@ -6,7 +6,7 @@ Input layouts (:func:`scan_videos`):
                              class folder); ``frame_dir`` is the path relative to ROOT without extension
     ROOT/<video>             unlabelled (``label = -1``, no classes), as are lists of video files
 
-:func:`extract_dataset` runs the pose model on every video of the folder (or of one shard of it:
+:func:`extract_folder` runs the pose model on every video of the folder (or of one shard of it:
 every N-th of the sorted list), in one or several processes, records each finished video in a
 progress folder (``skelact.pose.resume``) and assembles the dataset file from it at the end,
 with a report of the videos that failed.
@@ -37,7 +37,7 @@ from skelact.pose.movenet import MoveNet
 from skelact.pose.resume import ResumeStore, failures_path
 
 __all__ = ["VideoItem", "VideoSet", "ExtractResult", "scan_videos", "parse_shard", "shard_items",
-           "dataset_split", "build_dataset", "extract_videos", "extract_dataset", "write_failures"]
+           "dataset_split", "folder_annotations", "extract_videos", "extract_folder", "write_failures"]
 
 
 @dataclass(frozen=True)
@@ -254,7 +254,7 @@ def dataset_split(videos: VideoSet, val_fraction: float | None = None, split_fil
     return split, notes
 
 
-def build_dataset(videos: VideoSet, done: dict[str, dict], split: dict[str, list[str]] | None) -> dict:
+def folder_annotations(videos: VideoSet, done: dict[str, dict], split: dict[str, list[str]] | None) -> dict:
     """The PYSKL dict of the extracted videos (``done``: key → annotation), in the order of ``videos``.
 
     Labels and ``frame_dir`` come from ``videos``; each split keeps its members that were extracted.
@@ -384,12 +384,12 @@ def extract_videos(inputs: Sequence[str | Path] | str | Path, model: MoveNet, ma
     if not done:
         raise VideoError(f"none of the {len(videos.items)} video(s) could be processed: "
                          + "; ".join(f"{p}: {r}" for p, r in failures[:3]))
-    return build_dataset(videos, done, dataset_split(videos)[0]), failures
+    return folder_annotations(videos, done, dataset_split(videos)[0]), failures
 
 
 @dataclass
 class ExtractResult:
-    """What :func:`extract_dataset` did.
+    """What :func:`extract_folder` did.
 
     Attributes:
         data: The dataset written.
@@ -422,7 +422,7 @@ def write_failures(path: Path, failures: Sequence[tuple[Path, str]]) -> Path:
     return atomic_write(path, lambda f: f.write(data))
 
 
-def extract_dataset(inputs: Sequence[str | Path] | str | Path, output: str | Path, *,
+def extract_folder(inputs: Sequence[str | Path] | str | Path, output: str | Path, *,
                     pose_model: str | Path | None = None, input_size: int = 256, max_persons: int = 2,
                     min_frames: int = 8, val_fraction: float | None = None, split_file: str | Path | None = None,
                     seed: int = 0, shard: tuple[int, int] | None = None, workers: int = 1,
@@ -532,7 +532,7 @@ def extract_dataset(inputs: Sequence[str | Path] | str | Path, output: str | Pat
         store.remove()
         raise VideoError(f"none of the {len(selected)} video(s) could be extracted (reasons in {report}): "
                          + "; ".join(f"{p}: {r}" for p, r in failures[:2]))
-    data = build_dataset(videos, done, split)
+    data = folder_annotations(videos, done, split)
     save_annotations(data, output, force=True, allow_unlabeled=videos.classes is None)
     store.remove()
     return ExtractResult(data, failures, videos, len(selected), resumed, frames, seconds, notes)
