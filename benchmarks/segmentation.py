@@ -36,9 +36,9 @@ from skelact.cli.analyze import (  # noqa: E402
     DEFAULT_WINDOWS,
 )
 from skelact.stream.buffers import Track  # noqa: E402
-from skelact.stream.engine import classify_windows  # noqa: E402
 from skelact.stream.segmentation import segmentation_scores  # noqa: E402
 from skelact.stream.timeline import build_timeline  # noqa: E402
+from skelact.stream.tracks import classify_windows  # noqa: E402
 
 FPS = 30.0
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skelact.stream.engine import Window, window_starts
 from skelact.stream.segmentation import edit_score, f1_counts, frame_accuracy, runs, segmentation_scores
 from skelact.stream.timeline import (
     NONE,
@@ -21,6 +20,7 @@ from skelact.stream.timeline import (
     frame_labels,
     frame_probabilities,
 )
+from skelact.stream.tracks import Window, window_starts
 
 # Boundaries one frame off: every segment still overlaps its true one by 60-75 %.
 TRUE_A = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]
@@ -180,7 +180,7 @@ def test_calibrated_predictor_marks_unknown_windows(data_root: Path) -> None:
     from skelact.data.convert.penn import read_penn_mat
     from skelact.inference import load_model
     from skelact.stream.buffers import Track
-    from skelact.stream.engine import classify_windows
+    from skelact.stream.tracks import classify_windows
 
     anns = [read_penn_mat(data_root / "penn_action" / "labels" / f"{n}.mat")[0] for n in ("0001", "0900")]
     track = Track(1, 0, np.concatenate([a["keypoint"] for a in anns], 1), np.concatenate([a["keypoint_score"]
