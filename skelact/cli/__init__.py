@@ -4,7 +4,7 @@
     train.py   train, test, fuse
     video.py   extract, predict, demo (analyze.py: predict --per-person / --window)
     live.py    live
-    tools.py   export, bench
+    bench.py   export, bench
 
 Each sub-command imports what it needs when it runs, so ``skelact --help`` and light commands stay
 fast. Errors print one line ``skelact: error: <file or option>: <what is wrong>``: status 2 for a
@@ -42,13 +42,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from skelact.cli import data, live, tools, train, video
+    from skelact.cli import bench, data, live, train, video
 
     parser = _Parser(prog="skelact",
                      description="Skeleton-based action recognition: convert data, train, evaluate, predict.")
     parser.add_argument("--version", action="version", version=f"skelact {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (data, train, video, live, tools):
+    for group in (data, train, video, live, bench):
         group.add_parsers(sub)
     return parser
 
