@@ -4,7 +4,8 @@
     train.py   train, test, fuse
     video.py   extract, predict, demo (analyze.py: predict --per-person / --window)
     live.py    live
-    bench.py   export, bench
+    export.py  export
+    bench.py   bench
 
 Each sub-command imports what it needs when it runs, so ``skelact --help`` and light commands stay
 fast. Errors print one line ``skelact: error: <file or option>: <what is wrong>``: status 2 for a
@@ -42,13 +43,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from skelact.cli import bench, data, live, train, video
+    from skelact.cli import bench, data, export, live, train, video
 
     parser = _Parser(prog="skelact",
                      description="Skeleton-based action recognition: convert data, train, evaluate, predict.")
     parser.add_argument("--version", action="version", version=f"skelact {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (data, train, video, live, bench):
+    for group in (data, train, video, live, export, bench):
         group.add_parsers(sub)
     return parser
 
