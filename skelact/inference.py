@@ -1,8 +1,8 @@
 """Naming the action in one clip with a trained model: load a checkpoint (or a shipped model), map the
 clip into the model's skeleton layout, run the test pipeline and average softmax over K views::
 
-    from skelact.inference import load_model
-    predictor = load_model("work_dirs/penn_kpc3d/best.pt")        # or a shipped model name
+    from skelact.inference import load_predictor
+    predictor = load_predictor("work_dirs/penn_kpc3d/best.pt")        # or a shipped model name
     pred = predictor.predict_clip(ann, topk=5, layout="coco17")    # ann: one PYSKL annotation
     pred.topk                                                      # [(class name, probability), ...]
 
@@ -33,7 +33,7 @@ __all__ = [
     "InferenceError",
     "Prediction",
     "Predictor",
-    "load_model",
+    "load_predictor",
     "resolve_model_spec",
     "min_frames",
     "valid_frame_count",
@@ -318,7 +318,7 @@ def resolve_model_spec(spec: str | Path | None) -> tuple[Path, str | None]:
     raise InferenceError(f"{spec!r} is neither a checkpoint file nor a shipped model (shipped: {shipped})")
 
 
-def load_model(spec: str | Path | None = None, device: str | torch.device = "cpu") -> Predictor:
+def load_predictor(spec: str | Path | None = None, device: str | torch.device = "cpu") -> Predictor:
     """Load a checkpoint written by ``skelact train`` (or a shipped model by name) for inference.
 
     This is the one path from a checkpoint file to a ready model: ``skelact test``, ``predict``,

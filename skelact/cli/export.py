@@ -12,11 +12,11 @@ __all__ = ["add_parsers"]
 
 def _cmd_export(args: argparse.Namespace) -> None:
     from skelact.export import export_predictor
-    from skelact.inference import load_model
+    from skelact.inference import load_predictor
 
     out = Path(args.output)
     check_output(out, [Path(args.checkpoint)], args.force)
-    result = export_predictor(load_model(args.checkpoint), out, opset=args.opset, example_frames=args.frames,
+    result = export_predictor(load_predictor(args.checkpoint), out, opset=args.opset, example_frames=args.frames,
                               verify=not args.no_verify)
     shape = ", ".join(str(s) for s in result["input_shape"])
     check = "" if result["max_abs_diff"] is None else f"; onnxruntime matches PyTorch (max |diff| " \

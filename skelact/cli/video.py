@@ -71,7 +71,7 @@ def _cmd_extract(args: argparse.Namespace) -> None:
 
 def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
     """Shared by ``predict`` and ``demo``: skeletons (from a video or a pickle) -> top-k -> optional video."""
-    from skelact.inference import InferenceError, load_model
+    from skelact.inference import InferenceError, load_predictor
     from skelact.skeleton import get_layout, resolve_layout
 
     if out is not None:
@@ -85,7 +85,7 @@ def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
     if args.per_person and is_pickle:
         raise CLIError(f"{source}: --window and --per-person apply to a video input, not a .pkl")
     check_analysis_args(args, source, is_pickle)
-    predictor = load_model(args.model, device=args.device)  # a bad --model fails before any video work
+    predictor = load_predictor(args.model, device=args.device)  # a bad --model fails before any video work
     note = None
     if args.per_person and predictor.cfg.data.max_persons > 1:
         note = (f"--per-person: the model was trained on clips of {predictor.cfg.data.max_persons} people, so it "
