@@ -321,8 +321,9 @@ def resolve_model_spec(spec: str | Path | None) -> tuple[Path, str | None]:
 def load_predictor(spec: str | Path | None = None, device: str | torch.device = "cpu") -> Predictor:
     """Load a checkpoint written by ``skelact train`` (or a shipped model by name) for inference.
 
-    This is the one path from a checkpoint file to a ready model: ``skelact test``, ``predict``,
-    ``export`` and the shipped models all come through here.
+    This is the one path from a checkpoint file (or shipped name) to a ready predictor: ``skelact
+    predict``, ``demo``, ``live``, ``export`` and the shipped models all come through here. (``skelact
+    test`` builds its model through the same ``Checkpoint.build_model``, below inference.)
 
     Args:
         spec: Checkpoint path, shipped model name, or ``None`` for the default shipped model.

@@ -1,7 +1,7 @@
 """The ``skelact`` command: one entry point with sub-commands, grouped by what they work on.
 
-    data.py    convert, info, viz
-    train.py   train, test, fuse
+    data.py    convert, merge, split, info, viz
+    train.py   train, test, calibrate, fuse
     video.py   extract, predict, demo (analyze.py: predict --per-person / --window)
     live.py    live
     export.py  export

@@ -1,4 +1,4 @@
-"""Training commands: ``train``, ``test``, ``fuse``."""
+"""Training commands: ``train``, ``test``, ``calibrate``, ``fuse``."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def _cmd_fuse(args: argparse.Namespace) -> None:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Register ``train``, ``test`` and ``fuse``."""
+    """Register ``train``, ``test``, ``calibrate`` and ``fuse``."""
     p = sub.add_parser("train", help="train a model from a YAML recipe, or from a data file alone",
                        description="Train a model from a YAML recipe (see configs/), or give a PYSKL .pkl and a "
                        "--model and a recipe is chosen from the data (2D/3D, persons, layout, clip lengths, "

@@ -1,4 +1,4 @@
-"""Pretrained weights shipped inside the package, described as in torchvision: file, sha256, classes,
+"""Pretrained weights shipped inside the package, each described in full: file, sha256, classes,
 skeleton layout, preprocessing, measured accuracy and the command that produced them.
 
 A shipped model is a checkpoint written by ``skelact train`` and slimmed by
