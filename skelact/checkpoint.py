@@ -34,7 +34,7 @@ from torch import nn
 
 from skelact.config import Config, ConfigError, config_from_dict, config_to_dict
 from skelact.data.io import atomic_write
-from skelact.errors import SkelactError, short_repr
+from skelact.errors import SkelactError, one_line, short_repr
 from skelact.skeleton import Layout, LayoutError, get_layout, layout_from_dict, list_layouts
 
 __all__ = ["CheckpointError", "Calibration", "TrainState", "Checkpoint", "fit_weights", "release_checkpoint",
@@ -253,7 +253,7 @@ class Checkpoint:
         try:
             model = create_model(name, len(self.classes), self.layout, self.in_channels, **kwargs)
         except (ValueError, TypeError) as e:
-            raise CheckpointError(f"{where}: cannot build its model {name!r}: {str(e)[:200]}") from None
+            raise CheckpointError(f"{where}: cannot build its model {name!r}: {one_line(e)}") from None
         fit_weights(model, self.model, where, f"the {name!r} model its config describes ({len(self.classes)} "
                     f"classes, layout {self.layout.name!r}, C={self.in_channels})")
         return model.eval().to(device)
@@ -309,11 +309,11 @@ def _read(path: Path, map_location: str | torch.device) -> object:
         raise CheckpointError(f"{path}: {_unpickling_reason(str(e))}") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, TypeError, KeyError, IndexError,
             AttributeError, OverflowError, MemoryError, UnicodeDecodeError, AssertionError) as e:
-        text = " ".join(str(e).split())
+        text = one_line(e)
         if "zip archive" in text or "central directory" in text or isinstance(e, (EOFError, zipfile.BadZipFile)):
             reason = "truncated or not a PyTorch file"
         else:
-            reason = f"{type(e).__name__}: {text[:120]}" if text else type(e).__name__
+            reason = f"{type(e).__name__}: {text}" if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
     except RecursionError:
         raise CheckpointError(f"{path}: not a readable checkpoint (nested too deeply)") from None

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from skelact.errors import SkelactError
+from skelact.errors import SkelactError, one_line
 from skelact.skeleton import Layout, LayoutError, get_layout, infer_layout, joint_mapping, joint_present
 
 if TYPE_CHECKING:
@@ -269,7 +269,7 @@ class Predictor:
         try:
             x = self.pipeline(coord_dims, num_clips)(sample, np.random.default_rng(0))["inputs"]  # [K, M, T, V, C]
         except ValueError as e:  # e.g. image normalisation without an image size
-            raise InferenceError(str(e).splitlines()[0]) from None
+            raise InferenceError(one_line(e)) from None
         if x.shape[-1] != self.in_channels:
             raise InferenceError(f"clip {name!r} gives {x.shape[-1]} input channels ({coord_dims}D keypoints), the "
                                  f"model was trained on {self.in_channels}")

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 from skelact import __version__
 from skelact.cli.common import CLIError
+from skelact.errors import one_line
 
 __all__ = ["CLIError", "build_parser", "main", "run", "MAX_MESSAGE"]
 
@@ -29,16 +30,11 @@ __all__ = ["CLIError", "build_parser", "main", "run", "MAX_MESSAGE"]
 MAX_MESSAGE = 300
 
 
-def _one_line(text: str) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line usage error (argparse prints the whole usage first)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"skelact: error: {_one_line(message)} (see `{self.prog} --help`)", file=sys.stderr)
+        print(f"skelact: error: {one_line(message, MAX_MESSAGE)} (see `{self.prog} --help`)", file=sys.stderr)
         sys.exit(2)
 
 
@@ -79,12 +75,12 @@ def run(func: Callable[[], object]) -> int:
             message = str(e) or type(e).__name__
             if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in message:
                 message = f"{e.filename}: {message}"
-            message = _one_line(message)
+            message = one_line(message, MAX_MESSAGE)
         elif isinstance(e, MemoryError):
             message = "out of memory (the input is larger than this machine can hold)"
         else:
-            detail = _one_line(str(e))[:200]
-            message = f"unexpected {type(e).__name__}: {detail} (run with SKELACT_DEBUG=1 for the traceback)"
+            detail = f": {one_line(e)}" if str(e).strip() else ""
+            message = f"unexpected {type(e).__name__}{detail} (run with SKELACT_DEBUG=1 for the traceback)"
         print(f"skelact: error: {message}", file=sys.stderr)
         return 1
     return 0

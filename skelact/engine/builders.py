@@ -32,7 +32,7 @@ from skelact.data.transforms import (
     Transform,
     UniformSample,
 )
-from skelact.errors import short_repr
+from skelact.errors import one_line, short_repr
 from skelact.skeleton import Layout
 
 __all__ = [
@@ -271,7 +271,7 @@ def build_model(cfg: Config, num_classes: int, layout: Layout, in_channels: int)
         return create_model(cfg.model.name, num_classes=num_classes, layout=layout, in_channels=in_channels,
                             **cfg.model.kwargs)
     except (ValueError, TypeError) as e:
-        raise ConfigError(f"model: {str(e)[:240]}") from None
+        raise ConfigError(f"model: {one_line(e)}") from None
 
 
 # ------------------------------------------------------------------------------------- optimiser

@@ -25,7 +25,7 @@ import numpy as np
 from skelact.config import Config, ConfigError
 from skelact.data.io import atomic_write
 from skelact.engine import metrics
-from skelact.errors import SkelactError, short_repr
+from skelact.errors import SkelactError, one_line, short_repr
 
 __all__ = ["ScoreFileError", "evaluate", "fuse", "load_scores", "save_scores", "write_outputs"]
 
@@ -99,8 +99,7 @@ def load_scores(path: str | Path) -> dict[str, np.ndarray]:
     except ScoreFileError:
         raise
     except Exception as e:  # a truncated or corrupt zip, a bad header: zipfile, zlib and numpy errors
-        detail = short_repr(" ".join(str(e).split()), 100)
-        raise ScoreFileError(f"{path}: cannot read the score file ({type(e).__name__}: {detail})") from None
+        raise ScoreFileError(f"{path}: cannot read the score file ({type(e).__name__}: {one_line(e)})") from None
     probs, labels, names, classes = (out[k] for k in _SCORE_KEYS)
     if probs.ndim != 2 or 0 in probs.shape or labels.shape != probs.shape[:1] or names.shape != probs.shape[:1] \
             or classes.shape != probs.shape[1:]:

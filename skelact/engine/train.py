@@ -47,6 +47,7 @@ from skelact.engine.distributed import (
 from skelact.engine.ema import WeightEMA
 from skelact.engine.predict import BAR_INTERVAL, predict, predict_logits
 from skelact.engine.workdir import check_resumable, lock_work_dir, remove_stale_temporaries
+from skelact.errors import one_line
 from skelact.runtime import (
     autocast_context,
     keep_freed_memory,
@@ -316,8 +317,7 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
                 scaler.load_state_dict(t.scaler)
             set_rng_state(t.rng)
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
-            raise CheckpointError(f"{last_path}: cannot resume from it ({type(e).__name__}: "
-                                  f"{' '.join(str(e).split())[:160]})") from None
+            raise CheckpointError(f"{last_path}: cannot resume from it ({type(e).__name__}: {one_line(e)})") from None
         start_epoch, best_top1, best_epoch = ckpt.epoch + 1, ckpt.best_metric, ckpt.best_epoch
         if main_rank:
             _log(f"resumed from {last_path} at epoch {ckpt.epoch}", work_dir)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ..errors import one_line
 from ..skeleton import Layout, get_layout
 
 __all__ = ["ModelInfo", "register_model", "list_models", "model_info", "create_model"]
@@ -118,4 +119,4 @@ def create_model(
         bad = re.search(r"unexpected keyword argument '(\w+)'", text)
         if bad:
             raise ValueError(f"model {name!r} has no option {bad.group(1)!r}") from None
-        raise ValueError(f"model {name!r}: an option has the wrong type ({text[:160]})") from None
+        raise ValueError(f"model {name!r}: an option has the wrong type ({one_line(text)})") from None

@@ -19,7 +19,7 @@ import numpy as np
 
 from skelact.data.io import atomic_path
 from skelact.data.tracking import NUM_JOINTS, PoseResult
-from skelact.errors import SkelactError
+from skelact.errors import SkelactError, one_line
 
 __all__ = [
     "MODEL_FILENAME",
@@ -128,9 +128,8 @@ def resolve_pose_model(path: str | Path | None = None, download: bool = True) ->
     try:
         return download_pose_model(cache)
     except (OSError, ValueError, http.client.HTTPException) as e:
-        reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
         raise PoseModelError(
-            f"pose model not found and the download failed ({reason}); {_where_to_put_it(cache)}"
+            f"pose model not found and the download failed ({one_line(e)}); {_where_to_put_it(cache)}"
         ) from None
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from skelact.data.convert._common import ConvertError, ConvertSummary, assign_labels, pack_converted
 from skelact.data.tracking import PoseResult, PoseTracker
-from skelact.errors import short_repr
+from skelact.errors import one_line, short_repr
 from skelact.skeleton import Layout, get_layout, joint_present
 
 __all__ = ["OpenPoseClip", "find_openpose_clips", "read_openpose_frame", "convert_openpose"]
@@ -185,7 +185,7 @@ def read_openpose_frame(path: str | Path, num_joints: int | None = None,
     except RecursionError:
         raise ConvertError(f"{path}: JSON nested too deeply, not an OpenPose frame file") from None
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
-        raise ConvertError(f"{path}: not valid JSON ({str(e)[:120]})") from None
+        raise ConvertError(f"{path}: not valid JSON ({one_line(e)})") from None
     people = doc.get("people") if isinstance(doc, dict) else None
     if not isinstance(people, list):
         raise ConvertError(f"{path}: not OpenPose JSON (expected an object with a 'people' list)")
