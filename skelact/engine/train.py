@@ -45,9 +45,10 @@ from skelact.engine.distributed import (
     unwrap,
 )
 from skelact.engine.ema import WeightEMA
-from skelact.engine.predict import BAR_INTERVAL, predict, predict_logits
+from skelact.engine.predict import predict, predict_logits
 from skelact.engine.workdir import check_resumable, lock_work_dir, remove_stale_temporaries
 from skelact.errors import one_line
+from skelact.progress import progress
 from skelact.runtime import (
     autocast_context,
     keep_freed_memory,
@@ -140,13 +141,10 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.opti
 
     ``ema``, when given, follows the (unwrapped) model after every step.
     """
-    from tqdm import tqdm
-
     model.train()
     loss_sum, correct, seen = 0.0, 0.0, 0.0
     start = time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.optim.epochs}", leave=False, disable=info.rank != 0,
-               dynamic_ncols=True, mininterval=BAR_INTERVAL)
+    bar = progress(loader, desc=f"epoch {epoch}/{cfg.optim.epochs}", unit="batch", enabled=info.rank == 0)
     for x, y in bar:
         x = x.to(info.device, non_blocking=True)  # [N, M, T, V, C]
         y = y.to(info.device, non_blocking=True)  # [N] labels, or [N, classes] frame shares (augment.join)
@@ -171,7 +169,7 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.opti
         loss_sum += loss.item() * n
         correct += (logits.argmax(dim=1) == (y if y.ndim == 1 else y.argmax(dim=1))).sum().item()
         seen += n
-        bar.set_postfix(refresh=False, loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
                         clips_s=f"{seen * info.world_size / (time.perf_counter() - start):.1f}")
     loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], info.device)
     elapsed = time.perf_counter() - start

@@ -35,6 +35,7 @@ from skelact.data.splits import SplitError, path_key, read_split_file, stratifie
 from skelact.pose.extract import VIDEO_EXTENSIONS, VideoError, extract_video, find_videos, is_video
 from skelact.pose.movenet import MoveNet
 from skelact.pose.resume import ResumeStore, failures_path
+from skelact.progress import progress as progress_bar
 
 __all__ = ["VideoItem", "VideoSet", "ExtractResult", "scan_videos", "parse_shard", "shard_items",
            "dataset_split", "folder_annotations", "extract_videos", "extract_folder", "write_failures"]
@@ -369,15 +370,13 @@ def extract_videos(inputs: Sequence[str | Path] | str | Path, model: MoveNet, ma
     Raises:
         VideoError: No video in the inputs, or none could be processed.
     """
-    from tqdm import tqdm
-
     videos = scan_videos(inputs)
     done, failures = {}, []
-    with tqdm(total=len(videos.items), unit="video", disable=not progress, dynamic_ncols=True) as bar:
+    with progress_bar(total=len(videos.items), unit="video", desc="extract", enabled=progress, leave=True) as bar:
         for it, ann, reason in _run(videos.items, model, 1, 1, max_persons, 1):
             if ann is None:
                 failures.append((it.path, f"{it.path}: {reason}"))
-                bar.write(f"warning: skipped {it.path}: {reason}", file=sys.stderr)
+                bar.write(f"warning: skipped {it.path}: {reason}")
             else:
                 done[it.key] = ann
             bar.update()
@@ -460,7 +459,6 @@ def extract_folder(inputs: Sequence[str | Path] | str | Path, output: str | Path
         ResumeError: A progress folder in the way (no ``resume``) or from other settings.
         FileExistsError: ``output`` exists and ``force`` is false.
     """
-    from tqdm import tqdm
 
     from skelact import __version__
     from skelact.pose.movenet import resolve_pose_model
@@ -499,13 +497,13 @@ def extract_folder(inputs: Sequence[str | Path] | str | Path, output: str | Path
 
     frames, start = 0, time.perf_counter()
     try:
-        with tqdm(total=len(selected), initial=resumed, unit="video", desc="extract", disable=not progress,
-                  dynamic_ncols=True) as bar:
+        with progress_bar(total=len(selected), initial=resumed, unit="video", desc="extract", enabled=progress,
+                          leave=True) as bar:
             for it, ann, reason in _run(todo, model, workers, threads, max_persons, min_frames):
                 store.save(it.key, ann, reason)
                 if ann is None:
                     if progress:
-                        bar.write(f"failed: {it.path}: {reason}", file=sys.stderr)
+                        bar.write(f"failed: {it.path}: {reason}")
                 else:
                     frames += ann["total_frames"]
                 bar.update()

@@ -20,6 +20,7 @@ import numpy as np
 from skelact.data.io import atomic_path
 from skelact.data.tracking import NUM_JOINTS, PoseResult
 from skelact.errors import SkelactError, one_line
+from skelact.progress import progress as progress_bar
 
 __all__ = [
     "MODEL_FILENAME",
@@ -81,15 +82,13 @@ def download_pose_model(dest: Path, url: str | None = None, sha256: str = MODEL_
         OSError: Network or file errors (``http.client.HTTPException`` for a broken transfer).
         ValueError: The file's sha256 is not ``sha256``.
     """
-    from tqdm import tqdm
-
     url = url or MODEL_URL
     digest = hashlib.sha256()
     with atomic_path(dest, suffix=".part") as tmp:
         with open(tmp, "wb") as f, urllib.request.urlopen(url, timeout=30) as resp:
             total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {dest.name}",
-                      disable=not progress) as bar:
+            with progress_bar(total=total, unit="B", unit_scale=True, desc=f"downloading {dest.name}",
+                              enabled=progress, leave=True) as bar:
                 while chunk := resp.read(1 << 16):
                     f.write(chunk)
                     digest.update(chunk)
