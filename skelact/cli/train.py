@@ -71,16 +71,18 @@ def _write_result(path: Path, result: dict) -> None:
 def _cmd_test(args: argparse.Namespace) -> None:
     from skelact.config import load_config
     from skelact.engine.evaluate import evaluate
+    from skelact.inference import resolve_model_spec
 
+    checkpoint, _ = resolve_model_spec(str(args.checkpoint))  # a path, or a shipped model's verified file
     cfg = load_config(args.config, args.overrides) if args.config is not None else None
     if cfg is None and args.overrides:
         from skelact.checkpoint import Checkpoint
         from skelact.config import apply_overrides, config_from_dict, config_to_dict
 
-        stored = Checkpoint.load(args.checkpoint).config
+        stored = Checkpoint.load(checkpoint).config
         cfg = config_from_dict(apply_overrides(config_to_dict(stored), args.overrides))
     out_dir = args.out_dir or Path(args.checkpoint).resolve().parent / "test"
-    metrics = evaluate(cfg, Path(args.checkpoint), num_clips=args.num_clips, flip=args.flip, out_dir=out_dir)
+    metrics = evaluate(cfg, checkpoint, num_clips=args.num_clips, flip=args.flip, out_dir=out_dir)
     print_metrics(metrics)
     print(f"scores, report, confusion matrix in {out_dir}")
 
@@ -133,7 +135,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        "softmax probabilities over --num-clips views (and flips).")
     p.add_argument("config", type=Path, nargs="?", default=None,
                    help="recipe .yaml (default: the one stored in the checkpoint)")
-    p.add_argument("--checkpoint", type=Path, required=True, help="best.pt or last.pt")
+    p.add_argument("--checkpoint", type=Path, required=True, help="best.pt or last.pt, or a shipped model name")
     p.add_argument("--num-clips", type=positive_int, default=None,
                    help="views averaged per clip (default: the recipe's)")
     p.add_argument("--flip", action="store_true", help="also average horizontally flipped views")
