@@ -64,12 +64,12 @@ class Timed:
 
 def run_one(source_path: Path, model_path: Path | None, size: int, threads: int, every: int,
             out: Path | None, pose_every: int = 1) -> dict:
-    from skelact.inference import load_model
+    from skelact.inference import load_predictor
     from skelact.pose import MoveNet
     from skelact.stream.live import LiveAnalyzer, VideoSink
     from skelact.stream.source import FrameSource
 
-    predictor = load_model(None, device="cpu")
+    predictor = load_predictor(None, device="cpu")
     predict = Timed(predictor.predict_clips)
     predictor.predict_clips = predict  # type: ignore[method-assign]
     pose = Timed(MoveNet(model_path, input_size=size, num_threads=threads))

@@ -36,9 +36,9 @@ from skelact.cli.analyze import (  # noqa: E402
     DEFAULT_WINDOWS,
 )
 from skelact.stream.buffers import Track  # noqa: E402
-from skelact.stream.engine import classify_windows  # noqa: E402
 from skelact.stream.segmentation import segmentation_scores  # noqa: E402
 from skelact.stream.timeline import build_timeline  # noqa: E402
+from skelact.stream.tracks import classify_windows  # noqa: E402
 
 FPS = 30.0
 
@@ -102,7 +102,7 @@ def main() -> None:
 
     from skelact.data.convert.penn import convert_penn
     from skelact.data.io import load_annotations
-    from skelact.inference import load_model
+    from skelact.inference import load_predictor
 
     shared = Path(os.environ.get("SKELACT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -121,7 +121,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     data = load_annotations(args.ann_file) if args.ann_file else convert_penn(args.data)[0]
-    predictor = load_model(args.model, device="cpu")
+    predictor = load_predictor(args.model, device="cpu")
     split = args.split or ("train" if args.tune else "test")
     seqs = make_sequences(data, split, args.sequences, args.clips, args.seed + (1 if args.tune else 0))
     frames = sum(len(t) for _, t, _ in seqs)

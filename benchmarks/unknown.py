@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 
 from skelact.data.convert import convert_ntu, convert_penn, convert_ucla  # noqa: E402
 from skelact.engine.metrics import auroc  # noqa: E402
-from skelact.inference import Predictor, load_model  # noqa: E402
+from skelact.inference import Predictor, load_predictor  # noqa: E402
 from skelact.skeleton import get_layout  # noqa: E402
 
 _KINECT_F, _KINECT_C = 525.0, (320.0, 240.0)  # Kinect v1 colour camera: focal length, principal point (px)
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     args = p.parse_args(argv)
     data = args.shared / "data"
-    predictor = load_model(args.model)
+    predictor = load_predictor(args.model)
     cal = predictor.calibration
     print(f"model {predictor.source}: temperature {cal.temperature if cal else 1.0:.3f}, "
           f"threshold {cal.threshold if cal and cal.threshold is not None else 'none'}")

@@ -28,15 +28,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from skelact.config import Config, ConfigError, config_from_dict, config_to_dict
 from skelact.data.io import atomic_write
-from skelact.errors import SkelactError, short_repr
+from skelact.errors import SkelactError, one_line, short_repr
 from skelact.skeleton import Layout, LayoutError, get_layout, layout_from_dict, list_layouts
 
-__all__ = ["CheckpointError", "Calibration", "TrainState", "Checkpoint", "fit_weights", "FORMAT", "VERSION"]
+__all__ = ["CheckpointError", "Calibration", "TrainState", "Checkpoint", "fit_weights", "release_checkpoint",
+           "FORMAT", "VERSION"]
 
 FORMAT = "skelact-checkpoint"
 VERSION = 2
@@ -68,6 +70,14 @@ class Calibration:
     ece_before: float | None = None
     ece_after: float | None = None
     accept_rate: float | None = None
+
+    def unknown(self, probs: np.ndarray) -> np.ndarray:
+        """The "unknown action" rule, for ``probs [..., C]``: top-1 probability below the threshold.
+
+        One rule for ``skelact predict`` (``Predictor``) and ``skelact test`` (its unknown rate).
+        """
+        top1 = np.max(probs, axis=-1)
+        return top1 < self.threshold if self.threshold is not None else np.zeros(np.shape(top1), bool)
 
     def to_dict(self) -> dict[str, Any]:
         return {"temperature": self.temperature, "threshold": self.threshold, "split": self.split,
@@ -243,7 +253,7 @@ class Checkpoint:
         try:
             model = create_model(name, len(self.classes), self.layout, self.in_channels, **kwargs)
         except (ValueError, TypeError) as e:
-            raise CheckpointError(f"{where}: cannot build its model {name!r}: {str(e)[:200]}") from None
+            raise CheckpointError(f"{where}: cannot build its model {name!r}: {one_line(e)}") from None
         fit_weights(model, self.model, where, f"the {name!r} model its config describes ({len(self.classes)} "
                     f"classes, layout {self.layout.name!r}, C={self.in_channels})")
         return model.eval().to(device)
@@ -259,6 +269,19 @@ def fit_weights(model: nn.Module, weights: dict[str, torch.Tensor], where: str, 
     if problem:
         raise CheckpointError(f"{where}: its weights do not fit {what}: {problem}")
     model.load_state_dict(weights)
+
+
+def release_checkpoint(checkpoint: str | Path, out: str | Path) -> tuple[Path, str]:
+    """Slim a training checkpoint into a shippable one and return its path and sha256.
+
+    Keeps the weights, config, classes, layout, input channels, calibration and epoch bookkeeping;
+    drops the optimiser, scheduler and RNG states. Written atomically (temporary file, then rename).
+    Its path and sha256 are what an entry of ``skelact.models.weights`` records.
+    """
+    from skelact.models.weights import file_sha256
+
+    out = Checkpoint.load(checkpoint).released().save(out)
+    return out, file_sha256(out)
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -286,11 +309,11 @@ def _read(path: Path, map_location: str | torch.device) -> object:
         raise CheckpointError(f"{path}: {_unpickling_reason(str(e))}") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, TypeError, KeyError, IndexError,
             AttributeError, OverflowError, MemoryError, UnicodeDecodeError, AssertionError) as e:
-        text = " ".join(str(e).split())
+        text = one_line(e)
         if "zip archive" in text or "central directory" in text or isinstance(e, (EOFError, zipfile.BadZipFile)):
             reason = "truncated or not a PyTorch file"
         else:
-            reason = f"{type(e).__name__}: {text[:120]}" if text else type(e).__name__
+            reason = f"{type(e).__name__}: {text}" if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
     except RecursionError:
         raise CheckpointError(f"{path}: not a readable checkpoint (nested too deeply)") from None

@@ -5,7 +5,10 @@ The CLI prints such an error as one line ``skelact: error: <message>`` and exits
 
 from __future__ import annotations
 
-__all__ = ["SkelactError", "short_repr"]
+__all__ = ["SkelactError", "short_repr", "one_line", "DETAIL_LIMIT"]
+
+#: How much of another library's message a skelact message quotes (``one_line``'s default).
+DETAIL_LIMIT = 200
 
 
 class SkelactError(Exception):
@@ -36,3 +39,16 @@ def short_repr(value: object, limit: int = 60) -> str:
         else:
             return f"a {type(value).__name__}"
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def one_line(text: object, limit: int = DETAIL_LIMIT) -> str:
+    """``text`` (a message or an exception) as one line of at most ``limit`` characters.
+
+    Every run of whitespace, newlines included, becomes one space; a longer text is cut and ends in
+    ``...``. An exception with an empty message is named by its type. This is how a message quotes
+    what another library said, and how the CLI keeps its error line to one line.
+    """
+    if isinstance(text, BaseException) and not str(text).strip():
+        return type(text).__name__
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: max(limit - 3, 0)] + "..."

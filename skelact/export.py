@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from skelact.data.io import atomic_write
-from skelact.inference import InferenceError, Predictor, load_model
+from skelact.errors import one_line
+from skelact.inference import InferenceError, Predictor, load_predictor
 
 __all__ = ["DEFAULT_OPSET", "ExportError", "export_onnx", "export_predictor", "read_metadata"]
 
@@ -91,7 +92,7 @@ def export_predictor(predictor: Predictor, out: str | Path, opset: int = DEFAULT
     """Export a loaded model to ONNX (atomically) and check it against PyTorch with onnxruntime.
 
     Args:
-        predictor: From :func:`skelact.inference.load_model`.
+        predictor: From :func:`skelact.inference.load_predictor`.
         out: Output ``.onnx`` file.
         opset: ONNX opset.
         example_frames: Frames T of the exported input (default: the recipe's ``clip_len``).
@@ -132,9 +133,8 @@ def _export_bytes(onnx: Any, predictor: Predictor, frames: int, opset: int, veri
                               input_names=["keypoints"], output_names=["logits"],
                               dynamic_axes={"keypoints": {0: "batch"}, "logits": {0: "batch"}})
     except Exception as e:  # the exporter raises many types for unsupported operators
-        reason = (str(e).splitlines() or [type(e).__name__])[0][:300]
         raise ExportError(f"{predictor.source}: torch.onnx cannot export model {predictor.cfg.model.name!r} "
-                          f"({reason})") from None
+                          f"({one_line(e)})") from None
     proto = onnx.load_from_string(buf.getvalue())
     for key, value in _metadata(predictor, frames).items():
         entry = proto.metadata_props.add()
@@ -178,7 +178,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = DEFAULT_OP
     Returns:
         ``out``.
     """
-    return export_predictor(load_model(checkpoint), out, opset, example_frames, verify)["path"]
+    return export_predictor(load_predictor(checkpoint), out, opset, example_frames, verify)["path"]
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

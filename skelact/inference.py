@@ -1,8 +1,8 @@
 """Naming the action in one clip with a trained model: load a checkpoint (or a shipped model), map the
 clip into the model's skeleton layout, run the test pipeline and average softmax over K views::
 
-    from skelact.inference import load_model
-    predictor = load_model("work_dirs/penn_kpc3d/best.pt")        # or a shipped model name
+    from skelact.inference import load_predictor
+    predictor = load_predictor("work_dirs/penn_kpc3d/best.pt")        # or a shipped model name
     pred = predictor.predict_clip(ann, topk=5, layout="coco17")    # ann: one PYSKL annotation
     pred.topk                                                      # [(class name, probability), ...]
 
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from skelact.errors import SkelactError
+from skelact.errors import SkelactError, one_line
 from skelact.skeleton import Layout, LayoutError, get_layout, infer_layout, joint_mapping, joint_present
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ __all__ = [
     "InferenceError",
     "Prediction",
     "Predictor",
-    "load_model",
+    "load_predictor",
     "resolve_model_spec",
     "min_frames",
     "valid_frame_count",
@@ -269,7 +269,7 @@ class Predictor:
         try:
             x = self.pipeline(coord_dims, num_clips)(sample, np.random.default_rng(0))["inputs"]  # [K, M, T, V, C]
         except ValueError as e:  # e.g. image normalisation without an image size
-            raise InferenceError(str(e).splitlines()[0]) from None
+            raise InferenceError(one_line(e)) from None
         if x.shape[-1] != self.in_channels:
             raise InferenceError(f"clip {name!r} gives {x.shape[-1]} input channels ({coord_dims}D keypoints), the "
                                  f"model was trained on {self.in_channels}")
@@ -285,8 +285,7 @@ class Predictor:
 
     def is_unknown(self, probs: np.ndarray) -> bool:
         """Whether a prediction with these probabilities is below the model's unknown-action threshold."""
-        c = self.calibration
-        return c is not None and c.threshold is not None and float(np.max(probs)) < c.threshold
+        return self.calibration is not None and bool(self.calibration.unknown(probs))
 
 
 def resolve_model_spec(spec: str | Path | None) -> tuple[Path, str | None]:
@@ -319,11 +318,12 @@ def resolve_model_spec(spec: str | Path | None) -> tuple[Path, str | None]:
     raise InferenceError(f"{spec!r} is neither a checkpoint file nor a shipped model (shipped: {shipped})")
 
 
-def load_model(spec: str | Path | None = None, device: str | torch.device = "cpu") -> Predictor:
+def load_predictor(spec: str | Path | None = None, device: str | torch.device = "cpu") -> Predictor:
     """Load a checkpoint written by ``skelact train`` (or a shipped model by name) for inference.
 
-    This is the one path from a checkpoint file to a ready model: ``skelact test``, ``predict``,
-    ``export`` and the shipped models all come through here.
+    This is the one path from a checkpoint file (or shipped name) to a ready predictor: ``skelact
+    predict``, ``demo``, ``live``, ``export`` and the shipped models all come through here. (``skelact
+    test`` builds its model through the same ``Checkpoint.build_model``, below inference.)
 
     Args:
         spec: Checkpoint path, shipped model name, or ``None`` for the default shipped model.

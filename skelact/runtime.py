@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from skelact.errors import SkelactError
+from skelact.errors import SkelactError, one_line, short_repr
 
 __all__ = ["DeviceError", "resolve_device", "native_bf16", "resolve_amp", "autocast_context", "seed_everything",
            "rng_state", "set_rng_state", "keep_freed_memory"]
@@ -42,7 +42,8 @@ def resolve_device(device: str | torch.device, option: str = "--device") -> torc
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise DeviceError(f"{option}: {str(device)[:40]!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+        raise DeviceError(f"{option}: {short_repr(str(device), 40)} is not a device; use auto, cpu, cuda or "
+                          "cuda:N") from None
     if dev.type not in ("cpu", "cuda"):
         raise DeviceError(f"{option}: device type {dev.type!r} is not supported; use auto, cpu, cuda or cuda:N")
     if dev.type == "cuda":
@@ -195,4 +196,4 @@ def set_rng_state(state: dict[str, Any]) -> None:
         for fn in restore:
             fn()
     except (KeyError, TypeError, ValueError, RuntimeError, OverflowError, AttributeError) as e:
-        raise ValueError(f"malformed RNG state ({type(e).__name__}: {str(e)[:80]})") from None
+        raise ValueError(f"malformed RNG state ({type(e).__name__}: {one_line(e)})") from None

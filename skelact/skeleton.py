@@ -151,7 +151,7 @@ COCO17 = Layout(
     ]),
     root=0,
     flip_pairs=_pairs([(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)]),
-    # PoseConv3D's 17 limbs (PYSKL's coco skeleton): face, arms, trunk with the hip line, legs.
+    # PoseConv3D's 17 limbs (the paper's COCO limb set): face, arms, trunk with the hip line, legs.
     limbs=_pairs([
         (0, 1), (0, 2), (1, 3), (2, 4), (0, 5), (5, 7), (7, 9), (0, 6), (6, 8), (8, 10),
         (5, 11), (11, 13), (13, 15), (6, 12), (12, 14), (14, 16), (11, 12),

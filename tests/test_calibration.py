@@ -19,7 +19,7 @@ from skelact.engine.calibrate import calibrate, fit_temperature, unknown_thresho
 from skelact.engine.metrics import auroc, expected_calibration_error
 from skelact.engine.predict import view_probs
 from skelact.engine.train import train
-from skelact.inference import load_model
+from skelact.inference import load_predictor
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -81,7 +81,7 @@ def test_training_stores_the_calibration_in_both_checkpoints(trained: dict[str, 
         assert 0 <= c.threshold <= 1 and c.accept_rate >= 0.95 and c.ece_after <= c.ece_before + 1e-9
     assert "calibrated last.pt on 'test'" in (trained["work"] / "log.txt").read_text()
     # The stored threshold is the 5 % quantile of what the test-time prediction gives on that split.
-    predictor = load_model(trained["work"] / "last.pt")
+    predictor = load_predictor(trained["work"] / "last.pt")
     assert predictor.calibration == last.calibration
 
 
@@ -108,7 +108,7 @@ def test_unknown_is_shown_in_text_and_json(trained: dict[str, Path], tmp_path: P
     assert result["unknown"] is True and result["label"] is None and result["topk"][0]["label"].startswith("action")
     assert main(["predict", str(clip), "--model", str(path)]) == 0
     assert "unknown action (closest: action" in capsys.readouterr().out
-    pred = load_model(path).predict_clip(penn_clip("two", 1, 30, np.random.default_rng(6)))
+    pred = load_predictor(path).predict_clip(penn_clip("two", 1, 30, np.random.default_rng(6)))
     assert pred.unknown and pred.describe().startswith("unknown action (closest: ")
 
 

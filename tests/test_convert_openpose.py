@@ -207,7 +207,7 @@ def test_one_video_folder_and_yaml_layout(data_root: Path, tmp_path: Path) -> No
 
 def test_predict_on_openpose_output_matches_the_penn_clip(body25_dir: tuple[Path, dict], data_root: Path,
                                                           tmp_path: Path, capsys) -> None:
-    from skelact.inference import load_model
+    from skelact.inference import load_predictor
 
     root, _ = body25_dir
     out = tmp_path / "op.pkl"
@@ -218,7 +218,7 @@ def test_predict_on_openpose_output_matches_the_penn_clip(body25_dir: tuple[Path
     kp, vis, action = penn(data_root, "0002")
     source = {"frame_dir": "0002", "keypoint": (kp * vis[..., None])[None], "label": -1,
               "keypoint_score": (np.float32(0.8) * vis)[None].astype(np.float32)}
-    want = load_model(None).predict_clip(source, num_clips=2, layout="penn13")
+    want = load_predictor(None).predict_clip(source, num_clips=2, layout="penn13")
     assert got["true_label"] == action and got["topk"][0]["label"] == want.topk[0][0]
     np.testing.assert_allclose([got["probabilities"][c] for c in want.classes], want.probs, atol=1e-6)
 

@@ -247,7 +247,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(ann_file: Path, tmp_pa
     cfg_file = tmp_path / "cfg.yaml"
     cfg_file.write_text(yaml.safe_dump(raw))
     work = tmp_path / "killed"
-    proc = _run(["-m", "skelact.engine.train", str(cfg_file), "--work-dir", str(work)])
+    proc = _run(["-m", "skelact.cli", "train", str(cfg_file), "--work-dir", str(work)])
     deadline = time.monotonic() + 120
     while not (work / "last.pt").exists():
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
@@ -277,7 +277,7 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(ann_file: Path, tmp_pa
     cfg_file.write_text(yaml.safe_dump(raw))
     work = tmp_path / "ddp"
     proc = _run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-                 "skelact.engine.train", str(cfg_file), "--work-dir", str(work),
+                 "skelact.cli", "train", str(cfg_file), "--work-dir", str(work),
                  "--result", str(tmp_path / "result_{rank}.json")])
     out, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, out

@@ -57,7 +57,7 @@ def model_input(name: str, batch: int, rng: np.random.Generator) -> np.ndarray:
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_exports_and_matches_pytorch(name: str, tmp_path: Path) -> None:
-    from skelact.inference import load_model
+    from skelact.inference import load_predictor
 
     ckpt = make_checkpoint(tmp_path / f"{name}.pt", name)
     out = export_onnx(ckpt, tmp_path / "model.onnx")
@@ -65,7 +65,7 @@ def test_every_model_exports_and_matches_pytorch(name: str, tmp_path: Path) -> N
 
     x = model_input(name, 3, np.random.default_rng(1))  # another batch size than the export's example
     with torch.inference_mode():
-        ref = load_model(ckpt).model(torch.from_numpy(x)).numpy()
+        ref = load_predictor(ckpt).model(torch.from_numpy(x)).numpy()
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     (inp,) = sess.get_inputs()
     assert inp.name == "keypoints" and inp.shape[1:] == list(x.shape[1:]) and isinstance(inp.shape[0], str)

@@ -20,7 +20,7 @@ from skelact.cli import main
 from skelact.data.io import load_annotations
 from skelact.data.splits import stratified_split
 from skelact.pose.movenet import MODEL_FILENAME
-from skelact.pose.progress import failures_path, progress_folder
+from skelact.pose.resume import failures_path, progress_folder
 
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("ai_edge_litert")

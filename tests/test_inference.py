@@ -10,14 +10,14 @@ import pytest
 import torch
 from synthetic import TINY_MODEL, penn_clip
 
-from skelact.checkpoint import Checkpoint, CheckpointError
+from skelact.checkpoint import Checkpoint, CheckpointError, release_checkpoint
 from skelact.cli import main
 from skelact.config import config_from_dict
 from skelact.data.io import save_annotations
 from skelact.engine import builders
 from skelact.engine.evaluate import evaluate
 from skelact.engine.train import train
-from skelact.inference import InferenceError, load_model, min_frames, resolve_model_spec, valid_frame_count
+from skelact.inference import InferenceError, load_predictor, min_frames, resolve_model_spec, valid_frame_count
 from skelact.models import weights
 from skelact.skeleton import COCO17_TO_PENN13, get_layout, layout_from_dict
 
@@ -67,7 +67,7 @@ def one_clip_file(path: Path, ann: dict, layout: str | dict | None = "penn13",
 
 def test_predict_clip_matches_skelact_test(checkpoint: Path, ann_file: Path, tmp_path: Path) -> None:
     """The predictor's views and averaging are the engine's: the same probabilities as `skelact test`."""
-    predictor = load_model(checkpoint)
+    predictor = load_predictor(checkpoint)
     assert predictor.classes == CLASSES and predictor.layout.name == "penn13" and predictor.in_channels == 5
     assert not predictor.model.training
     evaluate(None, checkpoint, num_clips=3, out_dir=tmp_path)
@@ -84,7 +84,7 @@ def test_predict_clip_matches_skelact_test(checkpoint: Path, ann_file: Path, tmp
 
 
 def test_coco17_clip_is_mapped_to_a_penn13_model(checkpoint: Path) -> None:
-    predictor = load_model(checkpoint)
+    predictor = load_predictor(checkpoint)
     rng = np.random.default_rng(1)
     penn = penn_clip("p", 1, 30, rng)
     coco = dict(penn, keypoint=rng.uniform(0, 300, (1, 30, 17, 2)).astype(np.float32),
@@ -112,7 +112,7 @@ def test_short_clip_rule(checkpoint: Path) -> None:
     score = np.zeros((2, 10, 13), np.float32)
     score[1, 3:7, 0] = 0.5  # a person in 4 of the 10 frames
     assert valid_frame_count(kp, score) == 4
-    predictor = load_model(checkpoint)
+    predictor = load_predictor(checkpoint)
     clip = penn_clip("short", 0, 30, np.random.default_rng(2))
     clip["keypoint_score"][:, 7:] = 0  # nobody after frame 7
     with pytest.raises(InferenceError, match=r"'short' has 7 frame\(s\) with a person.*at least 8"):
@@ -124,14 +124,14 @@ def test_bad_checkpoints(checkpoint: Path, tmp_path: Path) -> None:
     ckpt.classes = ["a", "b"]  # 2 names for 3 outputs
     ckpt.save(tmp_path / "classes.pt")
     with pytest.raises(CheckpointError, match=r"classes.pt: its weights do not fit .* of another shape"):
-        load_model(tmp_path / "classes.pt")
+        load_predictor(tmp_path / "classes.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="junk.pt: not a readable checkpoint"):
-        load_model(tmp_path / "junk.pt")
+        load_predictor(tmp_path / "junk.pt")
     with pytest.raises(InferenceError, match="missing.pt: checkpoint not found"):
-        load_model(tmp_path / "missing.pt")
+        load_predictor(tmp_path / "missing.pt")
     with pytest.raises(InferenceError, match="neither a checkpoint file nor a shipped model"):
-        load_model("no_such_model")
+        load_predictor("no_such_model")
 
 
 # ------------------------------------------------------------------------------- shipped models
@@ -147,7 +147,7 @@ def test_registered_weights_are_checked_and_loaded(checkpoint: Path, tmp_path: P
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(weights, "_REGISTRY", {})
     monkeypatch.setenv("SKELACT_WEIGHTS_DIR", str(tmp_path))
-    path, sha = weights.release_checkpoint(checkpoint, tmp_path / "tiny_v1.pt")
+    path, sha = release_checkpoint(checkpoint, tmp_path / "tiny_v1.pt")
     slim = torch.load(path, weights_only=True)
     assert "optimizer" not in slim and "rng" not in slim and slim["classes"] == CLASSES
     weights.register_pretrained({
@@ -156,12 +156,12 @@ def test_registered_weights_are_checked_and_loaded(checkpoint: Path, tmp_path: P
         "preprocessing": "16 frames, 3 views", "metrics": {}, "recipe": "test fixture",
     })
     assert weights.list_pretrained() == ["penn_kpc3d"]
-    assert load_model().source == "shipped:penn_kpc3d"  # the default name
-    assert load_model("penn_kpc3d").classes == CLASSES
+    assert load_predictor().source == "shipped:penn_kpc3d"  # the default name
+    assert load_predictor("penn_kpc3d").classes == CLASSES
     with open(path, "ab") as f:
         f.write(b"\0")
     with pytest.raises(InferenceError, match=r"tiny_v1.pt: sha256 .* does not match"):
-        load_model("penn_kpc3d")
+        load_predictor("penn_kpc3d")
 
 
 # ------------------------------------------------------------------------------------------ CLI

@@ -90,13 +90,13 @@ def test_unknown_in_json_lines_and_page_state(clip: Path, pose_model: Path) -> N
     import io
 
     from skelact.checkpoint import Calibration
-    from skelact.inference import load_model
+    from skelact.inference import load_predictor
     from skelact.pose import MoveNet
     from skelact.stream.live import LiveAnalyzer
     from skelact.stream.server import LiveServer
     from skelact.stream.source import FrameSource
 
-    predictor = dataclasses.replace(load_model(), calibration=Calibration(threshold=1.0))
+    predictor = dataclasses.replace(load_predictor(), calibration=Calibration(threshold=1.0))
     lines = io.StringIO()
     server = LiveServer("127.0.0.1", 0)
     try:

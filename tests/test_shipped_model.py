@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from skelact.data.convert.penn import convert_penn
-from skelact.inference import load_model
+from skelact.inference import load_predictor
 from skelact.models.weights import get_weights, list_pretrained, pretrained_info
 from skelact.skeleton import COCO17_TO_PENN13
 
@@ -20,7 +20,7 @@ def test_shipped_model_is_registered_and_verified():
 
 def test_shipped_model_on_real_penn_test_clips(data_root):
     data, _ = convert_penn(data_root / "penn_action")
-    model = load_model()  # the default shipped model
+    model = load_predictor()  # the default shipped model
     by_name = {a["frame_dir"]: a for a in data["annotations"]}
     # Every 20th test clip (54 clips over all classes), 2 views each to keep the test quick.
     names = data["split"]["test"][::20]
@@ -42,7 +42,7 @@ def test_shipped_model_takes_coco17_input(data_root):
     coco = dict(ann, keypoint=np.zeros((m, t, 17, c), np.float32), keypoint_score=np.zeros((m, t, 17), np.float32))
     coco["keypoint"][:, :, list(COCO17_TO_PENN13)] = ann["keypoint"]
     coco["keypoint_score"][:, :, list(COCO17_TO_PENN13)] = ann["keypoint_score"]
-    model = load_model("penn_kpc3d")
+    model = load_predictor("penn_kpc3d")
     direct = model.predict_clip(ann, num_clips=2)
     mapped = model.predict_clip(coco, num_clips=2, layout="coco17")
     np.testing.assert_allclose(mapped.probs, direct.probs, atol=1e-5)

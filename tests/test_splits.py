@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from skelact.data.splits import SplitError, read_split_file, stratified_split, val_count
-from skelact.pose.dataset import dataset_split, parse_shard, scan_videos, shard_items
 from skelact.pose.extract import VideoError
+from skelact.pose.folder import dataset_split, parse_shard, scan_videos, shard_items
 
 REPO = Path(__file__).resolve().parents[1]
 

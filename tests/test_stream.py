@@ -13,10 +13,9 @@ import pytest
 from videos import cli_status, frame_count, write_video
 
 from skelact.cli import main
-from skelact.pose.movenet import PoseResult
-from skelact.pose.tracker import PoseTracker
+from skelact.data.tracking import PoseResult, PoseTracker
 from skelact.stream.buffers import TrackBuffer, TrackBuffers
-from skelact.stream.engine import PoseStream, track_video
+from skelact.stream.tracks import PoseStream, track_video
 from skelact.viz.draw import person_color
 
 cv2 = pytest.importorskip("cv2")

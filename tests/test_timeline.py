@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skelact.stream.engine import Window, window_starts
 from skelact.stream.segmentation import edit_score, f1_counts, frame_accuracy, runs, segmentation_scores
 from skelact.stream.timeline import (
     NONE,
@@ -21,6 +20,7 @@ from skelact.stream.timeline import (
     frame_labels,
     frame_probabilities,
 )
+from skelact.stream.tracks import Window, window_starts
 
 # Boundaries one frame off: every segment still overlaps its true one by 60-75 %.
 TRUE_A = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]
@@ -178,14 +178,14 @@ def test_calibrated_predictor_marks_unknown_windows(data_root: Path) -> None:
 
     from skelact.checkpoint import Calibration
     from skelact.data.convert.penn import read_penn_mat
-    from skelact.inference import load_model
+    from skelact.inference import load_predictor
     from skelact.stream.buffers import Track
-    from skelact.stream.engine import classify_windows
+    from skelact.stream.tracks import classify_windows
 
     anns = [read_penn_mat(data_root / "penn_action" / "labels" / f"{n}.mat")[0] for n in ("0001", "0900")]
     track = Track(1, 0, np.concatenate([a["keypoint"] for a in anns], 1), np.concatenate([a["keypoint_score"]
                                                                                              for a in anns], 1))
-    predictor = load_model()
+    predictor = load_predictor()
     wins = classify_windows(predictor, track, [30, 60], [10, 20], "penn13", None, 1)
     assert wins and all(w.stop - w.start in (30, 60) for w in wins)
     plain = build_timeline({1: (0, track.frames, wins)}, track.frames, 30.0, predictor.classes, predictor.is_unknown)
@@ -200,10 +200,10 @@ def test_calibrated_predictor_marks_unknown_windows(data_root: Path) -> None:
 
 def test_batched_prediction_matches_one_clip_at_a_time(data_root: Path) -> None:
     from skelact.data.convert.penn import read_penn_mat
-    from skelact.inference import InferenceError, load_model
+    from skelact.inference import InferenceError, load_predictor
 
     anns = [read_penn_mat(data_root / "penn_action" / "labels" / f"{n}.mat")[0] for n in ("0001", "0450", "0900")]
-    predictor = load_model()
+    predictor = load_predictor()
     batched = predictor.predict_clips(anns, topk=3, num_clips=2, batch_size=2)  # two forwards: 2 clips, then 1
     for ann, pred in zip(anns, batched, strict=True):
         one = predictor.predict_clip(ann, topk=3, num_clips=2)

@@ -1,10 +1,11 @@
 """The ``skelact`` command: one entry point with sub-commands, grouped by what they work on.
 
-    data.py    convert, info, viz
-    train.py   train, test, fuse
+    data.py    convert, merge, split, info, viz
+    train.py   train, test, calibrate, fuse
     video.py   extract, predict, demo (analyze.py: predict --per-person / --window)
     live.py    live
-    tools.py   export, bench
+    export.py  export
+    bench.py   bench
 
 Each sub-command imports what it needs when it runs, so ``skelact --help`` and light commands stay
 fast. Errors print one line ``skelact: error: <file or option>: <what is wrong>``: status 2 for a
@@ -21,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 from skelact import __version__
 from skelact.cli.common import CLIError
+from skelact.errors import one_line
 
 __all__ = ["CLIError", "build_parser", "main", "run", "MAX_MESSAGE"]
 
@@ -28,27 +30,22 @@ __all__ = ["CLIError", "build_parser", "main", "run", "MAX_MESSAGE"]
 MAX_MESSAGE = 300
 
 
-def _one_line(text: str) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line usage error (argparse prints the whole usage first)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"skelact: error: {_one_line(message)} (see `{self.prog} --help`)", file=sys.stderr)
+        print(f"skelact: error: {one_line(message, MAX_MESSAGE)} (see `{self.prog} --help`)", file=sys.stderr)
         sys.exit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from skelact.cli import data, live, tools, train, video
+    from skelact.cli import bench, data, export, live, train, video
 
     parser = _Parser(prog="skelact",
                      description="Skeleton-based action recognition: convert data, train, evaluate, predict.")
     parser.add_argument("--version", action="version", version=f"skelact {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (data, train, video, live, tools):
+    for group in (data, train, video, live, export, bench):
         group.add_parsers(sub)
     return parser
 
@@ -78,12 +75,12 @@ def run(func: Callable[[], object]) -> int:
             message = str(e) or type(e).__name__
             if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in message:
                 message = f"{e.filename}: {message}"
-            message = _one_line(message)
+            message = one_line(message, MAX_MESSAGE)
         elif isinstance(e, MemoryError):
             message = "out of memory (the input is larger than this machine can hold)"
         else:
-            detail = _one_line(str(e))[:200]
-            message = f"unexpected {type(e).__name__}: {detail} (run with SKELACT_DEBUG=1 for the traceback)"
+            detail = f": {one_line(e)}" if str(e).strip() else ""
+            message = f"unexpected {type(e).__name__}{detail} (run with SKELACT_DEBUG=1 for the traceback)"
         print(f"skelact: error: {message}", file=sys.stderr)
         return 1
     return 0

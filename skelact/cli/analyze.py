@@ -1,6 +1,6 @@
 """``skelact predict VIDEO --per-person`` and ``--window``: who does what, when, in a video.
 
-One pass poses and tracks the video keeping only keypoints (skelact/stream/engine.py); people are
+One pass poses and tracks the video keeping only keypoints (skelact/stream/tracks.py); people are
 then classified on their own (``--per-person``) or in sliding windows (``--window``, a timeline);
 ``--out`` decodes the video a second time to draw the result.
 """
@@ -16,7 +16,7 @@ from skelact.cli.common import CLIError, check_output, positive_float
 
 if TYPE_CHECKING:
     from skelact.inference import Prediction, Predictor
-    from skelact.stream.engine import VideoTracks
+    from skelact.stream.tracks import VideoTracks
 
 __all__ = ["add_analysis_args", "window_lengths", "check_analysis_args", "analyse_video", "DEFAULT_WINDOWS",
            "DEFAULT_STRIDE_FRACTION", "DEFAULT_MIN_SEGMENT", "DEFAULT_WINDOW_VIEWS"]
@@ -109,7 +109,7 @@ def _person_json(tr: Any, pred: Prediction, fps: float) -> dict[str, Any]:
 def analyse_video(args: argparse.Namespace, source: Path, out: Path | None, predictor: Predictor) -> None:
     """``predict VIDEO --per-person`` / ``--window``: one pose pass, then per-person or window results."""
     from skelact.pose.extract import VideoError, video_info
-    from skelact.stream.engine import track_video
+    from skelact.stream.tracks import track_video
 
     try:
         info = video_info(source)
@@ -135,8 +135,8 @@ def analyse_video(args: argparse.Namespace, source: Path, out: Path | None, pred
 
 def _per_person(args: argparse.Namespace, source: Path, out: Path | None, predictor: Predictor,
                 vt: VideoTracks) -> None:
-    from skelact.stream.engine import classify_track
     from skelact.stream.overlay import track_views, write_overlay
+    from skelact.stream.tracks import classify_track
 
     people, preds = [], {}
     for tr in vt.tracks:
@@ -174,9 +174,9 @@ def _per_person(args: argparse.Namespace, source: Path, out: Path | None, predic
 
 def _timeline(args: argparse.Namespace, source: Path, out: Path | None, predictor: Predictor, vt: VideoTracks,
               scene: bool, note: str | None) -> None:
-    from skelact.stream.engine import classify_windows
     from skelact.stream.overlay import timeline_views, write_overlay
     from skelact.stream.timeline import build_timeline
+    from skelact.stream.tracks import classify_windows
 
     lengths, strides = _window_frames(args, source, vt.frames, vt.fps)
     views = args.num_clips or DEFAULT_WINDOW_VIEWS

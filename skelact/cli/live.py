@@ -37,7 +37,7 @@ def _status(stats: object, last: list[float]) -> None:
 def _cmd_live(args: argparse.Namespace) -> None:
     import torch
 
-    from skelact.inference import load_model
+    from skelact.inference import load_predictor
     from skelact.pose import MoveNet
     from skelact.stream.live import LiveAnalyzer, VideoSink
     from skelact.stream.server import LiveServer, parse_address
@@ -56,7 +56,7 @@ def _cmd_live(args: argparse.Namespace) -> None:
     source = None
     try:
         source = FrameSource(args.source, realtime=args.realtime, loop=args.loop, stall_timeout=args.stall)
-        predictor = load_model(args.model, device=args.device)
+        predictor = load_predictor(args.model, device=args.device)
         # One thread for the action model: the pose model has the cores, and on a busy CPU torch's
         # thread pool costs more than it gains for a clip this small (benchmarks/live.py).
         torch.set_num_threads(args.action_threads)

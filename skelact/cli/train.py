@@ -1,4 +1,4 @@
-"""Training commands: ``train``, ``test``, ``fuse``."""
+"""Training commands: ``train``, ``test``, ``calibrate``, ``fuse``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from skelact.cli.common import CLIError, fraction_open, positive_int, print_metrics
+from skelact.cli.common import CLIError, check_output, fraction_open, positive_int, print_metrics
 
 __all__ = ["add_parsers"]
 
@@ -38,6 +38,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from skelact.config import load_config
     from skelact.engine.train import train
 
+    result_file = None
+    if args.result is not None:  # refused before hours of training, not after
+        result_file = Path(str(args.result).replace("{rank}", os.environ.get("RANK", "0")))
+        check_output(result_file, [args.config])
     packed = None
     if args.config.suffix.lower() in PICKLE_SUFFIXES:
         cfg, packed = _auto_recipe(args)
@@ -48,30 +52,42 @@ def _cmd_train(args: argparse.Namespace) -> None:
                                f"recipe names its own (model.name, data.layout)")
         cfg = load_config(args.config, args.overrides)
     result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit, packed=packed)
+    if result_file is not None:
+        _write_result(result_file, result)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
         best = 100 * result["best_top1"]
         print(f"best top-1 {best:.2f} % at epoch {result['best_epoch']}; outputs in {args.work_dir}")
 
 
+def _write_result(path: Path, result: dict) -> None:
+    """``--result``: the final metrics as JSON (one file per process when the name holds ``{rank}``)."""
+    import json
+
+    from skelact.data.io import atomic_write
+
+    atomic_write(path, lambda f: f.write(json.dumps(result, indent=2).encode()))
+
+
 def _cmd_test(args: argparse.Namespace) -> None:
     from skelact.config import load_config
     from skelact.engine.evaluate import evaluate
+    from skelact.inference import resolve_model_spec
 
+    checkpoint, _ = resolve_model_spec(str(args.checkpoint))  # a path, or a shipped model's verified file
     cfg = load_config(args.config, args.overrides) if args.config is not None else None
     if cfg is None and args.overrides:
         from skelact.checkpoint import Checkpoint
         from skelact.config import apply_overrides, config_from_dict, config_to_dict
 
-        stored = Checkpoint.load(args.checkpoint).config
+        stored = Checkpoint.load(checkpoint).config
         cfg = config_from_dict(apply_overrides(config_to_dict(stored), args.overrides))
     out_dir = args.out_dir or Path(args.checkpoint).resolve().parent / "test"
-    metrics = evaluate(cfg, Path(args.checkpoint), num_clips=args.num_clips, flip=args.flip, out_dir=out_dir)
+    metrics = evaluate(cfg, checkpoint, num_clips=args.num_clips, flip=args.flip, out_dir=out_dir)
     print_metrics(metrics)
     print(f"scores, report, confusion matrix in {out_dir}")
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> None:
-    from skelact.cli.common import check_output
     from skelact.engine.calibrate import calibrate_checkpoint
 
     check_output(args.output, [args.checkpoint], args.force)
@@ -93,7 +109,7 @@ def _cmd_fuse(args: argparse.Namespace) -> None:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Register ``train``, ``test`` and ``fuse``."""
+    """Register ``train``, ``test``, ``calibrate`` and ``fuse``."""
     p = sub.add_parser("train", help="train a model from a YAML recipe, or from a data file alone",
                        description="Train a model from a YAML recipe (see configs/), or give a PYSKL .pkl and a "
                        "--model and a recipe is chosen from the data (2D/3D, persons, layout, clip lengths, "
@@ -109,6 +125,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="sanity check: train and evaluate on N training clips")
     p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override recipe values, e.g. --set optim.lr=0.05 data.batch_size=32")
+    p.add_argument("--result", type=Path, default=None, metavar="FILE",
+                   help="also write the final metrics as JSON to FILE; under torchrun, {rank} in FILE is "
+                   "replaced by each process's rank")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("test", help="evaluate a checkpoint: accuracy, P/R/F1, confusion matrix, scores",
@@ -116,7 +135,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        "softmax probabilities over --num-clips views (and flips).")
     p.add_argument("config", type=Path, nargs="?", default=None,
                    help="recipe .yaml (default: the one stored in the checkpoint)")
-    p.add_argument("--checkpoint", type=Path, required=True, help="best.pt or last.pt")
+    p.add_argument("--checkpoint", type=Path, required=True, help="best.pt or last.pt, or a shipped model name")
     p.add_argument("--num-clips", type=positive_int, default=None,
                    help="views averaged per clip (default: the recipe's)")
     p.add_argument("--flip", action="store_true", help="also average horizontally flipped views")

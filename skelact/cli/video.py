@@ -24,7 +24,7 @@ __all__ = ["add_parsers"]
 
 
 def _shard(text: str) -> tuple[int, int]:
-    from skelact.pose.dataset import parse_shard
+    from skelact.pose.folder import parse_shard
 
     try:
         return parse_shard(text)
@@ -33,8 +33,8 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _cmd_extract(args: argparse.Namespace) -> None:
-    from skelact.pose.dataset import extract_dataset
     from skelact.pose.extract import is_video
+    from skelact.pose.folder import extract_folder
 
     out = Path(args.output)
     check_output(out, args.inputs, args.force)
@@ -42,7 +42,7 @@ def _cmd_extract(args: argparse.Namespace) -> None:
         raise CLIError(f"{out}: looks like a video; the output is a dataset file (e.g. data.pkl)")
     if args.seed is not None and args.val_fraction is None:
         raise CLIError("--seed: applies to --val-fraction only")
-    result = extract_dataset(
+    result = extract_folder(
         args.inputs, out, pose_model=args.pose_model, input_size=args.input_size, max_persons=args.max_persons,
         min_frames=args.min_frames, val_fraction=args.val_fraction, split_file=args.split_file,
         seed=args.seed or 0, shard=args.shard, workers=args.workers, threads=args.threads, resume=args.resume,
@@ -63,7 +63,7 @@ def _cmd_extract(args: argparse.Namespace) -> None:
         parts.append(", ".join(f"{name} {len(m)}" for name, m in data["split"].items()))
     failed = f"{len(result.failures)} video(s) failed"
     if result.failures:
-        from skelact.pose.progress import failures_path
+        from skelact.pose.resume import failures_path
 
         failed += f", listed in {failures_path(out)}"
     print(f"wrote {out}: {'; '.join(parts)}; {failed}")
@@ -71,7 +71,7 @@ def _cmd_extract(args: argparse.Namespace) -> None:
 
 def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
     """Shared by ``predict`` and ``demo``: skeletons (from a video or a pickle) -> top-k -> optional video."""
-    from skelact.inference import InferenceError, load_model
+    from skelact.inference import InferenceError, load_predictor
     from skelact.skeleton import get_layout, resolve_layout
 
     if out is not None:
@@ -85,7 +85,7 @@ def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
     if args.per_person and is_pickle:
         raise CLIError(f"{source}: --window and --per-person apply to a video input, not a .pkl")
     check_analysis_args(args, source, is_pickle)
-    predictor = load_model(args.model, device=args.device)  # a bad --model fails before any video work
+    predictor = load_predictor(args.model, device=args.device)  # a bad --model fails before any video work
     note = None
     if args.per_person and predictor.cfg.data.max_persons > 1:
         note = (f"--per-person: the model was trained on clips of {predictor.cfg.data.max_persons} people, so it "

@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from skelact.data.pickle_scan import K_BUILDABLE, K_DICT, K_LEAF, K_OBJ, K_SET, PickleRefused, refuse, scan
-from skelact.errors import short_repr
+from skelact.errors import one_line, short_repr
 
 __all__ = ["PickleRefused", "restricted_load"]
 
@@ -337,7 +337,6 @@ def restricted_load(f: BinaryIO) -> Any:
     except (PickleRefused, RecursionError, MemoryError):
         raise
     except Exception as e:  # a stream the scan let through can still fail (a bad dtype, a wrong size)
-        detail = " ".join(str(e).split())
-        raise PickleRefused(f"not a valid annotation pickle ({type(e).__name__}: {short_repr(detail, 100)})") from None
+        raise PickleRefused(f"not a valid annotation pickle ({type(e).__name__}: {one_line(e)})") from None
     finally:
         _copy_budget.reset(token)

@@ -1,8 +1,9 @@
 """Temporal sampling and person padding: pure functions on numpy arrays.
 
-:func:`uniform_sample_indices` follows the semantics of PYSKL's ``UniformSampleFrames``: the
-clip is cut into ``clip_len`` equal segments and one frame is taken from each, so every part of
-the action is seen whatever the clip's length. Clips shorter than ``clip_len`` are looped.
+:func:`uniform_sample_indices` cuts the clip into ``clip_len`` equal segments and takes one frame
+from each, so every part of the action is seen whatever the clip's length; clips shorter than
+``clip_len`` are looped. (The sampling the published skeleton recipes were measured with, so that
+their numbers can be compared.)
 """
 
 from __future__ import annotations

@@ -115,7 +115,8 @@ def normalize_axes(kp: np.ndarray) -> np.ndarray:
     """Map each coordinate axis of the clip to [-1, 1] by its own min and max.
 
     Unlike :func:`normalize_by_bbox` the scale differs per axis, so the clip's aspect ratio is
-    lost along with its position and size (CTR-GCN's NW-UCLA loader does this). The range spans
+    lost along with its position and size (NW-UCLA results are often reported on clips scaled this
+    way; BENCHMARKS.md compares it with the recipe's normalisation). The range spans
     every present (non-zero) joint of every person and frame; an axis with no extent maps to 0.
 
     Args:

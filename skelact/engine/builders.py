@@ -32,7 +32,7 @@ from skelact.data.transforms import (
     Transform,
     UniformSample,
 )
-from skelact.errors import short_repr
+from skelact.errors import one_line, short_repr
 from skelact.skeleton import Layout
 
 __all__ = [
@@ -173,8 +173,8 @@ def build_pipeline(
     if force_flip:
         steps.append(RandomFlip(layout, 1.0, center_x=flip_center))
     if data.normalize == "axes":
-        # After the augmentation, as in CTR-GCN's NW-UCLA loader: the rotated clip is what gets
-        # rescaled (so a uniform augment.scale has no effect here).
+        # After the augmentation: the clip as rotated is what gets rescaled, so every axis the model
+        # sees spans [-1, 1] whatever the rotation (and a uniform augment.scale has no effect here).
         steps.append(NormalizeAxes())
     steps.append(FormatFeatures(layout, data.features, data.with_score))
     return Compose(steps)
@@ -271,7 +271,7 @@ def build_model(cfg: Config, num_classes: int, layout: Layout, in_channels: int)
         return create_model(cfg.model.name, num_classes=num_classes, layout=layout, in_channels=in_channels,
                             **cfg.model.kwargs)
     except (ValueError, TypeError) as e:
-        raise ConfigError(f"model: {str(e)[:240]}") from None
+        raise ConfigError(f"model: {one_line(e)}") from None
 
 
 # ------------------------------------------------------------------------------------- optimiser
@@ -280,7 +280,8 @@ def build_model(cfg: Config, num_classes: int, layout: Layout, in_channels: int)
 def build_optimizer(optim: OptimConfig, model: nn.Module) -> torch.optim.Optimizer:
     """SGD (optionally Nesterov) or AdamW over every trainable parameter.
 
-    Weight decay applies to all parameters, as in PYSKL's recipes.
+    Weight decay applies to every parameter, biases and norms included: the recipes' learning rates
+    and decays (configs/) were tuned and measured that way.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if optim.name == "sgd":

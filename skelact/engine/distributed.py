@@ -23,7 +23,6 @@ __all__ = [
     "DistInfo",
     "init_distributed",
     "cleanup_distributed",
-    "is_main",
     "all_reduce_sum",
     "all_gather_objects",
     "broadcast_buffers",
@@ -84,11 +83,6 @@ def cleanup_distributed() -> None:
 
 def _active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def is_main() -> bool:
-    """True on rank 0 (and in a single process)."""
-    return not _active() or dist.get_rank() == 0
 
 
 def barrier() -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from skelact.config import Config, ConfigError
 from skelact.data.io import atomic_write
 from skelact.engine import metrics
-from skelact.errors import SkelactError, short_repr
+from skelact.errors import SkelactError, one_line, short_repr
 
 __all__ = ["ScoreFileError", "evaluate", "fuse", "load_scores", "save_scores", "write_outputs"]
 
@@ -99,8 +99,7 @@ def load_scores(path: str | Path) -> dict[str, np.ndarray]:
     except ScoreFileError:
         raise
     except Exception as e:  # a truncated or corrupt zip, a bad header: zipfile, zlib and numpy errors
-        detail = short_repr(" ".join(str(e).split()), 100)
-        raise ScoreFileError(f"{path}: cannot read the score file ({type(e).__name__}: {detail})") from None
+        raise ScoreFileError(f"{path}: cannot read the score file ({type(e).__name__}: {one_line(e)})") from None
     probs, labels, names, classes = (out[k] for k in _SCORE_KEYS)
     if probs.ndim != 2 or 0 in probs.shape or labels.shape != probs.shape[:1] or names.shape != probs.shape[:1] \
             or classes.shape != probs.shape[1:]:
@@ -163,32 +162,32 @@ def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None,
     import torch
     from torch.utils.data import DataLoader
 
+    from skelact.checkpoint import Checkpoint
     from skelact.engine import builders
     from skelact.engine.distributed import ShardSampler, cleanup_distributed, init_distributed
     from skelact.engine.predict import predict_logits, view_probs
-    from skelact.inference import load_model
     from skelact.runtime import keep_freed_memory, resolve_amp
 
     keep_freed_memory()  # every batch frees and allocates the same large activations again
     owns_group = not torch.distributed.is_initialized()
     info = init_distributed(cfg.device if cfg is not None else "auto")
     try:
-        predictor = load_model(checkpoint, device=info.device)  # the one checkpoint -> model path
+        ckpt = Checkpoint.load(checkpoint)
+        model = ckpt.build_model(info.device, where=str(checkpoint))  # checks the weights against the config
         if cfg is None:
-            cfg = predictor.cfg
-        elif cfg.model.name != predictor.cfg.model.name:
-            raise ConfigError(f"{checkpoint} holds a {predictor.cfg.model.name!r} model but the config names "
+            cfg = ckpt.config
+        elif cfg.model.name != ckpt.config.model.name:
+            raise ConfigError(f"{checkpoint} holds a {ckpt.config.model.name!r} model but the config names "
                               f"{cfg.model.name!r}")
         packed = builders.load_clips(cfg.data)
         # The checkpoint's layout (stored whole): the recipe's YAML file need not exist any more.
-        layout = builders.resolve_layout(cfg.data, packed, given=predictor.layout)
-        classes = predictor.classes
+        layout = builders.resolve_layout(cfg.data, packed, given=ckpt.layout)
+        classes = ckpt.classes
         if packed.classes is not None and list(packed.classes) != classes:
             raise ConfigError(f"{cfg.data.ann_file}: its classes differ from those {checkpoint} was trained on "
                               f"({len(packed.classes)} vs {len(classes)} classes)")
         k = num_clips or cfg.data.num_clips_test
         indices = builders.split_indices(packed, cfg.data.val_split, len(classes), "data.val_split")
-        model = predictor.model
 
         def run(force_flip: bool) -> tuple[np.ndarray, np.ndarray]:
             ds = builders.build_dataset(cfg, packed, layout, indices, train=False, num_clips=k, force_flip=force_flip)
@@ -198,7 +197,7 @@ def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None,
             return predict_logits(model, loader, info, amp, progress="flip" if force_flip else "test")
 
         # The probabilities users see in `skelact predict`: at the checkpoint's calibrated temperature.
-        calib = predictor.calibration
+        calib = ckpt.calibration
         t = calib.temperature if calib is not None else 1.0
         amp = resolve_amp(cfg.optim.amp, info.device, strict=False)
 
@@ -211,7 +210,7 @@ def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None,
                                  "temperature": t}
         if calib is not None and calib.threshold is not None:
             extra.update(unknown_threshold=calib.threshold, calibrated_on=calib.split,
-                         unknown_rate=float((probs.max(axis=1) < calib.threshold).mean()),
+                         unknown_rate=float(calib.unknown(probs).mean()),
                          ece_uncalibrated=metrics.expected_calibration_error(view_probs(logits, 1.0), labels))
         names = [packed.names[i] for i in indices]
         if out_dir is not None and info.rank == 0:

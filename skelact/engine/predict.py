@@ -6,20 +6,16 @@ Shared by the per-epoch validation in :mod:`skelact.engine.train` and by ``skela
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from skelact.engine.distributed import DistInfo, all_gather_objects
+from skelact.progress import progress as progress_bar
 from skelact.runtime import autocast_context
 
-__all__ = ["predict", "predict_logits", "view_probs", "BAR_INTERVAL"]
-
-#: Seconds between progress bar redraws: often on a terminal, rarely when stderr is a log file.
-BAR_INTERVAL = 0.1 if sys.stderr.isatty() else 30.0
+__all__ = ["predict", "predict_logits", "view_probs"]
 
 
 @torch.no_grad()
@@ -33,13 +29,10 @@ def predict_logits(model: nn.Module, loader: DataLoader, info: DistInfo, amp: st
     Returns:
         ``(logits, labels)``: float32 [N, K, num_classes] and int64 [N] in dataset order, on every rank.
     """
-    from tqdm import tqdm
-
     model.eval()
     chunks, labels = [], []
-    bar = tqdm(loader, desc=progress, leave=False, disable=progress is None or info.rank != 0, dynamic_ncols=True,
-               mininterval=BAR_INTERVAL)
-    for x, y in bar:
+    shown = progress is not None and info.rank == 0
+    for x, y in progress_bar(loader, desc=progress or "", unit="batch", enabled=shown):
         x = x.to(info.device, non_blocking=True)  # [N, K, M, T, V, C]
         n, k = x.shape[:2]
         with autocast_context(amp, info.device):

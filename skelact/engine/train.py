@@ -7,20 +7,18 @@ The same call works in one CPU process, on one GPU and under ``torchrun`` with N
 
     skelact train configs/penn_stgcnpp_j.yaml --work-dir work_dirs/penn_j
     torchrun --nproc_per_node 4 $(which skelact) train configs/ntu60_xsub_stgcnpp_j.yaml --work-dir ...
-    torchrun --nproc_per_node 4 -m skelact.engine.train configs/ntu60_xsub_stgcnpp_j.yaml --work-dir ...
+    torchrun --nproc_per_node 4 -m skelact.cli train configs/ntu60_xsub_stgcnpp_j.yaml --work-dir ...
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import csv
 import dataclasses
 import math
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from skelact.checkpoint import Calibration, Checkpoint, CheckpointError, TrainState, fit_weights
-from skelact.config import Config, load_config, save_config
+from skelact.config import Config, save_config
 from skelact.data.dataset import PackedClips, SkeletonDataset
 from skelact.data.io import atomic_path
 from skelact.engine import builders, metrics
@@ -47,8 +45,10 @@ from skelact.engine.distributed import (
     unwrap,
 )
 from skelact.engine.ema import WeightEMA
-from skelact.engine.predict import BAR_INTERVAL, predict, predict_logits
+from skelact.engine.predict import predict, predict_logits
 from skelact.engine.workdir import check_resumable, lock_work_dir, remove_stale_temporaries
+from skelact.errors import one_line
+from skelact.progress import progress
 from skelact.runtime import (
     autocast_context,
     keep_freed_memory,
@@ -59,7 +59,7 @@ from skelact.runtime import (
 )
 from skelact.skeleton import Layout
 
-__all__ = ["train", "apply_overfit", "main", "CSV_FIELDS"]
+__all__ = ["train", "apply_overfit", "CSV_FIELDS"]
 
 #: Columns of ``work_dir/metrics.csv``, one row per epoch (validation columns empty when skipped).
 CSV_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
@@ -141,13 +141,10 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.opti
 
     ``ema``, when given, follows the (unwrapped) model after every step.
     """
-    from tqdm import tqdm
-
     model.train()
     loss_sum, correct, seen = 0.0, 0.0, 0.0
     start = time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.optim.epochs}", leave=False, disable=info.rank != 0,
-               dynamic_ncols=True, mininterval=BAR_INTERVAL)
+    bar = progress(loader, desc=f"epoch {epoch}/{cfg.optim.epochs}", unit="batch", enabled=info.rank == 0)
     for x, y in bar:
         x = x.to(info.device, non_blocking=True)  # [N, M, T, V, C]
         y = y.to(info.device, non_blocking=True)  # [N] labels, or [N, classes] frame shares (augment.join)
@@ -172,7 +169,7 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.opti
         loss_sum += loss.item() * n
         correct += (logits.argmax(dim=1) == (y if y.ndim == 1 else y.argmax(dim=1))).sum().item()
         seen += n
-        bar.set_postfix(refresh=False, loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
                         clips_s=f"{seen * info.world_size / (time.perf_counter() - start):.1f}")
     loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], info.device)
     elapsed = time.perf_counter() - start
@@ -318,8 +315,7 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
                 scaler.load_state_dict(t.scaler)
             set_rng_state(t.rng)
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
-            raise CheckpointError(f"{last_path}: cannot resume from it ({type(e).__name__}: "
-                                  f"{' '.join(str(e).split())[:160]})") from None
+            raise CheckpointError(f"{last_path}: cannot resume from it ({type(e).__name__}: {one_line(e)})") from None
         start_epoch, best_top1, best_epoch = ckpt.epoch + 1, ckpt.best_metric, ckpt.best_epoch
         if main_rank:
             _log(f"resumed from {last_path} at epoch {ckpt.epoch}", work_dir)
@@ -438,40 +434,3 @@ def _tensorboard(work_dir: Path) -> Any:
     except ImportError:
         return None
     return SummaryWriter(log_dir=str(work_dir / "tb"))
-
-
-# ---------------------------------------------------------------------------------- entry point
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m skelact.engine.train CONFIG --work-dir DIR [--resume] [--overfit N] [--set k=v ...]``.
-
-    The same arguments as ``skelact train`` (errors are one line, as there); usable as a torchrun target.
-    """
-    from skelact.cli import run
-    from skelact.cli.common import positive_int
-
-    p = argparse.ArgumentParser(prog="skelact-train", description="Train a skeleton action recognition model.")
-    p.add_argument("config", type=Path)
-    p.add_argument("--work-dir", type=Path, required=True)
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--overfit", type=positive_int, default=None)
-    p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE")
-    p.add_argument("--result", type=Path, default=None, help="write the final metrics (per rank) as JSON here")
-    args = p.parse_args(argv)
-
-    def go() -> None:
-        cfg = load_config(args.config, args.overrides)
-        result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit)
-        if args.result is not None:
-            import json
-            import os
-
-            path = Path(str(args.result).replace("{rank}", os.environ.get("RANK", "0")))
-            path.write_text(json.dumps(result, indent=2))
-
-    return run(go)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

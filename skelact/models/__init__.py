@@ -18,11 +18,11 @@ from .heatmap import (
 )
 from .keypoint_c3d import KeypointC3D, dfs_joint_order
 from .poseconv3d import C3DLight, PoseConv3D, SlowOnly
-from .registry import ModelInfo, create_model, get_model, list_models, model_info, register_model
+from .registry import ModelInfo, create_model, list_models, model_info, register_model
 from .stgcn import STGCNPlusPlus, spatial_partitions
 
 __all__ = [
-    "ModelInfo", "create_model", "get_model", "list_models", "model_info", "register_model",
+    "ModelInfo", "create_model", "list_models", "model_info", "register_model",
     "count_macs", "count_params",
     "KeypointC3D", "dfs_joint_order", "STGCNPlusPlus", "spatial_partitions",
     "PoseConv3D", "C3DLight", "SlowOnly",

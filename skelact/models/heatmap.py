@@ -163,7 +163,7 @@ def _joint_scatter(
     kernels = _compiled(kp, score) if use_kernels else None
     if kernels is not None:
         hm = _buffer(out, n * c * t * h * w, dev).view(n, c, t, h, w)
-        kernels.draw_joints(_float32(kp), _float32(score), hm.numpy(), sigma, rad, single)
+        kernels.draw_joints(_float32(kp), _float32(score), hm.numpy(), sigma, rad, single, np.float32(_FAR))
         return hm
     flat = _zeroed(out, n * c * t * h * w, dev)
     # Points in output memory order (N, V, T, M); only joints that draw something (a missing
@@ -277,7 +277,7 @@ def _limbs(
         n, _, t, _, _ = kp.shape
         hm = _buffer(out, n * len(pairs) * t * h * w, kp.device).view(n, len(pairs), t, h, w)
         kernels.draw_limbs(np.ascontiguousarray(_coordinates(kp.detach()).numpy()), _float32(score), pairs,
-                           hm.numpy(), sigma, _cutoff(sigma), _cutoff(sigma) + _CLIP_MARGIN)
+                           hm.numpy(), sigma, _cutoff(sigma), _cutoff(sigma) + _CLIP_MARGIN, _FAR)
         return hm
     kp, score = _sanitize(_coordinates(kp), score.float())
     dev = kp.device

@@ -25,11 +25,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from . import heatmap
-
 __all__ = ["draw_joints", "draw_limbs"]
 
-_FAR = np.float32(heatmap._FAR)  # coordinates are clamped to +-_FAR before any arithmetic, as there
 _FUSE = {"contract"}  # the one fast-math flag: a * b + c may become one FMA (rounded once, not twice)
 _LANES = 16  # pixels per block of a limb row: one AVX-512 or two AVX2 float32 vectors
 _ZERO, _HALF, _ONE = np.float32(0.0), np.float32(0.5), np.float32(1.0)
@@ -45,16 +42,17 @@ def _usable(x: float, y: float, s: float) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _clamp(x: float) -> float:
-    return min(max(x, -_FAR), _FAR)
+def _clamp(x: float, far: float) -> float:
+    return min(max(x, -far), far)
 
 
 @njit(cache=True, nogil=True)
 def draw_joints(kp: np.ndarray, score: np.ndarray, out: np.ndarray, sigma: float, radius: int,
-                single: bool) -> None:  # pragma: no cover - compiled
+                single: bool, far: float) -> None:  # pragma: no cover - compiled
     """Joint heatmaps into ``out (N, C, T, H, W)`` (C = V, or 1 when ``single``), overwritten.
 
-    ``kp (N, M, T, V, 2)`` and ``score (N, M, T, V)`` float32, C-contiguous; ``radius`` is R.
+    ``kp (N, M, T, V, 2)`` and ``score (N, M, T, V)`` float32, C-contiguous; ``radius`` is R;
+    coordinates are clamped to ``+-far`` before any arithmetic, as on the torch path.
     """
     n_clips, n_persons, n_frames, n_joints, _ = kp.shape
     n_maps, h, w = out.shape[1], out.shape[3], out.shape[4]
@@ -72,7 +70,7 @@ def draw_joints(kp: np.ndarray, score: np.ndarray, out: np.ndarray, sigma: float
                         x, y = kp[n, m, t, v, 0], kp[n, m, t, v, 1]
                         if not _usable(x, y, s):
                             continue
-                        x, y = _clamp(x), _clamp(y)
+                        x, y = _clamp(x, far), _clamp(y, far)
                         cx, cy = int(math.floor(x + 0.5)), int(math.floor(y + 0.5))
                         x0, x1 = max(cx - radius, 0), min(cx + radius, w - 1)
                         y0, y1 = max(cy - radius, 0), min(cy + radius, h - 1)
@@ -151,11 +149,11 @@ def _clip_segment(ax: float, ay: float, bx: float, by: float, w: int, h: int,
 
 @njit(cache=True, nogil=True, fastmath=_FUSE)
 def draw_limbs(kp: np.ndarray, score: np.ndarray, limbs: np.ndarray, out: np.ndarray, sigma: float,
-               cutoff: float, reach: float) -> None:  # pragma: no cover - compiled
+               cutoff: float, reach: float, far: float) -> None:  # pragma: no cover - compiled
     """Limb heatmaps into ``out (N, L, T, H, W)`` (C-contiguous), overwritten; ``limbs (L, 2)`` int64.
 
     ``kp`` is float32 or float64 (kept until the segments are cut to the map grown by ``reach``);
-    ``score`` float32.
+    ``score`` float32; coordinates are clamped to ``+-far`` first, as on the torch path.
 
     A pixel draws ``min(s_a, s_b) * exp(-d^2 / 2 sigma^2)`` when ``d <= cutoff``. Each segment is
     first cut to the map's surroundings (``_clip_segment``), and only that part's bounding box,
@@ -183,7 +181,8 @@ def draw_limbs(kp: np.ndarray, score: np.ndarray, limbs: np.ndarray, out: np.nda
                     if not (_usable(xa, ya, sa) and _usable(xb, yb, sb)):
                         continue
                     s = min(sa, sb)
-                    near, xa, ya, xb, yb = _clip_segment(_clamp(xa), _clamp(ya), _clamp(xb), _clamp(yb), w, h, reach)
+                    near, xa, ya, xb, yb = _clip_segment(_clamp(xa, far), _clamp(ya, far), _clamp(xb, far),
+                                                       _clamp(yb, far), w, h, reach)
                     if not near:
                         continue
                     # Drawn in float32, under new names (a float64 kp must not widen the pixel loop).

@@ -1,8 +1,9 @@
-"""Model registry: a plain dict from name to builder, as in torchvision's ``get_model``.
+"""Model registry: a plain dict from name to builder (``create_model`` builds one by name).
 
 Every builder has the signature ``builder(num_classes, layout, in_channels, **options)`` and
 returns an ``nn.Module`` that maps ``(N, M, T, V, C)`` float32 input to ``(N, num_classes)`` logits,
-with ``forward_features`` and ``forward_head`` as in timm.
+with ``forward_features`` (pooled features) and ``forward_head`` (features → logits), so that
+features can be taken without the classifier.
 
     >>> from skelact.models import create_model, list_models
     >>> model = create_model("stgcnpp", num_classes=60, layout="coco17")
@@ -17,9 +18,10 @@ from pathlib import Path
 
 from torch import nn
 
+from ..errors import one_line
 from ..skeleton import Layout, get_layout
 
-__all__ = ["ModelInfo", "register_model", "list_models", "model_info", "create_model", "get_model"]
+__all__ = ["ModelInfo", "register_model", "list_models", "model_info", "create_model"]
 
 INPUT_KINDS = ("keypoint", "heatmap")
 
@@ -117,7 +119,4 @@ def create_model(
         bad = re.search(r"unexpected keyword argument '(\w+)'", text)
         if bad:
             raise ValueError(f"model {name!r} has no option {bad.group(1)!r}") from None
-        raise ValueError(f"model {name!r}: an option has the wrong type ({text[:160]})") from None
-
-
-get_model = create_model  # torchvision's spelling
+        raise ValueError(f"model {name!r}: an option has the wrong type ({one_line(text)})") from None

@@ -1,10 +1,11 @@
-"""Pretrained weights shipped inside the package, described as in torchvision: file, sha256, classes,
+"""Pretrained weights shipped inside the package, each described in full: file, sha256, classes,
 skeleton layout, preprocessing, measured accuracy and the command that produced them.
 
-A shipped model is a checkpoint written by ``skelact train`` and slimmed by :func:`release_checkpoint`
-(weights, config, classes, layout, input channels; no optimiser state), stored as
-``skelact/weights/<file>``. Registering one is adding a dict literal to :data:`_ENTRIES`; the
-sha256 is checked every time the file is opened, so a damaged or swapped file is refused::
+A shipped model is a checkpoint written by ``skelact train`` and slimmed by
+:func:`skelact.checkpoint.release_checkpoint` (weights, config, classes, layout, input channels; no
+optimiser state), stored as ``skelact/weights/<file>``. Registering one is adding a dict literal to
+:data:`_ENTRIES`; the sha256 is checked every time the file is opened, so a damaged or swapped file
+is refused::
 
     from skelact.models.weights import get_weights, list_pretrained
     list_pretrained()                # names usable as ``skelact predict --model NAME``
@@ -31,7 +32,6 @@ __all__ = [
     "register_pretrained",
     "get_weights",
     "file_sha256",
-    "release_checkpoint",
 ]
 
 #: The model ``skelact predict`` and ``skelact demo`` use without ``--model``.
@@ -75,8 +75,7 @@ class PretrainedWeights:
     description: str = ""
 
 
-# One dict literal per shipped model (keys: the PretrainedWeights fields). Empty until a model
-# trained on Penn Action is measured and its file is added to skelact/weights/.
+# One dict literal per shipped model (keys: the PretrainedWeights fields).
 _ENTRIES: list[dict[str, Any]] = [
     {
         "name": "penn_kpc3d",
@@ -109,15 +108,25 @@ _REGISTRY: dict[str, PretrainedWeights] = {}
 
 
 def register_pretrained(entry: PretrainedWeights | dict[str, Any]) -> PretrainedWeights:
-    """Add a shipped model to the registry (a :class:`PretrainedWeights` or a dict of its fields)."""
+    """Add a shipped model to the registry (a :class:`PretrainedWeights` or a dict of its fields).
+
+    Raises:
+        ValueError: The name is taken, the sha256 is not 64 hex digits, or ``model`` is not a
+            registered model (``skelact.models.list_models()``).
+    """
+    from skelact.models.registry import list_models
+
     if isinstance(entry, dict):
         entry = dict(entry)
         entry["classes"] = tuple(entry.get("classes", ()))
         entry = PretrainedWeights(**entry)
     if entry.name in _REGISTRY:
         raise ValueError(f"pretrained model {entry.name!r} is already registered")
-    if len(entry.sha256) != 64:
+    if len(entry.sha256) != 64 or any(c not in "0123456789abcdef" for c in entry.sha256.lower()):
         raise ValueError(f"pretrained model {entry.name!r}: sha256 must be 64 hex digits")
+    if entry.model not in list_models():
+        raise ValueError(f"pretrained model {entry.name!r}: no registered model {entry.model!r} "
+                         f"(registered: {', '.join(list_models())})")
     _REGISTRY[entry.name] = entry
     return entry
 
@@ -180,15 +189,3 @@ def get_weights(name: str, root: str | Path | None = None) -> Path:
         raise WeightsError(f"{path}: sha256 {got} does not match the registered {info.sha256} "
                            f"of model {name!r} (damaged or replaced file)")
     return path
-
-
-def release_checkpoint(checkpoint: str | Path, out: str | Path) -> tuple[Path, str]:
-    """Slim a training checkpoint into a shippable one and return its path and sha256.
-
-    Keeps the weights, config, classes, layout, input channels, calibration and epoch bookkeeping;
-    drops the optimiser, scheduler and RNG states. Written atomically (temporary file, then rename).
-    """
-    from skelact.checkpoint import Checkpoint
-
-    out = Checkpoint.load(checkpoint).released().save(out)
-    return out, file_sha256(out)

@@ -4,10 +4,10 @@ Importing this package is cheap; OpenCV and ``ai-edge-litert`` (the ``pose`` ext
 only when a model is built or a video is opened.
 """
 
-from skelact.pose.dataset import extract_dataset, extract_videos, scan_videos
+from skelact.data.tracking import PoseResult, PoseTracker
 from skelact.pose.extract import VIDEO_EXTENSIONS, VideoError, extract_video, find_videos, iter_frames
-from skelact.pose.movenet import MoveNet, PoseModelError, PoseResult, default_cache_path, resolve_pose_model
-from skelact.pose.tracker import PoseTracker
+from skelact.pose.folder import extract_folder, extract_videos, scan_videos
+from skelact.pose.movenet import MoveNet, PoseModelError, default_cache_path, resolve_pose_model
 
 __all__ = [
     "MoveNet",
@@ -20,7 +20,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "extract_video",
     "extract_videos",
-    "extract_dataset",
+    "extract_folder",
     "scan_videos",
     "find_videos",
     "iter_frames",

@@ -2,7 +2,7 @@
 
 ``extract_video`` turns one video into one unlabeled annotation (``label = -1``) in the COCO-17
 layout. Folders of videos (labelled by sub-folder, sharded, resumable, in parallel) are
-``skelact.pose.dataset``'s.
+``skelact.pose.folder``'s.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from skelact.data.tracking import PoseTracker
 from skelact.errors import SkelactError
 from skelact.pose.movenet import MoveNet, import_cv2
-from skelact.pose.tracker import PoseTracker
+from skelact.progress import progress as progress_bar
 
 __all__ = ["VIDEO_EXTENSIONS", "VideoError", "iter_frames", "video_info", "find_videos", "is_video", "extract_video"]
 
@@ -154,15 +155,12 @@ def extract_video(video: str | Path, model: MoveNet, max_persons: int = 2, progr
         VideoError: Unreadable or empty video, fewer than ``min_frames`` frames, or nobody detected in any
             frame.
     """
-    from tqdm import tqdm
-
     video = Path(video)
     tracker = tracker or PoseTracker()
     expected = video_info(video)["frames"] or None  # for the bar only: header counts can be wrong
     total = 0
     shape: tuple[int, int] | None = None
-    with tqdm(total=expected, unit="frame", desc=video.name, disable=not progress, leave=False,
-              dynamic_ncols=True) as bar:
+    with progress_bar(total=expected, unit="frame", desc=video.name, enabled=progress) as bar:
         for frame in iter_frames_one_size(video):
             shape = frame.shape[:2]
             tracker.update(total, model(frame))

@@ -12,14 +12,15 @@ import hashlib
 import http.client
 import os
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 
 from skelact.data.io import atomic_path
-from skelact.errors import SkelactError
+from skelact.data.tracking import NUM_JOINTS, PoseResult
+from skelact.errors import SkelactError, one_line
+from skelact.progress import progress as progress_bar
 
 __all__ = [
     "MODEL_FILENAME",
@@ -28,7 +29,6 @@ __all__ = [
     "MODEL_SIZE",
     "ENV_VAR",
     "PoseModelError",
-    "PoseResult",
     "MoveNet",
     "resolve_pose_model",
     "default_cache_path",
@@ -41,7 +41,6 @@ MODEL_SHA256 = "d4489f89e6bd6777a8b9a1a16189832131f84ff90d82fae729e670b84d7948dd
 MODEL_SIZE = 9_585_276
 ENV_VAR = "SKELACT_POSE_MODEL"
 
-NUM_JOINTS = 17  # COCO-17 order, the same as skelact's ``coco17`` layout
 _MAX_PEOPLE, _OUT_WIDTH = 6, 56  # output [1, 6, 17 * 3 + 5]
 
 
@@ -83,15 +82,13 @@ def download_pose_model(dest: Path, url: str | None = None, sha256: str = MODEL_
         OSError: Network or file errors (``http.client.HTTPException`` for a broken transfer).
         ValueError: The file's sha256 is not ``sha256``.
     """
-    from tqdm import tqdm
-
     url = url or MODEL_URL
     digest = hashlib.sha256()
     with atomic_path(dest, suffix=".part") as tmp:
         with open(tmp, "wb") as f, urllib.request.urlopen(url, timeout=30) as resp:
             total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {dest.name}",
-                      disable=not progress) as bar:
+            with progress_bar(total=total, unit="B", unit_scale=True, desc=f"downloading {dest.name}",
+                              enabled=progress, leave=True) as bar:
                 while chunk := resp.read(1 << 16):
                     f.write(chunk)
                     digest.update(chunk)
@@ -130,39 +127,13 @@ def resolve_pose_model(path: str | Path | None = None, download: bool = True) ->
     try:
         return download_pose_model(cache)
     except (OSError, ValueError, http.client.HTTPException) as e:
-        reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
         raise PoseModelError(
-            f"pose model not found and the download failed ({reason}); {_where_to_put_it(cache)}"
+            f"pose model not found and the download failed ({one_line(e)}); {_where_to_put_it(cache)}"
         ) from None
 
 
 # --------------------------------------------------------------------------------------------
 # Running the model
-
-
-@dataclass
-class PoseResult:
-    """People found in one frame, in original-frame pixels, most confident first.
-
-    Attributes:
-        keypoints: float32 [P, 17, 2], x, y.
-        scores: float32 [P, 17] joint confidences.
-        boxes: float32 [P, 4] x1, y1, x2, y2.
-        person_scores: float32 [P].
-    """
-
-    keypoints: np.ndarray
-    scores: np.ndarray
-    boxes: np.ndarray
-    person_scores: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.person_scores)
-
-    @classmethod
-    def empty(cls) -> PoseResult:
-        return cls(np.zeros((0, NUM_JOINTS, 2), np.float32), np.zeros((0, NUM_JOINTS), np.float32),
-                   np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
 
 
 class MoveNet:

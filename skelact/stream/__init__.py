@@ -1,7 +1,7 @@
 """Who does what, when: one streaming analysis engine for long videos and live streams.
 
     source.py        frames from a file, a camera or a network stream (capture thread, newest frame only)
-    engine.py        frames -> pose -> online tracker -> per-track keypoint buffers -> classification
+    tracks.py        frames -> pose -> online tracker -> per-track keypoint buffers -> classification
     buffers.py       per-track keypoint buffers (whole tracks offline, ring buffers live)
     timeline.py      sliding windows -> per-frame labels -> timeline rows (CSV, JSON, PNG)
     segmentation.py  frame accuracy, edit score and F1@k of a predicted segmentation

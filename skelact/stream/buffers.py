@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skelact.pose.movenet import PoseResult
+from skelact.data.tracking import PoseResult
 
 __all__ = ["TrackBuffer", "TrackBuffers", "Track"]
 

@@ -21,10 +21,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from skelact.stream.engine import PoseModel, PoseStream
 from skelact.stream.overlay import Painter, PersonView
 from skelact.stream.source import FrameSource, SourceError, StreamEnded
 from skelact.stream.timeline import prediction_fields
+from skelact.stream.tracks import PoseModel, PoseStream
 from skelact.viz.draw import person_color
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class LiveAnalyzer:
     """Runs one source through pose, tracking, classification and the outputs.
 
     Args:
-        pose: The pose model (see :class:`~skelact.stream.engine.PoseStream`).
+        pose: The pose model (see :class:`~skelact.stream.tracks.PoseStream`).
         predictor: The action model.
         every: Predict every ``every`` processed frames.
         windows: Lengths (frames) of the last part of each person's track classified at each

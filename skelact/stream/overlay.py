@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from skelact.progress import progress as progress_bar
 from skelact.stream.buffers import Track
 from skelact.stream.timeline import NONE, Timeline
 from skelact.viz.draw import draw_people_panel, draw_person_label, draw_skeletons, import_cv2, person_color
@@ -181,8 +182,6 @@ def write_overlay(out: str | Path, video: str | Path, views_at: ViewsAt, fps: fl
     Returns:
         Frames written.
     """
-    from tqdm import tqdm
-
     from skelact.data.io import atomic_path
     from skelact.pose.extract import iter_frames
     from skelact.viz.video import VideoWriteError, open_video_writer
@@ -191,8 +190,7 @@ def write_overlay(out: str | Path, video: str | Path, views_at: ViewsAt, fps: fl
     written = 0
     painter: Painter | None = None
     with atomic_path(out, suffix=f".tmp{out.suffix}") as tmp, \
-            tqdm(total=frames, unit="frame", desc=f"writing {out.name}", disable=not progress, leave=False,
-                 dynamic_ncols=True) as bar:
+            progress_bar(total=frames, unit="frame", desc=f"writing {out.name}", enabled=progress) as bar:
         writer = None
         try:
             for image in iter_frames(video):

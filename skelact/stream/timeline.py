@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from skelact.inference import Prediction
-from skelact.stream.engine import Window
 from skelact.stream.segmentation import runs
+from skelact.stream.tracks import Window
 
 __all__ = ["UNKNOWN", "NONE", "frame_probabilities", "frame_labels", "absorb_short", "prediction_fields",
            "Segment", "PersonTimeline", "Timeline", "build_timeline", "TIMELINE_FIELDS"]

@@ -84,7 +84,7 @@ def draw_skeletons(frame: np.ndarray, keypoint: np.ndarray, score: np.ndarray | 
         score = None if score is None else np.asarray(score)[None]
     if keypoint.ndim != 3 or keypoint.shape[-1] != 2:
         raise ValueError(f"expected pixel keypoints [M, V, 2], got {list(keypoint.shape)} "
-                         "(map 3D or normalised keypoints with skelact.viz.to_canvas first)")
+                         "(map 3D or normalised keypoints with skelact.viz.video.to_canvas first)")
     if score is not None and np.shape(score) != keypoint.shape[:2]:
         raise ValueError(f"score shape {list(np.shape(score))} does not match keypoint [M, V] "
                          f"{list(keypoint.shape[:2])}")

@@ -209,7 +209,7 @@ def write_skeleton_video(
     keypoint = np.asarray(keypoint, dtype=np.float32)
     if keypoint.ndim != 4 or keypoint.shape[-1] != 2:
         raise ValueError(f"expected pixel keypoints [M, T, V, 2], got {list(keypoint.shape)} "
-                         "(map 3D or normalised keypoints with skelact.viz.to_canvas first)")
+                         "(map 3D or normalised keypoints with skelact.viz.video.to_canvas first)")
     m, t, v, _ = keypoint.shape
     if score is not None:
         score = np.asarray(score, dtype=np.float32)

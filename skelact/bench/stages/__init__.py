@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from ...errors import one_line
 from ...runtime import keep_freed_memory
 from ..options import BenchOptions, BenchReport, Row, options_dict
 from ..report import environment
@@ -53,7 +54,7 @@ def run_benchmarks(opts: BenchOptions, log: Callable[[str], None] | None = None,
                 report.rows.extend(BENCHES[stage](ctx))
             except Exception as e:  # noqa: BLE001 - one stage's failure must not lose the others' rows
                 report.rows.append(Row(stage, f"{stage} stage", None, "",
-                                       f"failed: {type(e).__name__}: {str(e)[:300]}"))
+                                       f"failed: {type(e).__name__}: {one_line(e)}"))
             if log is not None:
                 log(f"bench: {stage} done in {time.perf_counter() - t0:.1f} s")
             if on_stage is not None:

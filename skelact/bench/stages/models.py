@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ...errors import one_line
 from ..options import Row
 from ..pyskl import PYSKL_CONFIGS, PysklError, PysklWorker
 from ..synthetic import model_inputs, synthetic_annotations
@@ -272,7 +273,7 @@ def _bench_one(ctx: Context, name: str, native: bool, threads: int) -> list[Row]
                         flops.get("pyskl", flops["none"]))
         except Exception as e:  # noqa: BLE001 - keep the step rows measured above, and go on
             out.rows.append(Row("models", f"{name} train end to end", None, "clips/s",
-                                f"failed: {type(e).__name__}: {str(e)[:200]}"))
+                                f"failed: {type(e).__name__}: {one_line(e)}"))
 
     # ---- inference
     ib = sizes.infer_batch
@@ -399,6 +400,6 @@ def bench_models(ctx: Context) -> list[Row]:
             try:
                 rows += _bench_one(ctx, name, native, threads)
             except Exception as e:  # noqa: BLE001 - one model's failure must not lose the others' rows
-                rows.append(Row("models", f"{name}", None, "", f"failed: {type(e).__name__}: {str(e)[:200]}"))
+                rows.append(Row("models", f"{name}", None, "", f"failed: {type(e).__name__}: {one_line(e)}"))
             ctx.partial(rows)  # minutes per model: an interrupted run keeps the models done
     return rows

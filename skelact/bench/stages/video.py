@@ -52,9 +52,9 @@ def bench_video(ctx: Context) -> list[Row]:
     except (ImportError, PoseModelError) as e:
         return skip_rows("video", _VIDEO_ITEMS, f"{e} (use --pose-model)")
     if opts.model:
-        from skelact.inference import load_model
+        from skelact.inference import load_predictor
 
-        predictor = load_model(opts.model)
+        predictor = load_predictor(opts.model)
     else:
         predictor = _random_predictor()
     runs, warmup = (1, 0) if opts.quick else (min(opts.runs, 3), 1)

@@ -20,7 +20,7 @@ from typing import IO, Any
 import numpy as np
 
 from skelact.data.convert._common import ConvertError, ConvertSummary, assign_labels, pack_converted
-from skelact.errors import short_repr
+from skelact.errors import one_line, short_repr
 from skelact.skeleton import Layout, LayoutError, resolve_layout
 
 __all__ = ["MAX_ARRAY_BYTES", "ARRAY_SUFFIXES", "read_npy", "read_pose_file", "convert_numpy"]
@@ -44,7 +44,7 @@ def _header(f: IO[bytes], where: str) -> tuple[tuple[int, ...], np.dtype, int]:
     except ConvertError:
         raise
     except (ValueError, OSError, EOFError, SyntaxError) as e:
-        raise ConvertError(f"{where}: not a NumPy .npy array ({str(e).splitlines()[0][:120]})") from None
+        raise ConvertError(f"{where}: not a NumPy .npy array ({one_line(e)})") from None
     if dtype.hasobject:
         raise ConvertError(f"{where}: an object array (refused: loading it would unpickle Python objects)")
     if dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in "fiu":
@@ -77,7 +77,7 @@ def read_npy(open_stream: Callable[[], IO[bytes]], size: int, where: str) -> np.
         with open_stream() as f:
             return np.lib.format.read_array(f, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise ConvertError(f"{where}: cannot read the array ({str(e).splitlines()[0][:120]})") from None
+        raise ConvertError(f"{where}: cannot read the array ({one_line(e)})") from None
 
 
 def _load(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -105,7 +105,7 @@ def _load(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
         raise
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as e:
         # RuntimeError: an encrypted member; NotImplementedError: an unknown compression method
-        raise ConvertError(f"{path}: not a valid .npz file ({str(e).splitlines()[0][:120]})") from None
+        raise ConvertError(f"{path}: not a valid .npz file ({one_line(e)})") from None
 
 
 def read_pose_file(path: str | Path, with_score: bool = False) -> tuple[np.ndarray, np.ndarray | None, list[str]]:

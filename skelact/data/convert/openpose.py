@@ -3,7 +3,7 @@
 OpenPose writes one JSON file per frame, ``<video>_<frame:012d>_keypoints.json``, holding
 ``{"people": [{"pose_keypoints_2d": [x0, y0, c0, x1, y1, c1, ...], ...}, ...]}`` with 0, 0, 0 for
 an undetected joint. One folder of such files is one clip. People carry no identity across
-frames, so they are linked into tracks with :class:`skelact.pose.tracker.PoseTracker` (as for
+frames, so they are linked into tracks with :class:`skelact.data.tracking.PoseTracker` (as for
 ``skelact extract``), and the most confident tracks become the clip's persons.
 """
 
@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 
 from skelact.data.convert._common import ConvertError, ConvertSummary, assign_labels, pack_converted
-from skelact.errors import short_repr
-from skelact.pose.movenet import PoseResult
-from skelact.pose.tracker import PoseTracker
+from skelact.data.tracking import PoseResult, PoseTracker
+from skelact.errors import one_line, short_repr
 from skelact.skeleton import Layout, get_layout, joint_present
 
 __all__ = ["OpenPoseClip", "find_openpose_clips", "read_openpose_frame", "convert_openpose"]
@@ -186,7 +185,7 @@ def read_openpose_frame(path: str | Path, num_joints: int | None = None,
     except RecursionError:
         raise ConvertError(f"{path}: JSON nested too deeply, not an OpenPose frame file") from None
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
-        raise ConvertError(f"{path}: not valid JSON ({str(e)[:120]})") from None
+        raise ConvertError(f"{path}: not valid JSON ({one_line(e)})") from None
     people = doc.get("people") if isinstance(doc, dict) else None
     if not isinstance(people, list):
         raise ConvertError(f"{path}: not OpenPose JSON (expected an object with a 'people' list)")

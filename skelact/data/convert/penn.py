@@ -12,7 +12,7 @@ import numpy as np
 import scipy.io
 
 from skelact.data.convert._common import ConvertError, ConvertSummary, find_files, split_counts
-from skelact.errors import short_repr
+from skelact.errors import one_line
 
 __all__ = ["convert_penn", "read_penn_mat"]
 
@@ -92,8 +92,7 @@ def read_penn_mat(path: str | Path) -> tuple[dict[str, Any], str, int, str | Non
     try:
         m = scipy.io.loadmat(path, variable_names=_FIELDS)
     except Exception as e:  # scipy raises several types (ValueError, MatReadError, OSError, ...)
-        detail = short_repr(" ".join(str(e).split()), 100)
-        raise ConvertError(f"{path}: cannot read MATLAB file ({type(e).__name__}: {detail})") from None
+        raise ConvertError(f"{path}: cannot read MATLAB file ({type(e).__name__}: {one_line(e)})") from None
     arrays = {}
     for key in ("x", "y", "visibility"):
         a = m.get(key)

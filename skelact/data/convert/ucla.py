@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from skelact.data.convert._common import ConvertError, ConvertSummary, find_files, split_counts
-from skelact.errors import short_repr
+from skelact.errors import one_line
 
 __all__ = ["UCLA_ACTIONS", "UCLA_CLASSES", "convert_ucla", "read_ucla_json"]
 
@@ -55,7 +55,7 @@ def read_ucla_json(path: str | Path) -> tuple[str, np.ndarray, int | None]:
     except OSError as e:
         raise ConvertError(f"{path}: cannot read NW-UCLA JSON ({e.strerror or type(e).__name__})") from None
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError (and too long integers)
-        raise ConvertError(f"{path}: not valid NW-UCLA JSON ({short_repr(' '.join(str(e).split()), 100)})") from None
+        raise ConvertError(f"{path}: not valid NW-UCLA JSON ({one_line(e)})") from None
     except RecursionError:  # the C decoder recurses once per nested array or object
         raise ConvertError(f"{path}: not valid NW-UCLA JSON (nested too deeply)") from None
     if not isinstance(d, dict) or "skeletons" not in d:

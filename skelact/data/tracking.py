@@ -1,4 +1,4 @@
-"""Online multi-person tracking of per-frame pose detections.
+"""Per-frame pose detections (`PoseResult`) and their online multi-person tracking (`PoseTracker`).
 
 Each frame's people are matched to the live tracks with the Hungarian algorithm on a cost that
 mixes box overlap and keypoint distance; unmatched people start new tracks and a track ends after
@@ -14,9 +14,34 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from skelact.pose.movenet import PoseResult
+__all__ = ["NUM_JOINTS", "PoseResult", "PoseTracker", "box_iou", "keypoint_distance"]
 
-__all__ = ["PoseTracker", "box_iou", "keypoint_distance"]
+NUM_JOINTS = 17  # COCO-17 order, the same as skelact's ``coco17`` layout (MoveNet's; OpenPose's is mapped to it)
+
+
+@dataclass
+class PoseResult:
+    """People found in one frame, in original-frame pixels, most confident first.
+
+    Attributes:
+        keypoints: float32 [P, 17, 2], x, y.
+        scores: float32 [P, 17] joint confidences.
+        boxes: float32 [P, 4] x1, y1, x2, y2.
+        person_scores: float32 [P].
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    boxes: np.ndarray
+    person_scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.person_scores)
+
+    @classmethod
+    def empty(cls) -> PoseResult:
+        return cls(np.zeros((0, NUM_JOINTS, 2), np.float32), np.zeros((0, NUM_JOINTS), np.float32),
+                   np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from skelact.pose.movenet import NUM_JOINTS, PoseResult
-from skelact.pose.tracker import PoseTracker
+from skelact.data.tracking import NUM_JOINTS, PoseResult, PoseTracker
+from skelact.progress import progress as progress_bar
 from skelact.stream.buffers import Track, TrackBuffers
 
 if TYPE_CHECKING:
@@ -126,16 +126,13 @@ def track_video(video: str | Path, pose: PoseModel, tracker: PoseTracker | None 
     Raises:
         VideoError: Unreadable or empty video, or frames of changing size.
     """
-    from tqdm import tqdm
-
     from skelact.pose.extract import VideoError, iter_frames_one_size, video_info
 
     video = Path(video)
     info = video_info(video)
     stream = PoseStream(pose, tracker)
     shape: tuple[int, int] | None = None
-    with tqdm(total=info["frames"] or None, unit="frame", desc=video.name, disable=not progress, leave=False,
-              dynamic_ncols=True) as bar:
+    with progress_bar(total=info["frames"] or None, unit="frame", desc=video.name, enabled=progress) as bar:
         for frame in iter_frames_one_size(video):
             shape = frame.shape[:2]
             stream.step(frame)

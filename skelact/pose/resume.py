@@ -26,14 +26,14 @@ from typing import Any
 from skelact.data.io import AnnotationError, atomic_write, safe_unpickle
 from skelact.errors import SkelactError, short_repr
 
-__all__ = ["ProgressError", "ProgressStore", "progress_folder", "failures_path"]
+__all__ = ["ResumeError", "ResumeStore", "progress_folder", "failures_path"]
 
 SETTINGS = "settings.json"
 _ENTRY = re.compile(r"^[0-9a-f]{24}\.pkl$")
 _TMP = re.compile(r"^\..*\.[0-9a-f]{12}\.tmp$")  # atomic_path's temporaries: ".<name>.<12 hex>.tmp"
 
 
-class ProgressError(SkelactError, RuntimeError):
+class ResumeError(SkelactError, RuntimeError):
     """A progress folder is in the way, belongs to other settings, or is damaged."""
 
 
@@ -64,7 +64,7 @@ def _show(value: Any) -> str:
     return str(value) if isinstance(value, int) else short_repr(value, limit=160)
 
 
-class ProgressStore:
+class ResumeStore:
     """The progress folder of one output (see the module docstring).
 
     Args:
@@ -92,7 +92,7 @@ class ProgressStore:
             Entry file names already present.
 
         Raises:
-            ProgressError: A folder exists without ``resume``, or with other settings, or is damaged.
+            ResumeError: A folder exists without ``resume``, or with other settings, or is damaged.
         """
         remove_stale_temporaries(self.output)
         settings = dict(settings)
@@ -101,10 +101,10 @@ class ProgressStore:
             self._write_settings(settings)
             return set()
         if not resume:
-            raise ProgressError(f"{self.folder}: an earlier extraction into {self.output} was interrupted; pass "
+            raise ResumeError(f"{self.folder}: an earlier extraction into {self.output} was interrupted; pass "
                                 "--resume to continue it, or remove that folder to start over")
         if not self.folder.is_dir():
-            raise ProgressError(f"{self.folder}: is not a folder; remove it")
+            raise ResumeError(f"{self.folder}: is not a folder; remove it")
         for p in self.folder.iterdir():  # killed atomic writes of entries
             if _TMP.match(p.name):
                 p.unlink(missing_ok=True)
@@ -112,14 +112,14 @@ class ProgressStore:
         stored = self._read_settings()
         if stored is None:
             if present:
-                raise ProgressError(f"{self.folder}: holds results but no readable {SETTINGS}; remove the folder "
+                raise ResumeError(f"{self.folder}: holds results but no readable {SETTINGS}; remove the folder "
                                     "to start over")
             self._write_settings(settings)  # killed between creating the folder and writing the settings
             return present
         changed = [k for k in sorted(set(settings) | set(stored)) if settings.get(k) != stored.get(k)]
         if changed:
             k = changed[0]
-            raise ProgressError(
+            raise ResumeError(
                 f"{self.folder}: was started with {labels.get(k, k)} {_show(stored.get(k))}, this run has "
                 f"{_show(settings.get(k))}; resume with the same settings, or remove the folder to start over")
         return present
@@ -145,16 +145,16 @@ class ProgressStore:
         """A finished video's ``(annotation, None)`` or ``(None, reason)``.
 
         Raises:
-            ProgressError: The entry is missing, unreadable or belongs to another video.
+            ResumeError: The entry is missing, unreadable or belongs to another video.
         """
         path = self.folder / self.entry_name(key)
         try:
             entry = safe_unpickle(path)
         except AnnotationError as e:
-            raise ProgressError(f"{e}; remove that file and run again with --resume") from None
+            raise ResumeError(f"{e}; remove that file and run again with --resume") from None
         if not (isinstance(entry, dict) and entry.get("key") == key
                 and (isinstance(entry.get("annotation"), dict) or isinstance(entry.get("reason"), str))):
-            raise ProgressError(f"{path}: not the progress entry of {short_repr(key)}; remove that file and run "
+            raise ResumeError(f"{path}: not the progress entry of {short_repr(key)}; remove that file and run "
                                 "again with --resume")
         return entry["annotation"], entry["reason"]
 

@@ -6,9 +6,9 @@ Input layouts (:func:`scan_videos`):
                              class folder); ``frame_dir`` is the path relative to ROOT without extension
     ROOT/<video>             unlabelled (``label = -1``, no classes), as are lists of video files
 
-:func:`extract_dataset` runs the pose model on every video of the folder (or of one shard of it:
+:func:`extract_folder` runs the pose model on every video of the folder (or of one shard of it:
 every N-th of the sorted list), in one or several processes, records each finished video in a
-progress folder (``skelact.pose.progress``) and assembles the dataset file from it at the end,
+progress folder (``skelact.pose.resume``) and assembles the dataset file from it at the end,
 with a report of the videos that failed.
 """
 
@@ -34,10 +34,11 @@ from skelact.data.io import atomic_write, save_annotations
 from skelact.data.splits import SplitError, path_key, read_split_file, stratified_split
 from skelact.pose.extract import VIDEO_EXTENSIONS, VideoError, extract_video, find_videos, is_video
 from skelact.pose.movenet import MoveNet
-from skelact.pose.progress import ProgressStore, failures_path
+from skelact.pose.resume import ResumeStore, failures_path
+from skelact.progress import progress as progress_bar
 
 __all__ = ["VideoItem", "VideoSet", "ExtractResult", "scan_videos", "parse_shard", "shard_items",
-           "dataset_split", "build_dataset", "extract_videos", "extract_dataset", "write_failures"]
+           "dataset_split", "folder_annotations", "extract_videos", "extract_folder", "write_failures"]
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,7 @@ def dataset_split(videos: VideoSet, val_fraction: float | None = None, split_fil
     return split, notes
 
 
-def build_dataset(videos: VideoSet, done: dict[str, dict], split: dict[str, list[str]] | None) -> dict:
+def folder_annotations(videos: VideoSet, done: dict[str, dict], split: dict[str, list[str]] | None) -> dict:
     """The PYSKL dict of the extracted videos (``done``: key → annotation), in the order of ``videos``.
 
     Labels and ``frame_dir`` come from ``videos``; each split keeps its members that were extracted.
@@ -369,27 +370,25 @@ def extract_videos(inputs: Sequence[str | Path] | str | Path, model: MoveNet, ma
     Raises:
         VideoError: No video in the inputs, or none could be processed.
     """
-    from tqdm import tqdm
-
     videos = scan_videos(inputs)
     done, failures = {}, []
-    with tqdm(total=len(videos.items), unit="video", disable=not progress, dynamic_ncols=True) as bar:
+    with progress_bar(total=len(videos.items), unit="video", desc="extract", enabled=progress, leave=True) as bar:
         for it, ann, reason in _run(videos.items, model, 1, 1, max_persons, 1):
             if ann is None:
                 failures.append((it.path, f"{it.path}: {reason}"))
-                bar.write(f"warning: skipped {it.path}: {reason}", file=sys.stderr)
+                bar.write(f"warning: skipped {it.path}: {reason}")
             else:
                 done[it.key] = ann
             bar.update()
     if not done:
         raise VideoError(f"none of the {len(videos.items)} video(s) could be processed: "
                          + "; ".join(f"{p}: {r}" for p, r in failures[:3]))
-    return build_dataset(videos, done, dataset_split(videos)[0]), failures
+    return folder_annotations(videos, done, dataset_split(videos)[0]), failures
 
 
 @dataclass
 class ExtractResult:
-    """What :func:`extract_dataset` did.
+    """What :func:`extract_folder` did.
 
     Attributes:
         data: The dataset written.
@@ -422,7 +421,7 @@ def write_failures(path: Path, failures: Sequence[tuple[Path, str]]) -> Path:
     return atomic_write(path, lambda f: f.write(data))
 
 
-def extract_dataset(inputs: Sequence[str | Path] | str | Path, output: str | Path, *,
+def extract_folder(inputs: Sequence[str | Path] | str | Path, output: str | Path, *,
                     pose_model: str | Path | None = None, input_size: int = 256, max_persons: int = 2,
                     min_frames: int = 8, val_fraction: float | None = None, split_file: str | Path | None = None,
                     seed: int = 0, shard: tuple[int, int] | None = None, workers: int = 1,
@@ -431,7 +430,7 @@ def extract_dataset(inputs: Sequence[str | Path] | str | Path, output: str | Pat
     """Extract a folder of videos (or one shard of it) into a dataset file, resumably.
 
     Every check of the inputs (folder, split, shard, pose model, progress folder) runs before the first
-    video. Each finished video is recorded in the progress folder (``skelact.pose.progress``); at the
+    video. Each finished video is recorded in the progress folder (``skelact.pose.resume``); at the
     end the dataset is written atomically to ``output``, the failed videos to
     ``<output>.failures.csv`` (only when some failed), and the progress folder is removed.
 
@@ -457,10 +456,9 @@ def extract_dataset(inputs: Sequence[str | Path] | str | Path, output: str | Pat
     Raises:
         VideoError: No usable input, an empty shard, or no video could be extracted.
         SplitError: A bad split request or split file.
-        ProgressError: A progress folder in the way (no ``resume``) or from other settings.
+        ResumeError: A progress folder in the way (no ``resume``) or from other settings.
         FileExistsError: ``output`` exists and ``force`` is false.
     """
-    from tqdm import tqdm
 
     from skelact import __version__
     from skelact.pose.movenet import resolve_pose_model
@@ -490,7 +488,7 @@ def extract_dataset(inputs: Sequence[str | Path] | str | Path, output: str | Pat
     labels = {"pose_model_sha256": "the pose model of sha256", "input_size": "--input-size",
               "max_persons": "--max-persons", "min_frames": "--min-frames", "skelact": "skelact version",
               "inputs": "the inputs", "shard": "--shard"}
-    store = ProgressStore(output)
+    store = ResumeStore(output)
     present = store.open(settings, resume, labels)
     todo = [it for it in selected if store.entry_name(it.key) not in present]
     resumed = len(selected) - len(todo)
@@ -499,13 +497,13 @@ def extract_dataset(inputs: Sequence[str | Path] | str | Path, output: str | Pat
 
     frames, start = 0, time.perf_counter()
     try:
-        with tqdm(total=len(selected), initial=resumed, unit="video", desc="extract", disable=not progress,
-                  dynamic_ncols=True) as bar:
+        with progress_bar(total=len(selected), initial=resumed, unit="video", desc="extract", enabled=progress,
+                          leave=True) as bar:
             for it, ann, reason in _run(todo, model, workers, threads, max_persons, min_frames):
                 store.save(it.key, ann, reason)
                 if ann is None:
                     if progress:
-                        bar.write(f"failed: {it.path}: {reason}", file=sys.stderr)
+                        bar.write(f"failed: {it.path}: {reason}")
                 else:
                     frames += ann["total_frames"]
                 bar.update()
@@ -532,7 +530,7 @@ def extract_dataset(inputs: Sequence[str | Path] | str | Path, output: str | Pat
         store.remove()
         raise VideoError(f"none of the {len(selected)} video(s) could be extracted (reasons in {report}): "
                          + "; ".join(f"{p}: {r}" for p, r in failures[:2]))
-    data = build_dataset(videos, done, split)
+    data = folder_annotations(videos, done, split)
     save_annotations(data, output, force=True, allow_unlabeled=videos.classes is None)
     store.remove()
     return ExtractResult(data, failures, videos, len(selected), resumed, frames, seconds, notes)
