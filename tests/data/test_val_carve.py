@@ -71,3 +71,15 @@ def test_zero_carves_nothing_and_bad_fractions_are_refused() -> None:
             validation_carve(names, labels, bad)
     with pytest.raises(SplitError, match="2 keys but 1 labels"):
         validation_carve(["a", "b"], [0], 0.5)
+
+
+def test_the_carve_sets_aside_what_skelact_split_moves() -> None:
+    # One rule: `skelact split --val-fraction F --seed S` writes the clips a recipe with
+    # data.val_fraction F and seed S validates on (so a carve can be written out and shared).
+    from skelact.data.splits import carve_split
+
+    names, labels = _clips({0: 13, 1: 8, 2: 3})
+    data = {"split": {"train": names, "test": []},
+            "annotations": [{"frame_dir": n, "label": c} for n, c in zip(names, labels, strict=True)]}
+    moved = carve_split(data, "train", 0.2, seed=4)["split"]["val"]
+    assert moved == [n for n, v in zip(names, validation_carve(names, labels, 0.2, seed=4), strict=True) if v]
