@@ -378,7 +378,8 @@ def _check_semantics(cfg: Config) -> None:
                           "data.train_split, or data.val_fraction: 0")
     if d.val_fraction == 0 and d.val_split is None:
         raise ConfigError("data.val_split: null needs data.val_fraction > 0 (a validation share of "
-                          "data.train_split); name a split or set the fraction")
+                          "data.train_split); name a split or set the fraction (with a data file, "
+                          "--val-fraction 0 validates on the test split)")
     if d.val_split is None and d.test_split is None:
         raise ConfigError("data.test_split: name the split `skelact test` evaluates (data.val_split is null)")
     if d.num_workers < 0:
