@@ -81,7 +81,13 @@ class DataConfig:
     Attributes:
         ann_file: PYSKL annotation pickle (relative paths resolve against the current directory).
         train_split: Split name used for training.
-        val_split: Split name used for validation during training and by ``skelact test``.
+        val_split: Split validated on during training (``best.pt``, the calibration), or ``None``
+            when ``val_fraction`` carves the validation clips out of ``train_split`` instead.
+        val_fraction: Share of each class of ``train_split`` set aside for validation (stratified,
+            seeded by ``seed``: :func:`skelact.data.splits.validation_carve`); 0: validate on
+            ``val_split``. The carved clips are not trained on.
+        test_split: Split ``skelact test`` evaluates; ``None``: ``val_split`` (recipes and
+            checkpoints from before this key).
         layout: Skeleton layout name or YAML file; ``None`` takes the file's ``layout`` field.
         clip_len: Frames sampled per clip (uniform segment sampling).
         num_clips_val: Clips averaged per video in the per-epoch validation.
@@ -100,7 +106,9 @@ class DataConfig:
 
     ann_file: str = ""
     train_split: str = "train"
-    val_split: str = "test"
+    val_split: str | None = "test"
+    val_fraction: float = 0.0
+    test_split: str | None = None
     layout: str | None = None
     clip_len: int = 100
     num_clips_val: int = 1
@@ -183,7 +191,7 @@ class OverfitConfig:
 
 @dataclass
 class CalibrationConfig:
-    """What training fits on ``data.val_split`` after the last epoch (stored in the checkpoints).
+    """What training fits on the validation clips after the last epoch (stored in the checkpoints).
 
     Attributes:
         enabled: Fit a softmax temperature and an unknown-action threshold.
@@ -361,6 +369,19 @@ def _check_semantics(cfg: Config) -> None:
     for key, v in positive.items():
         if v < 1:
             raise ConfigError(f"{key}: must be >= 1, got {v}")
+    if not 0.0 <= d.val_fraction < 1.0:
+        raise ConfigError(f"data.val_fraction: a share in [0, 1), got {d.val_fraction}")
+    # Exactly one source of validation clips, and a split for `skelact test`.
+    if d.val_fraction > 0 and d.val_split is not None:
+        raise ConfigError(f"data.val_split: {d.val_split!r} and data.val_fraction {d.val_fraction:g} both choose "
+                          "the validation clips; set data.val_split: null to validate on the share carved from "
+                          "data.train_split, or data.val_fraction: 0")
+    if d.val_fraction == 0 and d.val_split is None:
+        raise ConfigError("data.val_split: null needs data.val_fraction > 0 (a validation share of "
+                          "data.train_split); name a split or set the fraction (with a data file, "
+                          "--val-fraction 0 validates on the test split)")
+    if d.val_split is None and d.test_split is None:
+        raise ConfigError("data.test_split: name the split `skelact test` evaluates (data.val_split is null)")
     if d.num_workers < 0:
         raise ConfigError(f"data.num_workers: must be >= 0, got {d.num_workers}")
     if not 0 < o.lr <= 10:

@@ -55,7 +55,8 @@ def ucla(data_root: Path) -> PackedClips:
 
 
 def test_choices_on_penn_action(penn: PackedClips) -> None:
-    auto = auto_config(penn, "penn.pkl", "kpc3d")
+    # --val-fraction 0: the hand-written recipes' splits (validated on test) and lengths.
+    auto = auto_config(penn, "penn.pkl", "kpc3d", val_fraction=0.0)
     d, o = auto.config.data, auto.config.optim
     assert (d.train_split, d.val_split, d.max_persons) == ("train", "test", 1)
     assert d.clip_len == 32 and d.normalize == "bbox" and d.with_score  # median 57 frames, capped at 32
@@ -66,13 +67,13 @@ def test_choices_on_penn_action(penn: PackedClips) -> None:
     keys = [k for k, _, _ in auto.notes]
     assert "data.clip_len" in keys and all(why for _, _, why in auto.notes)
     assert auto.config.eval_interval == 3  # 31 epochs: 10 validations (at 3, 6, ..., 30 and 31)
-    hm = auto_config(penn, "penn.pkl", "poseconv3d_c3d").config
+    hm = auto_config(penn, "penn.pkl", "poseconv3d_c3d", val_fraction=0.0).config
     assert hm.data.normalize == "none" and hm.model.kwargs["size"] == 32 and hm.optim.clip_grad == 40.0
     # The hand-written recipes' lengths on Penn Action (configs/penn_poseconv3d_c3d.yaml: 12 epochs of
     # batch 8; penn_stgcnpp_j.yaml: 40 of batch 16), and no more validation than ~10 % of the training's
     # compute: 12 epochs x 3 x 1,258 training clips / 1,068 validation clips x 0.1 = 4.2 -> 4 passes.
     assert (hm.optim.epochs, hm.data.batch_size, hm.eval_interval) == (12, 8, 3)
-    gcn = auto_config(penn, "penn.pkl", "stgcnpp").config
+    gcn = auto_config(penn, "penn.pkl", "stgcnpp", val_fraction=0.0).config
     assert (gcn.optim.epochs, gcn.data.batch_size, gcn.eval_interval) == (40, 16, 4)
 
 
@@ -90,7 +91,7 @@ def test_validation_count(epochs: int, n_train: int, n_val: int, interval: int) 
 
 
 def test_choices_on_nw_ucla(ucla: PackedClips) -> None:
-    auto = auto_config(ucla, "ucla.pkl", "stgcnpp")
+    auto = auto_config(ucla, "ucla.pkl", "stgcnpp", val_fraction=0.0)
     d = auto.config.data
     assert d.normalize == "center3d" and not d.with_score and d.augment.rotate3d == 15.0
     assert d.augment.rotate == 0.0 and d.clip_len == 32 and auto.layout.name == "ucla20"

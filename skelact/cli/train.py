@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from skelact.cli.common import CLIError, check_output, fraction_open, positive_int, print_metrics
+from skelact.cli.common import CLIError, check_output, fraction, fraction_open, positive_int, print_metrics
 
 __all__ = ["add_parsers"]
 
@@ -18,7 +18,8 @@ def _auto_recipe(args: argparse.Namespace) -> tuple[object, object]:
     from skelact.engine.autoconfig import auto_config
 
     packed = builders.load_clips_file(args.config)
-    auto = auto_config(packed, args.config, args.model or "kpc3d", layout=args.layout, seed=args.seed)
+    auto = auto_config(packed, args.config, args.model or "kpc3d", layout=args.layout, seed=args.seed,
+                       val_fraction=args.val_fraction)
     cfg = auto.config
     if args.overrides:
         cfg = config_from_dict(apply_overrides(config_to_dict(cfg), args.overrides))
@@ -46,17 +47,20 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if args.config.suffix.lower() in PICKLE_SUFFIXES:
         cfg, packed = _auto_recipe(args)
     else:
-        for option in ("model", "layout"):
+        for option in ("model", "layout", "val_fraction"):
             if getattr(args, option) is not None:
-                raise CLIError(f"--{option} applies to a data file (skelact train DATA.pkl --{option} ...); a "
-                               f"recipe names its own (model.name, data.layout)")
+                flag = "--" + option.replace("_", "-")
+                raise CLIError(f"{flag} applies to a data file (skelact train DATA.pkl {flag} ...); a "
+                               f"recipe names its own (model.name, data.layout, data.val_fraction)")
         cfg = load_config(args.config, args.overrides)
     result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit, packed=packed)
     if result_file is not None:
         _write_result(result_file, result)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        # A validation score: it chose best.pt, so it is not a test result (`skelact test` gives that).
         best = 100 * result["best_top1"]
-        print(f"best top-1 {best:.2f} % at epoch {result['best_epoch']}; outputs in {args.work_dir}")
+        print(f"best validation top-1 {best:.2f} % at epoch {result['best_epoch']} ({result['num_val_clips']} "
+              f"clips: {result['validation']}); outputs in {args.work_dir}")
 
 
 def _write_result(path: Path, result: dict) -> None:
@@ -113,12 +117,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model from a YAML recipe, or from a data file alone",
                        description="Train a model from a YAML recipe (see configs/), or give a PYSKL .pkl and a "
                        "--model and a recipe is chosen from the data (2D/3D, persons, layout, clip lengths, "
-                       "splits), printed and written to WORK_DIR/config.yaml. Writes last.pt and best.pt each "
+                       "splits), printed and written to WORK_DIR/config.yaml. Validates on the file's validation "
+                       "split, else on a share of the training split (--val-fraction), never on the test split; "
+                       "best.pt and the calibration are chosen there. Writes last.pt and best.pt each "
                        "epoch, metrics.csv and curves.png. Runs as is under torchrun for several processes.")
     p.add_argument("config", type=Path, metavar="RECIPE|DATA", help="recipe .yaml, or a data .pkl")
     p.add_argument("--model", default=None, help="with a data file: kpc3d (default), stgcnpp, poseconv3d_c3d, ...")
     p.add_argument("--layout", default=None, help="with a data file: layout name or YAML (default: the file's)")
     p.add_argument("--seed", type=int, default=0, help="with a data file: the run's seed (default 0)")
+    p.add_argument("--val-fraction", type=fraction, default=None, metavar="F",
+                   help="with a data file: validate on this share of each class of the training split, carved "
+                   "out (stratified, seeded by --seed) and not trained on (default 0.1 when the file has no "
+                   "validation split; 0: validate on the test split instead)")
     p.add_argument("--work-dir", type=Path, required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/last.pt")
     p.add_argument("--overfit", type=positive_int, default=None, metavar="N",
@@ -131,7 +141,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("test", help="evaluate a checkpoint: accuracy, P/R/F1, confusion matrix, scores",
-                       description="Evaluate a checkpoint on the recipe's val_split with test-time averaging of "
+                       description="Evaluate a checkpoint on the recipe's test split (data.test_split; for "
+                       "recipes without it, data.val_split) with test-time averaging of "
                        "softmax probabilities over --num-clips views (and flips).")
     p.add_argument("config", type=Path, nargs="?", default=None,
                    help="recipe .yaml (default: the one stored in the checkpoint)")
@@ -141,16 +152,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--flip", action="store_true", help="also average horizontally flipped views")
     p.add_argument("--out-dir", type=Path, default=None, help="output folder (default: CHECKPOINT's folder/test)")
     p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="override recipe values, e.g. --set data.val_split=xsub_val")
+                   help="override recipe values, e.g. --set data.test_split=xsub_val")
     p.set_defaults(func=_cmd_test)
 
     p = sub.add_parser("calibrate", help="fit a checkpoint's temperature and unknown-action threshold",
                        description="Fit a softmax temperature (lowest NLL of the test-time prediction) and the "
-                       "unknown-action threshold (accepting --accept of the clips) on a validation split, and "
+                       "unknown-action threshold (accepting --accept of the clips) on the clips training "
+                       "validated on (a validation split, or the share carved from the training split), and "
                        "write the checkpoint with them. `skelact train` does this itself after the last epoch.")
     p.add_argument("checkpoint", type=Path, help="best.pt / last.pt from `skelact train`")
     p.add_argument("-o", "--output", type=Path, required=True, help="the calibrated checkpoint (.pt)")
-    p.add_argument("--split", default=None, help="split to fit on (default: the recipe's val_split)")
+    p.add_argument("--split", default=None, help="split to fit on (default: the clips training validated on: "
+                   "data.val_split, or the data.val_fraction share of the training split)")
     p.add_argument("--accept", type=fraction_open, default=0.95,
                    help="fraction of the split's clips accepted as known (default 0.95)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")

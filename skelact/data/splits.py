@@ -14,10 +14,12 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from skelact.errors import SkelactError, short_repr
 
-__all__ = ["SplitError", "SPLIT_NAMES", "path_key", "val_count", "stratified_split", "read_split_file",
-           "carve_split"]
+__all__ = ["SplitError", "SPLIT_NAMES", "path_key", "val_count", "stratified_split", "validation_carve",
+           "read_split_file", "carve_split"]
 
 #: Split names a split file may use, in the order they are stored.
 SPLIT_NAMES = ("train", "val", "test")
@@ -66,6 +68,21 @@ def stratified_split(keys: Sequence[str], labels: Sequence[int], val_fraction: f
         ranked = sorted(members, key=lambda k: _rank(seed, k))
         val.update(ranked[: val_count(len(members), val_fraction)])
     return {"train": [k for k in keys if k not in val], "val": [k for k in keys if k in val]}
+
+
+def validation_carve(keys: Sequence[str], labels: Sequence[int], val_fraction: float, seed: int = 0) -> np.ndarray:
+    """Which clips of a training split validate: the one rule behind ``data.val_fraction``.
+
+    A pure function of (clip names, labels, fraction, seed) (see :func:`stratified_split`), so that
+    training, ``skelact calibrate`` and any later run carve the same clips from the same file. Each
+    class gives :func:`val_count` of its clips: a class of one clip gives none (it is trained on and
+    not validated), a class of two gives one, and every class keeps at least one training clip.
+
+    Returns:
+        bool [len(keys)]: True for a validation clip.
+    """
+    val = set(stratified_split(keys, labels, val_fraction, seed)["val"])
+    return np.fromiter((k in val for k in keys), dtype=bool, count=len(keys))
 
 
 def path_key(rel: str) -> str:

@@ -9,7 +9,10 @@ it has never seen, not by dataset name. Each choice comes with its reason
 The rules, per model family (:data:`FAMILIES`):
 
 - splits: ``train`` (or the one split whose name contains "train"); validation: ``val``,
-  ``validation``, ``valid``, then ``test`` (or the train split's name with "train" replaced).
+  ``validation`` or ``valid`` (or the train split's name with "train" replaced); without one, a
+  stratified, seeded share of the training split (:data:`VAL_FRACTION`,
+  :func:`skelact.data.splits.validation_carve`), so that nothing before ``skelact test`` reads the
+  test split (``test``, the same way); ``val_fraction=0`` validates on the test split instead.
 - persons: the fewest that cover 95 % of the training clips (at most 2).
 - frames: the median training clip length rounded to 8, within the family's range (the cost of a
   step grows with the frames; a 3D-CNN on heatmaps costs far more per frame than a keypoint model).
@@ -50,7 +53,7 @@ from skelact.config import (
 from skelact.data.dataset import PackedClips
 from skelact.skeleton import Layout, resolve_layout
 
-__all__ = ["Family", "FAMILIES", "AutoConfig", "auto_config", "pick_splits"]
+__all__ = ["Family", "FAMILIES", "VAL_FRACTION", "AutoConfig", "auto_config", "pick_splits"]
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,13 @@ FAMILIES: dict[str, Family] = {
     "poseconv3d_slowonly": _HEATMAP_3DCNN,
 }
 
-_VAL_NAMES = ("val", "validation", "valid", "test")
+_VALIDATION_NAMES = ("val", "validation", "valid")
+_VAL_NAMES = (*_VALIDATION_NAMES, "test")
+
+#: Share of each class of the training split that validates when a file has no validation split:
+#: a tenth keeps ~90 % of a small dataset for training and still gives every class of 5 or more
+#: clips one validation clip (:func:`skelact.data.splits.val_count`).
+VAL_FRACTION = 0.1
 
 
 @dataclass
@@ -148,14 +157,18 @@ def pick_splits(splits: dict[str, np.ndarray], where: str) -> tuple[str, str, st
             raise ConfigError(f"{where}: cannot tell which split trains ({', '.join(sorted(names))}); pass "
                               "--set data.train_split=NAME data.val_split=NAME")
         train = trains[0]
-    candidates = [v for v in _VAL_NAMES if train == "train"] + [train.lower().replace("train", v) for v in _VAL_NAMES]
-    lower = {s.lower(): s for s in names if s != train}
-    for c in candidates:
-        if c in lower:
-            val = lower[c]
-            return train, val, f"splits {train!r} and {val!r} of {', '.join(sorted(names))}"
+    val = _named_like(names, train, _VAL_NAMES)
+    if val is not None:
+        return train, val, f"splits {train!r} and {val!r} of {', '.join(sorted(names))}"
     raise ConfigError(f"{where}: no validation split beside {train!r} (has {', '.join(sorted(names))}); pass "
                       "--set data.val_split=NAME")
+
+
+def _named_like(names: list[str], train: str, kinds: tuple[str, ...]) -> str | None:
+    """The first split named one of ``kinds`` (or ``train`` with "train" replaced by one), any case."""
+    candidates = [v for v in kinds if train == "train"] + [train.lower().replace("train", v) for v in kinds]
+    lower = {s.lower(): s for s in names if s != train}
+    return next((lower[c] for c in candidates if c in lower), None)
 
 
 def _round8(x: float) -> int:
@@ -163,7 +176,7 @@ def _round8(x: float) -> int:
 
 
 def auto_config(packed: PackedClips, ann_file: str | Path, model: str, layout: str | Path | None = None,
-                seed: int = 0) -> AutoConfig:
+                seed: int = 0, val_fraction: float | None = None) -> AutoConfig:
     """Choose a recipe for ``model`` on the clips of ``packed`` (loaded from ``ann_file``).
 
     Args:
@@ -171,7 +184,10 @@ def auto_config(packed: PackedClips, ann_file: str | Path, model: str, layout: s
         ann_file: Its file (recorded in the recipe).
         model: A registered model name.
         layout: Layout name or YAML file; None: the file's, else inferred from the joint count.
-        seed: The run's seed.
+        seed: The run's seed (it also seeds the validation share).
+        val_fraction: Share of the training split carved out for validation; None:
+            :data:`VAL_FRACTION` when the file has no validation split, else 0 (the split is used).
+            0 with no validation split validates on the test split.
 
     Raises:
         ConfigError: Data the model cannot take (3D data for a heatmap model), no usable split.
@@ -192,14 +208,43 @@ def auto_config(packed: PackedClips, ann_file: str | Path, model: str, layout: s
     if fam.input_kind == "heatmap" and dims != 2:
         raise ConfigError(f"{where}: {model} draws heatmaps from 2D pixel keypoints; these clips are {dims}D "
                           "(use kpc3d or stgcnpp)")
-    train, val, why = pick_splits(packed.splits, where)
+    train, held_out, why = pick_splits(packed.splits, where)
+    names = [s for s in packed.splits if len(packed.splits[s])]
+    val = _named_like(names, train, _VALIDATION_NAMES)
+    test = _named_like(names, train, ("test",)) or held_out
     note("data.train_split", train, why)
-    note("data.val_split", val, "validated every few epochs; `skelact test` evaluates it")
     idx = packed.indices(train)
-    n_train = len(idx)
     labels = packed.labels[idx]
     if (labels < 0).any():
         raise ConfigError(f"{where}: split {train!r} holds unlabeled clips (label -1)")
+    chosen = val_fraction is None
+    if val_fraction is None:
+        val_fraction = 0.0 if val is not None else VAL_FRACTION
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"--val-fraction: a share in [0, 1), got {val_fraction:g}")
+    if val_fraction > 0:
+        from skelact.engine.builders import carve_validation
+
+        kept, carved = carve_validation(packed, idx, val_fraction, seed, where)
+        single = int((np.bincount(labels) == 1).sum())
+        n_val = len(carved)
+        val = None
+        note("data.val_fraction", f"{val_fraction:g}",
+             f"{'no validation split' if chosen else '--val-fraction'}: {n_val} of the {len(idx)} {train!r} clips "
+             f"(stratified, seed {seed}) validate, choose best.pt and calibrate, and are not trained on"
+             + (f"; {single} class(es) of one clip keep it for training, unvalidated" if single else "")
+             + ("; --val-fraction 0 turns it off" if chosen else ""))
+        idx = kept
+    elif val is not None:
+        note("data.val_split", val, "validated every few epochs: chooses best.pt and calibrates")
+        n_val = len(packed.indices(val))
+    else:
+        val = test
+        note("data.val_split", val, "--val-fraction 0: validated on the test split, which then chooses best.pt "
+             "and the calibration (its score is no longer an unseen test)")
+        n_val = len(packed.indices(val))
+    note("data.test_split", test, "`skelact test` evaluates it" + (", nothing before" if val != test else ""))
+    n_train = len(idx)
 
     # Persons with any present joint, per training clip.
     present = _persons_present(packed, idx)
@@ -256,13 +301,13 @@ def auto_config(packed: PackedClips, ann_file: str | Path, model: str, layout: s
          + ("; 3D: more steps for the viewpoint rotations" if steps != fam.steps else ""))
     note("optim.lr", f"{lr:g}", f"SGD, cosine with {warmup:g} warm-up epochs")
     note("optim.ema", ema, "validated and saved: an average of the weights over the last ~12 % of the steps")
-    n_val = len(packed.indices(val))
     eval_interval = _eval_interval(epochs, n_train, n_val)
     note("eval_interval", eval_interval, f"{math.ceil(epochs / eval_interval)} validations of {n_val} clips: at most "
          "10, and at most ~10 % of the training's compute")
 
     cfg = Config(
-        data=DataConfig(ann_file=str(ann_file), train_split=train, val_split=val,
+        data=DataConfig(ann_file=str(ann_file), train_split=train, val_split=val, val_fraction=val_fraction,
+                        test_split=test,
                         layout=None if layout is None else str(layout), clip_len=clip_len, num_clips_val=1,
                         num_clips_test=10, max_persons=persons,
                         normalize=normalize, features=["joint"], with_score=with_score, augment=augment,

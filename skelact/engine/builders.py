@@ -41,6 +41,10 @@ __all__ = [
     "resolve_layout",
     "class_names",
     "split_indices",
+    "validation_split",
+    "carve_validation",
+    "validation_name",
+    "evaluated_split",
     "input_kind",
     "build_pipeline",
     "build_dataset",
@@ -108,6 +112,55 @@ def split_indices(packed: PackedClips, split: str, num_classes: int, key: str) -
         raise ConfigError(f"{key}: clip {clip!r} of split {split!r} has label {int(labels[bad[0]])}, "
                           f"expected 0..{num_classes - 1}")
     return idx
+
+
+def validation_split(cfg: Config, packed: PackedClips, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(training, validation)`` clip indices: ``data.train_split`` and ``data.val_split``, or, with
+    ``data.val_fraction``, the training split less the share :func:`skelact.data.splits.validation_carve`
+    sets aside (seeded by ``cfg.seed``). Never reads the split ``skelact test`` evaluates unless the
+    recipe names it for validation."""
+    d = cfg.data
+    train_idx = split_indices(packed, d.train_split, num_classes, "data.train_split")
+    if d.val_split is not None:
+        return train_idx, split_indices(packed, d.val_split, num_classes, "data.val_split")
+    return carve_validation(packed, train_idx, d.val_fraction, cfg.seed, "data.val_fraction")
+
+
+def carve_validation(packed: PackedClips, train_idx: np.ndarray, val_fraction: float, seed: int,
+                     where: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(training, validation)`` indices: ``train_idx`` split by
+    :func:`skelact.data.splits.validation_carve` on the clips' names and labels.
+
+    Raises:
+        ConfigError: No class has two clips, so nothing can be set aside (``where`` names the option).
+    """
+    from skelact.data.splits import validation_carve
+
+    names = [packed.names[int(i)] for i in train_idx]
+    val = validation_carve(names, packed.labels[train_idx].tolist(), val_fraction, seed)
+    if not val.any():
+        raise ConfigError(f"{where}: no class of the training split has two clips to share with validation; "
+                          "name a validation split instead (or --val-fraction 0 with a data file)")
+    return train_idx[~val], train_idx[val]
+
+
+def validation_name(cfg: Config, quote: bool = False) -> str:
+    """The validation clips in words (logs and the stored calibration): the split's name (quoted
+    when ``quote``), or ``10% of 'train' (seed 0)`` for a carved share."""
+    d = cfg.data
+    if d.val_split is not None:
+        return repr(d.val_split) if quote else d.val_split
+    return f"{100 * d.val_fraction:g}% of {d.train_split!r} (seed {cfg.seed})"
+
+
+def evaluated_split(data: DataConfig) -> tuple[str, str]:
+    """``(split, config key)`` that ``skelact test`` evaluates: ``data.test_split``, else (recipes and
+    checkpoints from before it) ``data.val_split``."""
+    if data.test_split is not None:
+        return data.test_split, "data.test_split"
+    if data.val_split is None:  # config_from_dict refuses this; a hand-built DataConfig may not
+        raise ConfigError("data.test_split: name the split `skelact test` evaluates")
+    return data.val_split, "data.val_split"
 
 
 def input_kind(model_name: str) -> str:

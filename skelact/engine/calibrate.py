@@ -77,8 +77,9 @@ def calibrate_checkpoint(checkpoint: Path, out: Path, split: str | None = None, 
     Args:
         checkpoint: A ``.pt`` from ``skelact train``.
         out: Where the calibrated checkpoint goes (atomically; not ``checkpoint`` itself).
-        split: The split to fit on (default: the recipe's ``data.val_split``). Use a validation
-            split, never the one you report results on.
+        split: The split to fit on (default: the clips training validated on: ``data.val_split``,
+            or the share ``data.val_fraction`` carved from the training split, the same clips).
+            Use a validation split, never the one you report results on.
         accept: Fraction of the split's clips the unknown threshold accepts.
         ann_file: The data file (default: the recipe's ``data.ann_file``).
     """
@@ -93,19 +94,25 @@ def calibrate_checkpoint(checkpoint: Path, out: Path, split: str | None = None, 
     from skelact.runtime import resolve_amp, resolve_device
 
     ckpt = Checkpoint.load(checkpoint)
-    data = dataclasses.replace(ckpt.config.data, **{k: v for k, v in (("val_split", split), ("ann_file", ann_file))
-                                                     if v is not None})
+    data = ckpt.config.data
+    if split is not None:  # a named split replaces the recipe's validation clips, carved or not
+        data = dataclasses.replace(data, val_split=split, val_fraction=0.0)
+    if ann_file is not None:
+        data = dataclasses.replace(data, ann_file=ann_file)
     cfg = dataclasses.replace(ckpt.config, data=data)
     device = resolve_device("auto")
     model = ckpt.build_model(device, where=str(checkpoint))
     packed = builders.load_clips(cfg.data)
     layout = builders.resolve_layout(cfg.data, packed, given=ckpt.layout)
-    idx = builders.split_indices(packed, cfg.data.val_split, len(ckpt.classes), "--split")
+    if split is not None:
+        idx = builders.split_indices(packed, split, len(ckpt.classes), "--split")
+    else:
+        idx = builders.validation_split(cfg, packed, len(ckpt.classes))[1]
     ds = builders.build_dataset(cfg, packed, layout, idx, train=False, num_clips=cfg.data.num_clips_test)
     loader = DataLoader(ds, batch_size=max(1, cfg.data.batch_size // cfg.data.num_clips_test),
                         sampler=ShardSampler(len(ds), 0, 1), num_workers=cfg.data.num_workers)
     logits, labels = predict_logits(model, loader, DistInfo(device=device),
                                     resolve_amp(cfg.optim.amp, device, strict=False), progress="calibration")
-    ckpt.calibration = calibrate(logits, labels, cfg.data.val_split, accept)
+    ckpt.calibration = calibrate(logits, labels, builders.validation_name(cfg), accept)
     ckpt.save(out)
     return ckpt.calibration

@@ -145,7 +145,8 @@ def write_outputs(out_dir: str | Path, probs: np.ndarray, labels: np.ndarray, na
 
 def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None, flip: bool = False,
              out_dir: Path | None = None) -> dict[str, Any]:
-    """Evaluate a checkpoint on ``cfg.data.val_split`` with multi-view (and flip) test-time averaging.
+    """Evaluate a checkpoint on its test split (``data.test_split``, else ``data.val_split``) with
+    multi-view (and flip) test-time averaging.
 
     Args:
         cfg: The recipe (data section: file, split, pipeline); ``None`` uses the one stored in the
@@ -187,7 +188,8 @@ def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None,
             raise ConfigError(f"{cfg.data.ann_file}: its classes differ from those {checkpoint} was trained on "
                               f"({len(packed.classes)} vs {len(classes)} classes)")
         k = num_clips or cfg.data.num_clips_test
-        indices = builders.split_indices(packed, cfg.data.val_split, len(classes), "data.val_split")
+        split, key = builders.evaluated_split(cfg.data)
+        indices = builders.split_indices(packed, split, len(classes), key)
 
         def run(force_flip: bool) -> tuple[np.ndarray, np.ndarray]:
             ds = builders.build_dataset(cfg, packed, layout, indices, train=False, num_clips=k, force_flip=force_flip)
@@ -206,7 +208,7 @@ def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None,
             logits = np.concatenate([logits, run(True)[0]], axis=1)  # [N, 2K, C]
         probs = view_probs(logits, t)  # [N, C] mean softmax over the views
         extra: dict[str, Any] = {"checkpoint": str(checkpoint), "ann_file": cfg.data.ann_file,
-                                 "split": cfg.data.val_split, "views": k * (2 if flip else 1), "flip": flip,
+                                 "split": split, "views": k * (2 if flip else 1), "flip": flip,
                                  "temperature": t}
         if calib is not None and calib.threshold is not None:
             extra.update(unknown_threshold=calib.threshold, calibrated_on=calib.split,

@@ -212,7 +212,8 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None
 
     Returns:
         Final metrics: ``epoch``, ``train_loss``, ``train_top1``, ``val_*`` of the last validation,
-        ``best_top1``, ``best_epoch``, ``weights_digest`` (SHA-256 of the weights, equal on all
+        ``best_top1``, ``best_epoch`` (on the validation clips), ``validation`` (which clips, in words),
+        ``num_val_clips``, ``weights_digest`` (SHA-256 of the weights, equal on all
         ranks), ``work_dir``.
     """
     work_dir = Path(work_dir)
@@ -253,12 +254,13 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
         packed = builders.load_clips(cfg.data)
     layout = builders.resolve_layout(cfg.data, packed)
     classes = builders.class_names(packed)
-    train_idx = builders.split_indices(packed, cfg.data.train_split, len(classes), "data.train_split")
-    val_idx = builders.split_indices(packed, cfg.data.val_split, len(classes), "data.val_split")
+    train_idx, val_idx = builders.validation_split(cfg, packed, len(classes))
+    validation = builders.validation_name(cfg, quote=True)  # which clips, in words
     augment = True
     if overfit is not None:
         train_idx = builders.overfit_indices(packed.labels, train_idx, overfit)
         val_idx, augment = train_idx, cfg.overfit.augment
+        validation = "the training clips (--overfit)"
     train_ds = builders.build_dataset(cfg, packed, layout, train_idx, train=True, augment=augment)
     val_ds = builders.build_dataset(cfg, packed, layout, val_idx, train=False, num_clips=cfg.data.num_clips_val)
     in_channels = int(train_ds[0][0].shape[-1])  # C of [M, T, V, C]
@@ -326,7 +328,8 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
         save_config(cfg, work_dir / "config.yaml")
         _write_csv(csv_path, rows)
         n_params = sum(p.numel() for p in model.parameters())
-        _log(f"{cfg.model.name}: {n_params / 1e6:.3f}M params | {len(train_ds)} train / {len(val_ds)} val clips | "
+        _log(f"{cfg.model.name}: {n_params / 1e6:.3f}M params | {len(train_ds)} train / {len(val_ds)} validation "
+             f"clips ({validation}) | "
              f"{len(classes)} classes | layout {layout.name} | input C={in_channels} | device {info.device} "
              f"x{info.world_size}", work_dir)
     writer = _tensorboard(work_dir) if main_rank else None
@@ -384,7 +387,7 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
                                               best_epoch, cfg.optim.epochs)
         if main_rank:
             for name, c in calibrations.items():
-                _log(f"calibrated {name} on {c.split!r}: temperature {c.temperature:.3f}, ECE {c.ece_before:.4f} -> "
+                _log(f"calibrated {name} on {validation}: temperature {c.temperature:.3f}, ECE {c.ece_before:.4f} -> "
                      f"{c.ece_after:.4f}; unknown below p = {c.threshold:.3f} ({c.accept_rate:.1%} of the clips "
                      "accepted)", work_dir)
     if main_rank and rows:
@@ -392,6 +395,7 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
 
         plot_curves(csv_path, work_dir / "curves.png")
     result = {**last, "epoch": cfg.optim.epochs, "best_top1": best_top1, "best_epoch": best_epoch,
+              "validation": validation, "num_val_clips": len(val_ds),
               "weights_digest": state_digest(model), "work_dir": str(work_dir)}
     if not last and main_rank:
         _log(f"nothing to do: {last_path} already holds epoch {start_epoch - 1}", work_dir)
@@ -419,7 +423,7 @@ def _calibrate_checkpoints(cfg: Config, packed: PackedClips, layout: Layout, val
                 model = copy.deepcopy(last_model)
                 fit_weights(model, Checkpoint.load(path, map_location=info.device).model, path)
             logits, labels = predict_logits(model, loader, info, cfg.optim.amp, progress="calibration")
-            out[name] = calibrate(logits, labels, cfg.data.val_split, cfg.calibration.accept)
+            out[name] = calibrate(logits, labels, builders.validation_name(cfg), cfg.calibration.accept)
         if info.rank == 0 and path.is_file():
             ckpt = Checkpoint.load(path, require_train_state=name == "last.pt")
             ckpt.calibration = out[name]
