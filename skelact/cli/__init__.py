@@ -29,7 +29,9 @@ MAX_MESSAGE = 300
 
 
 def _one_line(text: str) -> str:
-    text = " ".join(str(text).split())
+    from skelact.paths import printable
+
+    text = printable(" ".join(str(text).split()))  # a file name that is not UTF-8 must not make printing raise
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
 
 
@@ -89,8 +91,21 @@ def run(func: Callable[[], object]) -> int:
     return 0
 
 
+def _tolerant_streams() -> None:
+    """Let stdout and stderr print any file name: one that is not valid UTF-8 (lone surrogates) is
+    written with ``\\x`` escapes instead of raising ``UnicodeEncodeError`` in a ``print``."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)  # absent on replaced streams (e.g. pytest's capture)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a closed or detached stream
+                pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
+    _tolerant_streams()
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], None] = args.func
     return run(lambda: func(args))

@@ -52,7 +52,7 @@ def _cmd_extract(args: argparse.Namespace) -> None:
         print(f"note: {note}")
     data, videos = result.data, result.videos
     shard = f" (shard {args.shard[0]}/{args.shard[1]} of {len(videos.items)} videos)" if args.shard else ""
-    extracted = result.selected - result.resumed
+    extracted = result.extracted  # not the videos attempted: failures are counted on the next line
     rate = result.frames / result.seconds if result.seconds > 0 else 0.0
     print(f"{extracted} video(s) extracted, {result.frames} frames in {result.seconds:.1f} s ({rate:.1f} frames/s)"
           + (f", {result.resumed} done by an earlier run" if result.resumed else "") + shard)

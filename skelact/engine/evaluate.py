@@ -26,6 +26,7 @@ from skelact.config import Config, ConfigError
 from skelact.data.io import atomic_write
 from skelact.engine import metrics
 from skelact.errors import SkelactError, short_repr
+from skelact.paths import printable
 
 __all__ = ["ScoreFileError", "evaluate", "fuse", "load_scores", "save_scores", "write_outputs"]
 
@@ -136,7 +137,8 @@ def write_outputs(out_dir: str | Path, probs: np.ndarray, labels: np.ndarray, na
     summary: dict[str, Any] = metrics.summarize(probs, labels)
     save_scores(out_dir / "scores.npz", probs, labels, names, classes)
     report = metrics.classification_report(probs, labels, list(classes))
-    (out_dir / "report.txt").write_text(report, encoding="utf-8")
+    text = printable(report).encode("utf-8")  # class names from a file may not be valid UTF-8
+    atomic_write(out_dir / "report.txt", lambda f: f.write(text))
     cm = metrics.confusion_matrix(labels, metrics.rank_classes(probs)[:, 0], len(classes))
     plot_confusion(cm, list(classes), out_dir / "confusion.png")
     result = {**summary, **(extra or {})}

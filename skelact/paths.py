@@ -1,0 +1,57 @@
+"""File names on their way to C libraries and to the terminal.
+
+On POSIX a file name is bytes; Python turns bytes that are not valid UTF-8 into lone surrogates
+(``os.fsdecode(b'x\\xff.avi') == 'x\\udcff.avi'``). Such a ``str`` cannot be encoded, and the C
+libraries skelact hands names to react badly: OpenCV's ``VideoCapture`` / ``VideoWriter``
+crash the process (a segmentation fault), the LiteRT interpreter raises an unexpected
+``UnicodeEncodeError``. :func:`native_path` is the one gate every such name goes through; it refuses
+the name with one line that names the file. :func:`printable` renders any name for a message or
+a report without raising.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from skelact.errors import SkelactError
+
+__all__ = ["PathNameError", "native_path", "printable"]
+
+
+class PathNameError(SkelactError, ValueError):
+    """A file name that a C library cannot be given (not valid UTF-8); names the file."""
+
+
+def printable(text: str | os.PathLike[str]) -> str:
+    """``text`` with every byte that is not valid UTF-8 written as ``\\xNN`` (other lone surrogates
+    as ``\\udNNN``), so that printing or encoding it never raises."""
+    text = os.fspath(text)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:  # the bytes the file system holds, then each invalid byte escaped
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that no file name decodes to (e.g. from a pickle)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def native_path(path: str | os.PathLike[str], what: str = "file") -> str:
+    """``path`` as the ``str`` to give a C library (OpenCV, LiteRT, ...), checked.
+
+    Args:
+        path: The file the user named.
+        what: What it is, for the message (e.g. "video", "pose model").
+
+    Raises:
+        PathNameError: The name is not valid UTF-8, so the library cannot be given it.
+    """
+    text = os.fspath(Path(path))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PathNameError(f"{printable(text)}: the {what} name is not valid UTF-8 (OpenCV and the pose model "
+                            "take UTF-8 names only); rename it") from None
+    return text
