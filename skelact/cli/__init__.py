@@ -20,9 +20,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from skelact import __version__
-from skelact.cli.common import CLIError
+from skelact.cli.common import CLIError, UsageError
 
-__all__ = ["CLIError", "build_parser", "main", "run", "MAX_MESSAGE"]
+__all__ = ["CLIError", "UsageError", "build_parser", "main", "run", "MAX_MESSAGE"]
 
 #: Longest error line printed; longer messages are cut.
 MAX_MESSAGE = 300
@@ -76,6 +76,9 @@ def run(func: Callable[[], object]) -> int:
     except Exception as e:
         if os.environ.get("SKELACT_DEBUG") == "1":
             raise
+        if isinstance(e, UsageError):  # an option problem found before any work, as argparse's errors
+            print(f"skelact: error: {_one_line(str(e))}", file=sys.stderr)
+            return 2
         if isinstance(e, _expected_errors()):
             message = str(e) or type(e).__name__
             if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in message:

@@ -127,6 +127,10 @@ def load_scores(path: str | Path) -> dict[str, np.ndarray]:
     return {"probs": probs, "labels": labels.astype(np.int64), "names": names, "classes": classes}
 
 
+#: The files :func:`write_outputs` writes into its folder (the CLI checks none of them is an input).
+OUTPUT_FILES = ("scores.npz", "metrics.json", "report.txt", "confusion.png")
+
+
 def write_outputs(out_dir: str | Path, probs: np.ndarray, labels: np.ndarray, names: Sequence[str],
                   classes: Sequence[str], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``scores.npz``, ``metrics.json``, ``report.txt`` and ``confusion.png``; return the metrics."""
