@@ -79,13 +79,15 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=window_lengths, nargs="?", const=DEFAULT_WINDOWS, default=None,
                    metavar="SECONDS[,SECONDS...]",
                    help="classify sliding windows of these lengths and write a timeline; each frame takes the "
-                   f"probabilities of the most confident window covering it (given alone: {default})")
+                   f"probabilities of the most confident window covering it (given alone: {default}; each at most "
+                   f"{MAX_SECONDS:g})")
     p.add_argument("--stride", type=seconds, default=None, metavar="SECONDS",
                    help="step between windows, at most the shortest window (default: a sixth of each window)")
     p.add_argument("--min-segment", type=seconds_or_zero, default=DEFAULT_MIN_SEGMENT, metavar="SECONDS",
                    help=f"timeline runs shorter than this join a neighbour (default {DEFAULT_MIN_SEGMENT}; 0: off)")
     p.add_argument("--timeline", type=timeline_base, default=None, metavar="BASE",
-                   help="with --window: write BASE.csv, BASE.json and BASE.png (default: ./VIDEO_NAME_timeline)")
+                   help="with --window: write BASE.csv, BASE.json and BASE.png; BASE is a file stem, not a folder "
+                   "(default: ./VIDEO_NAME_timeline)")
 
 
 def _timeline_paths(base: Path) -> list[Path]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from skelact.errors import SkelactError
 
 __all__ = ["CLIError", "positive_int", "positive_float", "fraction", "fraction_open", "add_model_args", "add_pose_args",
-           "check_output", "check_output_dir", "existing_files", "recipe_inputs", "UsageError",
+           "check_output", "check_output_dir", "existing_files", "pose_model_inputs", "recipe_inputs", "UsageError",
            "load_clip", "true_label", "print_metrics", "PICKLE_SUFFIXES"]
 
 PICKLE_SUFFIXES = (".pkl", ".pickle")
@@ -144,6 +144,16 @@ def check_output(out: Path, inputs: Iterable[Path | str | None], force: bool = T
         raise CLIError(f"{out}: is a folder; give a file name")
     if out.exists() and not force:
         raise CLIError(f"{out}: already exists (use --force to overwrite)")
+
+
+def pose_model_inputs(value: Path | None) -> list[Path]:
+    """The pose model files a command may read: ``--pose-model``, else ``$SKELACT_POSE_MODEL`` and the
+    user cache (the order ``skelact.pose.movenet.resolve_pose_model`` looks in)."""
+    if value is not None:
+        return [value]
+    from skelact.pose.movenet import ENV_VAR, default_cache_path
+
+    return existing_files(os.environ.get(ENV_VAR) or None, default_cache_path())
 
 
 def recipe_inputs(cfg: object) -> list[Path]:

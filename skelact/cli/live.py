@@ -16,6 +16,7 @@ from skelact.cli.common import (
     add_pose_args,
     check_output,
     existing_files,
+    pose_model_inputs,
     positive_float,
     positive_int,
 )
@@ -70,7 +71,8 @@ def _cmd_live(args: argparse.Namespace) -> None:
     out: Path | None = args.out
     if out is not None:
         check_video_path(out)
-        check_output(out, [value if kind == "file" else None, args.pose_model, *existing_files(args.model)])
+        check_output(out, [value if kind == "file" else None, *pose_model_inputs(args.pose_model),
+                           *existing_files(args.model)])
     # The page's port and the source first: a port in use or a missing camera fail before the models load.
     server = LiveServer(*parse_address(args.serve)) if args.serve is not None else None
     source = None

@@ -18,6 +18,7 @@ from skelact.cli.common import (
     existing_files,
     fraction,
     load_clip,
+    pose_model_inputs,
     positive_int,
     true_label,
 )
@@ -40,7 +41,7 @@ def _cmd_extract(args: argparse.Namespace) -> None:
     from skelact.pose.progress import failures_path
 
     out = Path(args.output)
-    inputs = [*args.inputs, args.split_file, args.pose_model]
+    inputs = [*args.inputs, args.split_file, *pose_model_inputs(args.pose_model)]
     check_output(out, inputs, args.force)
     check_output(failures_path(out), inputs)  # written when a video fails
     if is_video(out):  # e.g. `-o ROOT/run/x.mp4`: a later scan of ROOT would take it for a video
@@ -79,7 +80,7 @@ def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
     from skelact.inference import InferenceError, load_model
     from skelact.skeleton import get_layout, resolve_layout
 
-    inputs = [source, args.video, args.pose_model, *existing_files(args.model)]
+    inputs = [source, args.video, *pose_model_inputs(args.pose_model), *existing_files(args.model)]
     if out is not None:
         from skelact.viz.video import check_video_path
 

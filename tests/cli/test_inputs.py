@@ -133,3 +133,9 @@ def test_checkpoint_commands_count_the_data_file_the_checkpoint_reads(tmp_path: 
     err = capsys.readouterr().err
     assert err == f"skelact: error: {tmp_path / 'afile'}: is a file; give a folder\n"
     assert _snapshot(tmp_path) == before
+
+
+def test_the_pose_model_found_through_the_environment_is_an_input(folder: Path, capsys: pytest.CaptureFixture[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKELACT_POSE_MODEL", str(folder / "pose.tflite"))
+    _refused(["extract", folder / "ds", "-o", folder / "pose.tflite", "--force"], folder, capsys, "pose.tflite")
