@@ -30,6 +30,15 @@ def _image_side(text: str) -> int:
     return value
 
 
+def _fps(text: str) -> float:
+    """argparse type of ``viz --fps``: 0.01 to 1000 frames per second (OpenCV's writers refuse rates far
+    outside, and the error would then blame the output file)."""
+    value = positive_float(text)
+    if not 0.01 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be 0.01 to 1000 frames per second, got {text[:40]}")
+    return value
+
+
 def _split_name(text: str) -> str:
     """argparse type of ``split --name``: a name that is not empty or blank."""
     if not text.strip():
@@ -229,5 +238,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output video (.mp4 or .webm)")
     p.add_argument("--video", type=Path, default=None, help="draw on this video's frames instead of black")
     p.add_argument("--layout", default=None, help="layout name or YAML (default: the file's)")
-    p.add_argument("--fps", type=positive_float, default=30.0, help="frames per second (default 30)")
+    p.add_argument("--fps", type=_fps, default=30.0, help="frames per second, 0.01 to 1000 (default 30)")
     p.set_defaults(func=_cmd_viz)

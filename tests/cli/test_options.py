@@ -62,6 +62,8 @@ USAGE = [  # (argv after the paths are filled in, what the line says)
     (["split", "{t}/d.pkl", "-o", "{t}/s.pkl", "--val-fraction", "0.5", "--name", ""], "--name: must be a non-empty"),
     (["convert", "numpy", "{t}/np", "-o", "{t}/o.pkl", "--img-shape", "99999999999", "1"],
      "--img-shape: must be at most 2147483647"),
+    (["viz", "{t}/d.pkl", "--clip", "a", "--out", "{t}/v.mp4", "--fps", "1e308"], "--fps: must be 0.01 to 1000"),
+    (["viz", "{t}/d.pkl", "--clip", "a", "--out", "{t}/v.mp4", "--fps", "1e-300"], "--fps: must be 0.01 to 1000"),
 ]
 
 
