@@ -108,8 +108,8 @@ def check_analysis_args(args: argparse.Namespace, source: Path, is_pickle: bool,
     if is_pickle:
         raise CLIError(f"{source}: --window and --per-person apply to a video input, not a .pkl")
     if args.stride is not None and args.stride > min(args.window):
-        raise UsageError(f"--stride {args.stride:g} s is longer than --window {min(args.window):g} s: windows would "
-                       "skip frames")
+        raise UsageError(f"--stride {args.stride:g} s is longer than --window {min(args.window):g} s: windows "
+                         "would skip frames")
     base = args.timeline or Path(f"{source.stem}_timeline")
     paths = _timeline_paths(base)
     for p in paths:

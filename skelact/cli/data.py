@@ -17,8 +17,6 @@ from skelact.cli.common import (
 
 __all__ = ["add_parsers"]
 
-#: File endings each converter reads from its source folder (an output with one of them there would
-#: be read by the next conversion of that folder).
 _MAX_IMAGE_SIDE = 2**31 - 1  # what a data file may store (skelact.data.io)
 
 
@@ -46,6 +44,8 @@ def _split_name(text: str) -> str:
     return text
 
 
+#: File endings each converter reads from its source folder (an output with one of them there would
+#: be read by the next conversion of that folder).
 _CONVERTER_READS = {"ntu": (".skeleton",), "penn": (".mat",), "ucla": (".json",), "openpose": (".json",),
                     "numpy": (".npy", ".npz")}
 

@@ -40,14 +40,14 @@ def _cmd_extract(args: argparse.Namespace) -> None:
     from skelact.pose.extract import is_video
     from skelact.pose.progress import failures_path
 
+    if args.seed is not None and args.val_fraction is None:  # a usage error comes before the file checks
+        raise UsageError("--seed: applies to --val-fraction only")
     out = Path(args.output)
     inputs = [*args.inputs, args.split_file, *pose_model_inputs(args.pose_model)]
     check_output(out, inputs, args.force)
     check_output(failures_path(out), inputs)  # written when a video fails
     if is_video(out):  # e.g. `-o ROOT/run/x.mp4`: a later scan of ROOT would take it for a video
         raise CLIError(f"{out}: looks like a video; the output is a dataset file (e.g. data.pkl)")
-    if args.seed is not None and args.val_fraction is None:
-        raise UsageError("--seed: applies to --val-fraction only")
     result = extract_dataset(
         args.inputs, out, pose_model=args.pose_model, input_size=args.input_size, max_persons=args.max_persons,
         min_frames=args.min_frames, val_fraction=args.val_fraction, split_file=args.split_file,
