@@ -52,6 +52,6 @@ def native_path(path: str | os.PathLike[str], what: str = "file") -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise PathNameError(f"{printable(text)}: the {what} name is not valid UTF-8 (OpenCV and the pose model "
-                            "take UTF-8 names only); rename it") from None
+        raise PathNameError(f"{printable(text)}: the {what} path is not valid UTF-8 (OpenCV and the pose model "
+                            "take UTF-8 paths only); rename it") from None
     return text

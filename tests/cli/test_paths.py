@@ -66,6 +66,7 @@ def test_undecodable_names_are_refused_in_one_line_not_a_crash(tmp_path: Path) -
         ["viz", tmp_path / "clip.pkl", "--video", bad_video, "--out", tmp_path / "v.mp4"],
         ["live", "--source", bad_video],
         ["live", "--source", good, "--out", out],
+        ["extract", tmp_path, "-o", tmp_path / "e.pkl", "--pose-model", bad_model],  # and no progress folder left
     ]
     before = set(tmp_path.rglob("*"))
     for result in run_cli_batch([(args, tmp_path) for args in cases]):
@@ -80,17 +81,20 @@ def test_extract_lists_an_undecodable_video_as_failed_and_finishes(labelled_vide
         (root / cls).mkdir(parents=True)
         shutil.copy(labelled_videos / cls / "clip_0.avi", root / cls / "clip_0.avi")
     shutil.copy(labelled_videos / "forward" / "clip_1.avi", root / "forward" / f"{BAD}.avi")
+    (root / f"class_{BAD}").mkdir()  # a class folder whose name is not UTF-8: keys, split and labels see it
+    shutil.copy(labelled_videos / "forward" / "clip_2.avi", root / f"class_{BAD}" / "clip_2.avi")
     out = tmp_path / "data.pkl"
     model = models_root / "movenet_multipose_lightning_f16.tflite"
-    args = ["extract", root, "-o", out, "--pose-model", model, "--quiet", "--min-frames", "4"]
+    args = ["extract", root, "-o", out, "--pose-model", model, "--quiet", "--min-frames", "4", "--val-fraction", "0.5"]
     first, again = run_cli_batch([(args, tmp_path), (args + ["--force"], tmp_path)])
     for result in (first, again):  # a rerun needs no --resume: no progress folder is left behind
         assert result.rc == 0, result.stderr
         assert "Traceback" not in result.stderr
-        assert "2 video(s) extracted" in result.stdout and "1 video(s) failed" in result.stdout, result.stdout
+        assert "2 video(s) extracted" in result.stdout and "2 video(s) failed" in result.stdout, result.stdout
     assert not list(tmp_path.glob(".data.pkl.progress*"))
     rows = list(csv.reader((tmp_path / "data.pkl.failures.csv").read_text(encoding="utf-8").splitlines()))
-    assert rows[1][0].endswith(f"forward/{SHOWN}.avi") and "not valid UTF-8" in rows[1][1], rows
+    assert sorted(r[0][len(str(root)) + 1:] for r in rows[1:]) == [f"class_{SHOWN}/clip_2.avi", f"forward/{SHOWN}.avi"]
+    assert all("not valid UTF-8" in r[1] for r in rows[1:]), rows
 
 
 def test_fuse_writes_a_whole_report_with_an_undecodable_class_name(tmp_path: Path) -> None:
