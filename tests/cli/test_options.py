@@ -54,6 +54,7 @@ USAGE = [  # (argv after the paths are filled in, what the line says)
     (["predict", "{v}", "--window", "1", "--min-segment", "inf"], "--min-segment: must be a number of seconds"),
     (["predict", "{v}", "--window", "1", "--timeline", "{t}/outdir"], "--timeline: '"),
     (["predict", "{v}", "--window", "1", "--timeline", "{t}/new/"], "names a folder"),
+    (["predict", "{v}", "--window", "1", "--timeline", ""], "--timeline: must be a file stem"),
     (["live", "--source", "{v}", "--window", "1e308"], "--window: must be at most 3600 s"),
     (["live", "--source", "{v}", "--serve", "abc"], "--serve: expected [HOST:]PORT"),
     (["live", "--source", "{v}", "--serve", "99999"], "--serve: expected [HOST:]PORT"),
