@@ -65,7 +65,7 @@ def timeline_base(text: str) -> Path:
     """argparse type of ``--timeline``: a file stem (BASE gives BASE.csv, ...), not a folder."""
     path = Path(text)
     if not text.strip():
-        raise argparse.ArgumentTypeError("must be a file stem, e.g. out/timeline (for out/timeline.csv, ...), not empty")
+        raise argparse.ArgumentTypeError("must be a file stem, e.g. out/timeline (out/timeline.csv, ...), not empty")
     if text.endswith(("/", os.sep)) or path.name in ("", ".", "..") or path.is_dir():
         raise argparse.ArgumentTypeError(f"{text[:80]!r} names a folder; give a file stem, e.g. {text.rstrip('/')}/"
                                          "timeline for timeline.csv, .json and .png in it")
