@@ -39,6 +39,8 @@ def _assert_refused(result, folder: Path, before: set[Path]) -> None:
     assert err.count("\n") == 1 and err.startswith("skelact: error: "), where
     assert "Traceback" not in err and "unexpected" not in err, where
     assert SHOWN in err and "not valid UTF-8" in err, where
+    if result.args[:1] == ["demo"] and "--out" not in result.args:
+        assert f"{SHOWN}.avi" in err, where
     assert set(folder.rglob("*")) == before, f"{where}: left {set(folder.rglob('*')) - before}"
 
 
@@ -61,6 +63,7 @@ def test_undecodable_names_are_refused_in_one_line_not_a_crash(tmp_path: Path) -
         ["predict", good, "--pose-model", bad_model],  # the LiteRT interpreter
         ["predict", bad_video, "--window", "0.2"],
         ["demo", bad_video, "--out", tmp_path / "d.mp4"],
+        ["demo", bad_video],  # the default output, named after the video: the video is named
         ["demo", good, "--out", out],
         ["viz", tmp_path / "clip.pkl", "--out", out],
         ["viz", tmp_path / "clip.pkl", "--video", bad_video, "--out", tmp_path / "v.mp4"],
