@@ -5,7 +5,9 @@ The CLI prints such an error as one line ``skelact: error: <message>`` and exits
 
 from __future__ import annotations
 
-__all__ = ["SkelactError", "short_repr", "one_line", "DETAIL_LIMIT"]
+import os
+
+__all__ = ["SkelactError", "short_repr", "one_line", "printable", "DETAIL_LIMIT"]
 
 #: How much of another library's message a skelact message quotes (``one_line``'s default).
 DETAIL_LIMIT = 200
@@ -41,6 +43,21 @@ def short_repr(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def printable(text: str | os.PathLike[str]) -> str:
+    """``text`` with every byte that is not valid UTF-8 written as ``\\xNN`` (other lone surrogates
+    as ``\\udNNN``), so that printing or encoding it never raises."""
+    text = os.fspath(text)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:  # the bytes the file system holds, then each invalid byte escaped
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that no file name decodes to (e.g. from a pickle)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def one_line(text: object, limit: int = DETAIL_LIMIT) -> str:
     """``text`` (a message or an exception) as one line of at most ``limit`` characters.
 
@@ -50,5 +67,5 @@ def one_line(text: object, limit: int = DETAIL_LIMIT) -> str:
     """
     if isinstance(text, BaseException) and not str(text).strip():
         return type(text).__name__
-    flat = " ".join(str(text).split())
+    flat = printable(" ".join(str(text).split()))  # a file name that is not UTF-8 must not make printing raise
     return flat if len(flat) <= limit else flat[: max(limit - 3, 0)] + "..."

@@ -297,7 +297,6 @@ def test_bad_inputs_fail_before_any_work(labelled_videos: Path, run, tmp_path: P
         (empty, [], f"{empty}: no videos found"),
         (mixed, [], "holds videos directly (x.mp4) and in class folders (a/)"),
         (flat, ["--val-fraction", "0.2"], "a split needs labelled videos in class folders"),
-        (labelled_videos, ["--seed", "3"], "--seed: applies to --val-fraction only"),
         (labelled_videos, ["--split-file", str(unknown)], f"{unknown}:9: 'forward/nope.avi' is not a video of"),
         (labelled_videos, ["--shard", "8/9"], "shard 8/9 has no videos (there are 8"),
     ]

@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("skelact.engine",),
     ("skelact.viz", "skelact.pose", "skelact.checkpoint"),
     ("skelact.data", "skelact.models"),
-    ("skelact.skeleton", "skelact.config", "skelact.runtime", "skelact.progress"),
+    ("skelact.skeleton", "skelact.config", "skelact.runtime", "skelact.progress", "skelact.paths"),
     ("skelact.errors", "skelact"),  # "skelact" itself: the package's __init__ (the version)
 ]
 

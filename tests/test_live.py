@@ -128,10 +128,10 @@ def test_camera_that_cannot_be_opened(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_bad_options(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cases = [(["--every", "0"], 2, "--every: must be at least 1, got 0"),
-             (["--serve", "localhost:http"], 1, "--serve 'localhost:http': expected HOST:PORT"),
+             (["--serve", "localhost:http"], 2, "--serve: expected [HOST:]PORT"),
              (["--out", str(clip)], 1, "is also an input of this command"),
              (["--out", str(tmp_path / "x.gif")], 1, "unsupported video extension '.gif'"),
-             (["--source", "rtsp://127.0.0.1:1/none", "--loop"], 1, "--loop: applies to a video file source")]
+             (["--source", "rtsp://127.0.0.1:1/none", "--loop"], 2, "--loop: applies to a video file source")]
     for extra, status, message in cases:
         argv = ["live", "--source", str(clip), "--quiet", *extra]
         assert cli_status(argv) == status, extra

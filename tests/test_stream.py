@@ -269,11 +269,11 @@ def test_predict_window_timeline(video: Path, pose_model: Path, tmp_path: Path,
 def test_window_and_stride_errors(video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = tmp_path / "t"
     cases = [(["--window", "5"], 1, "--window 5 s is longer than the video"),
-             (["--window", "1", "--stride", "2"], 1, "--stride 2 s is longer than --window 1 s"),
+             (["--window", "1", "--stride", "2"], 2, "--stride 2 s is longer than --window 1 s"),
              (["--window", "1", "--stride", "0"], 2, "--stride: must be a finite number > 0"),
              (["--window", "1", "--stride", "-1"], 2, "--stride: must be a finite number > 0"),
              (["--window", "1,,2"], 2, "--window: invalid number"),
-             (["--stride", "1"], 1, "--stride: applies with --window")]
+             (["--stride", "1"], 2, "--stride: applies with --window")]
     for extra, status, message in cases:
         assert cli_status(["predict", str(video), "--timeline", str(base), "--quiet", *extra]) == status, extra
         err = capsys.readouterr().err.strip()

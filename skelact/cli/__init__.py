@@ -21,10 +21,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 from skelact import __version__
-from skelact.cli.common import CLIError
+from skelact.cli.common import CLIError, UsageError
 from skelact.errors import one_line
 
-__all__ = ["CLIError", "build_parser", "main", "run", "MAX_MESSAGE"]
+__all__ = ["CLIError", "UsageError", "build_parser", "main", "run", "MAX_MESSAGE"]
 
 #: Longest error line printed; longer messages are cut.
 MAX_MESSAGE = 300
@@ -71,6 +71,9 @@ def run(func: Callable[[], object]) -> int:
     except Exception as e:
         if os.environ.get("SKELACT_DEBUG") == "1":
             raise
+        if isinstance(e, UsageError):  # an option problem found before any work, as argparse's errors
+            print(f"skelact: error: {one_line(e, MAX_MESSAGE)}", file=sys.stderr)
+            return 2
         if isinstance(e, _expected_errors()):
             message = str(e) or type(e).__name__
             if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in message:
@@ -86,8 +89,21 @@ def run(func: Callable[[], object]) -> int:
     return 0
 
 
+def _tolerant_streams() -> None:
+    """Let stdout and stderr print any file name: one that is not valid UTF-8 (lone surrogates) is
+    written with ``\\x`` escapes instead of raising ``UnicodeEncodeError`` in a ``print``."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)  # absent on replaced streams (e.g. pytest's capture)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a closed or detached stream
+                pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
+    _tolerant_streams()
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], None] = args.func
     return run(lambda: func(args))

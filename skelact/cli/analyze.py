@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from skelact.cli.common import CLIError, check_output, positive_float
+from skelact.cli.common import CLIError, UsageError, check_output, positive_float
 
 if TYPE_CHECKING:
     from skelact.inference import Prediction, Predictor
@@ -28,11 +29,47 @@ DEFAULT_WINDOWS = (0.6, 0.85, 1.2, 1.7, 2.4, 3.39, 4.8, 6.79, 9.6, 13.58)
 DEFAULT_STRIDE_FRACTION = 1 / 6
 DEFAULT_MIN_SEGMENT = 0.5
 DEFAULT_WINDOW_VIEWS = 1
+#: Longest window, stride or shortest segment taken, in seconds (an hour: longer ones would make frame
+#: counts overflow and buffers unbounded; a window longer than a video is refused anyway).
+MAX_SECONDS = 3600.0
+
+
+def seconds(text: str) -> float:
+    """argparse type: a duration in seconds, > 0 and at most :data:`MAX_SECONDS`."""
+    value = positive_float(text)
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SECONDS:g} s, got {text[:40]}")
+    return value
+
+
+def seconds_or_zero(text: str) -> float:
+    """argparse type: a duration in seconds, 0 (off) to :data:`MAX_SECONDS`."""
+    try:
+        if float(text) == 0:
+            return 0.0
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text[:40]!r}") from None
+    try:
+        return seconds(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds in [0, {MAX_SECONDS:g}], got {text[:40]}") \
+            from None
 
 
 def window_lengths(text: str) -> tuple[float, ...]:
     """argparse type: one or more window lengths in seconds, comma-separated."""
-    return tuple(sorted({positive_float(part) for part in text.split(",")}))
+    return tuple(sorted({seconds(part) for part in text.split(",")}))
+
+
+def timeline_base(text: str) -> Path:
+    """argparse type of ``--timeline``: a file stem (BASE gives BASE.csv, ...), not a folder."""
+    path = Path(text)
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must be a file stem, e.g. out/timeline (out/timeline.csv, ...), not empty")
+    if text.endswith(("/", os.sep)) or path.name in ("", ".", "..") or path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} names a folder; give a file stem, e.g. {text.rstrip('/')}/"
+                                         "timeline for timeline.csv, .json and .png in it")
+    return path
 
 
 def add_analysis_args(p: argparse.ArgumentParser) -> None:
@@ -44,37 +81,41 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=window_lengths, nargs="?", const=DEFAULT_WINDOWS, default=None,
                    metavar="SECONDS[,SECONDS...]",
                    help="classify sliding windows of these lengths and write a timeline; each frame takes the "
-                   f"probabilities of the most confident window covering it (given alone: {default})")
-    p.add_argument("--stride", type=positive_float, default=None, metavar="SECONDS",
+                   f"probabilities of the most confident window covering it (given alone: {default}; each at most "
+                   f"{MAX_SECONDS:g})")
+    p.add_argument("--stride", type=seconds, default=None, metavar="SECONDS",
                    help="step between windows, at most the shortest window (default: a sixth of each window)")
-    p.add_argument("--min-segment", type=float, default=DEFAULT_MIN_SEGMENT, metavar="SECONDS",
+    p.add_argument("--min-segment", type=seconds_or_zero, default=DEFAULT_MIN_SEGMENT, metavar="SECONDS",
                    help=f"timeline runs shorter than this join a neighbour (default {DEFAULT_MIN_SEGMENT}; 0: off)")
-    p.add_argument("--timeline", type=Path, default=None, metavar="BASE",
-                   help="with --window: write BASE.csv, BASE.json and BASE.png (default: ./VIDEO_NAME_timeline)")
+    p.add_argument("--timeline", type=timeline_base, default=None, metavar="BASE",
+                   help="with --window: write BASE.csv, BASE.json and BASE.png; BASE is a file stem, not a folder "
+                   "(default: ./VIDEO_NAME_timeline)")
 
 
 def _timeline_paths(base: Path) -> list[Path]:
     return [base.with_name(base.name + ext) for ext in (".csv", ".json", ".png")]
 
 
-def check_analysis_args(args: argparse.Namespace, source: Path, is_pickle: bool) -> list[Path]:
-    """Refuse bad combinations before any work; returns the timeline files that will be written."""
+def check_analysis_args(args: argparse.Namespace, source: Path, is_pickle: bool,
+                        inputs: list[Path | None] | None = None) -> list[Path]:
+    """Refuse bad combinations before any work; returns the timeline files that will be written.
+
+    ``inputs``: every path the command reads (and its other outputs), none of which a timeline file may be.
+    """
     if args.window is None:
         for opt, value in (("--stride", args.stride), ("--timeline", args.timeline)):
             if value is not None:
-                raise CLIError(f"{opt}: applies with --window SECONDS")
+                raise UsageError(f"{opt}: applies with --window SECONDS")
         return []
     if is_pickle:
         raise CLIError(f"{source}: --window and --per-person apply to a video input, not a .pkl")
-    if not 0 <= args.min_segment < float("inf"):
-        raise CLIError(f"--min-segment: must be a number >= 0, got {args.min_segment}")
     if args.stride is not None and args.stride > min(args.window):
-        raise CLIError(f"--stride {args.stride:g} s is longer than --window {min(args.window):g} s: windows would "
-                       "skip frames")
+        raise UsageError(f"--stride {args.stride:g} s is longer than --window {min(args.window):g} s: windows "
+                         "would skip frames")
     base = args.timeline or Path(f"{source.stem}_timeline")
     paths = _timeline_paths(base)
     for p in paths:
-        check_output(p, [source])
+        check_output(p, inputs if inputs is not None else [source])
     args.timeline = base
     return paths
 

@@ -5,19 +5,24 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from skelact.errors import SkelactError
 
 __all__ = ["CLIError", "positive_int", "positive_float", "fraction", "fraction_open", "add_model_args", "add_pose_args",
-           "check_output", "load_clip", "true_label", "print_metrics", "PICKLE_SUFFIXES"]
+           "check_output", "check_output_dir", "existing_files", "pose_model_inputs", "recipe_inputs", "UsageError",
+           "load_clip", "true_label", "print_metrics", "PICKLE_SUFFIXES"]
 
 PICKLE_SUFFIXES = (".pkl", ".pickle")
 
 
 class CLIError(SkelactError):
     """A user-facing error: printed as one line, exit status 1."""
+
+
+class UsageError(CLIError):
+    """A bad option (value or combination) found before any work: one line, exit status 2, as argparse's."""
 
 
 def positive_int(text: str) -> int:
@@ -91,33 +96,80 @@ def add_pose_args(p: argparse.ArgumentParser) -> None:
 
 def _same(a: Path, b: Path) -> bool:
     try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
+        return a.exists() and b.exists() and os.path.samefile(a, b)  # symlinks and hard links too
     except OSError:
         return False
 
 
-def check_output(out: Path, inputs: Iterable[Path], force: bool = True) -> None:
+def existing_files(*values: str | os.PathLike[str] | None) -> list[Path]:
+    """The values of ``NAME|FILE`` options (``--model``, ``--layout``, ...) that name an existing file:
+    those are inputs too; a name (``kpc3d``, ``coco17``) is not a path."""
+    return [Path(v) for v in values if v is not None and Path(v).is_file()]
+
+
+def check_output(out: Path, inputs: Iterable[Path | str | None], force: bool = True,
+                 scanned: Sequence[str] = ()) -> None:
     """Refuse, before any work, an output that is one of the inputs (whatever the flags), a folder,
     or (without ``force``) an existing file.
 
+    Every command passes every path it reads: positional inputs, option files (``--split-file``,
+    ``--pose-model``, ``--labels``, a ``--model`` checkpoint, ...) and the files those point to
+    (e.g. the data file a checkpoint's recipe reads). The same file is recognised through symlinks,
+    hard links and ``./`` or ``..`` spellings.
+
     Args:
         out: The file the command will write.
-        inputs: The files (or folders) it reads; an output that is an existing file inside an
-            input folder counts as an input too (a converter may read it).
+        inputs: The files (or folders) it reads; ``None`` entries (options not given) are skipped.
+            An output that is an existing file inside an input folder counts as an input too (a
+            converter may read it).
         force: Whether ``--force`` was given.
+        scanned: File endings the command reads from its input folders: a new output with one of
+            them inside an input folder would be read as an input by the next run, so it is refused.
     """
     resolved = out.resolve()
     for src in inputs:
+        if src is None:
+            continue
         src = Path(src)
         if _same(out, src) or resolved == src.resolve():
             raise CLIError(f"{out}: is also an input of this command; write the output to another file")
-        if src.is_dir() and out.is_file() and src.resolve() in resolved.parents:
-            raise CLIError(f"{out}: lies inside the input folder {src} and already exists; write the output "
-                           "elsewhere")
+        if src.is_dir() and src.resolve() in resolved.parents:
+            if out.is_file():
+                raise CLIError(f"{out}: lies inside the input folder {src} and already exists; write the output "
+                               "elsewhere")
+            if out.suffix.lower() in scanned:
+                raise CLIError(f"{out}: lies inside the input folder {src}, whose {out.suffix} files are read as "
+                               "inputs; write the output elsewhere")
     if out.is_dir():
         raise CLIError(f"{out}: is a folder; give a file name")
     if out.exists() and not force:
         raise CLIError(f"{out}: already exists (use --force to overwrite)")
+
+
+def pose_model_inputs(value: Path | None) -> list[Path]:
+    """The pose model files a command may read: ``--pose-model``, else ``$SKELACT_POSE_MODEL`` and the
+    user cache (the order ``skelact.pose.movenet.resolve_pose_model`` looks in)."""
+    if value is not None:
+        return [value]
+    from skelact.pose.movenet import ENV_VAR, default_cache_path
+
+    return existing_files(os.environ.get(ENV_VAR) or None, default_cache_path())
+
+
+def recipe_inputs(cfg: object) -> list[Path]:
+    """The files a recipe (or a checkpoint's stored one) reads: its data file and a layout YAML."""
+    data = getattr(cfg, "data", None)
+    ann_file = getattr(data, "ann_file", "")
+    return ([Path(ann_file)] if ann_file else []) + existing_files(getattr(data, "layout", None))
+
+
+def check_output_dir(out_dir: Path, names: Iterable[str], inputs: Iterable[Path | str | None]) -> None:
+    """:func:`check_output` for each file ``names`` a command writes into ``out_dir`` (overwritten)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CLIError(f"{out_dir}: is a file; give a folder")
+    inputs = list(inputs)
+    for name in names:
+        check_output(out_dir / name, inputs)
 
 
 def load_clip(path: Path, clip: str | None) -> tuple[dict, dict]:

@@ -5,9 +5,49 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from skelact.cli.common import CLIError, check_output, fraction, load_clip, positive_float, positive_int
+from skelact.cli.common import (
+    CLIError,
+    check_output,
+    existing_files,
+    fraction,
+    load_clip,
+    positive_float,
+    positive_int,
+)
 
 __all__ = ["add_parsers"]
+
+_MAX_IMAGE_SIDE = 2**31 - 1  # what a data file may store (skelact.data.io)
+
+
+def _image_side(text: str) -> int:
+    """argparse type of ``--img-shape``: pixels, 1 to 2**31 - 1."""
+    value = positive_int(text)
+    if value > _MAX_IMAGE_SIDE:
+        raise argparse.ArgumentTypeError(f"must be at most {_MAX_IMAGE_SIDE} pixels, got {text[:40]}")
+    return value
+
+
+def _fps(text: str) -> float:
+    """argparse type of ``viz --fps``: 0.01 to 1000 frames per second (OpenCV's writers refuse rates far
+    outside, and the error would then blame the output file)."""
+    value = positive_float(text)
+    if not 0.01 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be 0.01 to 1000 frames per second, got {text[:40]}")
+    return value
+
+
+def _split_name(text: str) -> str:
+    """argparse type of ``split --name``: a name that is not empty or blank."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must be a non-empty split name, got {text!r}")
+    return text
+
+
+#: File endings each converter reads from its source folder (an output with one of them there would
+#: be read by the next conversion of that folder).
+_CONVERTER_READS = {"ntu": (".skeleton",), "penn": (".mat",), "ucla": (".json",), "openpose": (".json",),
+                    "numpy": (".npy", ".npz")}
 
 
 def _cmd_convert(args: argparse.Namespace) -> None:
@@ -15,17 +55,15 @@ def _cmd_convert(args: argparse.Namespace) -> None:
     from skelact.data.io import save_annotations
 
     out = Path(args.output)
-    check_output(out, [args.src], args.force)
+    inputs = [args.src, getattr(args, "missing", None), getattr(args, "labels", None), getattr(args, "classes", None),
+              *existing_files(getattr(args, "layout", None))]
+    check_output(out, inputs, args.force, scanned=_CONVERTER_READS[args.source])
     if args.source == "ntu":
-        inputs = [args.missing] if args.missing is not None else []
-        check_output(out, inputs, args.force)
         data, summary = convert_ntu(
             args.src, dims=args.dims, max_bodies=args.max_bodies, missing=args.missing,
             benchmark=args.benchmark, workers=args.workers,
         )
     elif args.source in ("openpose", "numpy"):
-        read = [f for f in (args.labels, args.classes, args.layout) if f is not None and Path(f).is_file()]
-        check_output(out, read, args.force)
         common = {"labels": args.labels, "classes": args.classes, "layout": args.layout, "img_shape": args.img_shape}
         if args.source == "openpose":
             data, summary = convert_openpose(args.src, max_persons=args.max_persons, **common)
@@ -77,7 +115,7 @@ def _cmd_viz(args: argparse.Namespace) -> None:
     from skelact.skeleton import resolve_layout
     from skelact.viz.video import check_video_path, to_canvas, write_skeleton_video
 
-    check_output(args.out, [args.data] + ([args.video] if args.video is not None else []))
+    check_output(args.out, [args.data, args.video, *existing_files(args.layout)])
     check_video_path(args.out)
     data, ann = load_clip(args.data, args.clip)
     kp, score = ann["keypoint"], ann.get("keypoint_score")
@@ -159,7 +197,7 @@ def _add_user_formats(csub: argparse._SubParsersAction) -> None:
                         "clip (default: label -1, or the class folder)")
         cp.add_argument("--classes", type=Path, default=None, metavar="FILE",
                         help="class names in label order, one a line (default: sorted label names)")
-        cp.add_argument("--img-shape", type=positive_int, nargs=2, default=None, metavar=("H", "W"),
+        cp.add_argument("--img-shape", type=_image_side, nargs=2, default=None, metavar=("H", "W"),
                         help="frame height and width of 2D pixel keypoints (default: none stored; then train "
                         "with normalize: bbox)")
 
@@ -184,7 +222,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=fraction, required=True, help="share of each class moved, in [0, 1)")
     p.add_argument("--seed", type=int, default=0, help="another seed gives another split (default 0)")
     p.add_argument("--from", dest="source", default="train", help="the split to take the clips from (default train)")
-    p.add_argument("--name", default="val", help="name of the new split (default val)")
+    p.add_argument("--name", type=_split_name, default="val", help="name of the new split (default val)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=_cmd_split)
 
@@ -200,5 +238,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output video (.mp4 or .webm)")
     p.add_argument("--video", type=Path, default=None, help="draw on this video's frames instead of black")
     p.add_argument("--layout", default=None, help="layout name or YAML (default: the file's)")
-    p.add_argument("--fps", type=positive_float, default=30.0, help="frames per second (default 30)")
+    p.add_argument("--fps", type=_fps, default=30.0, help="frames per second, 0.01 to 1000 (default 30)")
     p.set_defaults(func=_cmd_viz)

@@ -10,7 +10,16 @@ import time
 from pathlib import Path
 
 from skelact.cli.analyze import window_lengths
-from skelact.cli.common import CLIError, add_model_args, add_pose_args, check_output, positive_float, positive_int
+from skelact.cli.common import (
+    UsageError,
+    add_model_args,
+    add_pose_args,
+    check_output,
+    existing_files,
+    pose_model_inputs,
+    positive_float,
+    positive_int,
+)
 
 __all__ = ["add_parsers", "DEFAULT_LIVE_WINDOWS", "DEFAULT_EVERY"]
 
@@ -18,6 +27,18 @@ __all__ = ["add_parsers", "DEFAULT_LIVE_WINDOWS", "DEFAULT_EVERY"]
 #: and frames between predictions.
 DEFAULT_LIVE_WINDOWS = (0.6, 0.85, 1.2, 1.7, 2.4, 3.39, 4.8)
 DEFAULT_EVERY = 10
+
+
+def _serve_address(text: str) -> str:
+    """argparse type of ``--serve``: checked here so that a bad address is a usage error (status 2)."""
+    from skelact.stream.server import ServeError, parse_address
+
+    try:
+        parse_address(text)
+    except (ServeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected [HOST:]PORT (e.g. 127.0.0.1:8000) with a port in 0-65535, "
+                                         f"got {text[:80]!r}") from None
+    return text
 
 
 def _status(stats: object, last: list[float]) -> None:
@@ -46,11 +67,12 @@ def _cmd_live(args: argparse.Namespace) -> None:
 
     kind, value = describe_source(args.source)
     if args.loop and kind != "file":
-        raise CLIError(f"--loop: applies to a video file source, not {args.source[:80]!r}")
+        raise UsageError(f"--loop: applies to a video file source, not {args.source[:80]!r}")
     out: Path | None = args.out
     if out is not None:
         check_video_path(out)
-        check_output(out, [value] if kind == "file" else [])
+        check_output(out, [value if kind == "file" else None, *pose_model_inputs(args.pose_model),
+                           *existing_files(args.model)])
     # The page's port and the source first: a port in use or a missing camera fail before the models load.
     server = LiveServer(*parse_address(args.serve)) if args.serve is not None else None
     source = None
@@ -132,7 +154,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--realtime", action="store_true",
                    help="drop frames when processing falls behind, so the delay stays bounded, and classify in a "
                    "background thread (a file is paced at its frame rate); default: process every frame")
-    p.add_argument("--serve", default=None, metavar="[HOST:]PORT",
+    p.add_argument("--serve", type=_serve_address, default=None, metavar="[HOST:]PORT",
                    help="serve the annotated stream and the labels at http://HOST:PORT/ (host 127.0.0.1 by "
                    "default; 0.0.0.0 shows the camera to your whole network, without a password)")
     p.add_argument("--pose-every", type=positive_int, default=1, metavar="K",

@@ -6,7 +6,17 @@ import argparse
 import os
 from pathlib import Path
 
-from skelact.cli.common import CLIError, check_output, fraction, fraction_open, positive_int, print_metrics
+from skelact.cli.common import (
+    CLIError,
+    check_output,
+    check_output_dir,
+    existing_files,
+    fraction,
+    fraction_open,
+    positive_int,
+    print_metrics,
+    recipe_inputs,
+)
 
 __all__ = ["add_parsers"]
 
@@ -53,6 +63,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
                 raise CLIError(f"{flag} applies to a data file (skelact train DATA.pkl {flag} ...); a "
                                f"recipe names its own (model.name, data.layout, data.val_fraction)")
         cfg = load_config(args.config, args.overrides)
+    from skelact.engine.workdir import RUN_FILES
+
+    check_output_dir(args.work_dir, RUN_FILES, [args.config, *recipe_inputs(cfg), *existing_files(args.layout)])
     result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit, packed=packed)
     if result_file is not None:
         _write_result(result_file, result)
@@ -73,28 +86,32 @@ def _write_result(path: Path, result: dict) -> None:
 
 
 def _cmd_test(args: argparse.Namespace) -> None:
+    from skelact.checkpoint import Checkpoint
     from skelact.config import load_config
-    from skelact.engine.evaluate import evaluate
+    from skelact.engine.evaluate import OUTPUT_FILES, evaluate
     from skelact.inference import resolve_model_spec
 
     checkpoint, _ = resolve_model_spec(str(args.checkpoint))  # a path, or a shipped model's verified file
     cfg = load_config(args.config, args.overrides) if args.config is not None else None
+    stored = Checkpoint.load(checkpoint).config if cfg is None else None
     if cfg is None and args.overrides:
-        from skelact.checkpoint import Checkpoint
         from skelact.config import apply_overrides, config_from_dict, config_to_dict
 
-        stored = Checkpoint.load(checkpoint).config
         cfg = config_from_dict(apply_overrides(config_to_dict(stored), args.overrides))
     out_dir = args.out_dir or Path(args.checkpoint).resolve().parent / "test"
+    check_output_dir(out_dir, OUTPUT_FILES, [checkpoint, args.config, *recipe_inputs(cfg or stored)])
     metrics = evaluate(cfg, checkpoint, num_clips=args.num_clips, flip=args.flip, out_dir=out_dir)
     print_metrics(metrics)
     print(f"scores, report, confusion matrix in {out_dir}")
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> None:
+    from skelact.checkpoint import Checkpoint
     from skelact.engine.calibrate import calibrate_checkpoint
 
-    check_output(args.output, [args.checkpoint], args.force)
+    check_output(args.output, [args.checkpoint], args.force)  # before reading it
+    # The data file the checkpoint's recipe reads is an input too (-o DATA would overwrite the dataset).
+    check_output(args.output, [args.checkpoint, *recipe_inputs(Checkpoint.load(args.checkpoint).config)], args.force)
     c = calibrate_checkpoint(args.checkpoint, args.output, split=args.split, accept=args.accept)
     print(f"temperature {c.temperature:.3f} (ECE on {c.split!r}: {c.ece_before:.4f} -> {c.ece_after:.4f}); "
           f"unknown below p = {c.threshold:.3f} ({c.accept_rate:.1%} of {c.split!r} accepted)")
@@ -102,10 +119,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
 
 
 def _cmd_fuse(args: argparse.Namespace) -> None:
-    from skelact.engine.evaluate import fuse
+    from skelact.engine.evaluate import OUTPUT_FILES, fuse
 
     if args.out_dir is not None and any(Path(s).resolve().parent == args.out_dir.resolve() for s in args.scores):
         raise CLIError(f"{args.out_dir}: holds one of the input score files; fuse into another folder")
+    if args.out_dir is not None:
+        check_output_dir(args.out_dir, OUTPUT_FILES, args.scores)
     metrics = fuse(args.scores, args.weights, args.out_dir)
     print_metrics(metrics)
     if args.out_dir is not None:

@@ -11,11 +11,14 @@ from skelact.cli.analyze import add_analysis_args, analyse_video, check_analysis
 from skelact.cli.common import (
     PICKLE_SUFFIXES,
     CLIError,
+    UsageError,
     add_model_args,
     add_pose_args,
     check_output,
+    existing_files,
     fraction,
     load_clip,
+    pose_model_inputs,
     positive_int,
     true_label,
 )
@@ -35,13 +38,16 @@ def _shard(text: str) -> tuple[int, int]:
 def _cmd_extract(args: argparse.Namespace) -> None:
     from skelact.pose.extract import is_video
     from skelact.pose.folder import extract_folder
+    from skelact.pose.resume import failures_path
 
+    if args.seed is not None and args.val_fraction is None:  # a usage error comes before the file checks
+        raise UsageError("--seed: applies to --val-fraction only")
     out = Path(args.output)
-    check_output(out, args.inputs, args.force)
+    inputs = [*args.inputs, args.split_file, *pose_model_inputs(args.pose_model)]
+    check_output(out, inputs, args.force)
+    check_output(failures_path(out), inputs)  # written when a video fails
     if is_video(out):  # e.g. `-o ROOT/run/x.mp4`: a later scan of ROOT would take it for a video
         raise CLIError(f"{out}: looks like a video; the output is a dataset file (e.g. data.pkl)")
-    if args.seed is not None and args.val_fraction is None:
-        raise CLIError("--seed: applies to --val-fraction only")
     result = extract_folder(
         args.inputs, out, pose_model=args.pose_model, input_size=args.input_size, max_persons=args.max_persons,
         min_frames=args.min_frames, val_fraction=args.val_fraction, split_file=args.split_file,
@@ -52,7 +58,7 @@ def _cmd_extract(args: argparse.Namespace) -> None:
         print(f"note: {note}")
     data, videos = result.data, result.videos
     shard = f" (shard {args.shard[0]}/{args.shard[1]} of {len(videos.items)} videos)" if args.shard else ""
-    extracted = result.selected - result.resumed
+    extracted = result.extracted  # not the videos attempted: failures are counted on the next line
     rate = result.frames / result.seconds if result.seconds > 0 else 0.0
     print(f"{extracted} video(s) extracted, {result.frames} frames in {result.seconds:.1f} s ({rate:.1f} frames/s)"
           + (f", {result.resumed} done by an earlier run" if result.resumed else "") + shard)
@@ -74,17 +80,18 @@ def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
     from skelact.inference import InferenceError, load_predictor
     from skelact.skeleton import get_layout, resolve_layout
 
+    inputs = [source, args.video, *pose_model_inputs(args.pose_model), *existing_files(args.model)]
     if out is not None:
         from skelact.viz.video import check_video_path
 
-        check_output(out, [source] + ([args.video] if args.video is not None else []))
+        check_output(out, inputs)
         check_video_path(out)
     is_pickle = source.suffix.lower() in PICKLE_SUFFIXES
     if not is_pickle and args.clip is not None:
         raise CLIError(f"{source}: --clip applies to a .pkl input, not a video")
     if args.per_person and is_pickle:
         raise CLIError(f"{source}: --window and --per-person apply to a video input, not a .pkl")
-    check_analysis_args(args, source, is_pickle)
+    check_analysis_args(args, source, is_pickle, inputs + ([out] if out is not None else []))
     predictor = load_predictor(args.model, device=args.device)  # a bad --model fails before any video work
     note = None
     if args.per_person and predictor.cfg.data.max_persons > 1:
@@ -159,8 +166,12 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 def _cmd_demo(args: argparse.Namespace) -> None:
     video = args.video_file or os.environ.get("SKELACT_DEMO_VIDEO")
     if not video:
-        raise CLIError("no video: pass one (skelact demo VIDEO) or set SKELACT_DEMO_VIDEO")
+        raise UsageError("no video: pass one (skelact demo VIDEO) or set SKELACT_DEMO_VIDEO")
     video = Path(video)
+    if args.out is None:  # the default output is named after the video: a bad name is the video's fault
+        from skelact.paths import native_path
+
+        native_path(video, "video")
     out = args.out or Path(f"{video.stem}_skelact.mp4")
     args.clip, args.video, args.json, args.num_clips = None, None, False, None
     args.window, args.stride, args.timeline = None, None, None

@@ -58,7 +58,7 @@ def merge_annotations(sources: Sequence[str | Path]) -> dict:
 
     first: Path | None = None
     ref_layout: Layout | None = None
-    ref_dims, ref_classes, any_layout = 0, None, False
+    ref_dims, ref_classes, ref_scored, any_layout = 0, None, False, False
     owner: dict[str, Path] = {}
     annotations: list[dict] = []
     split: dict[str, list[str]] = {}
@@ -69,12 +69,16 @@ def merge_annotations(sources: Sequence[str | Path]) -> dict:
             raise MergeError(str(e)) from None
         anns = data["annotations"]
         v, dims = anns[0]["keypoint"].shape[2:]
+        scored = "keypoint_score" in anns[0]
         layout = resolve_layout(None, data.get("layout"), v, str(path))
         classes = data.get("classes")
         any_layout |= data.get("layout") is not None
         if first is None:
-            first, ref_layout, ref_dims, ref_classes = path, layout, dims, classes
+            first, ref_layout, ref_dims, ref_classes, ref_scored = path, layout, dims, classes, scored
         else:
+            if scored != ref_scored:  # a merged file must be all scored or all unscored
+                raise MergeError(f"{path}: its clips {'have' if scored else 'have no'} keypoint scores but those "
+                                 f"of {first} {'have' if ref_scored else 'have none'}")
             if layout != ref_layout:
                 same = " (same name, different definition)" if layout.name == ref_layout.name else ""
                 raise MergeError(f"{path}: layout {layout.name!r} ({layout.num_joints} joints) differs from "

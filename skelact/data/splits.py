@@ -42,7 +42,8 @@ def val_count(n: int, val_fraction: float) -> int:
 
 
 def _rank(seed: int, key: str) -> str:
-    return hashlib.sha256(f"{seed}\0{key}".encode()).hexdigest()
+    # surrogatepass: a file name that is not valid UTF-8 reaches here as lone surrogates
+    return hashlib.sha256(f"{seed}\0{key}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def stratified_split(keys: Sequence[str], labels: Sequence[int], val_fraction: float,

@@ -25,7 +25,7 @@ import numpy as np
 from skelact.config import Config, ConfigError
 from skelact.data.io import atomic_write
 from skelact.engine import metrics
-from skelact.errors import SkelactError, one_line, short_repr
+from skelact.errors import SkelactError, one_line, printable, short_repr
 
 __all__ = ["ScoreFileError", "evaluate", "fuse", "load_scores", "save_scores", "write_outputs"]
 
@@ -125,6 +125,10 @@ def load_scores(path: str | Path) -> dict[str, np.ndarray]:
     return {"probs": probs, "labels": labels.astype(np.int64), "names": names, "classes": classes}
 
 
+#: The files :func:`write_outputs` writes into its folder (the CLI checks none of them is an input).
+OUTPUT_FILES = ("scores.npz", "metrics.json", "report.txt", "confusion.png")
+
+
 def write_outputs(out_dir: str | Path, probs: np.ndarray, labels: np.ndarray, names: Sequence[str],
                   classes: Sequence[str], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``scores.npz``, ``metrics.json``, ``report.txt`` and ``confusion.png``; return the metrics."""
@@ -135,7 +139,8 @@ def write_outputs(out_dir: str | Path, probs: np.ndarray, labels: np.ndarray, na
     summary: dict[str, Any] = metrics.summarize(probs, labels)
     save_scores(out_dir / "scores.npz", probs, labels, names, classes)
     report = metrics.classification_report(probs, labels, list(classes))
-    (out_dir / "report.txt").write_text(report, encoding="utf-8")
+    text = printable(report).encode("utf-8")  # class names from a file may not be valid UTF-8
+    atomic_write(out_dir / "report.txt", lambda f: f.write(text))
     cm = metrics.confusion_matrix(labels, metrics.rank_classes(probs)[:, 0], len(classes))
     plot_confusion(cm, list(classes), out_dir / "confusion.png")
     result = {**summary, **(extra or {})}

@@ -24,6 +24,8 @@ from skelact.skeleton import Layout
 __all__ = ["WorkDirBusy", "lock_work_dir", "remove_stale_temporaries", "check_resumable", "RESUME_MAY_CHANGE"]
 
 LOCK = ".lock"
+#: The files a run writes into its work dir (the CLI checks that none of them is an input).
+RUN_FILES = ("config.yaml", "last.pt", "best.pt", "metrics.csv", "curves.png", "log.txt")
 # The temporaries of skelact's own atomic writes in a work dir: ".<name>.<12 hex>.tmp[<suffix>]".
 _OWN_TMP = re.compile(r"^\.(last\.pt|best\.pt|metrics\.csv|config\.yaml|curves\.png)\.[0-9a-f]{12}\.tmp(\.\w+)?$")
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from skelact.data.tracking import PoseTracker
 from skelact.errors import SkelactError
+from skelact.paths import PathNameError, native_path
 from skelact.pose.movenet import MoveNet, import_cv2
 from skelact.progress import progress as progress_bar
 
@@ -32,11 +33,15 @@ class VideoError(SkelactError, ValueError):
 
 def _open(video: Path):  # -> cv2.VideoCapture
     cv2 = import_cv2()
+    try:
+        name = native_path(video, "video")  # OpenCV crashes on a name that is not valid UTF-8
+    except PathNameError as e:
+        raise VideoError(str(e)) from None  # a bad video like any other (extract lists it as failed)
     if not video.is_file():
         raise VideoError(f"{video}: video file not found")
     if video.stat().st_size == 0:
         raise VideoError(f"{video}: empty file, not a video")
-    cap = cv2.VideoCapture(str(video))
+    cap = cv2.VideoCapture(name)
     if not cap.isOpened():
         cap.release()
         raise VideoError(f"{video}: cannot open as a video (unknown format or corrupt file)")

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from skelact.data.io import atomic_write, save_annotations
 from skelact.data.splits import SplitError, path_key, read_split_file, stratified_split
+from skelact.errors import printable
 from skelact.pose.extract import VIDEO_EXTENSIONS, VideoError, extract_video, find_videos, is_video
 from skelact.pose.movenet import MoveNet
 from skelact.pose.resume import ResumeStore, failures_path
@@ -176,6 +177,9 @@ def scan_videos(inputs: Sequence[str | Path] | str | Path) -> VideoSet:
         if p.is_dir():
             found = find_videos(p)
             if not found:
+                if _walk(p)[0]:  # videos in sub-folders: a labelled dataset, which must be the only input
+                    raise VideoError(f"{p}: holds its videos in class folders (ROOT/<class>/<video>); extract "
+                                     "a labelled folder alone, not with other inputs")
                 raise _no_videos(p)
             paths += found
         else:
@@ -283,7 +287,10 @@ def _extract_one(model: MoveNet, path: Path, max_persons: int, min_frames: int) 
         return extract_video(path, model, max_persons=max_persons, progress=False, min_frames=min_frames), None
     except VideoError as e:
         reason = str(e)
-        return None, reason[len(f"{path}: "):] if reason.startswith(f"{path}: ") else reason
+        for prefix in (f"{path}: ", f"{printable(path)}: "):  # the report names the path in its own column
+            if reason.startswith(prefix):
+                return None, reason[len(prefix):]
+        return None, reason
 
 
 _worker_model: MoveNet | None = None  # one per pose process, built by _init_worker
@@ -399,6 +406,7 @@ class ExtractResult:
         frames: Frames processed by this run (successful videos).
         seconds: Wall time of the pose work.
         notes: Remarks for the summary (e.g. classes of one video).
+        extracted: Videos this run extracted successfully (``selected - resumed`` less its failures).
     """
 
     data: dict
@@ -409,6 +417,7 @@ class ExtractResult:
     frames: int
     seconds: float
     notes: list[str]
+    extracted: int = 0
 
 
 def write_failures(path: Path, failures: Sequence[tuple[Path, str]]) -> Path:
@@ -416,7 +425,7 @@ def write_failures(path: Path, failures: Sequence[tuple[Path, str]]) -> Path:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "reason"])
-    w.writerows([str(p), r] for p, r in failures)
+    w.writerows([printable(p), printable(r)] for p, r in failures)  # names that are not UTF-8 escaped
     data = buf.getvalue().encode()
     return atomic_write(path, lambda f: f.write(data))
 
@@ -495,7 +504,7 @@ def extract_folder(inputs: Sequence[str | Path] | str | Path, output: str | Path
     if progress and resumed:
         print(f"resuming: {resumed} of {len(selected)} videos already done", file=sys.stderr)
 
-    frames, start = 0, time.perf_counter()
+    frames, extracted, start = 0, 0, time.perf_counter()
     try:
         with progress_bar(total=len(selected), initial=resumed, unit="video", desc="extract", enabled=progress,
                           leave=True) as bar:
@@ -506,6 +515,7 @@ def extract_folder(inputs: Sequence[str | Path] | str | Path, output: str | Path
                         bar.write(f"failed: {it.path}: {reason}")
                 else:
                     frames += ann["total_frames"]
+                    extracted += 1
                 bar.update()
                 bar.set_postfix_str(f"{frames / max(time.perf_counter() - start, 1e-9):.1f} frames/s")
     except KeyboardInterrupt:
@@ -533,4 +543,4 @@ def extract_folder(inputs: Sequence[str | Path] | str | Path, output: str | Path
     data = folder_annotations(videos, done, split)
     save_annotations(data, output, force=True, allow_unlabeled=videos.classes is None)
     store.remove()
-    return ExtractResult(data, failures, videos, len(selected), resumed, frames, seconds, notes)
+    return ExtractResult(data, failures, videos, len(selected), resumed, frames, seconds, notes, extracted)

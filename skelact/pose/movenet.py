@@ -20,6 +20,7 @@ import numpy as np
 from skelact.data.io import atomic_path
 from skelact.data.tracking import NUM_JOINTS, PoseResult
 from skelact.errors import SkelactError, one_line
+from skelact.paths import native_path
 from skelact.progress import progress as progress_bar
 
 __all__ = [
@@ -162,8 +163,9 @@ class MoveNet:
         self.input_size = input_size
         self.min_person_score = min_person_score
         self.num_threads = num_threads or os.cpu_count() or 1
+        name = native_path(self.model_path, "pose model")  # LiteRT cannot take a name that is not UTF-8
         try:
-            self._interp = Interpreter(model_path=str(self.model_path), num_threads=self.num_threads)
+            self._interp = Interpreter(model_path=name, num_threads=self.num_threads)
         except (ValueError, RuntimeError) as e:
             raise PoseModelError(f"{self.model_path}: not a valid TFLite model ({e})") from None
         inp, out = self._interp.get_input_details(), self._interp.get_output_details()

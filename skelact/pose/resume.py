@@ -78,7 +78,8 @@ class ResumeStore:
     @staticmethod
     def entry_name(key: str) -> str:
         """File name of a video's entry (a hash: keys are paths of any length and character)."""
-        return hashlib.sha256(key.encode()).hexdigest()[:24] + ".pkl"
+        # surrogatepass: a file name that is not valid UTF-8 reaches here as lone surrogates
+        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:24] + ".pkl"
 
     def open(self, settings: Mapping[str, Any], resume: bool, labels: Mapping[str, str]) -> set[str]:
         """Start a new progress folder, or (``resume``) continue the one there.

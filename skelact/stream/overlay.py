@@ -184,9 +184,10 @@ def write_overlay(out: str | Path, video: str | Path, views_at: ViewsAt, fps: fl
     """
     from skelact.data.io import atomic_path
     from skelact.pose.extract import iter_frames
-    from skelact.viz.video import VideoWriteError, open_video_writer
+    from skelact.viz.video import VideoWriteError, check_video_path, open_video_writer
 
     out = Path(out)
+    check_video_path(out)  # before the temporary file, so that an error names the user's file
     written = 0
     painter: Painter | None = None
     with atomic_path(out, suffix=f".tmp{out.suffix}") as tmp, \

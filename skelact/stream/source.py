@@ -93,9 +93,12 @@ class FrameSource:
         self._thread: threading.Thread | None = None
 
     def _open(self, value: Any, timeout: float) -> Any:  # -> cv2.VideoCapture
+        from skelact.paths import native_path
         from skelact.viz.video import quiet_stderr
 
         cv2 = self._cv2
+        if self.kind != "camera":  # a name OpenCV cannot take would crash it
+            native_path(value, "video" if self.kind == "file" else "stream URL")
         if self.kind == "file":
             if not value.is_file():
                 raise SourceError(f"{value}: video file not found")
@@ -104,10 +107,10 @@ class FrameSource:
         with quiet_stderr():  # OpenCV and FFmpeg print their own lines for a missing device or a bad URL
             if self.kind == "stream":
                 ms = int(timeout * 1000)
-                cap = cv2.VideoCapture(value, cv2.CAP_FFMPEG,
+                cap = cv2.VideoCapture(native_path(value, "stream URL"), cv2.CAP_FFMPEG,
                                        [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
             else:
-                cap = cv2.VideoCapture(value if self.kind == "camera" else str(value))
+                cap = cv2.VideoCapture(value if self.kind == "camera" else native_path(value, "video"))
             opened = cap.isOpened()
         if not opened:
             cap.release()

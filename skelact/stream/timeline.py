@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from skelact.errors import printable
 from skelact.inference import Prediction
 from skelact.stream.segmentation import runs
 from skelact.stream.tracks import Window
@@ -257,7 +258,8 @@ class Timeline:
 
         base = Path(base)
         paths = [base.with_name(base.name + ext) for ext in (".csv", ".json", ".png")]
-        atomic_write(paths[0], lambda f: f.write(self.to_csv().encode()))
+        # class names from a file need not be valid UTF-8: escape them rather than fail (the JSON escapes them itself)
+        atomic_write(paths[0], lambda f: f.write(printable(self.to_csv()).encode()))
         atomic_write(paths[1], lambda f: f.write(self.to_json().encode()))
         with atomic_path(paths[2], suffix=".tmp.png") as tmp:
             plot_timeline(self.rows(), self.frames / self.fps, tmp, self.classes)

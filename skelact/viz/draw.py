@@ -12,6 +12,7 @@ from types import ModuleType
 
 import numpy as np
 
+from skelact.errors import printable
 from skelact.skeleton import Layout, joint_present, resolve_layout
 
 __all__ = ["PALETTE", "person_color", "draw_skeletons", "draw_panel", "draw_person_label", "draw_people_panel"]
@@ -180,6 +181,9 @@ def draw_panel(frame: np.ndarray, topk: Sequence[tuple[str, float]], true_label:
         A new uint8 [H, W + width, 3] image.
     """
     cv2 = import_cv2()
+    # OpenCV crashes on text that cannot be encoded (class names from a file need not be UTF-8).
+    topk = [(printable(name), prob) for name, prob in topk]
+    true_label = None if true_label is None else printable(true_label)
     h = frame.shape[0]
     panel, font, scale, th, line, pad = _blank_panel(h, width)
     width = panel.shape[1]
@@ -248,7 +252,7 @@ def draw_person_label(frame: np.ndarray, keypoint: np.ndarray, score: np.ndarray
     pts = np.asarray(keypoint, np.float64)[ok]
     scale, th = _text_style(h)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    text = _fit_text(cv2, text, w - 4, scale, th)
+    text = _fit_text(cv2, printable(text), w - 4, scale, th)  # OpenCV crashes on text that is not UTF-8
     (tw, tht), base = cv2.getTextSize(text, font, scale, th)
     pad = max(2, tht // 3)
     x = int(np.clip((pts[:, 0].min() + pts[:, 0].max()) / 2 - tw / 2, pad, max(pad, w - tw - pad)))
@@ -299,7 +303,7 @@ def draw_people_panel(frame: np.ndarray, people: Sequence[tuple[int | None, obje
     width = panel.shape[1]
     bar_h = max(3, line // 4)
     y = pad + line
-    cv2.putText(panel, title, (pad, y), font, scale, _TEXT, th, cv2.LINE_AA)
+    cv2.putText(panel, printable(title), (pad, y), font, scale, _TEXT, th, cv2.LINE_AA)
     for person, pred in people:
         if y + 2 * line > h:
             break
@@ -326,7 +330,8 @@ def draw_people_panel(frame: np.ndarray, people: Sequence[tuple[int | None, obje
             shade = color if i == 0 and not getattr(pred, "unknown", False) else _OTHER
             y += line
             cv2.putText(panel, pct, (width - pad - pct_w, y), font, scale, shade, th, cv2.LINE_AA)
-            cv2.putText(panel, _fit_text(cv2, name, width - 3 * pad - pct_w, scale, th), (pad, y), font, scale, shade,
+            cv2.putText(panel, _fit_text(cv2, printable(name), width - 3 * pad - pct_w, scale, th), (pad, y), font,
+                        scale, shade,
                         th, cv2.LINE_AA)
             y += bar_h + 2
             _prob_bar(cv2, panel, y, bar_h, pad, prob, shade)

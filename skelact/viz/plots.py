@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from skelact.errors import printable
+
 __all__ = ["plot_curves", "plot_confusion", "plot_timeline"]
 
 
@@ -88,8 +90,9 @@ def plot_confusion(cm: np.ndarray, class_names: Sequence[str], out_png: str | Pa
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
     im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class" if normalize else "clips")
-    ax.set_xticks(range(n), labels=list(class_names), rotation=90, fontsize=8)
-    ax.set_yticks(range(n), labels=list(class_names), fontsize=8)
+    names = [printable(c) for c in class_names]  # matplotlib's font code raises on names that are not UTF-8
+    ax.set_xticks(range(n), labels=names, rotation=90, fontsize=8)
+    ax.set_yticks(range(n), labels=names, fontsize=8)
     ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
     if n <= 30:  # counts are legible only on small matrices
         for i in range(n):
@@ -144,7 +147,7 @@ def plot_timeline(rows: Sequence[Mapping], duration_s: float, out_png: str | Pat
         elif r["state"] == "unknown":
             y, c, key = y_of[r["person"]], UNKNOWN_COLOR, "unknown"
         else:
-            y, c, key = y_of[r["person"]], color.get(r["label"], UNKNOWN_COLOR), str(r["label"])
+            y, c, key = y_of[r["person"]], color.get(r["label"], UNKNOWN_COLOR), printable(str(r["label"]))
         ax.broken_barh([span], (y - 0.4, 0.8), facecolors=c, edgecolors="none")
         used.setdefault(key, c)
     ax.set_yticks(range(len(names)), labels=names)

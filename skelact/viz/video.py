@@ -20,6 +20,7 @@ import numpy as np
 
 from skelact.data.io import atomic_path
 from skelact.errors import SkelactError
+from skelact.paths import native_path
 from skelact.skeleton import Layout, joint_present
 from skelact.viz.draw import draw_panel, draw_skeletons, import_cv2
 
@@ -45,7 +46,9 @@ class VideoWriteError(SkelactError, ValueError):
 
 
 def check_video_path(path: str | Path) -> None:
-    """Refuse, before any work, an output whose extension no video writer handles."""
+    """Refuse, before any work, an output whose extension no video writer handles, or whose name
+    OpenCV cannot take (not valid UTF-8)."""
+    native_path(path, "output video")
     suffix = Path(path).suffix.lower()
     if suffix not in FOURCCS:
         raise VideoWriteError(f"{path}: unsupported video extension {suffix or '(none)'!r}; use one of "
@@ -139,7 +142,7 @@ def open_video_writer(path: str | Path, fps: float, frame_size: tuple[int, int])
     candidates = FOURCCS[suffix]
     for fourcc in candidates:
         with quiet_stderr():
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(frame_size))
+            writer = cv2.VideoWriter(native_path(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(frame_size))
             opened = writer.isOpened()
         if opened:
             if fourcc not in _BROWSER_SAFE and suffix not in _warned:

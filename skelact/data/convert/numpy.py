@@ -216,9 +216,15 @@ def convert_numpy(src: str | Path, labels: str | Path | None = None, classes: st
     annotations = []
     first: tuple[Path, tuple[int, int]] | None = None
     lay: Layout | None = None
+    scored: bool | None = None  # whether the first file has a score: every file must agree
     for p in files:
         kp, score, ignored = read_pose_file(p, with_score)
         vc = (int(kp.shape[2]), int(kp.shape[3]))
+        if scored is not None and scored != (score is not None):
+            has = "has no 'keypoint_score'" if scored else "has a 'keypoint_score'"
+            raise ConvertError(f"{p}: {has} but {first[0].name} {'has' if scored else 'has none'}; give scores "
+                               "for every file or for none")
+        scored = score is not None
         if first is None:
             first = (p, vc)
             try:

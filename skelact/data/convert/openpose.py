@@ -33,6 +33,9 @@ MAX_PEOPLE = 64
 MAX_JOIN_TRACKS = 2000
 #: Keypoint sets recognised from the array length, for ``layout="auto"``.
 AUTO_LAYOUTS = {25: "body25", 18: "openpose18"}
+#: Largest keypoint coordinate taken (an image side a data file may store, skelact.data.io); beyond
+#: it, box areas and distances of the tracker overflow float32.
+MAX_COORDINATE = 2**31 - 1
 
 _FRAME_NUMBER = re.compile(r"(\d+)$")
 
@@ -214,6 +217,10 @@ def read_openpose_frame(path: str | Path, num_joints: int | None = None,
                 row = np.full((v, 3), np.inf, np.float32)
         if not np.isfinite(row).all():
             raise ConvertError(f"{path}: person #{k} has non-finite keypoint values (NaN, Infinity or too large)")
+        if (np.abs(row[:, :2]) > MAX_COORDINATE).any():  # finite, but boxes and distances would overflow
+            worst = float(row[:, :2].flat[np.abs(row[:, :2]).argmax()])
+            raise ConvertError(f"{path}: person #{k} has a keypoint coordinate of {worst:g}, beyond the "
+                               f"+-{MAX_COORDINATE} pixels an image can have")
         rows.append(row)
     v = rows[0].shape[0] if rows else (num_joints or 0)
     arr = np.stack(rows) if rows else np.zeros((0, v, 3), np.float32)  # [P, V, 3]
