@@ -136,11 +136,12 @@ def write_outputs(out_dir: str | Path, probs: np.ndarray, labels: np.ndarray, na
     summary: dict[str, Any] = metrics.summarize(probs, labels)
     save_scores(out_dir / "scores.npz", probs, labels, names, classes)
     report = metrics.classification_report(probs, labels, list(classes))
-    (out_dir / "report.txt").write_text(report, encoding="utf-8")
+    atomic_write(out_dir / "report.txt", lambda f: f.write(report.encode("utf-8")))
     cm = metrics.confusion_matrix(labels, metrics.rank_classes(probs)[:, 0], len(classes))
     plot_confusion(cm, list(classes), out_dir / "confusion.png")
     result = {**summary, **(extra or {})}
-    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(result, indent=2) + "\n"
+    atomic_write(out_dir / "metrics.json", lambda f: f.write(text.encode("utf-8")))
     return result
 
 

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from skelact.checkpoint import Calibration, Checkpoint, CheckpointError, TrainState, fit_weights
 from skelact.config import Config, load_config, save_config
 from skelact.data.dataset import PackedClips, SkeletonDataset
-from skelact.data.io import atomic_path
+from skelact.data.io import atomic_path, atomic_write
 from skelact.engine import builders, metrics
 from skelact.engine.calibrate import calibrate
 from skelact.engine.distributed import (
@@ -127,8 +127,14 @@ def _loader(dataset: Dataset, sampler: Sampler, batch_size: int, workers: int, d
 def _log(line: str, work_dir: Path | None = None) -> None:
     print(line, flush=True)
     if work_dir is not None:
-        with open(work_dir / "log.txt", "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        path = work_dir / "log.txt"
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+        except OSError as e:  # a full disk raises from write/close without naming the file
+            if e.filename is not None or not e.strerror:
+                raise
+            raise OSError(e.errno, e.strerror, str(path)) from None
 
 
 # -------------------------------------------------------------------------------------- training
@@ -468,7 +474,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             import os
 
             path = Path(str(args.result).replace("{rank}", os.environ.get("RANK", "0")))
-            path.write_text(json.dumps(result, indent=2))
+            text = json.dumps(result, indent=2).encode()
+            atomic_write(path, lambda f: f.write(text))
 
     return run(go)
 

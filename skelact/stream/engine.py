@@ -128,7 +128,7 @@ def track_video(video: str | Path, pose: PoseModel, tracker: PoseTracker | None 
     """
     from tqdm import tqdm
 
-    from skelact.pose.extract import VideoError, iter_frames_one_size, video_info
+    from skelact.pose.extract import VideoError, iter_frames_one_size, video_info, warn_short_read
 
     video = Path(video)
     info = video_info(video)
@@ -142,6 +142,7 @@ def track_video(video: str | Path, pose: PoseModel, tracker: PoseTracker | None 
             bar.update()
     if shape is None:
         raise VideoError(f"{video}: no frame could be decoded")
+    warn_short_read(video, stream.frames, info["frames"])
     return VideoTracks(video.stem, stream.frames, info["fps"], (int(shape[0]), int(shape[1])), stream.tracks())
 
 
