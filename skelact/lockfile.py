@@ -34,13 +34,14 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def hold_lock(path: Path, busy: Callable[[int, str], BaseException]) -> Iterator[None]:
+def hold_lock(path: Path, busy: Callable[[int, str], BaseException], owner: str | Path) -> Iterator[None]:
     """Hold the lock file ``path`` for the block.
 
     Args:
         path: The lock file (created, and removed at the end).
         busy: Builds the error raised when a live run holds the lock, from its PID and where it runs
             (``""`` on this host, else ``" on HOST"``).
+        owner: What the user asked for (the output, the work dir): a failed write of the lock names it.
     """
     me = {"pid": os.getpid(), "host": socket.gethostname()}
     for attempt in range(_TRIES):
@@ -63,9 +64,9 @@ def hold_lock(path: Path, busy: Callable[[int, str], BaseException]) -> Iterator
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(me, f)
-        except OSError as e:  # a full disk: name the user's folder, not the lock file
+        except OSError as e:  # a full disk: name what the user asked for, not the hidden lock file
             path.unlink(missing_ok=True)
-            raise OSError(e.errno, e.strerror, str(path.parent)) from None
+            raise OSError(e.errno, e.strerror, str(owner)) from None
         break
     else:  # pragma: no cover - a lock taken and dropped again at every try
         raise busy(-1, "")

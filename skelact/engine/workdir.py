@@ -46,7 +46,7 @@ def lock_work_dir(work_dir: Path) -> Iterator[None]:
         return WorkDirBusy(f"{work_dir}: another training (PID {pid}{where}) is running in this work dir; "
                            f"wait for it, or remove {path} if that run is gone")
 
-    with hold_lock(path, busy):
+    with hold_lock(path, busy, work_dir):
         yield
 
 

@@ -71,7 +71,7 @@ def lock_output(output: Path) -> contextlib.AbstractContextManager[None]:
         return ProgressError(f"{output}: another extraction (PID {pid}{where}) is writing this output; wait for "
                              f"it, or remove {path} if that run is gone")
 
-    return hold_lock(path, busy)
+    return hold_lock(path, busy, output)
 
 
 def _new_folder_pattern(output: Path) -> re.Pattern[str]:

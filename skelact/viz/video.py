@@ -142,13 +142,17 @@ def open_video_writer(path: str | Path, fps: float, frame_size: tuple[int, int])
             writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(frame_size))
             opened = writer.isOpened()
         if opened:
-            if fourcc not in _BROWSER_SAFE and suffix not in _warned:
+            skipped = candidates[:candidates.index(fourcc)]  # an .avi never had a browser codec to miss
+            if any(c in _BROWSER_SAFE for c in skipped) and suffix not in _warned:
                 _warned.add(suffix)
                 log.warning("this OpenCV build has no H.264 encoder: writing %s as %s (%s), which browsers may not "
                             "play; use a .webm output for a browser-playable video", suffix, fourcc,
                             "Motion JPEG" if fourcc == "MJPG" else "MPEG-4 Part 2")
             return writer, fourcc
         writer.release()
+    problem = _cannot_write(path)  # the codecs may be there, but not the room for a file header
+    if problem:
+        raise VideoWriteError(f"{path}: {problem}")
     raise VideoWriteError(f"{path}: OpenCV cannot write {suffix} videos here (tried {', '.join(candidates)})")
 
 
@@ -159,6 +163,22 @@ def _free_bytes(folder: Path) -> int | None:
     except (AttributeError, OSError):  # no statvfs (Windows), or the folder went away
         return None
     return st.f_bavail * st.f_frsize
+
+
+def _cannot_write(path: Path) -> str | None:
+    """Why ``path`` (a file the writers just failed to open) takes no data (a full disk, a size limit,
+    a read-only folder), found by writing a video header's worth of zeros; None if it does."""
+    try:
+        with open(path, "wb") as f:
+            f.write(bytes(1 << 16))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        return (e.strerror or str(e))[:1].lower() + (e.strerror or str(e))[1:]
+    finally:
+        with contextlib.suppress(OSError):
+            os.truncate(path, 0)
+    return None
 
 
 def verify_video(path: Path, frames: int, name: str | Path | None = None) -> None:
