@@ -138,3 +138,30 @@ def test_predict_leaves_no_video(tmp_path: Path, pose_model: Path, data_root: Pa
     _check_interrupted(proc, err, signal.SIGTERM)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.avi"]
 
+
+
+def test_one_handler_for_the_three_signals_and_an_ignored_one_stays_ignored(capsys: pytest.CaptureFixture[str]) -> None:
+    """Inside ``run`` each stop signal raises the same interruption (exit 128 + N, named); a signal the
+    parent ignored (``nohup`` ignores SIGHUP) is left ignored; the handlers before ``run`` come back."""
+    from skelact.cli import run
+
+    def deliver(signum: int) -> None:
+        os.kill(os.getpid(), signum)
+        time.sleep(5)  # the handler raises before this ends
+        raise AssertionError("the signal did not interrupt")
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        t0 = time.monotonic()
+        assert run(lambda s=signum: deliver(s)) == 128 + signum
+        assert time.monotonic() - t0 < 4
+        assert capsys.readouterr().err == f"skelact: interrupted ({signal.Signals(signum).name})\n"
+    assert {s: signal.getsignal(s) for s in before} == before
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        seen: list[object] = []
+        assert run(lambda: seen.append(signal.getsignal(signal.SIGHUP))) == 0
+        assert seen == [signal.SIG_IGN]
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before[signal.SIGHUP])
