@@ -143,6 +143,20 @@ def test_every_writer_on_a_full_disk(inputs: dict[str, Path], tmp_path: Path) ->
         _check(results, list(outs.values()), fs)
 
 
+def test_train_on_a_disk_that_fills_mid_run(inputs: dict[str, Path], tmp_path: Path) -> None:
+    """Room for the small files of a work dir but not for a checkpoint: torch.save's failure ("RuntimeError:
+    [enforce fail at inline_container.cc]") is one line naming the checkpoint; no checkpoint, no
+    temporary and no lock are left, only whole small files (config, log, metrics)."""
+    with small_fs(tmp_path, free=24 << 10) as (fs, fsize):
+        work = fs / "work"
+        [result] = _run([["train", inputs["recipe"], "--work-dir", work]], fs, fsize)
+        result.stderr = re.sub(r"[^\n]*\r", "", result.stderr)
+        assert result.rc == 1 and result.stderr.count("\n") == 1, result.stderr
+        assert re.fullmatch(rf"skelact: error: {re.escape(str(work))}/(best|last)\.pt: ({FULL})\n",
+                            result.stderr), result.stderr
+        assert {p.name for p in work.iterdir()} <= {"config.yaml", "log.txt", "metrics.csv"}
+
+
 def test_video_writers_on_a_full_disk(labelled_videos: Path, models_root: Path, tmp_path: Path) -> None:
     """extract with no space at all; live and viz over real frames with some space, so the writer
     starts and OpenCV drops the rest of the frames without an error."""
