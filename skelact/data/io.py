@@ -366,7 +366,7 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
 
 
 #: What a failed write reports (a full disk or quota, a file too large, an I/O error, a read-only
-#: file system, no permission): the only OSErrors an atomic write translates.
+#: file system, no permission): the OSErrors naming no file that an atomic write takes for its own.
 _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES,
                            errno.EPERM})
 
@@ -381,11 +381,14 @@ def _write_failure(e: BaseException, tmp: Path) -> OSError | None:
     cause: BaseException | None = e
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        if isinstance(cause, OSError) and cause.errno in _WRITE_ERRNOS and cause.strerror:
-            if cause.filename is None or str(cause.filename) == str(tmp) or str(cause.filename2) == str(tmp):
+        if isinstance(cause, OSError) and cause.strerror:
+            if str(tmp) in (str(cause.filename), str(cause.filename2)):
+                return cause  # whatever it is (the rename onto a folder, too), the temporary is ours
+            if cause.filename is None and cause.errno in _WRITE_ERRNOS:
                 return cause
             return None  # another file's error: it names that file already
-        cause = cause.__cause__ or cause.__context__
+        # What the writer raised while handling it ("raise ... from None" says it is unrelated)
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
     return None
 
 
