@@ -220,3 +220,18 @@ def test_read_only_folder_names_the_output(inputs: dict[str, Path], tmp_path: Pa
             subprocess.run(["umount", str(folder)], check=True)
         else:
             folder.chmod(0o755)
+
+
+def test_live_recording_fails_when_the_disk_fills_not_at_the_end(labelled_videos: Path, models_root: Path,
+                                                                 tmp_path: Path) -> None:
+    """A recording that stops growing on a full file system ends the run then (every 64 frames the
+    file's size is checked), instead of running for hours towards a file that cannot be kept."""
+    pytest.importorskip("ai_edge_litert")
+    clip = labelled_videos / "forward" / "clip_0.avi"
+    with small_fs(tmp_path, free=96 << 10) as (fs, fsize):
+        out = fs / "rec.avi"
+        [result] = _run([["live", "--source", clip, "--loop", "--out", out, "--quiet", "--max-frames", "600",
+                          "--pose-model", models_root / POSE_MODEL]], fs, fsize)
+        _check([result], [out], fs)
+        if fsize is None:  # a real full disk (the fallback's size limit leaves the disk with room)
+            assert "no space left on device (the video stopped growing after 128 frames)" in result.stderr
