@@ -539,4 +539,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
 
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config as YAML (what a run actually used)."""
-    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
+    from skelact.data.io import atomic_write
+
+    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode("utf-8")
+    atomic_write(path, lambda f: f.write(text))

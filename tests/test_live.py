@@ -225,7 +225,8 @@ def test_camera_that_stops_delivering(frames: list[np.ndarray], pose_model: Path
                                       monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                       realtime: bool) -> None:
     camera = _FlakyCamera(frames, good=12)
-    monkeypatch.setattr(cv2, "VideoCapture", lambda *a, **k: camera)
+    real = cv2.VideoCapture  # the recording is read back (checked) by file name: that one stays real
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *a, **k: real(*a, **k) if isinstance(a[0], str) else camera)
     out = tmp_path / "cam.avi"
     argv = ["live", "--source", "0", "--out", str(out), "--quiet", "--pose-model", str(pose_model)]
     assert main(argv + (["--realtime"] if realtime else [])) == 1
@@ -275,7 +276,7 @@ def test_ctrl_c_closes_the_output(clip: Path, pose_model: Path, tmp_path: Path) 
         proc.kill()
     assert proc.returncode == 130, err
     lines = err.strip().splitlines()
-    assert lines[-1] == "skelact: interrupted"
+    assert lines[-1] == "skelact: interrupted (SIGINT)"
     written = int(re.search(r"wrote .* \((\d+) frames\)", lines[-2]).group(1))
     assert written >= 5 and frame_count(out) == written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["interrupted.avi"]  # no temporary file left

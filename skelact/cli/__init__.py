@@ -60,14 +60,19 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 def run(func: Callable[[], object]) -> int:
     """Call ``func`` and turn what it raises into one line on stderr and an exit status."""
+    from skelact.signals import Interrupted, handle_signals, signal_name
+
     try:
-        func()
+        # SIGTERM and SIGHUP take Ctrl-C's path: every output is closed (or removed) as on Ctrl-C.
+        with handle_signals():
+            func()
     except BrokenPipeError:  # e.g. `skelact info x.pkl | head`
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("skelact: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        signum = e.signum if isinstance(e, Interrupted) else 2  # a plain KeyboardInterrupt is SIGINT's
+        print(f"skelact: interrupted ({signal_name(signum)})", file=sys.stderr)
+        return 128 + signum  # the shell's status for a process ended by that signal
     except Exception as e:
         if os.environ.get("SKELACT_DEBUG") == "1":
             raise
@@ -76,7 +81,10 @@ def run(func: Callable[[], object]) -> int:
             return 2
         if isinstance(e, _expected_errors()):
             message = str(e) or type(e).__name__
-            if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in message:
+            if isinstance(e, OSError) and e.filename is not None and e.strerror:
+                # "out.pkl: no space left on device", not "[Errno 28] No space left on device: 'out.pkl'"
+                message = f"{e.filename}: {e.strerror[:1].lower()}{e.strerror[1:]}"
+            elif isinstance(e, OSError) and e.filename is not None and str(e.filename) not in message:
                 message = f"{e.filename}: {message}"
             message = one_line(message, MAX_MESSAGE)
         elif isinstance(e, MemoryError):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -60,6 +58,7 @@ def _cmd_live(args: argparse.Namespace) -> None:
 
     from skelact.inference import load_predictor
     from skelact.pose import MoveNet
+    from skelact.signals import Interrupted, graceful
     from skelact.stream.live import LiveAnalyzer, VideoSink
     from skelact.stream.server import LiveServer, parse_address
     from skelact.stream.source import FrameSource, StreamEnded, describe_source
@@ -93,31 +92,19 @@ def _cmd_live(args: argparse.Namespace) -> None:
         last = [0.0]
         on_frame = (lambda s: _status(s, last)) if not args.quiet and sys.stderr.isatty() else None
         stop: BaseException | None = None
-        # Ctrl-C ends the stream after the frame in hand, so the output holds exactly the frames
-        # counted; a second Ctrl-C interrupts at once.
-        interrupted = threading.Event()
-
-        def on_sigint(signum: int, frame: object) -> None:
-            if interrupted.is_set():
-                raise KeyboardInterrupt
-            interrupted.set()
-            source.stop()
-
-        main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there
-        previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+        # Ctrl-C, SIGTERM or SIGHUP ends the stream after the frame in hand, so the output holds
+        # exactly the frames counted; a second signal interrupts at once.
         try:
-            if out is None:
-                analyzer.run(source, None, args.max_frames, on_frame)
-            else:
-                with VideoSink(out, source.fps) as sink:  # closed and kept on Ctrl-C or a dropped stream
-                    analyzer.run(source, sink.write, args.max_frames, on_frame)
+            with graceful(source.stop) as signalled:
+                if out is None:
+                    analyzer.run(source, None, args.max_frames, on_frame)
+                else:
+                    with VideoSink(out, source.fps) as sink:  # closed and kept on a stop signal or a dropped stream
+                        analyzer.run(source, sink.write, args.max_frames, on_frame)
         except (KeyboardInterrupt, StreamEnded) as e:
             stop = e  # reported after the summary
-        finally:
-            if main_thread:
-                signal.signal(signal.SIGINT, previous)
-        if interrupted.is_set() and stop is None:
-            stop = KeyboardInterrupt()
+        if signalled.signum is not None and stop is None:
+            stop = Interrupted(signalled.signum)
     finally:
         if source is not None:
             source.close()
@@ -141,7 +128,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        description="Pose every frame (MoveNet), track people, and every N frames classify each "
                        "person's last seconds; print one JSON line per prediction, and optionally write the "
                        "annotated video (--out) and serve it with the labels on a local web page (--serve). "
-                       "Ctrl-C stops cleanly: the output file is closed and kept.")
+                       "Ctrl-C, SIGTERM or SIGHUP stops cleanly: the output file is closed and kept.")
     p.add_argument("--source", required=True, metavar="0|FILE|URL",
                    help="a camera index (0), a video file, or a stream URL (rtsp://, http://, ...)")
     add_model_args(p)

@@ -17,6 +17,7 @@ numpy arrays (see :func:`safe_unpickle`).
 
 from __future__ import annotations
 
+import errno
 import gc
 import io
 import os
@@ -331,7 +332,9 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a new empty file beside ``path``; it replaces ``path`` only if the block succeeds.
 
     An exception (or a crash) inside the block leaves ``path`` untouched and removes the temporary
-    file. ``suffix`` ends its name (writers that pick a format from the extension need it).
+    file. ``suffix`` ends its name (writers that pick a format from the extension need it). A failed
+    write (a full disk, a read-only folder) is raised as an ``OSError`` naming ``path``, never the
+    temporary, also when the writer wrapped it in another exception (torch.save does).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -345,12 +348,48 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
             break
         except FileExistsError:
             continue
+        except OSError as e:  # a read-only folder or file system, a full disk: name the user's file
+            failed = _write_failure(e, tmp)
+            if failed is None:
+                raise
+            raise OSError(failed.errno, failed.strerror, str(path)) from None
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
-        raise
+        failed = _write_failure(e, tmp)
+        if failed is None:
+            raise
+        # The user never saw the hidden temporary: name the file they asked for.
+        raise OSError(failed.errno, failed.strerror, str(path)) from None
+
+
+#: What a failed write reports (a full disk or quota, a file too large, an I/O error, a read-only
+#: file system, no permission): the OSErrors naming no file that an atomic write takes for its own.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES,
+                           errno.EPERM})
+
+
+def _write_failure(e: BaseException, tmp: Path) -> OSError | None:
+    """The OSError behind a failed write into ``tmp``, if that is what ``e`` is, else None.
+
+    A writer may wrap it (torch.save raises "RuntimeError: [enforce fail at inline_container.cc]"
+    with the OSError as its context), and the OSError may name the temporary or nothing at all.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = e
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.strerror:
+            if str(tmp) in (str(cause.filename), str(cause.filename2)):
+                return cause  # whatever it is (the rename onto a folder, too), the temporary is ours
+            if cause.filename is None and cause.errno in _WRITE_ERRNOS:
+                return cause
+            return None  # another file's error: it names that file already
+        # What the writer raised while handling it ("raise ... from None" says it is unrelated)
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+    return None
 
 
 def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None], force: bool = True) -> Path:

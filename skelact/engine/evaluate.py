@@ -144,7 +144,8 @@ def write_outputs(out_dir: str | Path, probs: np.ndarray, labels: np.ndarray, na
     cm = metrics.confusion_matrix(labels, metrics.rank_classes(probs)[:, 0], len(classes))
     plot_confusion(cm, list(classes), out_dir / "confusion.png")
     result = {**summary, **(extra or {})}
-    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(result, indent=2) + "\n"
+    atomic_write(out_dir / "metrics.json", lambda f: f.write(text.encode("utf-8")))
     return result
 
 

@@ -127,8 +127,14 @@ def _loader(dataset: Dataset, sampler: Sampler, batch_size: int, workers: int, d
 def _log(line: str, work_dir: Path | None = None) -> None:
     print(line, flush=True)
     if work_dir is not None:
-        with open(work_dir / "log.txt", "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        path = work_dir / "log.txt"
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+        except OSError as e:  # a full disk raises from write/close without naming the file
+            if e.filename is not None or not e.strerror:
+                raise
+            raise OSError(e.errno, e.strerror, str(path)) from None
 
 
 # -------------------------------------------------------------------------------------- training

@@ -8,10 +8,7 @@ checkpoints with the first one's; a lock left by a run that died is noticed and 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ from typing import Any
 from skelact.checkpoint import Checkpoint, CheckpointError
 from skelact.config import Config, config_to_dict
 from skelact.errors import SkelactError, short_repr
+from skelact.lockfile import hold_lock
 from skelact.skeleton import Layout
 
 __all__ = ["WorkDirBusy", "lock_work_dir", "remove_stale_temporaries", "check_resumable", "RESUME_MAY_CHANGE"]
@@ -37,52 +35,21 @@ class WorkDirBusy(SkelactError, RuntimeError):
     """Another training runs in this work dir."""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 @contextlib.contextmanager
 def lock_work_dir(work_dir: Path) -> Iterator[None]:
-    """Hold ``work_dir/.lock`` for the block.
+    """Hold ``work_dir/.lock`` for the block (see :func:`skelact.lockfile.hold_lock`).
 
     Raises:
         WorkDirBusy: A live process (on this host) holds the lock.
     """
     path = work_dir / LOCK
-    me = {"pid": os.getpid(), "host": socket.gethostname()}
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            try:
-                held = json.loads(path.read_text(encoding="utf-8"))
-                pid, host = int(held["pid"]), str(held["host"])
-            except (OSError, ValueError, KeyError, TypeError):
-                pid, host = -1, me["host"]  # unreadable: a run died while writing it
-            if pid > 0 and (host != me["host"] or _alive(pid)):
-                where = "" if host == me["host"] else f" on {host}"
-                raise WorkDirBusy(f"{work_dir}: another training (PID {pid}{where}) is running in this work dir; "
-                                  f"wait for it, or remove {path} if that run is gone") from None
-            path.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(me, f)
-        break
-    else:  # pragma: no cover - three races in a row
-        raise WorkDirBusy(f"{work_dir}: could not take {path}")
-    try:
+
+    def busy(pid: int, where: str) -> WorkDirBusy:
+        return WorkDirBusy(f"{work_dir}: another training (PID {pid}{where}) is running in this work dir; "
+                           f"wait for it, or remove {path} if that run is gone")
+
+    with hold_lock(path, busy, work_dir):
         yield
-    finally:
-        with contextlib.suppress(OSError):
-            held = json.loads(path.read_text(encoding="utf-8"))
-            if held.get("pid") == me["pid"]:
-                path.unlink()
 
 
 def remove_stale_temporaries(work_dir: Path) -> list[Path]:

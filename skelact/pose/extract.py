@@ -8,6 +8,7 @@ layout. Folders of videos (labelled by sub-folder, sharded, resumable, in parall
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,8 @@ from skelact.paths import PathNameError, native_path
 from skelact.pose.movenet import MoveNet, import_cv2
 from skelact.progress import progress as progress_bar
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoError", "iter_frames", "video_info", "find_videos", "is_video", "extract_video"]
+__all__ = ["VIDEO_EXTENSIONS", "VideoError", "iter_frames", "video_info", "find_videos", "is_video", "extract_video",
+           "short_read", "warn_short_read"]
 
 #: File name endings taken for videos when a folder is scanned (compared lower-case).
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
@@ -62,6 +64,21 @@ def video_info(video: str | Path) -> dict:
         }
     finally:
         cap.release()
+
+
+def short_read(name: str | Path, decoded: int, expected: int | None) -> str | None:
+    """What to say about a video that ended well before its header's frame count (a cut or damaged
+    file), or None. Header counts can be one or two off, so only a larger gap counts."""
+    if expected and decoded < expected - 2:
+        return f"{name}: the video ended after {decoded} of its {expected} frames (truncated or damaged file)"
+    return None
+
+
+def warn_short_read(name: str | Path, decoded: int, expected: int | None) -> None:
+    """Print :func:`short_read`'s line as a warning on stderr (the frames read are still used)."""
+    message = short_read(name, decoded, expected)
+    if message is not None:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def iter_frames(video: str | Path, prefetch: int = 4) -> Iterator[np.ndarray]:
@@ -175,6 +192,7 @@ def extract_video(video: str | Path, model: MoveNet, max_persons: int = 2, progr
         raise VideoError(f"{video}: no frame could be decoded")
     if total < min_frames:
         raise VideoError(f"{video}: too short, {total} frame(s) (at least {min_frames} needed)")
+    warn_short_read(video, total, expected)  # used as far as it plays, but the user should know
     keypoint, score = tracker.arrays(total, max_persons)
     if len(keypoint) == 0:
         raise VideoError(f"{video}: no person detected in any frame")

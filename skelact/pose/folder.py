@@ -35,7 +35,7 @@ from skelact.data.splits import SplitError, path_key, read_split_file, stratifie
 from skelact.errors import printable
 from skelact.pose.extract import VIDEO_EXTENSIONS, VideoError, extract_video, find_videos, is_video
 from skelact.pose.movenet import MoveNet
-from skelact.pose.resume import ResumeStore, failures_path
+from skelact.pose.resume import ResumeStore, failures_path, lock_output
 from skelact.progress import progress as progress_bar
 
 __all__ = ["VideoItem", "VideoSet", "ExtractResult", "scan_videos", "parse_shard", "shard_items",
@@ -497,50 +497,54 @@ def extract_folder(inputs: Sequence[str | Path] | str | Path, output: str | Path
     labels = {"pose_model_sha256": "the pose model of sha256", "input_size": "--input-size",
               "max_persons": "--max-persons", "min_frames": "--min-frames", "skelact": "skelact version",
               "inputs": "the inputs", "shard": "--shard"}
-    store = ResumeStore(output)
-    present = store.open(settings, resume, labels)
-    todo = [it for it in selected if store.entry_name(it.key) not in present]
-    resumed = len(selected) - len(todo)
-    if progress and resumed:
-        print(f"resuming: {resumed} of {len(selected)} videos already done", file=sys.stderr)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # One run per output, from the first look at the progress folder to the last write: a second
+    # run (a --resume started too early) would remove or rewrite the files this one is using.
+    with lock_output(output):
+        store = ResumeStore(output)
+        present = store.open(settings, resume, labels)
+        todo = [it for it in selected if store.entry_name(it.key) not in present]
+        resumed = len(selected) - len(todo)
+        if progress and resumed:
+            print(f"resuming: {resumed} of {len(selected)} videos already done", file=sys.stderr)
 
-    frames, extracted, start = 0, 0, time.perf_counter()
-    try:
-        with progress_bar(total=len(selected), initial=resumed, unit="video", desc="extract", enabled=progress,
-                          leave=True) as bar:
-            for it, ann, reason in _run(todo, model, workers, threads, max_persons, min_frames):
-                store.save(it.key, ann, reason)
-                if ann is None:
-                    if progress:
-                        bar.write(f"failed: {it.path}: {reason}")
-                else:
-                    frames += ann["total_frames"]
-                    extracted += 1
-                bar.update()
-                bar.set_postfix_str(f"{frames / max(time.perf_counter() - start, 1e-9):.1f} frames/s")
-    except KeyboardInterrupt:
-        print(f"progress kept in {store.folder}; run the same command with --resume to continue",
-              file=sys.stderr)
-        raise
-    seconds = time.perf_counter() - start
+        frames, extracted, start = 0, 0, time.perf_counter()
+        try:
+            with progress_bar(total=len(selected), initial=resumed, unit="video", desc="extract", enabled=progress,
+                              leave=True) as bar:
+                for it, ann, reason in _run(todo, model, workers, threads, max_persons, min_frames):
+                    store.save(it.key, ann, reason)
+                    if ann is None:
+                        if progress:
+                            bar.write(f"failed: {it.path}: {reason}")
+                    else:
+                        frames += ann["total_frames"]
+                        extracted += 1
+                    bar.update()
+                    bar.set_postfix_str(f"{frames / max(time.perf_counter() - start, 1e-9):.1f} frames/s")
+        except KeyboardInterrupt:
+            print(f"progress kept in {store.folder}; run the same command with --resume to continue",
+                  file=sys.stderr)
+            raise
+        seconds = time.perf_counter() - start
 
-    done, failures = {}, []
-    for it in selected:
-        ann, reason = store.load(it.key)
-        if ann is None:
-            failures.append((it.path, reason))
+        done, failures = {}, []
+        for it in selected:
+            ann, reason = store.load(it.key)
+            if ann is None:
+                failures.append((it.path, reason))
+            else:
+                done[it.key] = ann
+        report = failures_path(output)
+        if failures:
+            write_failures(report, failures)
         else:
-            done[it.key] = ann
-    report = failures_path(output)
-    if failures:
-        write_failures(report, failures)
-    else:
-        report.unlink(missing_ok=True)  # a report of an earlier run would describe another output
-    if not done:
+            report.unlink(missing_ok=True)  # a report of an earlier run would describe another output
+        if not done:
+            store.remove()
+            raise VideoError(f"none of the {len(selected)} video(s) could be extracted (reasons in {report}): "
+                             + "; ".join(f"{p}: {r}" for p, r in failures[:2]))
+        data = folder_annotations(videos, done, split)
+        save_annotations(data, output, force=True, allow_unlabeled=videos.classes is None)
         store.remove()
-        raise VideoError(f"none of the {len(selected)} video(s) could be extracted (reasons in {report}): "
-                         + "; ".join(f"{p}: {r}" for p, r in failures[:2]))
-    data = folder_annotations(videos, done, split)
-    save_annotations(data, output, force=True, allow_unlabeled=videos.classes is None)
-    store.remove()
-    return ExtractResult(data, failures, videos, len(selected), resumed, frames, seconds, notes, extracted)
+        return ExtractResult(data, failures, videos, len(selected), resumed, frames, seconds, notes, extracted)

@@ -6,6 +6,10 @@ that holds the output never takes it for a class folder) with
     settings.json    what decides the results: pose model (sha256), input size, max persons, ...
     <hash>.pkl       one per finished video: {'key', 'annotation' (or None), 'reason' (or None)}
 
+The folder is created with its settings already inside (under a temporary name, then renamed), and
+an extraction holds ``.data.pkl.lock`` (:func:`lock_output`) from its first look at the folder to
+its last write, so a second run on the same output refuses at once.
+
 Each entry is written with :func:`skelact.data.io.atomic_write` (temporary file, fsync, rename), so
 a run killed at any moment, even by SIGKILL, leaves whole entries only and loses at most the videos
 being processed. Entries are read back with the restricted unpickler
@@ -14,10 +18,12 @@ being processed. Entries are read back with the restricted unpickler
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import pickle
 import re
+import secrets
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,8 +31,9 @@ from typing import Any
 
 from skelact.data.io import AnnotationError, atomic_write, safe_unpickle
 from skelact.errors import SkelactError, short_repr
+from skelact.lockfile import hold_lock
 
-__all__ = ["ResumeError", "ResumeStore", "progress_folder", "failures_path"]
+__all__ = ["ResumeError", "ResumeStore", "progress_folder", "failures_path", "lock_output", "lock_path"]
 
 SETTINGS = "settings.json"
 _ENTRY = re.compile(r"^[0-9a-f]{24}\.pkl$")
@@ -47,14 +54,43 @@ def failures_path(output: Path) -> Path:
     return output.parent / f"{output.name}.failures.csv"
 
 
+def lock_path(output: Path) -> Path:
+    """The lock an extraction into ``output`` holds (see :func:`skelact.lockfile.hold_lock`)."""
+    return output.parent / f".{output.name}.lock"
+
+
+def lock_output(output: Path) -> contextlib.AbstractContextManager[None]:
+    """Hold the lock of the extraction into ``output``: a second run on the same output refuses at once.
+
+    Raises:
+        ResumeError: Another live run holds it.
+    """
+    path = lock_path(output)
+
+    def busy(pid: int, where: str) -> ResumeError:
+        return ResumeError(f"{output}: another extraction (PID {pid}{where}) is writing this output; wait for "
+                             f"it, or remove {path} if that run is gone")
+
+    return hold_lock(path, busy, output)
+
+
+def _new_folder_pattern(output: Path) -> re.Pattern[str]:
+    # A progress folder being created: settings.json is written into it before it gets its name.
+    return re.compile(rf"^{re.escape(progress_folder(output).name)}\.[0-9a-f]{{12}}\.tmp$")
+
+
 def remove_stale_temporaries(output: Path) -> None:
-    """Remove what a killed atomic write of ``output`` or its failures report left beside it."""
+    """Remove what a killed atomic write of ``output`` or its failures report, or a killed creation of
+    its progress folder, left beside it (call it with the lock held)."""
     names = (output.name, failures_path(output).name)
     pattern = re.compile(rf"^\.({'|'.join(map(re.escape, names))})\.[0-9a-f]{{12}}\.tmp$")
+    new_folder = _new_folder_pattern(output)
     if output.parent.is_dir():
         for p in output.parent.iterdir():
             if pattern.match(p.name) and p.is_file():
                 p.unlink(missing_ok=True)
+            elif new_folder.match(p.name) and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
 
 
 def _show(value: Any) -> str:
@@ -98,8 +134,7 @@ class ResumeStore:
         remove_stale_temporaries(self.output)
         settings = dict(settings)
         if not self.folder.exists():
-            self.folder.mkdir(parents=True)
-            self._write_settings(settings)
+            self._create(settings)
             return set()
         if not resume:
             raise ResumeError(f"{self.folder}: an earlier extraction into {self.output} was interrupted; pass "
@@ -125,6 +160,22 @@ class ResumeStore:
                 f"{_show(settings.get(k))}; resume with the same settings, or remove the folder to start over")
         return present
 
+    def _create(self, settings: dict[str, Any]) -> None:
+        """Make the folder with its settings, atomically: a folder without ``settings.json`` would stop
+        every later run (it could belong to any settings)."""
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder.parent / f"{self.folder.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            tmp.mkdir()
+            text = json.dumps(settings, indent=1, sort_keys=True).encode()
+            atomic_write(tmp / SETTINGS, lambda f: f.write(text))
+            tmp.rename(self.folder)
+        except BaseException as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(e, OSError) and e.strerror:  # a full disk: name the output, not the hidden folder
+                raise OSError(e.errno, e.strerror, str(self.output)) from None
+            raise
+
     def _write_settings(self, settings: dict[str, Any]) -> None:
         text = json.dumps(settings, indent=1, sort_keys=True).encode()
         atomic_write(self.folder / SETTINGS, lambda f: f.write(text))
@@ -139,8 +190,13 @@ class ResumeStore:
     def save(self, key: str, annotation: dict | None, reason: str | None) -> None:
         """Record a finished video: its annotation, or the reason it failed."""
         entry = {"key": key, "annotation": annotation, "reason": reason}
-        atomic_write(self.folder / self.entry_name(key),
-                     lambda f: pickle.dump(entry, f, protocol=pickle.HIGHEST_PROTOCOL))
+        try:
+            atomic_write(self.folder / self.entry_name(key),
+                         lambda f: pickle.dump(entry, f, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError as e:  # a full disk: name the output the user asked for, not the hidden entry
+            if not e.strerror:
+                raise
+            raise OSError(e.errno, e.strerror, str(self.output)) from None
 
     def load(self, key: str) -> tuple[dict | None, str | None]:
         """A finished video's ``(annotation, None)`` or ``(None, reason)``.

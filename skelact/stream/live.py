@@ -26,6 +26,7 @@ from skelact.stream.source import FrameSource, SourceError, StreamEnded
 from skelact.stream.timeline import prediction_fields
 from skelact.stream.tracks import PoseModel, PoseStream
 from skelact.viz.draw import person_color
+from skelact.viz.video import VideoFile
 
 if TYPE_CHECKING:
     from skelact.inference import Prediction, Predictor
@@ -242,12 +243,12 @@ class LiveAnalyzer:
 
 
 
-class VideoSink:
+class VideoSink(VideoFile):
     """Annotated frames -> a video file, through a temporary file renamed at the end.
 
-    The file is kept, closed and playable, when the stream ends, drops (:class:`StreamEnded`) or is
-    interrupted (Ctrl-C) after at least one frame; any other error, or no frame at all, leaves
-    nothing. Use as a context manager around the run.
+    The file is kept, closed, checked and playable, when the stream ends, drops (:class:`StreamEnded`)
+    or is interrupted (Ctrl-C, SIGTERM, SIGHUP) after at least one frame; any other error, or no frame
+    at all, leaves nothing. Use as a context manager around the run.
 
     Args:
         path: Output video (the extension picks the container and codec).
@@ -255,44 +256,7 @@ class VideoSink:
     """
 
     def __init__(self, path: str | Path, fps: float) -> None:
-        from skelact.viz.video import check_video_path
+        super().__init__(path, fps, keep_on=(KeyboardInterrupt, StreamEnded))
 
-        self.path, self.fps = Path(path), fps
-        check_video_path(self.path)
-        self.frames = 0
-        self._writer: Any = None
-        self._ctx: Any = None
-        self._tmp: Path | None = None
-
-    def __enter__(self) -> VideoSink:
-        from skelact.data.io import atomic_path
-
-        self._ctx = atomic_path(self.path, suffix=f".tmp{self.path.suffix}")
-        self._tmp = self._ctx.__enter__()
-        return self
-
-    def write(self, frame: np.ndarray) -> None:
-        """Append one uint8 [H, W, 3] BGR frame (the first one sets the size)."""
-        from skelact.viz.video import VideoWriteError, open_video_writer
-
-        if self._writer is None:
-            try:
-                self._writer, _ = open_video_writer(self._tmp, self.fps, (frame.shape[1], frame.shape[0]))
-            except VideoWriteError as e:  # name the user's file, not the temporary one
-                raise VideoWriteError(str(e).replace(str(self._tmp), str(self.path))) from None
-        self._writer.write(frame)
-        self.frames += 1
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
-        if self._writer is not None:
-            self._writer.release()  # finishes the container: the file plays, with every frame written
-        stopped = kind is None or issubclass(kind, (KeyboardInterrupt, StreamEnded))
-        if stopped and self.frames > 0:
-            self._ctx.__exit__(None, None, None)  # rename into place
-            return False  # an interruption or a drop still propagates, after the file is safe
-        if exc is None:
-            exc = SourceError(f"no frame was processed; {self.path} not written")
-            self._ctx.__exit__(type(exc), exc, None)  # removes the temporary file
-            raise exc
-        self._ctx.__exit__(kind, exc, tb)
-        return False
+    def empty_error(self) -> BaseException:
+        return SourceError(f"no frame was processed; {self.path} not written")

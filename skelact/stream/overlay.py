@@ -182,33 +182,20 @@ def write_overlay(out: str | Path, video: str | Path, views_at: ViewsAt, fps: fl
     Returns:
         Frames written.
     """
-    from skelact.data.io import atomic_path
-    from skelact.pose.extract import iter_frames
-    from skelact.viz.video import VideoWriteError, check_video_path, open_video_writer
+    from skelact.pose.extract import VideoError, iter_frames
+    from skelact.viz.video import VideoFile
 
     out = Path(out)
-    check_video_path(out)  # before the temporary file, so that an error names the user's file
     written = 0
     painter: Painter | None = None
-    with atomic_path(out, suffix=f".tmp{out.suffix}") as tmp, \
+    with VideoFile(out, fps) as sink, \
             progress_bar(total=frames, unit="frame", desc=f"writing {out.name}", enabled=progress) as bar:
-        writer = None
-        try:
-            for image in iter_frames(video):
-                if painter is None:
-                    painter = Painter(image.shape[:2], title=title)
-                    try:
-                        writer, _ = open_video_writer(tmp, fps, painter.size)
-                    except VideoWriteError as e:  # name the user's file, not the hidden temporary one
-                        raise VideoWriteError(str(e).replace(str(tmp), str(out))) from None
-                writer.write(painter.paint(image, views_at(written)))
-                written += 1
-                bar.update()
-            if writer is None:
-                from skelact.pose.extract import VideoError
-
-                raise VideoError(f"{video}: no frame could be decoded")
-        finally:
-            if writer is not None:
-                writer.release()
+        for image in iter_frames(video):
+            if painter is None:
+                painter = Painter(image.shape[:2], title=title)
+            sink.write(painter.paint(image, views_at(written)))
+            written += 1
+            bar.update()
+        if written == 0:
+            raise VideoError(f"{video}: no frame could be decoded")
     return written

@@ -131,10 +131,11 @@ class FrameSource:
     def _ended(self, index: int) -> None:
         """Raise :class:`StreamEnded` unless the source ended normally (a file read to its end)."""
         if self.kind == "file":
-            # Header counts can be one or two off; a file that stops well short of it was cut.
-            if self.expected and index < self.expected - 2:
-                raise StreamEnded(f"{self.name}: the video ended after {index} of its {self.expected} frames "
-                                  "(truncated or damaged file)")
+            from skelact.pose.extract import short_read
+
+            message = short_read(self.name, index, self.expected)
+            if message is not None:
+                raise StreamEnded(message)
             return
         raise StreamEnded(f"{self.name}: stopped delivering frames after {index} frame(s)")
 

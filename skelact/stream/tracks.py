@@ -126,7 +126,7 @@ def track_video(video: str | Path, pose: PoseModel, tracker: PoseTracker | None 
     Raises:
         VideoError: Unreadable or empty video, or frames of changing size.
     """
-    from skelact.pose.extract import VideoError, iter_frames_one_size, video_info
+    from skelact.pose.extract import VideoError, iter_frames_one_size, video_info, warn_short_read
 
     video = Path(video)
     info = video_info(video)
@@ -139,6 +139,7 @@ def track_video(video: str | Path, pose: PoseModel, tracker: PoseTracker | None 
             bar.update()
     if shape is None:
         raise VideoError(f"{video}: no frame could be decoded")
+    warn_short_read(video, stream.frames, info["frames"])
     return VideoTracks(video.stem, stream.frames, info["fps"], (int(shape[0]), int(shape[1])), stream.tracks())
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skelact.data.io import atomic_path
 from skelact.errors import printable
 
 __all__ = ["plot_curves", "plot_confusion", "plot_timeline"]
@@ -66,8 +67,11 @@ def plot_curves(csv_path: str | Path, out_png: str | Path) -> Path:
             ax.legend()
     fig.tight_layout()
     out_png = Path(out_png)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_path(out_png, suffix=".tmp.png") as tmp:  # a full disk leaves no half image
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
     return out_png
 
 
@@ -103,8 +107,11 @@ def plot_confusion(cm: np.ndarray, class_names: Sequence[str], out_png: str | Pa
                             color="white" if dark else "black")
     fig.tight_layout()
     out_png = Path(out_png)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_path(out_png, suffix=".tmp.png") as tmp:  # a full disk leaves no half image
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
     return out_png
 
 

@@ -24,8 +24,8 @@ from skelact.paths import native_path
 from skelact.skeleton import Layout, joint_present
 from skelact.viz.draw import draw_panel, draw_skeletons, import_cv2
 
-__all__ = ["FOURCCS", "VideoWriteError", "check_video_path", "to_canvas", "open_video_writer", "output_size",
-           "quiet_stderr", "write_skeleton_video"]
+__all__ = ["FOURCCS", "VideoFile", "VideoWriteError", "check_video_path", "to_canvas", "open_video_writer",
+           "output_size", "quiet_stderr", "verify_video", "write_skeleton_video"]
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +145,163 @@ def open_video_writer(path: str | Path, fps: float, frame_size: tuple[int, int])
             writer = cv2.VideoWriter(native_path(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(frame_size))
             opened = writer.isOpened()
         if opened:
-            if fourcc not in _BROWSER_SAFE and suffix not in _warned:
+            skipped = candidates[:candidates.index(fourcc)]  # an .avi never had a browser codec to miss
+            if any(c in _BROWSER_SAFE for c in skipped) and suffix not in _warned:
                 _warned.add(suffix)
-                log.warning("this OpenCV build has no H.264 encoder: writing %s as %s (MPEG-4 Part 2), which "
-                            "browsers may not play; use a .webm output for a browser-playable video", suffix, fourcc)
+                log.warning("this OpenCV build has no H.264 encoder: writing %s as %s (%s), which browsers may not "
+                            "play; use a .webm output for a browser-playable video", suffix, fourcc,
+                            "Motion JPEG" if fourcc == "MJPG" else "MPEG-4 Part 2")
             return writer, fourcc
         writer.release()
+    problem = _cannot_write(path)  # the codecs may be there, but not the room for a file header
+    if problem:
+        raise VideoWriteError(f"{path}: {problem}")
     raise VideoWriteError(f"{path}: OpenCV cannot write {suffix} videos here (tried {', '.join(candidates)})")
+
+
+def _free_bytes(folder: Path) -> int | None:
+    """Bytes this process may still write on ``folder``'s file system (None where unknown)."""
+    try:
+        st = os.statvfs(folder)
+    except (AttributeError, OSError):  # no statvfs (Windows), or the folder went away
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _cannot_write(path: Path) -> str | None:
+    """Why ``path`` (a file the writers just failed to open) takes no data (a full disk, a size limit,
+    a read-only folder), found by writing a video header's worth of zeros; None if it does."""
+    try:
+        with open(path, "wb") as f:
+            f.write(bytes(1 << 16))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        return (e.strerror or str(e))[:1].lower() + (e.strerror or str(e))[1:]
+    finally:
+        with contextlib.suppress(OSError):
+            os.truncate(path, 0)
+    return None
+
+
+def verify_video(path: Path, frames: int, name: str | Path | None = None) -> None:
+    """Check that the finished video ``path`` plays its ``frames`` frames; ``name`` is what the user
+    calls it (the error names it, not a temporary file).
+
+    OpenCV's writer ignores a failed write ("Failed to write frame"), so a full disk would otherwise
+    give a 0-byte or undecodable file reported as written. The container's frame count must equal
+    ``frames`` and the last frame must decode (cheap: one seek); if not (some containers store no
+    count), the frames are counted by decoding them, which a cut file stops early.
+
+    Raises:
+        VideoWriteError: Fewer frames can be read back; says when the file system is full.
+    """
+    cv2 = import_cv2()
+    name = path if name is None else name
+    readable = 0
+    with quiet_stderr():  # FFmpeg prints "moov atom not found" and the like for a cut file
+        cap = cv2.VideoCapture(str(path))
+        try:
+            if cap.isOpened():
+                count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+                if count == frames and cap.set(cv2.CAP_PROP_POS_FRAMES, frames - 1) and cap.read()[0]:
+                    return
+                cap.release()
+                cap = cv2.VideoCapture(str(path))
+                while readable < frames and cap.grab():
+                    readable += 1
+        finally:
+            cap.release()
+    if readable >= frames:
+        return
+    free = _free_bytes(path.parent)
+    why = "no space left on device" if free is not None and free < _FULL else "the video was not written completely"
+    raise VideoWriteError(f"{name}: {why} ({readable} of the {frames} frames written can be read back)")
+
+
+#: Below this many free bytes a short video counts as cut by a full file system (an encoder's last
+#: packets and the container's index need more than a few blocks).
+_FULL = 1 << 20
+#: A recording's size is checked every this many frames: one that stops growing on a full file
+#: system fails then, not hours later when it is closed.
+_GROWTH_EVERY = 64
+
+
+class VideoFile:
+    """A video written through a hidden temporary file beside ``path``, checked (:func:`verify_video`)
+    and renamed into place when the block ends; any error, or no frame at all, leaves nothing.
+
+    Args:
+        path: Output file (the extension picks the container and codec).
+        fps: Frame rate.
+        keep_on: Exceptions after which the frames written so far are still kept (``live`` keeps a
+            recording stopped by Ctrl-C or a dropped stream); they propagate after the file is safe.
+    """
+
+    def __init__(self, path: str | Path, fps: float, keep_on: tuple[type[BaseException], ...] = ()) -> None:
+        self.path, self.fps, self.keep_on = Path(path), float(fps), keep_on
+        check_video_path(self.path)
+        if not (math.isfinite(self.fps) and self.fps > 0):
+            raise VideoWriteError(f"{self.path}: frame rate must be a finite number > 0, got {fps}")
+        self.frames = 0
+        self._writer: Any = None
+        self._ctx: Any = None
+        self._tmp: Path | None = None
+        self._size = 0  # the temporary's size at the last growth check
+        self._log_level = 0  # OpenCV's, restored when the writer is closed
+
+    def __enter__(self) -> VideoFile:
+        self._ctx = atomic_path(self.path, suffix=f".tmp{self.path.suffix}")  # the writer picks the codec by it
+        self._tmp = self._ctx.__enter__()
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one uint8 [H, W, 3] BGR frame (the first one sets the size)."""
+        assert self._tmp is not None, "use VideoFile as a context manager"
+        if self._writer is None:
+            try:
+                self._writer, _ = open_video_writer(self._tmp, self.fps, (frame.shape[1], frame.shape[0]))
+            except VideoWriteError as e:  # name the user's file, not the hidden temporary one
+                raise VideoWriteError(str(e).replace(str(self._tmp), str(self.path))) from None
+            # OpenCV logs "Failed to write frame" once per frame on a full disk and carries on: the
+            # check below and the one at the end report it, in one line.
+            logging_ = import_cv2().utils.logging
+            self._log_level = logging_.getLogLevel()
+            logging_.setLogLevel(min(self._log_level, logging_.LOG_LEVEL_ERROR))
+        self._writer.write(frame)
+        self.frames += 1
+        if self.frames % _GROWTH_EVERY == 0:
+            size = self._tmp.stat().st_size
+            if size <= self._size and _free_bytes(self._tmp.parent) == 0:
+                raise VideoWriteError(f"{self.path}: no space left on device (the video stopped growing after "
+                                      f"{self.frames} frames)")
+            self._size = size
+
+    def empty_error(self) -> BaseException:
+        """What a block that wrote no frame raises."""
+        return VideoWriteError(f"{self.path}: no frame to write")
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if self._writer is not None:
+            self._writer.release()  # finishes the container: the file plays, with every frame written
+            self._writer = None
+            import_cv2().utils.logging.setLogLevel(self._log_level)
+        keep = kind is None or issubclass(kind, self.keep_on)
+        if keep and self.frames > 0:
+            assert self._tmp is not None
+            try:
+                verify_video(self._tmp, self.frames, self.path)
+            except BaseException as e:
+                self._ctx.__exit__(type(e), e, e.__traceback__)  # removes the temporary file
+                raise
+            self._ctx.__exit__(None, None, None)  # rename into place
+            return False  # an interruption or a drop still propagates, after the file is safe
+        if exc is None:
+            exc = self.empty_error()
+            self._ctx.__exit__(type(exc), exc, None)  # removes the temporary file
+            raise exc
+        self._ctx.__exit__(kind, exc, tb)
+        return False
 
 
 def output_size(h: int, w: int, max_side: int | None = 1280) -> tuple[int, int]:
@@ -240,29 +390,21 @@ def write_skeleton_video(
         pw = (panel_width or max(200, oh // 3)) // 2 * 2
         # The panel is the same on every frame: draw it once (on a zero-width image) and append it.
         panel = draw_panel(np.zeros((oh, 0, 3), np.uint8), list(topk or []), true_label, width=pw)
-    pw = 0 if panel is None else panel.shape[1]
 
-    with atomic_path(out, suffix=f".tmp{out.suffix}") as tmp:  # the writer picks the codec by extension
-        try:
-            writer, _ = open_video_writer(tmp, fps, (ow + pw, oh))
-        except VideoWriteError as e:  # name the user's file, not the hidden temporary one
-            raise VideoWriteError(str(e).replace(str(tmp), str(out))) from None
-        try:
-            black = np.zeros((oh, ow, 3), np.uint8)
-            for i in range(t):
-                frame = first if i == 0 else (next(frame_iter, None) if frame_iter is not None else None)
-                if frame is None:
-                    canvas = black.copy()
-                else:
-                    if frame.shape[:2] != (h, w):
-                        raise ValueError(f"frame {i} is {frame.shape[1]}x{frame.shape[0]}, expected {w}x{h}")
-                    canvas = cv2.resize(frame, (ow, oh), interpolation=cv2.INTER_AREA) if (oh, ow) != (h, w) \
-                        else frame.copy()
-                draw_skeletons(canvas, kp[:, i], None if score is None else score[:, i], layout,
-                               thickness=thickness, threshold=threshold, inplace=True)
-                if panel is not None:
-                    canvas = np.concatenate([canvas, panel], axis=1)
-                writer.write(canvas)
-        finally:
-            writer.release()
+    with VideoFile(out, fps) as video:  # checked when closed: OpenCV ignores a failed write
+        black = np.zeros((oh, ow, 3), np.uint8)
+        for i in range(t):
+            frame = first if i == 0 else (next(frame_iter, None) if frame_iter is not None else None)
+            if frame is None:
+                canvas = black.copy()
+            else:
+                if frame.shape[:2] != (h, w):
+                    raise ValueError(f"frame {i} is {frame.shape[1]}x{frame.shape[0]}, expected {w}x{h}")
+                canvas = cv2.resize(frame, (ow, oh), interpolation=cv2.INTER_AREA) if (oh, ow) != (h, w) \
+                    else frame.copy()
+            draw_skeletons(canvas, kp[:, i], None if score is None else score[:, i], layout,
+                           thickness=thickness, threshold=threshold, inplace=True)
+            if panel is not None:
+                canvas = np.concatenate([canvas, panel], axis=1)
+            video.write(canvas)
     return out
