@@ -43,7 +43,7 @@ __all__ = [
     "config_to_dict",
     "apply_overrides",
     "expand_env",
-    "save_config",
+    "config_to_yaml",
 ]
 
 
@@ -537,9 +537,6 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raise ConfigError(f"{path}: {e}") from None
 
 
-def save_config(cfg: Config, path: str | Path) -> None:
-    """Write the resolved config as YAML (what a run actually used)."""
-    from skelact.data.io import atomic_write
-
-    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode("utf-8")
-    atomic_write(path, lambda f: f.write(text))
+def config_to_yaml(cfg: Config) -> str:
+    """The resolved config as YAML text (what a run actually used; ``load_config`` reads it back)."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)

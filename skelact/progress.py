@@ -5,13 +5,16 @@ the pose model's download, overlay videos) goes through :func:`progress`, so the
 
 * stderr is a terminal: a ``tqdm`` bar, redrawn in place (``\\r``) at most every 0.1 s;
 * otherwise (a log file, a pipe, CI): no bar and no ``\\r``; one line
-  ``DESC: N/TOTAL UNIT (P %, R UNIT/s), POSTFIX`` once ``interval`` seconds (default 30) have passed
-  since the last, and a last line at the end if any line was written and the count moved since. A loop shorter than the
+  ``DESC: N/TOTAL UNIT (P %, R UNIT/s), POSTFIX`` once ``interval`` seconds (default 30, or
+  ``$SKELACT_PROGRESS_INTERVAL``; 0 writes a line per step) have passed since the last, and a last
+  line at the end if any line was written and the count moved since. A loop shorter than the
   interval writes nothing, so a log holds the lines a run prints itself, not an empty bar per epoch.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -21,6 +24,15 @@ __all__ = ["Progress", "progress", "LOG_INTERVAL"]
 
 #: Seconds between two progress lines when stderr is not a terminal.
 LOG_INTERVAL = 30.0
+
+
+def _log_interval() -> float:
+    """``$SKELACT_PROGRESS_INTERVAL`` when it is a number >= 0, else :data:`LOG_INTERVAL`."""
+    try:
+        value = float(os.environ.get("SKELACT_PROGRESS_INTERVAL", LOG_INTERVAL))
+    except ValueError:
+        return LOG_INTERVAL
+    return value if math.isfinite(value) and value >= 0 else LOG_INTERVAL
 
 T = TypeVar("T")
 
@@ -56,7 +68,7 @@ class Progress(Generic[T]):
                 total = None
         self.iterable, self.total, self.n = iterable, total, initial
         self.desc, self.unit, self.unit_scale, self.enabled = desc, unit, unit_scale, enabled
-        self.interval = LOG_INTERVAL if interval is None else interval
+        self.interval = _log_interval() if interval is None else interval
         self.lines = 0  # plain lines written
         self._reported = initial  # the count the last line showed
         self._postfix = ""
@@ -154,6 +166,7 @@ def progress(iterable: Iterable[T] | None = None, *, total: float | None = None,
         unit_scale: Show counts with k/M/G (bytes).
         leave: Keep the finished bar on a terminal.
         stream: Where to write (default ``sys.stderr`` at the time of the call).
-        interval: Seconds between lines when ``stream`` is not a terminal (default :data:`LOG_INTERVAL`).
+        interval: Seconds between lines when ``stream`` is not a terminal (default
+            ``$SKELACT_PROGRESS_INTERVAL``, else :data:`LOG_INTERVAL`).
     """
     return Progress(iterable, total, desc, unit, enabled, initial, unit_scale, leave, stream, interval)

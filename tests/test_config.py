@@ -13,9 +13,9 @@ from skelact.config import (
     apply_overrides,
     config_from_dict,
     config_to_dict,
+    config_to_yaml,
     expand_env,
     load_config,
-    save_config,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,7 +98,7 @@ def test_bad_values(raw: dict, match: str) -> None:
 
 def test_round_trip(tmp_path: Path) -> None:
     cfg = config_from_dict({"optim": {"name": "adamw", "lr": 1e-3}, "data": {"layout": "penn13"}})
-    save_config(cfg, tmp_path / "c.yaml")
+    (tmp_path / "c.yaml").write_text(config_to_yaml(cfg))
     assert load_config(tmp_path / "c.yaml") == cfg
     assert config_from_dict(yaml.safe_load(yaml.safe_dump(config_to_dict(cfg)))) == cfg
 

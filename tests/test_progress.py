@@ -42,6 +42,17 @@ def test_a_loop_shorter_than_the_interval_writes_nothing_to_a_log() -> None:
     assert log.getvalue() == ""
 
 
+@pytest.mark.parametrize(("value", "lines"), [("0", 3), ("3600", 0), ("-1", 0), ("nan", 0), ("soon", 0)])
+def test_the_interval_of_a_log_comes_from_the_environment(value: str, lines: int,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``SKELACT_PROGRESS_INTERVAL=0``: a line per step; a value that is not a number >= 0: the default."""
+    monkeypatch.setenv("SKELACT_PROGRESS_INTERVAL", value)
+    log = io.StringIO()
+    for _ in progress(range(3), desc="extract", unit="video", stream=log):
+        pass
+    assert len(log.getvalue().splitlines()) == lines
+
+
 def test_counts_without_a_total_bytes_scaled_and_messages() -> None:
     log = io.StringIO()
     with progress(unit="frame", desc="v.mp4", stream=log, interval=0) as bar:

@@ -29,9 +29,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from skelact.checkpoint import Calibration, Checkpoint, CheckpointError, TrainState, fit_weights
-from skelact.config import Config, save_config
+from skelact.config import Config, config_to_yaml
 from skelact.data.dataset import PackedClips, SkeletonDataset
-from skelact.data.io import atomic_path
+from skelact.data.io import atomic_path, atomic_write
 from skelact.engine import builders, metrics
 from skelact.engine.calibrate import calibrate
 from skelact.engine.distributed import (
@@ -331,7 +331,8 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
         _log(f"no {last_path} to resume from: starting from scratch", work_dir)
     rows = _read_csv_rows(csv_path, start_epoch - 1)
     if main_rank:
-        save_config(cfg, work_dir / "config.yaml")
+        text = config_to_yaml(cfg).encode("utf-8")
+        atomic_write(work_dir / "config.yaml", lambda f: f.write(text))
         _write_csv(csv_path, rows)
         n_params = sum(p.numel() for p in model.parameters())
         _log(f"{cfg.model.name}: {n_params / 1e6:.3f}M params | {len(train_ds)} train / {len(val_ds)} validation "
