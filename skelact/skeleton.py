@@ -320,12 +320,15 @@ def layout_from_dict(spec: object, where: str = "layout") -> Layout:
 def _read_layout_file(path: Path) -> Layout:
     import yaml
 
+    from skelact.files import open_regular
+
     try:
-        text = path.read_bytes()
+        with open_regular(path) as f:  # a FIFO would block open() forever
+            text = f.read((1 << 20) + 1)
     except OSError as e:
         raise LayoutError(f"{path}: cannot read the layout file ({e.strerror or e.__class__.__name__})") from None
     if len(text) > 1 << 20:
-        raise LayoutError(f"{path}: {len(text)} bytes is too large for a layout file")
+        raise LayoutError(f"{path}: over 1 MB, too large for a layout file")
     try:
         spec = yaml.safe_load(text.decode("utf-8"))
     except UnicodeDecodeError:
@@ -350,9 +353,9 @@ def get_layout(layout: str | Path | Layout) -> Layout:
         return _BUILTIN[key]
     path = Path(key)
     if path.suffix in (".yaml", ".yml", ".json") or path.exists():
-        if not path.is_file():
+        if not path.exists():
             raise LayoutError(f"{path}: layout file not found")
-        return _read_layout_file(path)
+        return _read_layout_file(path)  # a folder or FIFO: refused there, with what it is
     raise LayoutError(f"unknown layout {short_repr(key)}; built-in layouts: {', '.join(list_layouts())}, "
                       "or a path to a YAML layout file")
 
