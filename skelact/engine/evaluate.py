@@ -24,6 +24,7 @@ import numpy as np
 
 from skelact.config import Config, ConfigError
 from skelact.data.io import atomic_write
+from skelact.data.npz import GROWTH, ArrayBudget
 from skelact.engine import metrics
 from skelact.errors import SkelactError, short_repr
 
@@ -43,10 +44,6 @@ class ScoreFileError(SkelactError, ValueError):
 
 
 _SCORE_KEYS = ("probs", "labels", "names", "classes")
-# The arrays of a score file may take this many times the file's size (more only from a
-# compressed .npz, where a few kilobytes can claim gigabytes), or _MIN_SCORE_BYTES.
-_SCORE_GROWTH = 16
-_MIN_SCORE_BYTES = 256 * 2**20
 
 
 def _npy_header(z: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...], np.dtype]:
@@ -73,7 +70,7 @@ def load_scores(path: str | Path) -> dict[str, np.ndarray]:
     if not zipfile.is_zipfile(path):
         raise ScoreFileError(f"{path}: not a .npz score file (as written by `skelact test`)")
     where = f"{path}: not a skelact score file"
-    budget = max(_SCORE_GROWTH * path.stat().st_size, _MIN_SCORE_BYTES)
+    budget = ArrayBudget(path.stat().st_size)  # a compressed .npz may claim gigabytes from kilobytes
     out: dict[str, np.ndarray] = {}
     try:
         with zipfile.ZipFile(path) as z:
@@ -86,14 +83,13 @@ def load_scores(path: str | Path) -> dict[str, np.ndarray]:
                 if dtype.hasobject:
                     raise ScoreFileError(f"{where} ('{key}' is an object array)")
                 nbytes = math.prod(shape) * dtype.itemsize
-                budget -= nbytes
                 shown = list(shape) if len(shape) <= 8 else f"{len(shape)}-dimensional"
                 if nbytes > z.getinfo(f"{key}.npy").file_size:
                     raise ScoreFileError(f"{where} ('{key}' claims {shown} {dtype} values, more "
                                          "than the file holds)")
-                if budget < 0:
+                if not budget.claim(nbytes):
                     raise ScoreFileError(f"{where} ('{key}' claims {shown} {dtype} values: its "
-                                         f"arrays would take over {_SCORE_GROWTH}x the file's size)")
+                                         f"arrays would take over {GROWTH}x the file's size)")
         with np.load(path, allow_pickle=False) as z:
             out = {k: z[k] for k in _SCORE_KEYS}
     except ScoreFileError:
