@@ -185,10 +185,15 @@ def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None,
         k = num_clips or cfg.data.num_clips_test
         indices = builders.split_indices(packed, cfg.data.val_split, len(classes), "data.val_split")
         model = predictor.model
+        clips_per_batch = max(1, cfg.data.batch_size // k)
+        # The test batch's activations (K views of each clip) before the first forward.
+        builders.check_memory(cfg, len(classes), layout, predictor.in_channels,
+                              (cfg.data.max_persons, cfg.data.clip_len), clips_per_batch * k, info.device,
+                              str(cfg.data.ann_file), training=False)
 
         def run(force_flip: bool) -> tuple[np.ndarray, np.ndarray]:
             ds = builders.build_dataset(cfg, packed, layout, indices, train=False, num_clips=k, force_flip=force_flip)
-            loader = DataLoader(ds, batch_size=max(1, cfg.data.batch_size // k),
+            loader = DataLoader(ds, batch_size=clips_per_batch,
                                 sampler=ShardSampler(len(ds), info.rank, info.world_size),
                                 num_workers=cfg.data.num_workers, pin_memory=info.device.type == "cuda")
             return predict_logits(model, loader, info, amp, progress="flip" if force_flip else "test")
