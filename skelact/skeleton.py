@@ -379,19 +379,27 @@ def _from_field(value: object, where: str) -> Layout:
     raise LayoutError(f"{where}: 'layout' must be a layout name or mapping, got {short_repr(value)}")
 
 
-def resolve_layout(given: str | Path | Layout | None, stored: object, num_joints: int, where: str) -> Layout:
-    """The one rule for a clip store's layout: the layout ``given`` (an option or recipe value), else
-    the one ``stored`` in the file (a name or a whole layout), else the built-in layout with
-    ``num_joints`` joints; it must have ``num_joints`` joints.
+def resolve_layout(given: str | Path | Layout | None, stored: object, num_joints: int, where: str,
+                   given_by: str = "the layout given") -> Layout:
+    """The one rule for a clip store's layout: the layout ``given`` (an option, recipe or checkpoint
+    value; it must be the stored one if the file has one), else the one ``stored`` in the file (a
+    name or a whole layout), else the built-in layout with ``num_joints`` joints; it must have
+    ``num_joints`` joints.
+
+    A file's stored layout is fixed when it is converted: a ``given`` layout that differs from it
+    (even with as many joints) is refused, not applied, so that training, testing, export and
+    prediction all see the clips in one layout (``predict`` maps a clip from its file's layout).
 
     Args:
         given: Layout name, YAML path or object, or None.
         stored: The file's ``layout`` field (None when absent).
         num_joints: V of the data.
         where: The data file, for messages.
+        given_by: What gave ``given`` (``data.layout``, ``--layout``, ``the checkpoint's layout``).
 
     Raises:
-        LayoutError: Unknown layout, or its joint count differs from the data's.
+        LayoutError: Unknown layout, its joint count differs from the data's, or ``given`` and
+            ``stored`` are different layouts.
     """
     if given is not None:
         layout = get_layout(given)
@@ -402,6 +410,12 @@ def resolve_layout(given: str | Path | Layout | None, stored: object, num_joints
     if layout.num_joints != num_joints:
         raise LayoutError(f"{where}: layout {layout.name!r} has {layout.num_joints} joints but the data has "
                           f"{num_joints}")
+    if given is not None and stored is not None:
+        own = _from_field(stored, where)
+        if own != layout:
+            raise LayoutError(f"{where}: the file's layout {own.name[:40]!r} and {given_by} {layout.name[:40]!r} "
+                              f"differ (both {num_joints} joints); use the file's layout, or convert the data "
+                              "again with the other one")
     return layout
 
 

@@ -78,7 +78,7 @@ def resolve_layout(data: DataConfig, packed: PackedClips, given: Layout | None =
     """The clip store's layout (:func:`skelact.skeleton.resolve_layout`): ``given`` (a checkpoint's),
     else the recipe's ``data.layout``, else the file's, else one inferred from the joint count."""
     return skeleton.resolve_layout(given if given is not None else data.layout, packed.layout, packed.num_joints,
-                                   data.ann_file)
+                                   data.ann_file, "the checkpoint's layout" if given is not None else "data.layout")
 
 
 def class_names(packed: PackedClips) -> list[str]:
