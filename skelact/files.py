@@ -27,7 +27,7 @@ def file_kind(mode: int) -> str:
                        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
         if test(mode):
             return name
-    return "not a regular file"
+    return "an unknown kind of file"
 
 
 def open_regular(path: str | Path, mode: str = "rb", **kwargs: Any) -> IO[Any]:
@@ -50,7 +50,7 @@ def open_regular(path: str | Path, mode: str = "rb", **kwargs: Any) -> IO[Any]:
             raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
         if not stat.S_ISREG(st_mode):
             kind = file_kind(st_mode)
-            raise NotRegularFileError(errno.EINVAL, f"{kind}, not a regular file", str(path))
+            raise NotRegularFileError(errno.EINVAL, f"not a regular file ({kind})", str(path))
         os.set_blocking(fd, True)
         return open(fd, mode, closefd=True, **kwargs)
     except BaseException:

@@ -39,7 +39,7 @@ def test_fifo_as_text_input_is_refused_not_waited_on(arrays: Path) -> None:
     results = run_cli_batch([(args, arrays) for args in cases.values()], timeout=120)
     for what, result in zip(cases, results, strict=True):
         message = assert_one_line_error(result, str(fifo), max_seconds=20)
-        assert "FIFO" in message and "not a regular file" in message, (what, message)
+        assert "not a regular file (a FIFO)" in message, (what, message)
     assert not out.exists() and fifo.exists()
 
 
@@ -47,7 +47,7 @@ def test_character_device_as_labels_is_refused(arrays: Path) -> None:
     """/dev/zero never ends: it is refused as a device, not read up to the size limit."""
     result, = run_cli_batch([(["convert", "numpy", str(arrays / "arrays"), "-o", str(arrays / "out.pkl"),
                                "--labels", "/dev/zero"], arrays)], timeout=120)
-    assert "character device, not a regular file" in assert_one_line_error(result, "/dev/zero", max_seconds=20)
+    assert "not a regular file (a character device)" in assert_one_line_error(result, "/dev/zero", max_seconds=20)
 
 
 def test_fifo_as_split_file_is_refused(tmp_path: Path) -> None:
@@ -64,5 +64,5 @@ def test_fifo_as_split_file_is_refused(tmp_path: Path) -> None:
     result, = run_cli_batch([(["extract", str(root), "-o", str(out), "--split-file", str(fifo), "--quiet"],
                               tmp_path)], timeout=120)
     message = assert_one_line_error(result, str(fifo), max_seconds=30)
-    assert "FIFO, not a regular file" in message
+    assert "not a regular file (a FIFO)" in message
     assert not out.exists()
