@@ -10,7 +10,9 @@ included) for three small chain layouts of ``V0 < V1 < V2`` joints, counts its p
 in one real forward of one clip of a few frames, the bytes autograd saves for the backward pass.
 Parameters are then extrapolated to the real joint count as a quadratic in V (exact for the
 registered models: an adjacency is V², everything else linear), activations as linear in V and
-in frames. That costs well under a second and a few megabytes, whatever the layout.
+in frames. Measured at V = 2000 (one thread, on a busy 2-core machine): ST-GCN++ 1.5 s and +82 MB
+peak resident memory, kpc3d 0.4 s and +23 MB, the PoseConv3D models 5-7 s and +300-460 MB, most
+of it their heatmap kernels' first use, which training pays anyway.
 """
 
 from __future__ import annotations
