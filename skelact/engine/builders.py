@@ -300,7 +300,8 @@ def check_memory(cfg: Config, num_classes: int, layout: Layout, in_channels: int
                                      optimizer_states=states, weight_copies=int(cfg.optim.ema is not None))
     what = (f"{'training' if training else 'running'} {cfg.model.name} (batch {batch} x {frames} frames x "
             f"{persons} persons)")
-    advice = "lower data.batch_size or data.clip_len" if training else "lower data.batch_size or --num-clips"
+    advice = ("lower data.batch_size or data.clip_len" if training
+              else "lower data.batch_size or the views per clip (--num-clips)")
     check_fits(estimate, device, where, layout, what, advice)
 
 

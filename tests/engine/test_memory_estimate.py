@@ -135,7 +135,6 @@ def test_train_and_test_commands_check_before_the_model(tmp_path: Path, monkeypa
     for line, what in zip(lines, ("training stgcnpp (batch 6", "running stgcnpp (batch 10"), strict=True):
         assert line.startswith(f"skelact: error: {data}: layout 'penn13' (13 joints): {what} x 16 frames x 1 "
                                "persons) needs about "), line
-        assert line.endswith("more than the 64 KB available on this machine; lower data.batch_size or data.clip_len"
-                             if what.startswith("training") else
-                             "more than the 64 KB available on this machine; lower data.batch_size or --num-clips")
+        advice = ("data.clip_len" if what.startswith("training") else "the views per clip (--num-clips)")
+        assert line.endswith(f"more than the 64 KB available on this machine; lower data.batch_size or {advice}")
     assert not any(p.is_file() for p in set(tmp_path.rglob("*")) - set(before))
