@@ -320,12 +320,15 @@ def layout_from_dict(spec: object, where: str = "layout") -> Layout:
 def _read_layout_file(path: Path) -> Layout:
     import yaml
 
+    from skelact.files import open_regular
+
     try:
-        text = path.read_bytes()
+        with open_regular(path) as f:  # a FIFO would block open() forever
+            text = f.read((1 << 20) + 1)
     except OSError as e:
         raise LayoutError(f"{path}: cannot read the layout file ({e.strerror or e.__class__.__name__})") from None
     if len(text) > 1 << 20:
-        raise LayoutError(f"{path}: {len(text)} bytes is too large for a layout file")
+        raise LayoutError(f"{path}: over 1 MB, too large for a layout file")
     try:
         spec = yaml.safe_load(text.decode("utf-8"))
     except UnicodeDecodeError:
@@ -350,9 +353,9 @@ def get_layout(layout: str | Path | Layout) -> Layout:
         return _BUILTIN[key]
     path = Path(key)
     if path.suffix in (".yaml", ".yml", ".json") or path.exists():
-        if not path.is_file():
+        if not path.exists():
             raise LayoutError(f"{path}: layout file not found")
-        return _read_layout_file(path)
+        return _read_layout_file(path)  # a folder or FIFO: refused there, with what it is
     raise LayoutError(f"unknown layout {short_repr(key)}; built-in layouts: {', '.join(list_layouts())}, "
                       "or a path to a YAML layout file")
 
@@ -376,19 +379,27 @@ def _from_field(value: object, where: str) -> Layout:
     raise LayoutError(f"{where}: 'layout' must be a layout name or mapping, got {short_repr(value)}")
 
 
-def resolve_layout(given: str | Path | Layout | None, stored: object, num_joints: int, where: str) -> Layout:
-    """The one rule for a clip store's layout: the layout ``given`` (an option or recipe value), else
-    the one ``stored`` in the file (a name or a whole layout), else the built-in layout with
-    ``num_joints`` joints; it must have ``num_joints`` joints.
+def resolve_layout(given: str | Path | Layout | None, stored: object, num_joints: int, where: str,
+                   given_by: str = "the layout given") -> Layout:
+    """The one rule for a clip store's layout: the layout ``given`` (an option, recipe or checkpoint
+    value; it must be the stored one if the file has one), else the one ``stored`` in the file (a
+    name or a whole layout), else the built-in layout with ``num_joints`` joints; it must have
+    ``num_joints`` joints.
+
+    A file's stored layout is fixed when it is converted: a ``given`` layout that differs from it
+    (even with as many joints) is refused, not applied, so that training, testing, export and
+    prediction all see the clips in one layout (``predict`` maps a clip from its file's layout).
 
     Args:
         given: Layout name, YAML path or object, or None.
         stored: The file's ``layout`` field (None when absent).
         num_joints: V of the data.
         where: The data file, for messages.
+        given_by: What gave ``given`` (``data.layout``, ``--layout``, ``the checkpoint's layout``).
 
     Raises:
-        LayoutError: Unknown layout, or its joint count differs from the data's.
+        LayoutError: Unknown layout, its joint count differs from the data's, or ``given`` and
+            ``stored`` are different layouts.
     """
     if given is not None:
         layout = get_layout(given)
@@ -399,6 +410,12 @@ def resolve_layout(given: str | Path | Layout | None, stored: object, num_joints
     if layout.num_joints != num_joints:
         raise LayoutError(f"{where}: layout {layout.name!r} has {layout.num_joints} joints but the data has "
                           f"{num_joints}")
+    if given is not None and stored is not None:
+        own = _from_field(stored, where)
+        if own != layout:
+            raise LayoutError(f"{where}: the file's layout {own.name[:40]!r} and {given_by} {layout.name[:40]!r} "
+                              f"differ (both {num_joints} joints); use the file's layout, or convert the data "
+                              "again with the other one")
     return layout
 
 

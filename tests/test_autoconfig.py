@@ -13,7 +13,7 @@ from skelact.cli import main
 from skelact.config import ConfigError, load_config
 from skelact.data.convert import convert_penn, convert_ucla
 from skelact.data.dataset import PackedClips
-from skelact.data.io import save_annotations
+from skelact.data.io import load_annotations, save_annotations
 from skelact.engine.autoconfig import FAMILIES, auto_config, pick_splits
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -146,6 +146,9 @@ def test_cli_zero_config_prints_writes_and_repeats(tmp_path: Path, capsys: pytes
 
 def test_cli_zero_config_with_a_user_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = make_dataset(tmp_path / "tiny.pkl")
+    plain = load_annotations(data)
+    del plain["layout"]  # a file without a stored layout: --layout names it (a conflict is refused)
+    save_annotations(plain, data, force=True)
     names = ["top", "ls", "rs", "le", "re", "lw", "rw", "lh", "rh", "lk", "rk", "la", "ra"]
     layout = tmp_path / "my13.yaml"
     layout.write_text(yaml.safe_dump({"joints": names, "edges": [[1, 0], [2, 0], [3, 1], [4, 2], [5, 3], [6, 4],

@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("skelact.viz", "skelact.pose", "skelact.checkpoint"),
     ("skelact.data", "skelact.models"),
     ("skelact.skeleton", "skelact.config", "skelact.runtime", "skelact.progress", "skelact.paths",
-     "skelact.signals", "skelact.lockfile"),
+     "skelact.signals", "skelact.lockfile", "skelact.files"),
     ("skelact.errors", "skelact"),  # "skelact" itself: the package's __init__ (the version)
 ]
 

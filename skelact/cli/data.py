@@ -119,7 +119,7 @@ def _cmd_viz(args: argparse.Namespace) -> None:
     check_video_path(args.out)
     data, ann = load_clip(args.data, args.clip)
     kp, score = ann["keypoint"], ann.get("keypoint_score")
-    layout = resolve_layout(args.layout, data.get("layout"), kp.shape[2], str(args.data))
+    layout = resolve_layout(args.layout, data.get("layout"), kp.shape[2], str(args.data), "--layout")
     label, classes = ann["label"], data.get("classes")
     true_label = (classes[label] if classes else str(label)) if label >= 0 else None
     frames, img_shape = None, ann.get("img_shape")

@@ -60,7 +60,7 @@ def _cmd_live(args: argparse.Namespace) -> None:
     from skelact.pose import MoveNet
     from skelact.signals import Interrupted, graceful
     from skelact.stream.live import LiveAnalyzer, VideoSink
-    from skelact.stream.server import LiveServer, parse_address
+    from skelact.stream.server import LiveServer, exposure_warning, parse_address
     from skelact.stream.source import FrameSource, StreamEnded, describe_source
     from skelact.viz.video import check_video_path
 
@@ -84,6 +84,9 @@ def _cmd_live(args: argparse.Namespace) -> None:
         pose = MoveNet(args.pose_model, input_size=args.input_size, num_threads=args.threads)
         if server is not None:
             print(f"serving {server.url} (the annotated stream and the labels)", file=sys.stderr, flush=True)
+            warning = exposure_warning(server.host, args.serve)
+            if warning is not None:
+                print(warning, file=sys.stderr, flush=True)
         windows = sorted({max(1, round(w * source.fps)) for w in args.window})
         analyzer = LiveAnalyzer(pose, predictor, every=args.every, windows=windows, topk=args.topk,
                                 num_clips=args.num_clips, lines=sys.stdout, server=server,

@@ -23,7 +23,6 @@ import io
 import os
 import pickle
 import secrets
-import stat
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ import numpy as np
 
 from skelact.data.safe_pickle import PickleRefused, restricted_load
 from skelact.errors import SkelactError, short_repr
+from skelact.files import NotRegularFileError, open_regular
 
 __all__ = [
     "AnnotationError",
@@ -71,13 +71,12 @@ def safe_unpickle(path: str | Path) -> Any:
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        mode = os.stat(path).st_mode  # before open(): opening a FIFO would wait for a writer
-        if stat.S_ISDIR(mode):
-            raise AnnotationError(f"{path}: is a directory, expected a .pkl file")
-        if not stat.S_ISREG(mode):
-            raise AnnotationError(f"{path}: not a regular file, expected a .pkl file")
-        with open(path, "rb") as f:
+        with open_regular(path) as f:  # a FIFO is refused, not waited on
             return restricted_load(f)
+    except IsADirectoryError:
+        raise AnnotationError(f"{path}: is a directory, expected a .pkl file") from None
+    except NotRegularFileError as e:
+        raise AnnotationError(f"{path}: {e.strerror}, expected a .pkl file") from None
     except PickleRefused as e:
         raise AnnotationError(f"{path}: {e}") from None
     except FileNotFoundError:

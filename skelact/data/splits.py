@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from skelact.errors import SkelactError, short_repr
+from skelact.files import open_regular
 
 __all__ = ["SplitError", "SPLIT_NAMES", "path_key", "val_count", "stratified_split", "validation_carve",
            "read_split_file", "carve_split"]
@@ -121,7 +122,7 @@ def read_split_file(path: str | Path, keys: Sequence[str], aliases: Mapping[str,
     lookup.update({path_key(k): k for k in keys})
     assigned: dict[str, tuple[str, int]] = {}
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
+        with open_regular(path, "r", encoding="utf-8-sig", newline="") as f:  # not a FIFO: it would block
             lineno = 0
             while line := f.readline(_MAX_LINE + 1):
                 lineno += 1
@@ -151,6 +152,8 @@ def read_split_file(path: str | Path, keys: Sequence[str], aliases: Mapping[str,
         raise SplitError(f"{path}: split file not found") from None
     except IsADirectoryError:
         raise SplitError(f"{path}: is a folder, expected a split file") from None
+    except OSError as e:
+        raise SplitError(f"{path}: cannot read the split file ({e.strerror or type(e).__name__})") from None
     missing = [k for k in keys if k not in assigned]
     if missing:
         raise SplitError(f"{path}: {len(missing)} video(s) of {where} are not listed, e.g. "

@@ -175,23 +175,22 @@ class PoseTracker:
 
         A track that starts at most ``join_gap`` frames after another ends, and matches where that
         one was last seen (cost <= ``max_cost``), continues it. Greedy on the cost between a
-        track's last pose and a later track's first pose, cheapest first; each track gets at most
-        one successor and one predecessor. Chains are ordered by their first track's index.
+        track's last pose and a later track's first pose, cheapest first (ties: earlier track
+        first); each track gets at most one successor and one predecessor. Chains are ordered by
+        their first track's index.
+
+        Only pairs within ``join_gap`` frames are costed (:meth:`_join_candidates`), in blocks of
+        bounded size: memory grows with the tracks that overlap in time, not the square of all
+        tracks of a long video.
         """
         n = len(self.tracks)
         if self.join_gap <= 0 or n < 2:
             return [[i] for i in range(n)]
-        tracks = self.tracks
-        cost = self._cost(np.stack([t.boxes[-1] for t in tracks]), np.stack([t.keypoints[-1] for t in tracks]),
-                          np.stack([t.scores[-1] for t in tracks]), np.stack([t.boxes[0] for t in tracks]),
-                          np.stack([t.keypoints[0] for t in tracks]), np.stack([t.scores[0] for t in tracks]))
-        ends = np.array([t.frames[-1] for t in tracks])
-        starts = np.array([t.frames[0] for t in tracks])
-        gap = starts[None, :] - ends[:, None]  # [i, j]: frames from the end of i to the start of j
-        ok = (gap > 0) & (gap <= self.join_gap) & (cost <= self.max_cost)
+        first, second, cost = self._join_candidates()
         succ: dict[int, int] = {}
         pred: set[int] = set()
-        for i, j in sorted(zip(*np.nonzero(ok), strict=True), key=lambda ij: cost[ij]):
+        for k in np.lexsort((second, first, cost)):  # by cost, then i, then j
+            i, j = int(first[k]), int(second[k])
             if i not in succ and j not in pred:
                 succ[int(i)] = int(j)
                 pred.add(int(j))
@@ -204,6 +203,42 @@ class PoseTracker:
                 chain.append(succ[chain[-1]])
             chains.append(chain)
         return chains
+
+    # Pairs costed at a time when joining: blocks of ends x starts, each a few MB at V = 25.
+    _JOIN_ROWS = 128
+    _JOIN_COLS = 512
+
+    def _join_candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every pair (i, j) where track j starts 1..``join_gap`` frames after track i ends and the
+        cost of i's last pose to j's first is at most ``max_cost``: (i, j, cost), unsorted.
+
+        A sweep over time: tracks in order of their end, later tracks in order of their start; a
+        block of ends is costed only against the starts inside its window.
+        """
+        tracks = self.tracks
+        ends = np.array([t.frames[-1] for t in tracks])
+        starts = np.array([t.frames[0] for t in tracks])
+        last = (np.stack([t.boxes[-1] for t in tracks]), np.stack([t.keypoints[-1] for t in tracks]),
+                np.stack([t.scores[-1] for t in tracks]))
+        head = (np.stack([t.boxes[0] for t in tracks]), np.stack([t.keypoints[0] for t in tracks]),
+                np.stack([t.scores[0] for t in tracks]))
+        by_end = np.argsort(ends, kind="stable")
+        by_start = np.argsort(starts, kind="stable")
+        sorted_starts = starts[by_start]
+        found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for b in range(0, len(tracks), self._JOIN_ROWS):
+            rows = by_end[b:b + self._JOIN_ROWS]
+            lo = np.searchsorted(sorted_starts, ends[rows].min(), side="right")
+            hi = np.searchsorted(sorted_starts, ends[rows].max() + self.join_gap, side="right")
+            for c in range(lo, hi, self._JOIN_COLS):
+                cols = by_start[c:min(hi, c + self._JOIN_COLS)]
+                cost = self._cost(*(a[rows] for a in last), *(a[cols] for a in head))
+                gap = starts[cols][None, :] - ends[rows][:, None]  # frames from the end of i to the start of j
+                r, k = np.nonzero((gap > 0) & (gap <= self.join_gap) & (cost <= self.max_cost))
+                found.append((rows[r], cols[k], cost[r, k]))
+        if not found:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        return tuple(np.concatenate(x) for x in zip(*found, strict=True))  # type: ignore[return-value]
 
     def joined_tracks(self) -> list[_Track]:
         """The tracks with fragments of one person chained (see :meth:`chains`); ``self.tracks`` is kept."""

@@ -203,7 +203,7 @@ def auto_config(packed: PackedClips, ann_file: str | Path, model: str, layout: s
     def note(key: str, value: object, why: str) -> None:
         notes.append((key, str(value), why))
 
-    lay = resolve_layout(layout, packed.layout, packed.num_joints, where)
+    lay = resolve_layout(layout, packed.layout, packed.num_joints, where, "--layout")
     dims = packed.num_channels
     if fam.input_kind == "heatmap" and dims != 2:
         raise ConfigError(f"{where}: {model} draws heatmaps from 2D pixel keypoints; these clips are {dims}D "

@@ -51,6 +51,7 @@ __all__ = [
     "check_clip_fields",
     "overfit_indices",
     "check_model_name",
+    "check_memory",
     "build_model",
     "build_optimizer",
     "build_scheduler",
@@ -81,7 +82,7 @@ def resolve_layout(data: DataConfig, packed: PackedClips, given: Layout | None =
     """The clip store's layout (:func:`skelact.skeleton.resolve_layout`): ``given`` (a checkpoint's),
     else the recipe's ``data.layout``, else the file's, else one inferred from the joint count."""
     return skeleton.resolve_layout(given if given is not None else data.layout, packed.layout, packed.num_joints,
-                                   data.ann_file)
+                                   data.ann_file, "the checkpoint's layout" if given is not None else "data.layout")
 
 
 def class_names(packed: PackedClips) -> list[str]:
@@ -328,6 +329,33 @@ def build_model(cfg: Config, num_classes: int, layout: Layout, in_channels: int)
 
 
 # ------------------------------------------------------------------------------------- optimiser
+
+
+def check_memory(cfg: Config, num_classes: int, layout: Layout, in_channels: int, clip_shape: tuple[int, ...],
+                 batch: int, device: torch.device | str, where: str, training: bool = True) -> None:
+    """Refuse, before the model is built, a run whose model and batch cannot fit in ``device``'s memory.
+
+    Args:
+        clip_shape: ``[M, T, V, C]`` of one clip as the pipeline makes it.
+        batch: Clips per forward (test views included).
+        where: The data file or checkpoint the layout comes from, for the message.
+
+    Raises:
+        MemoryLimitError: The estimate (:mod:`skelact.engine.memory`) exceeds the available memory;
+            the message names the layout, its joint count, the estimate and the limit.
+    """
+    from skelact.engine.memory import check_fits, estimate_model_memory
+
+    persons, frames = int(clip_shape[0]), int(clip_shape[1])
+    states = (2 if cfg.optim.name == "adamw" else int(cfg.optim.momentum > 0)) if training else 0
+    estimate = estimate_model_memory(cfg.model.name, dict(cfg.model.kwargs), num_classes, in_channels,
+                                     layout.num_joints, persons, frames, batch, training=training,
+                                     optimizer_states=states, weight_copies=int(cfg.optim.ema is not None))
+    what = (f"{'training' if training else 'running'} {cfg.model.name} (batch {batch} x {frames} frames x "
+            f"{persons} persons)")
+    advice = ("lower data.batch_size or data.clip_len" if training
+              else "lower data.batch_size or the views per clip (--num-clips)")
+    check_fits(estimate, device, where, layout, what, advice)
 
 
 def build_optimizer(optim: OptimConfig, model: nn.Module) -> torch.optim.Optimizer:

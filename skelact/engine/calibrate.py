@@ -108,8 +108,11 @@ def calibrate_checkpoint(checkpoint: Path, out: Path, split: str | None = None, 
         idx = builders.split_indices(packed, split, len(ckpt.classes), "--split")
     else:
         idx = builders.validation_split(cfg, packed, len(ckpt.classes))[1]
+    clips_per_batch = max(1, cfg.data.batch_size // cfg.data.num_clips_test)
+    builders.check_memory(cfg, len(ckpt.classes), layout, ckpt.in_channels, (cfg.data.max_persons, cfg.data.clip_len),
+                          clips_per_batch * cfg.data.num_clips_test, device, str(cfg.data.ann_file), training=False)
     ds = builders.build_dataset(cfg, packed, layout, idx, train=False, num_clips=cfg.data.num_clips_test)
-    loader = DataLoader(ds, batch_size=max(1, cfg.data.batch_size // cfg.data.num_clips_test),
+    loader = DataLoader(ds, batch_size=clips_per_batch,
                         sampler=ShardSampler(len(ds), 0, 1), num_workers=cfg.data.num_workers)
     logits, labels = predict_logits(model, loader, DistInfo(device=device),
                                     resolve_amp(cfg.optim.amp, device, strict=False), progress="calibration")

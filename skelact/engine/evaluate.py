@@ -24,6 +24,7 @@ import numpy as np
 
 from skelact.config import Config, ConfigError
 from skelact.data.io import atomic_write
+from skelact.data.npz import GROWTH, ArrayBudget
 from skelact.engine import metrics
 from skelact.errors import SkelactError, one_line, printable, short_repr
 
@@ -43,10 +44,6 @@ class ScoreFileError(SkelactError, ValueError):
 
 
 _SCORE_KEYS = ("probs", "labels", "names", "classes")
-# The arrays of a score file may take this many times the file's size (more only from a
-# compressed .npz, where a few kilobytes can claim gigabytes), or _MIN_SCORE_BYTES.
-_SCORE_GROWTH = 16
-_MIN_SCORE_BYTES = 256 * 2**20
 
 
 def _npy_header(z: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...], np.dtype]:
@@ -73,7 +70,7 @@ def load_scores(path: str | Path) -> dict[str, np.ndarray]:
     if not zipfile.is_zipfile(path):
         raise ScoreFileError(f"{path}: not a .npz score file (as written by `skelact test`)")
     where = f"{path}: not a skelact score file"
-    budget = max(_SCORE_GROWTH * path.stat().st_size, _MIN_SCORE_BYTES)
+    budget = ArrayBudget(path.stat().st_size)  # a compressed .npz may claim gigabytes from kilobytes
     out: dict[str, np.ndarray] = {}
     try:
         with zipfile.ZipFile(path) as z:
@@ -86,14 +83,13 @@ def load_scores(path: str | Path) -> dict[str, np.ndarray]:
                 if dtype.hasobject:
                     raise ScoreFileError(f"{where} ('{key}' is an object array)")
                 nbytes = math.prod(shape) * dtype.itemsize
-                budget -= nbytes
                 shown = list(shape) if len(shape) <= 8 else f"{len(shape)}-dimensional"
                 if nbytes > z.getinfo(f"{key}.npy").file_size:
                     raise ScoreFileError(f"{where} ('{key}' claims {shown} {dtype} values, more "
                                          "than the file holds)")
-                if budget < 0:
+                if not budget.claim(nbytes):
                     raise ScoreFileError(f"{where} ('{key}' claims {shown} {dtype} values: its "
-                                         f"arrays would take over {_SCORE_GROWTH}x the file's size)")
+                                         f"arrays would take over {GROWTH}x the file's size)")
         with np.load(path, allow_pickle=False) as z:
             out = {k: z[k] for k in _SCORE_KEYS}
     except ScoreFileError:
@@ -196,10 +192,15 @@ def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None,
         k = num_clips or cfg.data.num_clips_test
         split, key = builders.evaluated_split(cfg.data)
         indices = builders.split_indices(packed, split, len(classes), key)
+        clips_per_batch = max(1, cfg.data.batch_size // k)
+        # The test batch's activations (K views of each clip) before the first forward.
+        builders.check_memory(cfg, len(classes), layout, ckpt.in_channels,
+                              (cfg.data.max_persons, cfg.data.clip_len), clips_per_batch * k, info.device,
+                              str(cfg.data.ann_file), training=False)
 
         def run(force_flip: bool) -> tuple[np.ndarray, np.ndarray]:
             ds = builders.build_dataset(cfg, packed, layout, indices, train=False, num_clips=k, force_flip=force_flip)
-            loader = DataLoader(ds, batch_size=max(1, cfg.data.batch_size // k),
+            loader = DataLoader(ds, batch_size=clips_per_batch,
                                 sampler=ShardSampler(len(ds), info.rank, info.world_size),
                                 num_workers=cfg.data.num_workers, pin_memory=info.device.type == "cuda")
             return predict_logits(model, loader, info, amp, progress="flip" if force_flip else "test")

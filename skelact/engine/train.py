@@ -269,7 +269,11 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
         validation = "the training clips (--overfit)"
     train_ds = builders.build_dataset(cfg, packed, layout, train_idx, train=True, augment=augment)
     val_ds = builders.build_dataset(cfg, packed, layout, val_idx, train=False, num_clips=cfg.data.num_clips_val)
-    in_channels = int(train_ds[0][0].shape[-1])  # C of [M, T, V, C]
+    sample = train_ds[0][0]
+    in_channels = int(sample.shape[-1])  # C of [M, T, V, C]
+    # Before anything large is built: a layout of thousands of joints must be one line, not the OOM killer.
+    builders.check_memory(cfg, len(classes), layout, in_channels, tuple(sample.shape), cfg.data.batch_size,
+                          info.device, str(cfg.data.ann_file))
 
     # ---- model (identical on every rank: same seed, and DDP broadcasts rank 0's weights anyway)
     model = builders.build_model(cfg, len(classes), layout, in_channels).to(info.device)

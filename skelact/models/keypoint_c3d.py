@@ -65,15 +65,19 @@ def dfs_joint_order(layout: str | Layout) -> list[int]:
     for j, p in enumerate(parents):
         if j != layout.root:
             children[int(p)].append(j)
-    order: list[int] = []
-
-    def visit(j: int) -> None:  # depth <= V, fine for skeletons
-        order.append(j)
-        for c in children[j]:
-            visit(c)
-            order.append(j)
-
-    visit(layout.root)
+    # An explicit stack: a user's layout may be a chain of thousands of joints (recursion would
+    # overflow). Each joint is written on entry and again after each child's subtree.
+    order = [layout.root]
+    stack = [(layout.root, iter(children[layout.root]))]
+    while stack:
+        child = next(stack[-1][1], None)
+        if child is None:
+            stack.pop()
+            if stack:
+                order.append(stack[-1][0])
+        else:
+            order.append(child)
+            stack.append((child, iter(children[child])))
     return order
 
 

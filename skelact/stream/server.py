@@ -11,7 +11,10 @@ Standard library only (``http.server`` in a thread). It binds 127.0.0.1 by defau
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,7 +23,7 @@ import numpy as np
 
 from skelact.errors import SkelactError
 
-__all__ = ["ServeError", "LiveServer", "parse_address", "PAGE"]
+__all__ = ["ServeError", "LiveServer", "parse_address", "is_loopback", "exposure_warning", "PAGE"]
 
 _BOUNDARY = "skelactframe"
 
@@ -40,6 +43,44 @@ def parse_address(text: str) -> tuple[str, int]:
     if not port.isdigit() or int(port) > 65535:
         raise ServeError(f"--serve {text[:80]!r}: expected HOST:PORT (e.g. 127.0.0.1:8000) with a port in 0-65535")
     return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) only reaches this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:  # a host name: loopback only if every address it resolves to is
+        try:
+            infos = socket.getaddrinfo(host, None)
+        except OSError:
+            return False
+        return bool(infos) and all(ipaddress.ip_address(str(i[4][0]).split("%", 1)[0]).is_loopback for i in infos)
+
+
+def exposure_warning(host: str, option: str) -> str | None:
+    """The one-line warning for a bound address other machines can reach (None for loopback).
+
+    ``host`` is the address actually bound (numeric, so no name lookup); ``option`` is what the
+    user wrote after ``--serve``, which the warning quotes.
+    """
+    if is_loopback(str(host)):
+        return None
+    return (f"skelact: warning: --serve {option[:80]}: the page (the camera's annotated stream) is reachable "
+            "from the network, with no authentication; use 127.0.0.1 to keep it on this machine")
+
+
+class _Server(ThreadingHTTPServer):
+    """``ThreadingHTTPServer`` whose errors in a request are a line, not a traceback per client."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        e = sys.exc_info()[1]
+        if isinstance(e, (ConnectionError, TimeoutError)):
+            return  # a client that resets or drops its connection is normal on a network
+        # Anything else is a bug of ours, but one request's failure must not spam the live output.
+        print(f"skelact: warning: --serve: a request from {client_address[0]} failed "
+              f"({type(e).__name__}: {str(e)[:100]})", file=sys.stderr, flush=True)
 
 
 PAGE = """<!doctype html>
@@ -120,7 +161,7 @@ class LiveServer:
                 owner._handle(self)
 
         try:
-            self._httpd = ThreadingHTTPServer((host, port), Handler)
+            self._httpd = _Server((host, port), Handler)
         except OSError as e:
             reason = e.strerror or str(e)
             raise ServeError(f"--serve {host}:{port}: cannot listen there ({reason})") from None
@@ -199,7 +240,7 @@ class LiveServer:
                 self._stream(h)
             else:
                 h.send_error(404)
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+        except ConnectionError:  # BrokenPipe, ConnectionReset, ConnectionAborted
             pass  # the browser went away
 
     def _stream(self, h: BaseHTTPRequestHandler) -> None:

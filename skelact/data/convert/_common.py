@@ -19,6 +19,7 @@ from typing import Any
 
 from skelact.data.io import AnnotationError
 from skelact.errors import SkelactError, short_repr
+from skelact.files import open_regular
 from skelact.skeleton import Layout, layout_field
 
 __all__ = ["ConvertError", "ConvertSummary", "find_files", "split_counts", "LabelRow", "LabelsFile",
@@ -147,7 +148,7 @@ class LabelsFile:
 
 def _read_text(path: Path, what: str) -> str:
     try:
-        with path.open("rb") as f:
+        with open_regular(path) as f:  # a FIFO would block open() forever
             raw = f.read(MAX_TEXT_BYTES + 1)
     except FileNotFoundError:
         raise ConvertError(f"{path}: {what} not found") from None

@@ -6,24 +6,27 @@ A file holds ``[T, V, C]`` (one person) or ``[M, T, V, C]`` keypoints with C = 2
 
 Arrays are never unpickled: every array header is read and checked (plain numeric dtype, a size
 that fits the file and :data:`MAX_ARRAY_BYTES`) before its data is, then it is loaded with
-``allow_pickle=False``.
+``allow_pickle=False``. Before any data is read, the headers of all files are charged to one
+:class:`~skelact.data.npz.ArrayBudget` (the rule ``fuse`` applies to score files), so small
+compressed files that claim large arrays are refused before they are inflated.
 """
 
 from __future__ import annotations
 
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from skelact.data.convert._common import ConvertError, ConvertSummary, assign_labels, pack_converted
+from skelact.data.npz import ArrayBudget
 from skelact.errors import one_line, short_repr
 from skelact.skeleton import Layout, LayoutError, resolve_layout
 
-__all__ = ["MAX_ARRAY_BYTES", "ARRAY_SUFFIXES", "read_npy", "read_pose_file", "convert_numpy"]
+__all__ = ["MAX_ARRAY_BYTES", "ARRAY_SUFFIXES", "read_npy", "read_pose_file", "charge_arrays", "convert_numpy"]
 
 #: Largest array read (a 2-person 10,000-frame 25-joint 3D clip is 6 MB).
 MAX_ARRAY_BYTES = 256 << 20
@@ -106,6 +109,43 @@ def _load(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as e:
         # RuntimeError: an encrypted member; NotImplementedError: an unknown compression method
         raise ConvertError(f"{path}: not a valid .npz file ({one_line(e)})") from None
+
+
+def charge_arrays(files: Sequence[Path], budget: ArrayBudget | None = None) -> None:
+    """Charge the ``keypoint`` / ``keypoint_score`` arrays of ``files`` to one budget, from headers alone.
+
+    Args:
+        files: ``.npy`` / ``.npz`` files converted together.
+        budget: Default: ``ArrayBudget`` of the files' total size.
+
+    Raises:
+        ConvertError: The arrays claim more than the budget; the message names the file and array
+            that crossed it. Unreadable files and bad headers are left to :func:`read_pose_file`.
+    """
+    if budget is None:
+        budget = ArrayBudget(sum(p.stat().st_size for p in files))
+    for path in files:
+        try:
+            if path.suffix.lower() == ".npy":
+                with path.open("rb") as f:
+                    claims = [(str(path), *_header(f, str(path)), path.stat().st_size)]
+            else:
+                claims = []
+                with zipfile.ZipFile(path) as z:
+                    for info in z.infolist():
+                        key = info.filename.removesuffix(".npy")
+                        if key in ("keypoint", "keypoint_score"):
+                            with z.open(info) as f:
+                                claims.append((f"{path}: '{key}'", *_header(f, str(path)), info.file_size))
+        except (ConvertError, zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError):
+            continue  # read_pose_file says what is wrong with the file, in order
+        for where, shape, dtype, offset, size in claims:
+            nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if nbytes > MAX_ARRAY_BYTES or nbytes > size - offset:
+                continue  # one array too large for any clip, or for its file: read_npy's message
+            if not budget.claim(nbytes):
+                raise ConvertError(f"{where}: claims a {list(shape)[:8]} array ({nbytes / 2**20:.0f} MB), "
+                                   f"{budget.refusal()} (a compressed .npz claiming far more than it holds)")
 
 
 def read_pose_file(path: str | Path, with_score: bool = False) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
@@ -213,6 +253,12 @@ def convert_numpy(src: str | Path, labels: str | Path | None = None, classes: st
     labelling = assign_labels({p.stem: (p.name,) for p in files}, labels, classes, source=str(root))
     summary.notes.update(labelling.notes)
 
+    # One budget for the whole conversion, before any data: the clips (and the output) stay within
+    # GROWTH x the input's size however many small compressed files claim large arrays.
+    try:
+        charge_arrays(files)
+    except OSError as e:
+        raise ConvertError(f"{src}: cannot read ({e.strerror or type(e).__name__})") from None
     annotations = []
     first: tuple[Path, tuple[int, int]] | None = None
     lay: Layout | None = None

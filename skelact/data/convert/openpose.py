@@ -29,7 +29,8 @@ __all__ = ["OpenPoseClip", "find_openpose_clips", "read_openpose_frame", "conver
 MAX_JSON_BYTES = 16 << 20
 #: People kept per frame, the most confident (bounds the tracker's matching cost).
 MAX_PEOPLE = 64
-#: Above this many tracks in a clip, fragments are not joined (that step is quadratic in tracks).
+#: Above this many tracks in a clip, fragments are not joined: its memory is bounded (a sweep over
+#: time), but its time grows with the pairs of tracks within the join's gap, up to 64 people a frame.
 MAX_JOIN_TRACKS = 2000
 #: Keypoint sets recognised from the array length, for ``layout="auto"``.
 AUTO_LAYOUTS = {25: "body25", 18: "openpose18"}
