@@ -1,9 +1,18 @@
-"""Opening a file the user named for reading, without waiting on something that is not a file.
+"""Files the user names: opened for reading without waiting on something that is not a file, and
+handed to C libraries only under a name they can take.
 
 ``open()`` on a FIFO blocks until a writer appears (forever, if none does), and a device such as
 ``/dev/zero`` never ends. Every reader of a user's path (labels, classes, split lists, layouts,
 recipes, pickles) opens it through :func:`open_regular`, which refuses anything but a regular file
 before reading a byte.
+
+On POSIX a file name is bytes; Python turns bytes that are not valid UTF-8 into lone surrogates
+(``os.fsdecode(b'x\\xff.avi') == 'x\\udcff.avi'``). Such a ``str`` cannot be encoded, and the C
+libraries skelact hands names to react badly: OpenCV's ``VideoCapture`` / ``VideoWriter``
+crash the process (a segmentation fault), the LiteRT interpreter raises an unexpected
+``UnicodeEncodeError``. :func:`native_path` is the one gate every such name goes through; it refuses
+the name with one line that names the file. :func:`skelact.errors.printable` renders any name for a
+message or a report without raising.
 """
 
 from __future__ import annotations
@@ -14,7 +23,9 @@ import stat
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["NotRegularFileError", "open_regular", "file_kind"]
+from skelact.errors import SkelactError, printable
+
+__all__ = ["NotRegularFileError", "open_regular", "file_kind", "PathNameError", "native_path"]
 
 
 class NotRegularFileError(OSError):
@@ -56,3 +67,26 @@ def open_regular(path: str | Path, mode: str = "rb", **kwargs: Any) -> IO[Any]:
     except BaseException:
         os.close(fd)
         raise
+
+
+class PathNameError(SkelactError, ValueError):
+    """A file name that a C library cannot be given (not valid UTF-8); names the file."""
+
+
+def native_path(path: str | os.PathLike[str], what: str = "file") -> str:
+    """``path`` as the ``str`` to give a C library (OpenCV, LiteRT, ...), checked.
+
+    Args:
+        path: The file the user named.
+        what: What it is, for the message (e.g. "video", "pose model").
+
+    Raises:
+        PathNameError: The name is not valid UTF-8, so the library cannot be given it.
+    """
+    text = os.fspath(Path(path))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PathNameError(f"{printable(text)}: the {what} path is not valid UTF-8 (OpenCV and the pose model "
+                            "take UTF-8 paths only); rename it") from None
+    return text

@@ -24,8 +24,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("skelact.engine",),
     ("skelact.viz", "skelact.pose", "skelact.checkpoint"),
     ("skelact.data", "skelact.models"),
-    ("skelact.skeleton", "skelact.config", "skelact.runtime", "skelact.progress", "skelact.paths",
-     "skelact.signals", "skelact.lockfile", "skelact.files"),
+    ("skelact.skeleton", "skelact.config", "skelact.runtime", "skelact.progress"),
+    ("skelact.files", "skelact.lockfile", "skelact.signals"),
     ("skelact.errors", "skelact"),  # "skelact" itself: the package's __init__ (the version)
 ]
 

@@ -169,7 +169,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         raise UsageError("no video: pass one (skelact demo VIDEO) or set SKELACT_DEMO_VIDEO")
     video = Path(video)
     if args.out is None:  # the default output is named after the video: a bad name is the video's fault
-        from skelact.paths import native_path
+        from skelact.files import native_path
 
         native_path(video, "video")
     out = args.out or Path(f"{video.stem}_skelact.mp4")

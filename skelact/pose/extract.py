@@ -17,7 +17,7 @@ import numpy as np
 
 from skelact.data.tracking import PoseTracker
 from skelact.errors import SkelactError
-from skelact.paths import PathNameError, native_path
+from skelact.files import PathNameError, native_path
 from skelact.pose.movenet import MoveNet, import_cv2
 from skelact.progress import progress as progress_bar
 

@@ -20,7 +20,7 @@ import numpy as np
 from skelact.data.io import atomic_path
 from skelact.data.tracking import NUM_JOINTS, PoseResult
 from skelact.errors import SkelactError, one_line
-from skelact.paths import native_path
+from skelact.files import native_path
 from skelact.progress import progress as progress_bar
 
 __all__ = [

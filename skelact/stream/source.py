@@ -93,7 +93,7 @@ class FrameSource:
         self._thread: threading.Thread | None = None
 
     def _open(self, value: Any, timeout: float) -> Any:  # -> cv2.VideoCapture
-        from skelact.paths import native_path
+        from skelact.files import native_path
         from skelact.viz.video import quiet_stderr
 
         cv2 = self._cv2

@@ -20,7 +20,7 @@ import numpy as np
 
 from skelact.data.io import atomic_path
 from skelact.errors import SkelactError
-from skelact.paths import native_path
+from skelact.files import native_path
 from skelact.skeleton import Layout, joint_present
 from skelact.viz.draw import draw_panel, draw_skeletons, import_cv2
 

@@ -7,9 +7,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from skelact.pose.tracker import PoseTracker
 
-from skelact.pose.movenet import PoseResult
+from skelact.data.tracking import PoseResult, PoseTracker
 
 
 def _all_pairs_chains(tracker: PoseTracker) -> list[list[int]]:
