@@ -68,7 +68,7 @@ def _matches(item: str, expected: str) -> bool:
 @pytest.fixture
 def shared_root_or_none() -> Path | None:
     """The shared folder when it holds the sample video and a MoveNet model (as conftest finds it)."""
-    root = Path(os.environ.get("SKELACT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+    root = Path(os.environ.get("SKELACT_SHARED", Path(__file__).resolve().parents[3] / "shared"))
     ok = (root / "data" / "videos" / "ntu_sample.avi").is_file() and any((root / "models").glob("*.tflite"))
     return root if ok else None
 

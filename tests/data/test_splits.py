@@ -14,7 +14,7 @@ from skelact.data.splits import SplitError, read_split_file, stratified_split, v
 from skelact.pose.dataset import dataset_split, parse_shard, scan_videos, shard_items
 from skelact.pose.extract import VideoError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_val_count() -> None:
