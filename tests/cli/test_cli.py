@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from hostile import expect_error
 
 from skelact.cli import build_parser, main
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_help_for_every_subcommand(capsys):
@@ -118,3 +123,30 @@ def test_convert_force_overwrites_and_output_folder_is_one_line_error(data_root,
     err = capsys.readouterr().err.strip()
     assert err.startswith("skelact: error: ") and "\n" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.pkl", "u.pkl", "ucla"]  # no temporary left behind
+
+
+def test_unexpected_errors_are_one_line_with_the_debug_hint(run: dict[str, Path], tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import skelact.data.io as io_module
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("a bug\nover two lines")
+
+    monkeypatch.setattr(io_module, "summarize", broken)
+    line = expect_error(capsys, ["info", str(run["data"])], ["unexpected ZeroDivisionError: a bug over two lines",
+                                                             "SKELACT_DEBUG=1"])
+    assert line.endswith("for the traceback)")
+    monkeypatch.setenv("SKELACT_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(["info", str(run["data"])])
+
+
+def test_the_console_script_exit_codes(tmp_path: Path) -> None:
+    """Through a real process: 2 for a usage error, 1 for a bad file, one line on stderr each."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(b"junk")
+    for args, code in ((["info"], 2), (["info", str(bad)], 1)):
+        out = subprocess.run([sys.executable, "-m", "skelact.cli", *args], capture_output=True, text=True, env=env)
+        assert out.returncode == code and len(out.stderr.strip().splitlines()) == 1, out.stderr
