@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -19,14 +17,12 @@ import torch
 import yaml
 from synthetic import TINY_MODEL, make_dataset, recipe
 
-import skelact.runtime as runtime_module
 from skelact.checkpoint import Checkpoint, CheckpointError
 from skelact.config import config_from_dict, config_to_dict, load_config
 from skelact.engine import builders, metrics
 from skelact.engine.distributed import state_digest
-from skelact.engine.evaluate import evaluate, fuse, load_scores, save_scores
+from skelact.engine.evaluate import evaluate, load_scores
 from skelact.engine.train import CSV_FIELDS, train
-from skelact.runtime import autocast_context
 from skelact.skeleton import get_layout
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -154,20 +150,6 @@ def test_train_writes_checkpoints_csv_and_curves(trained: tuple[dict, Path]) -> 
     assert result["best_epoch"] in (1, 2)
     # The digest covers exactly the weights saved in last.pt.
     assert state_digest(ckpt.build_model()) == result["weights_digest"]
-
-
-def test_autocast_context_choices(monkeypatch: pytest.MonkeyPatch) -> None:
-    cpu = torch.device("cpu")
-    assert isinstance(autocast_context("none", cpu), contextlib.nullcontext)
-    with autocast_context("bf16", cpu):
-        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
-    with pytest.raises(ValueError, match="fp16 needs CUDA"):
-        autocast_context("fp16", cpu)
-    monkeypatch.setattr(runtime_module, "native_bf16", lambda device: False)
-    assert isinstance(autocast_context("auto", cpu), contextlib.nullcontext)  # emulated bf16 is slow
-    monkeypatch.setattr(runtime_module, "native_bf16", lambda device: True)
-    with autocast_context("auto", cpu):
-        assert torch.is_autocast_enabled("cpu")
 
 
 def test_bf16_training_keeps_float32_weights(ann_file: Path, tmp_path: Path) -> None:
@@ -316,38 +298,3 @@ def test_evaluate_writes_outputs_that_agree_with_metrics(trained: tuple[dict, Pa
     assert res2["num_clips"] == 6 and res2["views"] == 1
 
 
-def test_fuse_weighted_average_and_mismatch_error(tmp_path: Path) -> None:
-    names, classes, labels = ["a", "b", "c"], ["x", "y"], np.array([0, 1, 1])
-    p1 = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
-    p2 = np.array([[0.3, 0.7], [0.1, 0.9], [0.6, 0.4]])
-    f1 = save_scores(tmp_path / "j.npz", p1, labels, names, classes)
-    f2 = save_scores(tmp_path / "b.npz", p2, labels, names, classes)
-    res = fuse([f1, f2], [2, 1], tmp_path / "fused")
-    fused = load_scores(tmp_path / "fused" / "scores.npz")
-    np.testing.assert_allclose(fused["probs"], (2 * p1 + p2) / 3)
-    # Alone, stream 1 gets clips a and c right and stream 2 only b; fused, all three are right.
-    assert res["top1"] == 1.0 and res["per_stream_top1"] == [pytest.approx(2 / 3), pytest.approx(1 / 3)]
-    assert (tmp_path / "fused" / "confusion.png").is_file()
-    assert json.loads((tmp_path / "fused" / "metrics.json").read_text())["inputs"][1]["weight"] == 1.0
-    equal = fuse([f1, f2])  # equal weights, nothing written
-    assert equal["loss"] == pytest.approx(metrics.cross_entropy((p1 + p2) / 2, labels))
-    bad = save_scores(tmp_path / "bad.npz", p2, labels, ["a", "c", "b"], classes)
-    with pytest.raises(ValueError, match="bad.npz"):
-        fuse([f1, bad])
-    with pytest.raises(ValueError, match="2 weights for 1"):
-        fuse([f1], [1, 2])
-
-
-def test_keep_freed_memory_applies_on_glibc_and_steps_aside_for_user_malloc_settings(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The allocator setting of training and evaluation: applied on Linux/glibc, never over the user's own."""
-    apply = runtime_module.keep_freed_memory.__wrapped__  # the uncached function: each call decides anew
-    for var in [k for k in os.environ if k == "GLIBC_TUNABLES" or k.startswith("MALLOC_")]:
-        monkeypatch.delenv(var)
-    libc = sys.platform.startswith("linux") and "glibc" in " ".join(platform.libc_ver())
-    assert apply() is bool(libc)
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
-    assert apply() is False
-    monkeypatch.delenv("MALLOC_ARENA_MAX")
-    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=0")
-    assert apply() is False
