@@ -1,5 +1,5 @@
-"""The streaming engine: keypoint buffers, tracker pruning, bounded memory on a long video, `predict --per-person`
-and `predict --window` on the real two-person NTU clip."""
+"""The streaming engine: keypoint buffers, tracker pruning, window placement, bounded memory on a long
+video, `predict --per-person` and `predict --window` on the real two-person NTU clip."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from skelact.cli import main
 from skelact.pose.movenet import PoseResult
 from skelact.pose.tracker import PoseTracker
 from skelact.stream.buffers import TrackBuffer, TrackBuffers
-from skelact.stream.engine import PoseStream, track_video
+from skelact.stream.engine import PoseStream, track_video, window_starts
 from skelact.viz.draw import person_color
 
 cv2 = pytest.importorskip("cv2")
@@ -349,3 +349,12 @@ def test_unknown_action_per_person(video: Path, pose_model: Path, shipped_varian
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert f"person 1  frames 0-71 (0.00-2.40 s): unknown action (closest: {people[0]['closest']}, " in text
+
+
+def test_window_starts() -> None:
+    assert window_starts(10, 4, 3) == [0, 3, 6]
+    assert window_starts(11, 4, 3) == [0, 3, 6, 7]  # the last window ends on the last frame
+    assert window_starts(3, 4, 1) == [0]  # shorter than a window: one window over all of it
+    assert window_starts(8, 4, 4) == [0, 4]
+    with pytest.raises(ValueError):
+        window_starts(8, 4, 0)
