@@ -63,3 +63,23 @@ def labelled_videos(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -
 
     root = tmp_path_factory.mktemp("labelled") / "videos"
     return labelled_video_folder(root, data_root / "videos" / "ntu_sample.avi")
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A finished 2-epoch training of the tiny model (``synthetic.recipe``): its data, recipe file, work
+    dir and ``last.pt``. Shared by the modules that hand it to commands: copy it before changing it."""
+    import yaml
+    from synthetic import make_dataset, recipe
+
+    from skelact.config import config_from_dict
+    from skelact.engine.train import train
+
+    root = tmp_path_factory.mktemp("run")
+    data = make_dataset(root / "tiny.pkl")
+    raw = recipe(data)
+    cfg_file = root / "tiny.yaml"
+    cfg_file.write_text(yaml.safe_dump(raw))
+    work = root / "work"
+    train(config_from_dict(raw), work)
+    return {"data": data, "recipe": cfg_file, "work": work, "ckpt": work / "last.pt"}

@@ -4,7 +4,8 @@ traceback, seconds not minutes, memory bounded, and no new file.
 
 All commands of one batch run in one child process (``skelact.cli.main``, one import of torch),
 under an address-space limit, so a crash, a hang or a runaway allocation fails the test instead
-of taking pytest (or the machine) down.
+of taking pytest (or the machine) down. ``expect_error`` checks the same promise for one command
+run in-process (``skelact.cli.main``), where a crash is not the point.
 
 Both bounds are measured above the interpreter's own footprint with torch imported: the limit is
 set after the import, above the address space it left, and each command's peak is counted from
@@ -19,8 +20,13 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+
+from skelact.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -122,3 +128,30 @@ def assert_one_line_error(result: CliResult, names: str, pattern: str | None = N
         assert result.peak_bytes < max_peak_bytes, f"{where}: peak +{result.peak_bytes / 2**20:.0f} MiB"
     assert not result.new_files, f"{where}: wrote {result.new_files}"
     return line[len("skelact: error: "):]
+
+
+def _snapshot(folders: Sequence[Path]) -> dict[Path, tuple[int, int]]:
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for f in folders for p in Path(f).rglob("*") if p.is_file()}
+
+
+def expect_error(capsys: pytest.CaptureFixture[str], args: list[str], needles: Sequence[str],
+                 watch: Sequence[Path] = (), status: int = 1) -> str:
+    """Run ``skelact ARGS``; assert the one-line error promise and that ``watch`` is unchanged."""
+    before = _snapshot(watch)
+    capsys.readouterr()
+    if status == 2:
+        with pytest.raises(SystemExit) as e:
+            main(args)
+        code = e.value.code
+    else:
+        code = main(args)
+    err = capsys.readouterr().err
+    assert code == status, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    line = lines[0]
+    assert line.startswith("skelact: error: ") and len(line) <= 320 and "Traceback" not in line, line
+    for needle in needles:
+        assert needle in line, (needle, line)
+    assert _snapshot(watch) == before, "files were added or changed"
+    return line

@@ -1,5 +1,5 @@
-"""Synthetic Penn-like clips, a tiny data file, recipe and model spec, and a small labelled video folder
-shared by the tests."""
+"""Synthetic Penn-like clips, a tiny data file, recipe and model spec, a small labelled video folder, and
+synthetic people (a figure to draw, stick-person detections) shared by the tests."""
 
 from __future__ import annotations
 
@@ -78,3 +78,23 @@ def labelled_video_folder(root: Path, source: Path, clips: int = 4, frames: int 
                 writer.write(frame)
             writer.release()
     return root
+
+
+def figure_joints(cx: float, cy: float) -> np.ndarray:
+    """coco17 joints [17, 2] of a small upright figure centred at (cx, cy) (for drawing tests)."""
+    rel = np.array([
+        [0, -40], [-4, -44], [4, -44], [-8, -42], [8, -42],  # face
+        [-14, -28], [14, -28], [-20, -12], [20, -12], [-24, 2], [24, 2],  # arms
+        [-8, 2], [8, 2], [-9, 22], [9, 22], [-10, 42], [10, 42],  # legs
+    ], np.float32)
+    return rel + np.array([cx, cy], np.float32)
+
+
+# 17 joints on a circle of 6 px: each joint of a stick person at a distinct, known offset.
+STICK_OFFSETS = np.stack([np.cos(np.arange(17)), np.sin(np.arange(17))], -1).astype(np.float32) * 6  # [17, 2]
+
+
+def stick_person(x: float, y: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One detection at (x, y) for the tracker and stream tests: keypoints [17, 2], scores [17], box [4]."""
+    kp = STICK_OFFSETS + np.array([x, y], np.float32)
+    return kp, np.full(17, 0.9, np.float32), np.array([x - 8, y - 8, x + 8, y + 8], np.float32)

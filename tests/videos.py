@@ -43,3 +43,8 @@ def cli_status(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as e:
         return int(e.code)
+
+
+def colour_pixels(frame: np.ndarray, bgr: tuple[int, int, int]) -> int:
+    """How many pixels of ``frame`` are close to the colour ``bgr``."""
+    return int((np.abs(frame.astype(int) - np.array(bgr)).sum(-1) < 60).sum())

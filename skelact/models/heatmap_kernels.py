@@ -11,7 +11,7 @@ cannot vectorize a loop that calls libm.
 Same formula, same cut-offs as the torch path (``_cutoff``): a joint window is the ``2R+1``
 square around the rounded centre (an outer product of two 1D Gaussians); a limb draws the pixels
 whose distance ``d`` to the segment is within the cut-off. Results agree with the torch path
-within float32 rounding (tests/test_heatmap.py runs both against the float64 formula).
+within float32 rounding (tests/models/test_heatmap.py runs both against the float64 formula).
 
 Importing this module imports numba (compiles on first use, cached on disk afterwards).
 """

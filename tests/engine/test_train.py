@@ -1,11 +1,10 @@
-"""Training / evaluation engine on a tiny synthetic dataset: outputs, resume, SIGKILL, DDP, evaluate, fuse."""
+"""Training (skelact.engine.train) on a tiny synthetic dataset: per-epoch data in workers, outputs, resume,
+SIGKILL, DDP, and evaluating what it wrote."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -17,26 +16,19 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from synthetic import TINY_MODEL, make_dataset, recipe
+from synthetic import TINY_MODEL, recipe
 
-import skelact.runtime as runtime_module
 from skelact.checkpoint import Checkpoint, CheckpointError
 from skelact.config import config_from_dict, config_to_dict, load_config
 from skelact.engine import builders, metrics
 from skelact.engine.distributed import state_digest
-from skelact.engine.evaluate import evaluate, fuse, load_scores, save_scores
+from skelact.engine.evaluate import evaluate, load_scores
 from skelact.engine.train import CSV_FIELDS, train
-from skelact.runtime import autocast_context
 from skelact.skeleton import get_layout
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def ann_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_dataset(tmp_path_factory.mktemp("data") / "tiny.pkl")
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -59,58 +51,7 @@ def _run(args: list[str], **kw: object) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True, **kw)
 
 
-# ------------------------------------------------------------------------------------ unit parts
-
-
-def test_warmup_cosine_schedule() -> None:
-    lrs = [builders.warmup_cosine(s, total=10, warmup=2) for s in range(10)]
-    assert lrs[:2] == [0.5, 1.0]
-    assert lrs[2] == 1.0 and lrs[-1] == pytest.approx(0.5 * (1 + np.cos(np.pi * 7 / 8)))
-    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:], strict=False))
-
-
-def test_overfit_indices_are_stratified_and_deterministic() -> None:
-    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
-    picked = builders.overfit_indices(labels, np.arange(9), 5)
-    np.testing.assert_array_equal(picked, [0, 1, 3, 4, 5])  # round 1: 0, 3, 5; round 2: 1, 4
-    np.testing.assert_array_equal(builders.overfit_indices(labels, np.arange(9), 100), np.arange(9))
-
-
-def test_forced_flip_mirrors_pixels_about_the_image_centre(ann_file: Path) -> None:
-    cfg = config_from_dict({**recipe(ann_file), "data": {"ann_file": str(ann_file), "normalize": "none",
-                                                          "features": ["joint"], "max_persons": 1, "clip_len": 8}})
-    packed = builders.load_clips(cfg.data)
-    layout = builders.resolve_layout(cfg.data, packed)
-    plain = builders.build_pipeline(cfg.data, layout, 2, train=False)
-    flipped = builders.build_pipeline(cfg.data, layout, 2, train=False, force_flip=True)
-    rng = np.random.default_rng(0)
-    a = plain(packed.clip(0), rng)["inputs"]  # [1, 1, 8, 13, 3]
-    b = flipped(packed.clip(0), rng)["inputs"]
-    np.testing.assert_allclose(b[..., 0], 480 - a[..., layout.flip_index, 0], rtol=1e-6)
-    np.testing.assert_array_equal(b[..., 2], a[..., layout.flip_index, 2])
-
-
-def test_3d_scale_goes_with_the_viewpoint_rotation(ann_file: Path) -> None:
-    from skelact.data.transforms import RandomAffine2D, RandomRotate3D
-
-    data = {"ann_file": str(ann_file), "normalize": "center3d", "augment": {"rotate3d": 60, "scale": [0.5, 1.5]}}
-    cfg = config_from_dict({**recipe(ann_file), "data": data})
-    steps = builders.build_pipeline(cfg.data, get_layout("penn13"), 3, train=True).transforms
-    view = [s for s in steps if isinstance(s, RandomRotate3D)]
-    assert len(view) == 1 and view[0].scale_range == (0.5, 1.5)
-    assert view[0].max_angle == pytest.approx(np.pi / 3)
-    assert not any(isinstance(s, RandomAffine2D) for s in steps)  # not scaled twice
-
-
-def test_axes_normalisation_comes_after_the_viewpoint_augmentation(ann_file: Path) -> None:
-    from skelact.data.transforms import NormalizeAxes, RandomFlip, RandomRotate3D
-
-    data = {"ann_file": str(ann_file), "normalize": "axes", "augment": {"flip": 0.5, "rotate3d": 30}}
-    cfg = config_from_dict({**recipe(ann_file), "data": data})
-    kinds = [type(s) for s in builders.build_pipeline(cfg.data, get_layout("penn13"), 3, train=True).transforms]
-    assert kinds.index(RandomFlip) < kinds.index(RandomRotate3D) < kinds.index(NormalizeAxes) == len(kinds) - 2
-    test = builders.build_pipeline(cfg.data, get_layout("penn13"), 3, train=False, force_flip=True).transforms
-    assert [type(s) for s in test][-3:-1] == [RandomFlip, NormalizeAxes]
+# ------------------------------------------------------------------------------------ data in workers
 
 
 def test_persistent_workers_follow_the_epoch(ann_file: Path) -> None:
@@ -154,20 +95,6 @@ def test_train_writes_checkpoints_csv_and_curves(trained: tuple[dict, Path]) -> 
     assert result["best_epoch"] in (1, 2)
     # The digest covers exactly the weights saved in last.pt.
     assert state_digest(ckpt.build_model()) == result["weights_digest"]
-
-
-def test_autocast_context_choices(monkeypatch: pytest.MonkeyPatch) -> None:
-    cpu = torch.device("cpu")
-    assert isinstance(autocast_context("none", cpu), contextlib.nullcontext)
-    with autocast_context("bf16", cpu):
-        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
-    with pytest.raises(ValueError, match="fp16 needs CUDA"):
-        autocast_context("fp16", cpu)
-    monkeypatch.setattr(runtime_module, "native_bf16", lambda device: False)
-    assert isinstance(autocast_context("auto", cpu), contextlib.nullcontext)  # emulated bf16 is slow
-    monkeypatch.setattr(runtime_module, "native_bf16", lambda device: True)
-    with autocast_context("auto", cpu):
-        assert torch.is_autocast_enabled("cpu")
 
 
 def test_bf16_training_keeps_float32_weights(ann_file: Path, tmp_path: Path) -> None:
@@ -316,38 +243,3 @@ def test_evaluate_writes_outputs_that_agree_with_metrics(trained: tuple[dict, Pa
     assert res2["num_clips"] == 6 and res2["views"] == 1
 
 
-def test_fuse_weighted_average_and_mismatch_error(tmp_path: Path) -> None:
-    names, classes, labels = ["a", "b", "c"], ["x", "y"], np.array([0, 1, 1])
-    p1 = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
-    p2 = np.array([[0.3, 0.7], [0.1, 0.9], [0.6, 0.4]])
-    f1 = save_scores(tmp_path / "j.npz", p1, labels, names, classes)
-    f2 = save_scores(tmp_path / "b.npz", p2, labels, names, classes)
-    res = fuse([f1, f2], [2, 1], tmp_path / "fused")
-    fused = load_scores(tmp_path / "fused" / "scores.npz")
-    np.testing.assert_allclose(fused["probs"], (2 * p1 + p2) / 3)
-    # Alone, stream 1 gets clips a and c right and stream 2 only b; fused, all three are right.
-    assert res["top1"] == 1.0 and res["per_stream_top1"] == [pytest.approx(2 / 3), pytest.approx(1 / 3)]
-    assert (tmp_path / "fused" / "confusion.png").is_file()
-    assert json.loads((tmp_path / "fused" / "metrics.json").read_text())["inputs"][1]["weight"] == 1.0
-    equal = fuse([f1, f2])  # equal weights, nothing written
-    assert equal["loss"] == pytest.approx(metrics.cross_entropy((p1 + p2) / 2, labels))
-    bad = save_scores(tmp_path / "bad.npz", p2, labels, ["a", "c", "b"], classes)
-    with pytest.raises(ValueError, match="bad.npz"):
-        fuse([f1, bad])
-    with pytest.raises(ValueError, match="2 weights for 1"):
-        fuse([f1], [1, 2])
-
-
-def test_keep_freed_memory_applies_on_glibc_and_steps_aside_for_user_malloc_settings(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The allocator setting of training and evaluation: applied on Linux/glibc, never over the user's own."""
-    apply = runtime_module.keep_freed_memory.__wrapped__  # the uncached function: each call decides anew
-    for var in [k for k in os.environ if k == "GLIBC_TUNABLES" or k.startswith("MALLOC_")]:
-        monkeypatch.delenv(var)
-    libc = sys.platform.startswith("linux") and "glibc" in " ".join(platform.libc_ver())
-    assert apply() is bool(libc)
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
-    assert apply() is False
-    monkeypatch.delenv("MALLOC_ARENA_MAX")
-    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=0")
-    assert apply() is False

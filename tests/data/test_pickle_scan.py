@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent  # tests/data: the worker imports this file from it
+REPO = HERE.parents[1]
 CASE_SECONDS = 10.0  # far beyond what a few-kilobyte file may take
 MEMORY_LIMIT = 2 << 30  # address space of the worker (numpy alone takes ~150 MB)
 
@@ -120,7 +121,7 @@ sys.path.insert(0, sys.argv[1])
 seed, start, stop, limit = (int(x) for x in sys.argv[2:6])
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 from skelact.data.io import AnnotationError, load_annotations
-import test_pickle_fuzz as fuzz
+import test_pickle_scan as fuzz
 for i in range(start, stop):
     with open('case.pkl', 'wb') as f:
         f.write(fuzz.case_blob(seed, i))
@@ -138,7 +139,7 @@ for i in range(start, stop):
 
 def run_fuzz(seed: int, count: int, folder: Path) -> tuple[dict[str, int], list[str]]:
     """Run cases ``0 .. count-1``; returns counts by outcome and the failures (with their index)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     counts = {"ok": 0, "error": 0}
     failures: list[str] = []
     start = 0

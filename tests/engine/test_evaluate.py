@@ -1,9 +1,10 @@
-"""`skelact fuse` and `load_scores` on bad score files and weights (issue #13, item 18): one line
-naming the file or option, exit 1, nothing written; good files still fuse."""
+"""Score files and their fusion (skelact.engine.evaluate): a weighted average of good files; bad files
+and weights (issue #13, item 18) are one line naming the file or option, exit 1, nothing written."""
 
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 import torch
 from hostile import assert_one_line_error, run_cli_batch
 
+from skelact.engine import metrics
 from skelact.engine.evaluate import ScoreFileError, fuse, load_scores, save_scores
 
 NAMES, CLASSES, LABELS = ["a", "b", "c"], ["x", "y"], np.array([0, 1, 1])
@@ -118,3 +120,25 @@ def test_score_file_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ScoreFileError, match=r"nope\.npz: score file not found"):
         load_scores(tmp_path / "nope.npz")
     assert issubclass(ScoreFileError, ValueError)  # callers catching ValueError keep working
+
+
+def test_fuse_weighted_average_and_mismatch_error(tmp_path: Path) -> None:
+    names, classes, labels = ["a", "b", "c"], ["x", "y"], np.array([0, 1, 1])
+    p1 = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
+    p2 = np.array([[0.3, 0.7], [0.1, 0.9], [0.6, 0.4]])
+    f1 = save_scores(tmp_path / "j.npz", p1, labels, names, classes)
+    f2 = save_scores(tmp_path / "b.npz", p2, labels, names, classes)
+    res = fuse([f1, f2], [2, 1], tmp_path / "fused")
+    fused = load_scores(tmp_path / "fused" / "scores.npz")
+    np.testing.assert_allclose(fused["probs"], (2 * p1 + p2) / 3)
+    # Alone, stream 1 gets clips a and c right and stream 2 only b; fused, all three are right.
+    assert res["top1"] == 1.0 and res["per_stream_top1"] == [pytest.approx(2 / 3), pytest.approx(1 / 3)]
+    assert (tmp_path / "fused" / "confusion.png").is_file()
+    assert json.loads((tmp_path / "fused" / "metrics.json").read_text())["inputs"][1]["weight"] == 1.0
+    equal = fuse([f1, f2])  # equal weights, nothing written
+    assert equal["loss"] == pytest.approx(metrics.cross_entropy((p1 + p2) / 2, labels))
+    bad = save_scores(tmp_path / "bad.npz", p2, labels, ["a", "c", "b"], classes)
+    with pytest.raises(ValueError, match="bad.npz"):
+        fuse([f1, bad])
+    with pytest.raises(ValueError, match="2 weights for 1"):
+        fuse([f1], [1, 2])

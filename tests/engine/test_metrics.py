@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from skelact.engine import metrics
+from skelact.engine.metrics import auroc, expected_calibration_error
 
 # 4 clips, 3 classes. Top-1 predictions: 0, 1, 2 and 0 (clip 3 ties 0.4 / 0.4 -> the lower index).
 PROBS = np.array([
@@ -87,3 +88,18 @@ def test_bad_inputs_raise() -> None:
         metrics.topk_accuracy(PROBS[0], LABELS)
     with pytest.raises(ValueError, match="class names"):
         metrics.classification_report(PROBS, LABELS, ["a", "b"])
+
+
+def test_ece_exact_values() -> None:
+    # Two bins used: conf 0.9 (2 clips, 1 right) and conf 0.6 (2 clips, both right).
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.4, 0.6]])
+    labels = np.array([0, 1, 1, 1])
+    # |0.5 - 0.9| * 2/4 + |1.0 - 0.6| * 2/4 = 0.4
+    assert expected_calibration_error(probs, labels) == pytest.approx(0.4)
+    assert expected_calibration_error(np.array([[1.0, 0.0]]), np.array([0])) == 0.0  # conf 1 is in the last bin
+
+
+def test_auroc_exact_values() -> None:
+    assert auroc([0.9, 0.8], [0.1, 0.2]) == 1.0
+    assert auroc([0.1], [0.9]) == 0.0
+    assert auroc([0.5, 0.9], [0.5]) == pytest.approx(0.75)  # a tie counts half

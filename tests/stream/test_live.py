@@ -22,7 +22,7 @@ from skelact.cli import main
 cv2 = pytest.importorskip("cv2")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 POSE_MODEL = "movenet_multipose_lightning_f16.tflite"
 CHROMIUM = Path("/usr/bin/chromium")
 

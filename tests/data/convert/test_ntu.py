@@ -1,121 +1,20 @@
-"""Dataset converters on the real Penn Action, NW-UCLA and raw NTU files (plus small synthetic NTU files)."""
+"""The NTU RGB+D converter (skelact.data.convert.ntu) on the raw NTU files, small synthetic ones and files
+that claim too much."""
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.io
 from hostile import assert_one_line_error, run_cli_batch
 
-from skelact.data.convert import ConvertError, ConvertSummary, convert_ntu, convert_penn, convert_ucla
+from skelact.data.convert import ConvertError, ConvertSummary, convert_ntu
 from skelact.data.convert.ntu import NTU60_CLASSES, NTU120_CLASSES, read_skeleton_file
-from skelact.data.convert.penn import read_penn_mat
-from skelact.data.io import AnnotationError, safe_unpickle, validate_annotations
+from skelact.data.io import AnnotationError
 
 NTU60_SPLITS = {"xsub_train", "xsub_val", "xview_train", "xview_val"}
-
-
-def _check_common(data: dict, layout: str, num_joints: int, dims: int, scores: bool) -> None:
-    """Shapes, dtypes and labels of every clip; every clip in exactly one split of each pair."""
-    assert data["layout"] == layout
-    n_cls = len(data["classes"])
-    for ann in data["annotations"]:
-        kp = ann["keypoint"]
-        m, t, v, c = kp.shape
-        assert (v, c) == (num_joints, dims) and m >= 1 and t == ann["total_frames"] > 0
-        assert kp.dtype == np.float32 and np.isfinite(kp).all()
-        assert 0 <= ann["label"] < n_cls and isinstance(ann["label"], int)
-        if scores:
-            assert ann["keypoint_score"].shape == (m, t, v) and ann["keypoint_score"].dtype == np.float32
-            assert len(ann["img_shape"]) == 2 and ann["original_shape"] == ann["img_shape"]
-        else:
-            assert "keypoint_score" not in ann and "img_shape" not in ann
-    validate_annotations(data, source=layout)  # the lead's validator accepts what we produce
-
-
-# ---------------------------------------------------------------------------------------- Penn Action
-
-
-@pytest.fixture(scope="module")
-def penn(data_root: Path) -> tuple[dict, ConvertSummary]:
-    return convert_penn(data_root / "penn_action")
-
-
-def test_penn_counts_and_shapes(penn: tuple[dict, ConvertSummary]) -> None:
-    data, summary = penn
-    assert len(data["annotations"]) == summary.converted == 2326
-    assert {k: len(v) for k, v in data["split"].items()} == {"train": 1258, "test": 1068}
-    assert summary.splits == {"train": 1258, "test": 1068}
-    assert len(data["classes"]) == 15 and data["classes"] == sorted(data["classes"])
-    assert {a["label"] for a in data["annotations"]} == set(range(15))
-    assert "2326 clips" in str(summary) and "train" in str(summary)
-    _check_common(data, "penn13", 13, 2, scores=True)
-
-
-def test_penn_values_match_mat(penn: tuple[dict, ConvertSummary], data_root: Path) -> None:
-    data, _ = penn
-    ann = next(a for a in data["annotations"] if a["frame_dir"] == "0001")
-    m = scipy.io.loadmat(data_root / "penn_action" / "labels" / "0001.mat")
-    np.testing.assert_allclose(ann["keypoint"][0, :, :, 0], m["x"], atol=1e-4)
-    np.testing.assert_allclose(ann["keypoint"][0, :, :, 1], m["y"], atol=1e-4)
-    np.testing.assert_array_equal(ann["keypoint_score"][0], m["visibility"].astype(np.float32))
-    h, w, t = (int(d) for d in m["dimensions"].reshape(-1))
-    assert ann["img_shape"] == (h, w) and ann["total_frames"] == t
-    assert data["classes"][ann["label"]] == str(m["action"][0])
-    assert ("0001" in data["split"]["train"]) == (int(m["train"][0, 0]) == 1)
-
-
-def test_penn_accepts_labels_folder_and_rejects_bad_file(data_root: Path, tmp_path: Path) -> None:
-    labels = tmp_path / "labels"
-    labels.mkdir()
-    shutil.copy(data_root / "penn_action" / "labels" / "0001.mat", labels / "0001.mat")
-    data, _ = convert_penn(labels)
-    assert [a["frame_dir"] for a in data["annotations"]] == ["0001"]
-    (labels / "0002.mat").write_bytes(b"MATLAB 5.0 MAT-file, garbage")
-    with pytest.raises(ConvertError, match="0002.mat"):
-        convert_penn(tmp_path)
-
-
-# ---------------------------------------------------------------------------------------- NW-UCLA
-
-
-@pytest.fixture(scope="module")
-def ucla(data_root: Path) -> tuple[dict, ConvertSummary]:
-    return convert_ucla(data_root / "nwucla")
-
-
-def test_ucla_counts_and_shapes(ucla: tuple[dict, ConvertSummary]) -> None:
-    data, summary = ucla
-    assert len(data["annotations"]) == summary.converted == 1484
-    assert {k: len(v) for k, v in data["split"].items()} == {"train": 1020, "test": 464}
-    assert data["classes"][0] == "pick up with one hand" and len(data["classes"]) == 10
-    assert {a["label"] for a in data["annotations"]} == set(range(10))
-    assert not summary.skipped and not summary.notes  # stored labels agree with the file names
-    _check_common(data, "ucla20", 20, 3, scores=False)
-
-
-def test_ucla_test_split_matches_val_label(ucla: tuple[dict, ConvertSummary], data_root: Path) -> None:
-    data, _ = ucla
-    val = {d["file_name"]: d for d in safe_unpickle(data_root / "nwucla" / "val_label.pkl")}
-    assert set(data["split"]["test"]) == set(val)
-    by_name = {a["frame_dir"]: a for a in data["annotations"]}
-    for name, ref in val.items():
-        assert by_name[name]["label"] == ref["label"] - 1
-        assert by_name[name]["total_frames"] == ref["length"]
-    assert all(name.endswith(("_v01", "_v02")) for name in data["split"]["train"])
-
-
-def test_ucla_rejects_bad_json(data_root: Path, tmp_path: Path) -> None:
-    shutil.copy(data_root / "nwucla" / "all_sqe" / "a01_s01_e00_v01.json", tmp_path)
-    (tmp_path / "a02_s01_e00_v03.json").write_text('{"file_name": "a02_s01_e00_v03", "skeletons": [[[1, 2')
-    with pytest.raises(ConvertError, match="a02_s01_e00_v03.json"):
-        convert_ucla(tmp_path)
-
-
-# ---------------------------------------------------------------------------------------- NTU raw
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +41,8 @@ def _raw_joint(path: Path, frame: int, joint: int) -> list[float]:
     return [float(v) for v in lines[base + 3 + joint].split()]
 
 
-def test_ntu_counts_splits_labels(ntu2d: tuple[dict, ConvertSummary], ntu_raw: Path) -> None:
+def test_ntu_counts_splits_labels(check_converted: Callable[..., None], ntu2d: tuple[dict, ConvertSummary],
+                                  ntu_raw: Path) -> None:
     data, summary = ntu2d
     assert summary.dataset == "ntu60" and summary.converted == 12 and not summary.skipped
     assert set(data["split"]) == NTU60_SPLITS and data["classes"] == list(NTU60_CLASSES)
@@ -165,11 +65,12 @@ def test_ntu_counts_splits_labels(ntu2d: tuple[dict, ConvertSummary], ntu_raw: P
     by_name = {a["frame_dir"]: a for a in data["annotations"]}
     assert by_name["S001C001P001R001A001"]["keypoint"].shape[0] == 1
     assert by_name["S001C001P001R001A050"]["keypoint"].shape[0] == 2  # a two-person action
-    _check_common(data, "ntu25", 25, 2, scores=True)
+    check_converted(data, "ntu25", 25, 2, scores=True)
 
 
 def test_ntu_2d_and_3d_values_match_raw_text(
-    ntu2d: tuple[dict, ConvertSummary], ntu3d: tuple[dict, ConvertSummary], ntu_raw: Path
+    check_converted: Callable[..., None], ntu2d: tuple[dict, ConvertSummary], ntu3d: tuple[dict, ConvertSummary],
+    ntu_raw: Path,
 ) -> None:
     path = ntu_raw / "S001C001P001R001A001.skeleton"
     first_line = int(path.read_text().split("\n", 1)[0])
@@ -189,7 +90,7 @@ def test_ntu_2d_and_3d_values_match_raw_text(
         xy = ann["keypoint"][ann["keypoint_score"] > 0]
         assert len(xy) and (xy[:, 0] >= 0).all() and (xy[:, 0] <= 1920).all()
         assert (xy[:, 1] >= 0).all() and (xy[:, 1] <= 1080).all()
-    _check_common(ntu3d[0], "ntu25", 25, 3, scores=False)
+    check_converted(ntu3d[0], "ntu25", 25, 3, scores=False)
 
 
 def test_ntu120_benchmark_and_workers(ntu_raw: Path, ntu2d: tuple[dict, ConvertSummary]) -> None:
@@ -338,79 +239,3 @@ def test_ntu_file_claiming_millions_of_frames_is_refused_before_allocating(tmp_p
     assert summary.notes["clips with frames without any body (kept as zeros)"] == 1
 
 
-def test_ucla_json_nested_200k_deep_is_one_error(data_root: Path, tmp_path: Path) -> None:
-    src = tmp_path / "all_sqe"
-    src.mkdir()
-    shutil.copy(data_root / "nwucla" / "all_sqe" / "a01_s01_e00_v01.json", src)
-    (src / "a02_s01_e00_v03.json").write_text('{"skeletons": ' + "[" * 200_000 + "]" * 200_000 + "}")
-    with pytest.raises(ConvertError, match=r"a02_s01_e00_v03\.json: not valid NW-UCLA JSON \(nested too deeply\)"):
-        convert_ucla(tmp_path)
-    (result,) = run_cli_batch([(["convert", "ucla", tmp_path, "-o", tmp_path / "out.pkl"], tmp_path)])
-    assert_one_line_error(result, "a02_s01_e00_v03.json: not valid NW-UCLA JSON (nested too deeply)")
-    # Values beyond float32: refused as non-finite, without a RuntimeWarning on stderr.
-    (src / "a02_s01_e00_v03.json").write_text('{"skeletons": ' + str([[[1e300] * 3] * 20] * 2) + "}")
-    (result,) = run_cli_batch([(["convert", "ucla", tmp_path, "-o", tmp_path / "out.pkl"], tmp_path)])
-    assert_one_line_error(result, "a02_s01_e00_v03.json: 'skeletons' has non-finite values")
-    # A file_name that is not a string is ignored (not printed): the file stem names the clip.
-    (src / "a02_s01_e00_v03.json").write_text('{"file_name": [[1, 2]], "skeletons": ' + str([[[0.5] * 3] * 20] * 4)
-                                              + ', "label": 2}')
-    data, summary = convert_ucla(tmp_path)
-    assert [a["frame_dir"] for a in data["annotations"]][1] == "a02_s01_e00_v03" and not summary.notes
-
-
-def _penn_copy(data_root: Path, folder: Path, name: str, **fields: object) -> Path:
-    """Penn Action's 0001.mat with some fields replaced, compressed like the originals."""
-    m = scipy.io.loadmat(data_root / "penn_action" / "labels" / "0001.mat")
-    m = {k: v for k, v in m.items() if not k.startswith("__")}
-    m.update(fields)
-    path = folder / f"{name}.mat"
-    scipy.io.savemat(path, m, do_compression=True)
-    return path
-
-
-def _penn_zlib_bomb(path: Path, nbytes: int) -> Path:
-    """A MATLAB v5 file whose one compressed element inflates to ``nbytes`` (x: doubles of zeros)."""
-    import struct
-    import zlib
-
-    rows = nbytes // (13 * 8)
-    head = (struct.pack("<II", 6, 8) + struct.pack("<II", 6, 0) + struct.pack("<II", 5, 8)
-            + struct.pack("<ii", rows, 13) + struct.pack("<II", 1, 1) + b"x" + b"\0" * 7
-            + struct.pack("<II", 9, rows * 13 * 8))
-    z = zlib.compressobj(9)
-    packed = z.compress(struct.pack("<II", 14, len(head) + rows * 13 * 8) + head)
-    block = bytes(1 << 20)
-    packed += b"".join(z.compress(block) for _ in range(rows * 13 * 8 >> 20)) + z.flush()
-    header = b"MATLAB 5.0 MAT-file".ljust(116, b" ") + bytes(8) + struct.pack("<H", 0x0100) + b"IM"
-    path.write_bytes(header + struct.pack("<II", 15, len(packed)) + packed)
-    return path
-
-
-def test_penn_files_claiming_too_much_or_holding_nan_are_one_error(data_root: Path, tmp_path: Path) -> None:
-    copies = {  # 0001.mat with these fields
-        "nan_dims": {"dimensions": np.array([[np.nan, 480, 151]])},
-        "huge_dims": {"dimensions": np.array([[1e300, 480, 151]])},
-        "nan_train": {"train": np.array([[np.nan]])},
-        "huge_x": {"x": np.full((151, 13), 1e300)},
-    }
-    cases = {
-        "bomb": (lambda folder: _penn_zlib_bomb(folder / "bomb.mat", 72 << 20),
-                 r"bomb\.mat: its variables take more than 64 MiB once decompressed"),
-        "v4": (lambda folder: (folder / "v4.mat").write_bytes(bytes(200)) and folder / "v4.mat",
-               r"v4\.mat: not a MATLAB v5 file"),
-        **{name: ((lambda folder, name=name: _penn_copy(data_root, folder, name, **copies[name])), pattern)
-           for name, pattern in (("nan_dims", r"nan_dims\.mat: Penn Action field 'dimensions' must be three numbers"),
-                                 ("huge_dims", r"huge_dims\.mat: bad image size 1e\+300x480"),
-                                 ("nan_train", r"nan_train\.mat: Penn Action field 'train' must be a finite number"),
-                                 ("huge_x", r"huge_x\.mat: non-finite joint coordinates"))},
-    }
-    batch = []
-    for name, (make, pattern) in cases.items():
-        folder = tmp_path / name / "labels"
-        folder.mkdir(parents=True)
-        path = make(folder)
-        with pytest.raises(ConvertError, match=pattern):
-            read_penn_mat(path)
-        batch.append((["convert", "penn", folder.parent, "-o", folder.parent / "out.pkl"], folder.parent))
-    for result, (name, (_, pattern)) in zip(run_cli_batch(batch, memory_limit=2 << 30), cases.items(), strict=True):
-        assert_one_line_error(result, f"{name}.mat: ", pattern=pattern)

@@ -25,7 +25,7 @@ from skelact.pose.resume import failures_path, progress_folder
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("ai_edge_litert")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NAMES = [f"{c}/clip_{i}" for c in ("forward", "reversed") for i in range(4)]  # sorted, as extracted
 SPLIT = ["--val-fraction", "0.25", "--seed", "0"]
 

@@ -13,7 +13,6 @@ import scipy.io
 from skelact.cli import main
 from skelact.data.convert import ConvertError, convert_openpose
 from skelact.data.io import load_annotations
-from skelact.pose import PoseResult, PoseTracker
 from skelact.skeleton import get_layout, joint_mapping
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -45,21 +44,6 @@ def test_openpose_layouts_and_their_mappings() -> None:
     for lay in (op18, b25):
         assert sorted(lay.joints[a] for a, _ in lay.flip_pairs) == sorted(j for j in lay.joints if "left" in j)
         np.testing.assert_array_equal(lay.flip_index[lay.flip_index], np.arange(lay.num_joints))
-
-
-def test_tracker_any_joint_count() -> None:
-    tr = PoseTracker(num_joints=25)
-    assert tr.arrays(4)[0].shape == (0, 4, 25, 2)
-    kp = np.stack([np.linspace(0, 40, 25), np.linspace(0, 100, 25)], -1).astype(np.float32)  # [25, 2]
-    for t in range(4):
-        box = np.array([[3 * t, 3 * t, 40 + 3 * t, 100 + 3 * t]], np.float32)
-        tr.update(t, PoseResult(kp[None] + 3 * t, np.full((1, 25), 0.9, np.float32), box, np.ones(1, np.float32)))
-    keypoint, score = tr.arrays(4)
-    assert keypoint.shape == (1, 4, 25, 2) and score.shape == (1, 4, 25)
-    np.testing.assert_array_equal(keypoint[0, 3], kp + 9)
-    with pytest.raises(ValueError, match="expects"):
-        tr.update(4, PoseResult(np.zeros((1, 17, 2), np.float32), np.zeros((1, 17), np.float32),
-                                np.zeros((1, 4), np.float32), np.ones(1, np.float32)))
 
 
 # ---------------------------------------------------------------------------------------- building OpenPose folders

@@ -1,30 +1,25 @@
-"""The command line: help for every sub-command, convert/info on real data, one-line errors."""
+"""`skelact convert / merge / split / info / viz` at the command line (skelact.cli.data)."""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
+from pathlib import Path
 
 import pytest
+from hostile import expect_error
 
-from skelact.cli import build_parser, main
+from skelact.cli import main
 
-
-def test_help_for_every_subcommand(capsys):
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
-    assert {"convert", "info"} <= set(sub.choices)
-    for name in sub.choices:
-        with pytest.raises(SystemExit) as e:
-            main([name, "--help"])
-        assert e.value.code == 0
-        assert "usage: skelact " + name in capsys.readouterr().out
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "skelact.cli", "--version"], capture_output=True, text=True)
-    assert out.returncode == 0 and out.stdout.startswith("skelact ")
+def test_viz_bad_layout_extension_and_fps(run: dict[str, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(run["data"])
+    expect_error(capsys, ["viz", data, "--clip", "c0_00", "--layout", "coco17", "--out", str(tmp_path / "a.mp4")],
+                 ["layout 'coco17' has 17 joints but the data has 13"], [tmp_path])
+    expect_error(capsys, ["viz", data, "--clip", "c0_00", "--out", str(tmp_path / "x.txt")],
+                 ["x.txt", "unsupported video extension '.txt'"], [tmp_path])
 
 
 def test_convert_and_info_on_penn(data_root, tmp_path, capsys):
@@ -40,45 +35,6 @@ def test_convert_and_info_on_penn(data_root, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "clips: 2326" in text and "train: 1258 clips" in text and "test: 1068 clips" in text
     assert "classes: 15" in text and "baseball_pitch" in text
-
-
-def test_errors_are_one_line_and_nonzero(tmp_path, capsys):
-    bad = tmp_path / "bad.pkl"
-    bad.write_bytes(b"garbage")
-    assert main(["info", str(bad)]) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("skelact: error: ") and str(bad) in err and "\n" not in err
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    assert main(["convert", "ucla", str(empty), "-o", str(tmp_path / "u.pkl")]) == 1
-    err = capsys.readouterr().err.strip()
-    assert "empty" in err and "\n" not in err
-    assert not (tmp_path / "u.pkl").exists()
-
-
-def test_extract_then_viz_on_the_ntu_video(data_root, models_root, tmp_path, capsys):
-    video = data_root / "videos" / "ntu_sample.avi"
-    pkl = tmp_path / "v.pkl"
-    model = models_root / "movenet_multipose_lightning_f16.tflite"
-    assert main(["extract", str(video), "-o", str(pkl), "--pose-model", str(model), "--quiet"]) == 0
-    assert main(["info", str(pkl)]) == 0
-    assert "frames: min 72" in capsys.readouterr().out
-    out = tmp_path / "v.mp4"
-    assert main(["viz", str(pkl), "--out", str(out), "--video", str(video)]) == 0
-    import cv2
-
-    cap = cv2.VideoCapture(str(out))
-    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 72
-
-
-def test_extract_bad_video_writes_nothing(models_root, tmp_path, capsys):
-    bad = tmp_path / "bad.mp4"
-    bad.write_bytes(b"\x00" * 100)
-    out = tmp_path / "o.pkl"
-    model = models_root / "movenet_multipose_lightning_f16.tflite"
-    assert main(["extract", str(bad), "-o", str(out), "--pose-model", str(model), "--quiet"]) == 1
-    assert "bad.mp4" in capsys.readouterr().err
-    assert not out.exists()
 
 
 def test_viz_unknown_clip(data_root, tmp_path, capsys):

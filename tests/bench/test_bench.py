@@ -1,5 +1,5 @@
-"""`skelact bench`: every row of the quick table, interleaving and ratio arithmetic, the machine's
-limits, stage isolation, and PYSKL's side through a stand-in checkout (a real one with SKELACT_PYSKL)."""
+"""`skelact bench` (skelact.bench): every row of the quick table, stage isolation, saving after every
+model, the command line, and PYSKL's side through a stand-in checkout (a real one with SKELACT_PYSKL)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -18,8 +17,6 @@ from skelact.bench import STAGES, BenchOptions, Row, format_table, run_benchmark
 from skelact.bench.pyskl import PYSKL_CONFIGS, PysklError, PysklWorker
 from skelact.bench.stages import BENCHES, Context
 from skelact.bench.stages.heatmap import bench_heatmaps
-from skelact.bench.stages.machine import bench_machine
-from skelact.bench.timing import interleave, median_ratio
 from skelact.cli import main
 from skelact.models import list_models
 from skelact.runtime import native_bf16
@@ -68,7 +65,7 @@ def _matches(item: str, expected: str) -> bool:
 @pytest.fixture
 def shared_root_or_none() -> Path | None:
     """The shared folder when it holds the sample video and a MoveNet model (as conftest finds it)."""
-    root = Path(os.environ.get("SKELACT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+    root = Path(os.environ.get("SKELACT_SHARED", Path(__file__).resolve().parents[3] / "shared"))
     ok = (root / "data" / "videos" / "ntu_sample.avi").is_file() and any((root / "models").glob("*.tflite"))
     return root if ok else None
 
@@ -104,65 +101,6 @@ def test_quick_bench_has_every_row(shared_root_or_none) -> None:
     assert all(r.item in table for r in report.rows)
     assert "PYSKL" not in table.replace("PYSKL's algorithm", "")  # no PYSKL figures without --pyskl
     json.dumps(report.to_dict())
-
-
-def test_interleave_alternates_and_takes_median_of_round_ratios() -> None:
-    calls: list[tuple[str, int]] = []
-    # A fake machine that slows down round after round: everything in round r costs r x its base.
-    clock = {"round": 0}
-
-    def timer(name: str, base: float):
-        def run(number: int) -> float:
-            calls.append((name, number))
-            seconds = number * base * clock["round"]
-            if name == "B":
-                clock["round"] += 1
-            return seconds
-        return run
-
-    result = interleave({"A": timer("A", 0.001), "B": timer("B", 0.003)}, rounds=4, numbers={"A": 5, "B": 2},
-                        items={"A": 1.0, "B": 2.0})
-    # One warm-up call each, then A B A B ...
-    assert calls == [("A", 1), ("B", 1)] + [("A", 5), ("B", 2)] * 4
-    assert result.seconds["A"] == pytest.approx([0.001 * r for r in range(1, 5)])
-    # B costs 1.5x A per item (0.003 per call of 2 items) in every round, although the machine
-    # slowed 4x meanwhile: every per-round ratio is 1.5, and so is their median.
-    speed, per_round = result.speedup("A", "B")
-    assert per_round == pytest.approx([1.5] * 4) and speed == pytest.approx(1.5)
-    assert result.median("B") == pytest.approx(0.0015 * 2.5)
-
-
-def test_median_ratio_is_per_round_not_ratio_of_medians() -> None:
-    fast = [1.0, 1.0, 10.0]  # a slow spell in round 3 hits both contenders
-    slow = [3.0, 3.0, 30.0]
-    assert median_ratio(slow, fast) == 3.0
-    drift_fast, drift_slow = [1.0, 2.0, 4.0], [2.0, 8.0, 8.0]  # per round: 2, 4, 2
-    assert median_ratio(drift_slow, drift_fast) == 2.0
-    assert np.median(drift_slow) / np.median(drift_fast) == 4.0  # what a ratio of medians would claim
-    with pytest.raises(ValueError):
-        median_ratio([1.0], [1.0, 2.0])
-    with pytest.raises(ValueError):
-        interleave({"A": lambda n: 1.0}, rounds=0)
-
-
-def test_machine_rows_and_heatmap_bandwidth_fraction() -> None:
-    ctx = Context(BenchOptions(quick=True, repeats=2, threads=1))
-    rows = bench_machine(ctx)
-    assert {"matmul_fp32", "matmul_bf16", "memset_1", "copy_1"} <= set(ctx.limits)
-    for row in rows:
-        assert row.value > 0 and row.extra["peak"] == max(row.runs) and row.unit in ("GFLOP/s", "GB/s")
-    # A 512^2 matmul is 2 * 512^3 FLOPs: GFLOP/s times seconds gives it back.
-    mm = next(r for r in rows if r.item == "matmul fp32, 1 thread")
-    assert "512x512" in mm.note
-    hm = bench_heatmaps(ctx)
-    joint = next(r for r in hm if r.item == "joint heatmaps, 1 thread")
-    assert joint.extra["output_bytes"] == 4 * 17 * 16 * 56 * 56
-    assert joint.extra["output_gb_per_s"] == pytest.approx(joint.extra["output_bytes"] * joint.value / 1e9)
-    assert joint.extra["fraction_of_memset_bandwidth"] == pytest.approx(
-        joint.extra["output_gb_per_s"] / ctx.limits["memset_1"])
-    ref = next(r for r in hm if r.item == "joint: numpy reference, PYSKL's algorithm")
-    assert ref.speedup_of == "joint heatmaps, 1 thread" and len(ref.speedup_runs) == 2
-    assert ref.speedup == pytest.approx(float(np.median(ref.speedup_runs)))
 
 
 def test_a_failing_stage_keeps_the_other_rows(monkeypatch) -> None:
@@ -311,18 +249,3 @@ def test_models_stage_saves_after_every_model(monkeypatch) -> None:
     assert seen[1][len(machine):] == _model_items("kpc3d_small")
 
 
-def test_model_rows_mark_unsteady_timings() -> None:
-    """A row whose rounds (or its reference's) spread more than UNSTEADY says its figure is not a measure."""
-    from skelact.bench.stages.models import UNSTEADY, _Rows
-    from skelact.bench.timing import Interleaved
-
-    rows = _Rows(Context(BenchOptions(quick=True, repeats=3, threads=1)), "m", 1)
-    steady = [1.0, 1.1, 1.05]
-    result = Interleaved(["a", "b"], {"a": steady, "b": [0.5, 0.5 * UNSTEADY * 1.2, 0.6]})
-    rows.add(result, "a", "own", "n", None)
-    rows.add(result, "b", "ref", "n", None, vs="a", vs_item="own")
-    rows.add(Interleaved(["a", "c"], {"a": steady, "c": [2.0, 2.1, 2.2]}), "c", "ref2", "n", None, vs="a")
-    own, ref, ref2 = rows.rows
-    assert "UNSTEADY" not in own.note and own.extra["spread"] == pytest.approx(1.1)
-    assert "UNSTEADY: round timings spread 3.6x, the ratio is not a measure" in ref.note
-    assert "UNSTEADY" not in ref2.note and ref2.speedup == pytest.approx(2.0)

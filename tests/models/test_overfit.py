@@ -18,7 +18,7 @@ from skelact.data.io import save_annotations
 from skelact.engine.train import train
 from skelact.models import list_models
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def recipe_for(model: str) -> Path:

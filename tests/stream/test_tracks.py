@@ -1,5 +1,6 @@
-"""The streaming engine: keypoint buffers, tracker pruning, bounded memory on a long video, `predict --per-person`
-and `predict --window` on the real two-person NTU clip."""
+"""The streaming engine (skelact.stream.tracks): tracker pruning with buffers, live streams, window
+placement, bounded memory on a long video, `predict --per-person` and `predict --window` on the real
+two-person NTU clip."""
 
 from __future__ import annotations
 
@@ -10,30 +11,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from videos import cli_status, frame_count, write_video
+from synthetic import stick_person
+from videos import cli_status, colour_pixels, frame_count, write_video
 
 from skelact.cli import main
 from skelact.data.tracking import PoseResult, PoseTracker
-from skelact.stream.buffers import TrackBuffer, TrackBuffers
-from skelact.stream.tracks import PoseStream, track_video
+from skelact.stream.buffers import TrackBuffers
+from skelact.stream.tracks import PoseStream, track_video, window_starts
 from skelact.viz.draw import person_color
 
 cv2 = pytest.importorskip("cv2")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 POSE_MODEL = "movenet_multipose_lightning_f16.tflite"
-OFFSETS = np.stack([np.cos(np.arange(17)), np.sin(np.arange(17))], -1).astype(np.float32) * 6  # [17, 2]
-
-
-def _person(x: float, y: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    kp = OFFSETS + np.array([x, y], np.float32)
-    return kp, np.full(17, 0.9, np.float32), np.array([x - 8, y - 8, x + 8, y + 8], np.float32)
 
 
 def _people(points: list[tuple[float, float]]) -> PoseResult:
     if not points:
         return PoseResult.empty()
-    kp, sc, box = zip(*(_person(x, y) for x, y in points), strict=True)
+    kp, sc, box = zip(*(stick_person(x, y) for x, y in points), strict=True)
     return PoseResult(np.stack(kp), np.stack(sc), np.stack(box), np.full(len(points), 0.8, np.float32))
 
 
@@ -62,33 +58,7 @@ def _blob_frame(t: int, h: int = 64, w: int = 96, present: bool = True) -> np.nd
     return frame
 
 
-# ------------------------------------------------------------------------------------------ buffers
-
-
-def test_ring_buffer_keeps_the_last_frames_and_fills_gaps() -> None:
-    buf = TrackBuffer(17, capacity=3)
-    for t in (5, 6, 7, 8):
-        buf.append(t, *_person(t, 0)[:2], person_score=0.5)
-    kp, sc = buf.arrays()
-    assert (buf.first, buf.last, len(buf)) == (6, 8, 3) and buf.seen == 4 and buf.total_score == 2.0
-    np.testing.assert_array_equal(kp[:, 0, 0], OFFSETS[0, 0] + np.array([6, 7, 8], np.float32))
-    buf.append(10, *_person(10, 0)[:2])  # frame 9 unseen: zeros (a missing pose)
-    kp, sc = buf.arrays()
-    assert (buf.first, buf.last) == (8, 10) and not kp[1].any() and not sc[1].any() and sc[2].all()
-    assert buf.arrays(last=1)[0].shape == (1, 17, 2)
-    buf.append(20, *_person(20, 0)[:2])  # a gap longer than the ring: only the new frame is left
-    assert (buf.first, len(buf)) == (20, 1)
-    with pytest.raises(ValueError, match="not after"):
-        buf.append(20, *_person(20, 0)[:2])
-
-
-def test_growing_buffer_holds_every_frame() -> None:
-    buf = TrackBuffer(17)
-    for t in range(3, 203):
-        buf.append(t, *_person(t, 2 * t)[:2])
-    kp, _ = buf.arrays()
-    assert kp.shape == (200, 17, 2) and buf.first == 3
-    np.testing.assert_array_equal(kp[:, 0], OFFSETS[0] + np.stack([np.arange(3, 203), 2 * np.arange(3, 203)], -1))
+# ------------------------------------------------------------------------------------------ tracker and buffers
 
 
 def test_pruned_tracker_with_buffers_matches_the_full_tracker() -> None:
@@ -134,38 +104,6 @@ def test_live_stream_forgets_ended_tracks() -> None:
     assert not np.array_equal(kp[3], kp[0])
 
 
-# ------------------------------------------------------------------------------------------ overlay
-
-
-def test_label_above_each_person_in_track_colour() -> None:
-    from skelact.inference import Prediction
-    from skelact.stream.overlay import Painter, PersonView
-    from skelact.viz.draw import draw_person_label
-
-    unsure = Prediction([("golf_swing", 0.31), ("bowl", 0.2)], np.array([0.31, 0.2]), ["golf_swing", "bowl"], 30, 1,
-                        unknown=True)
-    sure = Prediction([("bowl", 0.9)], np.array([0.1, 0.9]), ["golf_swing", "bowl"], 30, 1)
-    kp1, sc1, _ = _person(200, 200)
-    kp2, sc2, _ = _person(215, 205)  # close by: the two labels must not overlap
-    black = np.zeros((360, 640, 3), np.uint8)
-    painter = Painter((360, 640))
-    views = [PersonView(1, kp1, sc1, unsure.describe(), unsure), PersonView(2, kp2, sc2, sure.describe(), sure)]
-    out = painter.paint(black, views)
-    plain = painter.paint(black, [PersonView(v.person, v.keypoint, v.score, None, v.current) for v in views])
-    assert out.shape == (360, 640 + 200, 3) and painter.size == (840, 360)
-    changed = np.argwhere((out != plain).any(-1))  # the labels only
-    assert changed[:, 0].max() < 200 - 6 and changed[:, 1].min() > 50  # above the heads (y < top joint)
-    for person in (1, 2):
-        assert _colour_pixels(out[:194, :640], person_color(person)) > 30
-    assert unsure.describe() == "unknown action (closest: golf_swing, 0.31)"
-    boxes: list = []
-    for kp, text in ((kp1, "a label"), (kp2, "another label")):
-        draw_person_label(black.copy(), kp, None, text, (255, 255, 255), avoid=boxes)
-    (a, b) = boxes
-    assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])
-    assert draw_person_label(black, np.zeros((17, 2)), None, "x", (255, 255, 255)) is None  # nobody to label
-
-
 # ------------------------------------------------------------------------------------------ memory
 
 
@@ -206,10 +144,6 @@ def video(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_video(tmp_path_factory.mktemp("video") / "two.avi", iter(frames))
 
 
-def _colour_pixels(frame: np.ndarray, bgr: tuple[int, int, int]) -> int:
-    return int((np.abs(frame.astype(int) - np.array(bgr)).sum(-1) < 60).sum())
-
-
 def test_predict_per_person(video: Path, pose_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "people.avi"
     argv = ["predict", str(video), "--per-person", "--json", "--quiet", "--out", str(out), "--topk", "3",
@@ -231,8 +165,8 @@ def test_predict_per_person(video: Path, pose_model: Path, tmp_path: Path, capsy
     h, w = frame.shape[:2]
     # Each person's skeleton and label in their track colour; the panel on the right lists both.
     for person in (1, 2):
-        assert _colour_pixels(frame[:, :640], person_color(person)) > 50
-        assert _colour_pixels(frame[:, 640:], person_color(person)) > 20
+        assert colour_pixels(frame[:, :640], person_color(person)) > 50
+        assert colour_pixels(frame[:, 640:], person_color(person)) > 20
     assert (h, w) == (360, 640 + 200)
 
     assert main(argv[:3] + ["--quiet", "--pose-model", str(pose_model)]) == 0  # the text form
@@ -348,3 +282,12 @@ def test_unknown_action_per_person(video: Path, pose_model: Path, shipped_varian
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert f"person 1  frames 0-71 (0.00-2.40 s): unknown action (closest: {people[0]['closest']}, " in text
+
+
+def test_window_starts() -> None:
+    assert window_starts(10, 4, 3) == [0, 3, 6]
+    assert window_starts(11, 4, 3) == [0, 3, 6, 7]  # the last window ends on the last frame
+    assert window_starts(3, 4, 1) == [0]  # shorter than a window: one window over all of it
+    assert window_starts(8, 4, 4) == [0, 4]
+    with pytest.raises(ValueError):
+        window_starts(8, 4, 0)
