@@ -215,7 +215,7 @@ def test_cli_errors_name_the_file_and_write_nothing(checkpoint: Path, tmp_path: 
 
 def test_demo_without_a_video(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("SKELACT_DEMO_VIDEO", raising=False)
-    assert main(["demo"]) == 1
+    assert main(["demo"]) == 2  # a usage error: caught before any work
     assert "pass one (skelact demo VIDEO) or set SKELACT_DEMO_VIDEO" in capsys.readouterr().err
 
 

@@ -106,8 +106,13 @@ def iter_frames(video: str | Path, prefetch: int = 4) -> Iterator[np.ndarray]:
     stop = threading.Event()
     done = object()
 
+    def wanted() -> bool:
+        # The consumer went away (closed the generator), or the interpreter is exiting with the
+        # generator never closed (an exception's traceback held it): stop either way.
+        return not stop.is_set() and threading.main_thread().is_alive()
+
     def put(item: object) -> None:
-        while not stop.is_set():  # block, but notice a consumer that went away
+        while wanted():  # block, but notice a consumer that went away
             try:
                 q.put(item, timeout=0.1)
                 return
@@ -116,7 +121,7 @@ def iter_frames(video: str | Path, prefetch: int = 4) -> Iterator[np.ndarray]:
 
     def decode() -> None:
         try:
-            while not stop.is_set():
+            while wanted():
                 ok, frame = cap.read()
                 put(frame if ok else done)
                 if not ok:
@@ -124,7 +129,9 @@ def iter_frames(video: str | Path, prefetch: int = 4) -> Iterator[np.ndarray]:
         except BaseException as e:  # re-raised in the consumer
             put(e)
 
-    worker = threading.Thread(target=decode, name=f"decode {video.name}", daemon=True)
+    # Not a daemon: at exit the interpreter would end a daemon thread inside OpenCV's C++ read, which
+    # aborts the process ("FATAL: exception not rethrown"); this one is joined and ends by itself.
+    worker = threading.Thread(target=decode, name=f"decode {video.name}")
     worker.start()
     try:
         while True:

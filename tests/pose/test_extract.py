@@ -104,3 +104,17 @@ def test_frame_size_change_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         for frame in extract.iter_frames_one_size("v.mp4"):
             got.append(frame)
     assert len(got) == 2
+
+
+def test_an_unclosed_frame_reader_lets_the_interpreter_exit(sample_video: Path) -> None:
+    """The decode thread is not a daemon (one killed inside OpenCV's read aborts the process), so it
+    must end by itself when the program exits with the reader never closed (a traceback held it)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom skelact.pose.extract import iter_frames\n"
+            f"frames = iter_frames({str(sample_video)!r}, prefetch=2)\nnext(frames)\n"
+            "sys.exit(3)  # the reader stays open, its queue full\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    assert "FATAL" not in proc.stderr and "Traceback" not in proc.stderr
