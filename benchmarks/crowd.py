@@ -16,7 +16,8 @@ is the person's height h.
 Per front-end setting (``MoveNet(input_size=S)``, threads as the CLI's default, ``PoseTracker()``
 as ``extract`` makes it) and k, over the mosaic frames:
 
-- people found per frame (MoveNet's people above its person score) against the true 2k²;
+- people found per frame (MoveNet's people above its person score) against the true 2k², and the
+  share of the true people-frames the reference sees (recall below is out of those);
 - detections matched to reference people per frame (Hungarian on the mean joint distance / h,
   pairs over 0.5 h refused); recall = matched / reference people, and the share matched with
   PCK >= 0.8 (PCK: joints within 0.2 h of the reference's, over the reference's visible joints);
@@ -218,6 +219,8 @@ def run_mosaic(k: int, clips: list[dict], model, frames: int) -> dict:
         "k": k, "true_people": 2 * k * k, "frames": frames,
         "found_per_frame": round(float(np.mean(found)), 2),
         "reference_people_frames": refs_total,
+        # share of the true people-frames the untiled reference sees (recall is out of these)
+        "reference_coverage": round(refs_total / (2 * k * k * frames), 4),
         "person_height_px": round(float(np.median(heights)), 1) if heights else None,
         "recall": round(matched / max(refs_total, 1), 4),
         "found_pck80": round(good / max(refs_total, 1), 4),
@@ -279,7 +282,7 @@ def main() -> None:
           f"{cpu_model()}, {os.cpu_count()} CPUs")
 
     rows = []
-    print(f"{'size':>5} {'k':>2} {'true':>4} {'found/fr':>8} {'height':>6} {'recall':>6} {'PCK>=.8':>7} "
+    print(f"{'size':>5} {'k':>2} {'true':>4} {'found/fr':>8} {'height':>6} {'ref':>6} {'recall':>6} {'PCK>=.8':>7} "
           f"{'PCK':>5} {'trk/pers':>8} {'IDsw':>5} {'tracks':>6} {'fps':>6} {'load':>5}")
     for size in sizes:
         model = MoveNet(pose_model, input_size=size, num_threads=args.threads, download=False)
@@ -288,7 +291,8 @@ def main() -> None:
             r = {"input_size": size, **run_mosaic(k, clips, model, args.frames), "load": load}
             rows.append(r)
             print(f"{size:>5} {k:>2} {r['true_people']:>4} {r['found_per_frame']:>8.2f} "
-                  f"{r['person_height_px'] or 0:>6.0f} {r['recall']:>6.1%} {r['found_pck80']:>7.1%} "
+                  f"{r['person_height_px'] or 0:>6.0f} {r['reference_coverage']:>6.1%} {r['recall']:>6.1%} "
+                  f"{r['found_pck80']:>7.1%} "
                   f"{r['mean_pck'] or 0:>5.2f} {r['tracks_per_person'] or 0:>8.2f} {r['id_switches']:>5} "
                   f"{r['tracks_made']:>6} {r['fps']:>6.1f} {load:>5.2f}{'*' if load > BUSY_LOAD else ''}", flush=True)
     print(f"* = load above {BUSY_LOAD}: frames/s taken on a busy machine")
@@ -299,17 +303,21 @@ def main() -> None:
     atomic_write(out / "crowd.md", lambda f: f.write(markdown(summary).encode()))
 
 
+def _or_dash(value: object) -> str:
+    return "–" if value is None else str(value)
+
+
 def markdown(s: dict) -> str:
     lines = [f"{s['date']}, {s['machine']}, {s['cpus']} CPUs; `{s['command']}`", "",
-             "| input | k | people (true) | found / frame | height px | recall | found, PCK >= 0.8 | mean PCK "
-             "| tracks / person | ID switches | tracks made | frames/s | load |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| input | k | people (true) | found / frame | height px | reference sees | recall | found, PCK >= 0.8 "
+             "| mean PCK | tracks / person | ID switches | tracks made | frames/s | load |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in s["rows"]:
         busy = " busy" if r["load"] > BUSY_LOAD else ""
         lines.append(f"| {r['input_size']} | {r['k']} | {r['true_people']} | {r['found_per_frame']:.2f} "
-                     f"| {r['person_height_px']} | {r['recall']:.1%} | {r['found_pck80']:.1%} | {r['mean_pck']} "
-                     f"| {r['tracks_per_person']} | {r['id_switches']} | {r['tracks_made']} | {r['fps']:.1f} "
-                     f"| {r['load']}{busy} |")
+                     f"| {r['person_height_px']} | {r['reference_coverage']:.1%} | {r['recall']:.1%} "
+                     f"| {r['found_pck80']:.1%} | {_or_dash(r['mean_pck'])} | {_or_dash(r['tracks_per_person'])} "
+                     f"| {r['id_switches']} | {r['tracks_made']} | {r['fps']:.1f} | {r['load']}{busy} |")
     return "\n".join(lines) + "\n"
 
 
