@@ -66,3 +66,9 @@ def test_match_pairs_by_distance_and_refuses_far_detections() -> None:
 def test_identity_stats_counts_tracks_and_switches() -> None:
     assert crowd.identity_stats([3, 3, 5, 5, 3]) == (2, 2)
     assert crowd.identity_stats([7] * 10) == (1, 0)
+
+
+def test_reference_input_never_enlarges_a_small_clip() -> None:
+    assert crowd.reference_input(1920, 1080, 512) == 512
+    assert crowd.reference_input(220, 300, 512) == 288  # the clip's longer side, down to a multiple of 32
+    assert crowd.reference_input(120, 90, 512) == 256  # the model's own size at the least
