@@ -8,7 +8,7 @@ The chain a user runs, each stage a ``python -m skelact.cli`` process, timed by 
 1. ``skelact extract ROOT -o OUT/poses.pkl`` once over the 60 videos (ROOT/<class>/<video>; the
    default pose settings unless ``--input-size`` / ``--threads`` / ``--max-persons`` are given);
 2. per fold S (sequence S = 1..10): ``OUT/fold_S/data.pkl``, the same clips with split ``test`` =
-   the six clips of sequence S and ``train`` = the other 54 (made with skelact's Python API:
+   the clips of sequence S (6; 5 and 7 in sequences 6 and 8) and ``train`` = the rest (made with skelact's Python API:
    no command re-splits a file by a rule, and the poses are extracted once for all folds);
 3. ``skelact train OUT/fold_S/data.pkl --work-dir OUT/fold_S`` (the zero-config recipe;
    ``--model`` / ``--set`` are passed on). With only train and test in the file the zero-config
