@@ -12,8 +12,8 @@ The chain a user runs, each stage a ``python -m skelact.cli`` process, timed by 
    no command re-splits a file by a rule, and the poses are extracted once for all folds);
 3. ``skelact train OUT/fold_S/data.pkl --work-dir OUT/fold_S`` (the zero-config recipe;
    ``--model`` / ``--set`` are passed on). With only train and test in the file the zero-config
-   recipe validates on ``test``; this script reports ``last.pt`` (the fixed last epoch), never
-   ``best.pt``, which would be picked on the test sequence;
+   recipe validates on a 10 % share carved out of ``train`` (before 2026-12-07 it validated on
+   ``test``); this script reports ``last.pt`` (the fixed last epoch), never ``best.pt``;
 4. ``skelact test --checkpoint OUT/fold_S/last.pt --out-dir OUT/fold_S/test``: the fold's top-1.
 
 Writes ``OUT/summary.json`` and ``OUT/summary.md`` and prints one table: per fold top-1 and the
