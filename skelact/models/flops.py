@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
 
 __all__ = ["count_macs", "count_params"]
 
@@ -19,6 +18,8 @@ def count_macs(model: nn.Module, x: Tensor) -> int:
         model: Any module.
         x: Its input, e.g. ``(N, M, T, V, C)``.
     """
+    from torch.utils.flop_counter import FlopCounterMode  # here: its import warns under CUDA builds without triton
+
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         model(x)

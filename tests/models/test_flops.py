@@ -24,3 +24,15 @@ def test_keypoint_model_costs() -> None:
     assert 0.5e6 <= count_params(kp) <= 2e6
     # At least 20x cheaper than PoseConv3D-SlowOnly's 15.6 GMACs, even at 100 frames.
     assert count_macs(kp, x) <= 15.6e9 / 20
+
+
+def test_importing_the_models_does_not_import_the_flop_counter() -> None:
+    """torch's FLOP counter warns on import under CUDA builds without triton (the default wheel), which
+    would put a second line under every one-line error: it is imported only to count."""
+    import subprocess
+    import sys
+
+    code = ("import sys, skelact.models, skelact.inference, skelact.engine.train\n"
+            "print('torch.utils.flop_counter' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
