@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
+from skelact.bench.report import cpu_model  # noqa: E402
 from skelact.data.io import atomic_write  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -236,16 +236,6 @@ def run_mosaic(k: int, clips: list[dict], model, frames: int) -> dict:
         "tracks_made": len(set(chain_of.values())),
         "fps": round(frames / seconds, 2),
     }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

@@ -40,6 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
+from skelact.bench.report import cpu_model  # noqa: E402
 from skelact.data.io import atomic_write, load_annotations, save_annotations  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,16 +189,6 @@ def write_summary(out: Path, settings: dict, extract: dict, folds: list[dict]) -
                "mean_top1": float(np.mean([r["top1"] for r in folds]))}
     atomic_write(out / "summary.json", lambda f: f.write(json.dumps(summary, indent=2).encode()))
     atomic_write(out / "summary.md", lambda f: f.write(markdown(summary).encode()))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def markdown(s: dict) -> str:

@@ -15,13 +15,14 @@ import numpy as np
 
 from .options import BenchReport
 
-__all__ = ["BUSY_LIMIT", "cpu_busy", "environment", "fmt", "format_table", "write_json"]
+__all__ = ["BUSY_LIMIT", "cpu_busy", "cpu_model", "environment", "fmt", "format_table", "write_json"]
 
 #: Above this fraction of busy cores before the run, the table carries a warning.
 BUSY_LIMIT = 0.15
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.lower().startswith("model name"):
@@ -79,7 +80,7 @@ def environment(threads: int | None = None) -> dict[str, Any]:
         "threads": threads or torch.get_num_threads(),
         "device": "cpu",
         "cuda_available": torch.cuda.is_available(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "native_bf16": native_bf16(torch.device("cpu")),
         "cores": os.cpu_count(),

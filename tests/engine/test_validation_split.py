@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from hostile import expect_error
 from synthetic import TINY_MODEL, make_dataset, penn_clip, recipe
 
 from skelact.cli import main
@@ -23,31 +24,6 @@ from skelact.engine.autoconfig import auto_config
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _files(folder: Path) -> dict[Path, tuple[int, int]]:
-    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
-
-
-def _expect_error(capsys: pytest.CaptureFixture[str], args: list[str], needles: list[str], folder: Path,
-                  status: int = 1) -> str:
-    """``skelact ARGS`` fails with one line naming ``needles``, no traceback, and changes nothing in ``folder``."""
-    before = _files(folder)
-    capsys.readouterr()
-    if status == 2:  # argparse: a bad option value
-        with pytest.raises(SystemExit) as e:
-            main(args)
-        code = e.value.code
-    else:
-        code = main(args)
-    err = capsys.readouterr().err
-    assert code == status, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("skelact: error: ") and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    assert _files(folder) == before
-    return lines[0]
 
 
 def _file(path: Path, sizes: dict[str, list[int]]) -> Path:
@@ -113,34 +89,29 @@ def test_bad_validation_settings_are_one_line(tmp_path: Path, capsys: pytest.Cap
         return path
 
     both = recipe_file("both.yaml", val_split="test", val_fraction=0.1)
-    _expect_error(capsys, ["train", str(both), "--work-dir", str(work)],
-                  [str(both), "data.val_split: 'test' and data.val_fraction 0.1 both choose", "null"], tmp_path)
+    expect_error(capsys, ["train", str(both), "--work-dir", str(work)],
+                  [str(both), "data.val_split: 'test' and data.val_fraction 0.1 both choose", "null"], [tmp_path])
     neither = recipe_file("neither.yaml", val_split=None)
-    _expect_error(capsys, ["train", str(neither), "--work-dir", str(work)],
-                  [str(neither), "data.val_split: null needs data.val_fraction > 0"], tmp_path)
+    expect_error(capsys, ["train", str(neither), "--work-dir", str(work)],
+                  [str(neither), "data.val_split: null needs data.val_fraction > 0"], [tmp_path])
     no_test = recipe_file("no_test.yaml", val_split=None, val_fraction=0.2)
-    _expect_error(capsys, ["train", str(no_test), "--work-dir", str(work)],
-                  [str(no_test), "data.test_split: name the split"], tmp_path)
+    expect_error(capsys, ["train", str(no_test), "--work-dir", str(work)],
+                  [str(no_test), "data.test_split: name the split"], [tmp_path])
     share = recipe_file("share.yaml", val_split=None, val_fraction=1.0, test_split="test")
-    _expect_error(capsys, ["train", str(share), "--work-dir", str(work)],
-                  [str(share), "data.val_fraction: a share in [0, 1), got 1.0"], tmp_path)
+    expect_error(capsys, ["train", str(share), "--work-dir", str(work)],
+                  [str(share), "data.val_fraction: a share in [0, 1), got 1.0"], [tmp_path])
     ok = recipe_file("ok.yaml")
-    # `--val-fraction` is a zero-config option; a recipe says data.val_fraction. (Status 1 like --model
-    # with a recipe today; 2 once the CLI's usage errors exit 2.)
-    before = _files(tmp_path)
-    capsys.readouterr()
-    code = main(["train", str(ok), "--work-dir", str(work), "--val-fraction", "0.2"])
-    err = capsys.readouterr().err
-    assert code in (1, 2) and err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith("skelact: error: --val-fraction applies to a data file") and "data.val_fraction" in err
-    assert _files(tmp_path) == before
-    _expect_error(capsys, ["train", str(data), "--work-dir", str(work), "--val-fraction", "1"],
-                  ["--val-fraction", "must be in [0, 1), got 1"], tmp_path, status=2)
+    # `--val-fraction` is a zero-config option; a recipe says data.val_fraction.
+    line = expect_error(capsys, ["train", str(ok), "--work-dir", str(work), "--val-fraction", "0.2"],
+                        ["data.val_fraction"], [tmp_path])
+    assert line.startswith("skelact: error: --val-fraction applies to a data file"), line
+    expect_error(capsys, ["train", str(data), "--work-dir", str(work), "--val-fraction", "1"],
+                  ["--val-fraction", "must be in [0, 1), got 1"], [tmp_path], status=2)
     # Every class of the training split a single clip: nothing to carve.
     singles = _file(tmp_path / "singles.pkl", {"train": [0, 1, 2], "test": [0, 1, 2]})
-    _expect_error(capsys, ["train", str(singles), "--work-dir", str(work)],
+    expect_error(capsys, ["train", str(singles), "--work-dir", str(work)],
                   [str(singles), "no class of the training split has two clips to share with validation",
-                   "--val-fraction 0"], tmp_path)
+                   "--val-fraction 0"], [tmp_path])
     assert not work.exists()
 
 
