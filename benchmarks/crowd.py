@@ -137,7 +137,7 @@ def read_frames(path: Path, count: int, max_size: tuple[int, int] | None = None)
     """The first ``count`` frames (BGR), shrunk to fit ``max_size`` if given."""
     import cv2
 
-    from skelact.pose.extract import iter_frames_one_size
+    from skelact.pose.video import iter_frames_one_size
 
     frames = []
     for frame in iter_frames_one_size(path):
@@ -159,7 +159,7 @@ def reference_input(width: int, height: int, generous: int) -> int:
 def reference(path: Path, count: int, model) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """The clip untiled through ``skelact extract``'s loop: keypoints [2, T, 17, 2], scores [2, T, 17], (w, h)."""
     from skelact.data.tracking import PoseTracker
-    from skelact.pose.extract import iter_frames_one_size
+    from skelact.pose.video import iter_frames_one_size
 
     tracker, t, shape = PoseTracker(), 0, (0, 0)
     for frame in iter_frames_one_size(path):
@@ -240,7 +240,7 @@ def run_mosaic(k: int, clips: list[dict], model, frames: int) -> dict:
 
 def main() -> None:
     from skelact.pose import MoveNet
-    from skelact.pose.extract import video_info
+    from skelact.pose.video import video_info
 
     shared_default = os.environ.get("SKELACT_SHARED", str(ROOT.parent / "shared"))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -66,8 +66,8 @@ def run_one(source_path: Path, model_path: Path | None, size: int, threads: int,
             out: Path | None, pose_every: int = 1) -> dict:
     from skelact.inference import load_predictor
     from skelact.pose import MoveNet
+    from skelact.pose.video import FrameSource
     from skelact.stream.live import LiveAnalyzer, VideoSink
-    from skelact.stream.source import FrameSource
 
     predictor = load_predictor(None, device="cpu")
     predict = Timed(predictor.predict_clips)

@@ -35,7 +35,7 @@ from skelact.cli.analyze import (  # noqa: E402
     DEFAULT_WINDOW_VIEWS,
     DEFAULT_WINDOWS,
 )
-from skelact.stream.buffers import Track  # noqa: E402
+from skelact.data.tracking import Track  # noqa: E402
 from skelact.stream.segmentation import segmentation_scores  # noqa: E402
 from skelact.stream.timeline import build_timeline  # noqa: E402
 from skelact.stream.tracks import classify_windows  # noqa: E402

@@ -17,15 +17,18 @@ message or a report without raising.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from skelact.errors import SkelactError, printable
 
-__all__ = ["NotRegularFileError", "open_regular", "file_kind", "PathNameError", "native_path"]
+__all__ = ["NotRegularFileError", "open_regular", "file_kind", "PathNameError", "native_path", "quiet_stderr"]
 
 
 class NotRegularFileError(OSError):
@@ -90,3 +93,22 @@ def native_path(path: str | os.PathLike[str], what: str = "file") -> str:
         raise PathNameError(f"{printable(text)}: the {what} path is not valid UTF-8 (OpenCV and the pose model "
                             "take UTF-8 paths only); rename it") from None
     return text
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2, where FFmpeg prints an error for every codec it fails to open (used around
+    every OpenCV open of a user's video, camera or stream, and of a written video read back)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (AttributeError, OSError, ValueError):  # no fd 2 (embedded interpreters): nothing to hide
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

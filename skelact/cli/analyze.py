@@ -13,11 +13,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from skelact.cli.common import CLIError, UsageError, check_output, positive_float
+from skelact.cli.common import CLIError, UsageError, check_output, pose_options, positive_float
 
 if TYPE_CHECKING:
     from skelact.inference import Prediction, Predictor
-    from skelact.stream.tracks import VideoTracks
+    from skelact.pose.tracks import VideoTracks
 
 __all__ = ["add_analysis_args", "window_lengths", "check_analysis_args", "analyse_video", "DEFAULT_WINDOWS",
            "DEFAULT_STRIDE_FRACTION", "DEFAULT_MIN_SEGMENT", "DEFAULT_WINDOW_VIEWS"]
@@ -133,12 +133,6 @@ def _window_frames(args: argparse.Namespace, source: Path, frames: int, fps: flo
     return lengths, strides
 
 
-def _pose_model(args: argparse.Namespace):  # -> MoveNet
-    from skelact.pose import MoveNet
-
-    return MoveNet(args.pose_model, input_size=args.input_size, num_threads=args.threads)
-
-
 def _person_json(tr: Any, pred: Prediction, fps: float) -> dict[str, Any]:
     from skelact.stream.timeline import prediction_fields
 
@@ -149,14 +143,14 @@ def _person_json(tr: Any, pred: Prediction, fps: float) -> dict[str, Any]:
 
 def analyse_video(args: argparse.Namespace, source: Path, out: Path | None, predictor: Predictor) -> None:
     """``predict VIDEO --per-person`` / ``--window``: one pose pass, then per-person or window results."""
-    from skelact.pose.extract import VideoError, video_info
-    from skelact.stream.tracks import track_video
+    from skelact.pose.tracks import track_video
+    from skelact.pose.video import VideoError, video_info
 
     try:
         info = video_info(source)
         if args.window is not None:
             _window_frames(args, source, info["frames"], info["fps"])  # the header's count: before any work
-        pose = _pose_model(args)
+        pose = pose_options(args).build()
         vt = track_video(source, pose, progress=not args.quiet)
     except VideoError as e:
         raise CLIError(str(e)) from None

@@ -7,12 +7,16 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from skelact.errors import SkelactError
 
+if TYPE_CHECKING:
+    from skelact.pose.options import PoseOptions
+
 __all__ = ["CLIError", "positive_int", "positive_float", "fraction", "fraction_open", "add_model_args", "add_pose_args",
            "check_output", "check_output_dir", "existing_files", "pose_model_inputs", "recipe_inputs", "UsageError",
-           "load_clip", "true_label", "print_metrics", "PICKLE_SUFFIXES"]
+           "load_clip", "true_label", "print_metrics", "PICKLE_SUFFIXES", "pose_options"]
 
 PICKLE_SUFFIXES = (".pkl", ".pickle")
 
@@ -92,6 +96,13 @@ def add_pose_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-size", type=_pose_input_size, default=256,
                    help="pose model input, longer side, a multiple of 32 (default 256)")
     p.add_argument("--threads", type=positive_int, default=None, help="pose model threads (default: all cores)")
+
+
+def pose_options(args: argparse.Namespace) -> PoseOptions:
+    """The pose front end the options of :func:`add_pose_args` describe (built later, by its ``build()``)."""
+    from skelact.pose.options import PoseOptions
+
+    return PoseOptions(model=args.pose_model, input_size=args.input_size, threads=args.threads)
 
 
 def _same(a: Path, b: Path) -> bool:

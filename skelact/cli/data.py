@@ -124,7 +124,7 @@ def _cmd_viz(args: argparse.Namespace) -> None:
     true_label = (classes[label] if classes else str(label)) if label >= 0 else None
     frames, img_shape = None, ann.get("img_shape")
     if args.video is not None:
-        from skelact.pose.extract import iter_frames
+        from skelact.pose.video import iter_frames
 
         if kp.shape[-1] == 3:
             raise CLIError(f"{args.data}: clip {ann['frame_dir']!r} is 3D; --video needs 2D pixel keypoints")

@@ -15,6 +15,7 @@ from skelact.cli.common import (
     check_output,
     existing_files,
     pose_model_inputs,
+    pose_options,
     positive_float,
     positive_int,
 )
@@ -57,11 +58,10 @@ def _cmd_live(args: argparse.Namespace) -> None:
     import torch
 
     from skelact.inference import load_predictor
-    from skelact.pose import MoveNet
+    from skelact.pose.video import FrameSource, StreamEnded, describe_source
     from skelact.signals import Interrupted, graceful
     from skelact.stream.live import LiveAnalyzer, VideoSink
     from skelact.stream.server import LiveServer, exposure_warning, parse_address
-    from skelact.stream.source import FrameSource, StreamEnded, describe_source
     from skelact.viz.video import check_video_path
 
     kind, value = describe_source(args.source)
@@ -81,7 +81,7 @@ def _cmd_live(args: argparse.Namespace) -> None:
         # One thread for the action model: the pose model has the cores, and on a busy CPU torch's
         # thread pool costs more than it gains for a clip this small (benchmarks/live.py).
         torch.set_num_threads(args.action_threads)
-        pose = MoveNet(args.pose_model, input_size=args.input_size, num_threads=args.threads)
+        pose = pose_options(args).build()
         if server is not None:
             print(f"serving {server.url} (the annotated stream and the labels)", file=sys.stderr, flush=True)
             warning = exposure_warning(server.host, args.serve)

@@ -19,6 +19,7 @@ from skelact.cli.common import (
     fraction,
     load_clip,
     pose_model_inputs,
+    pose_options,
     positive_int,
     true_label,
 )
@@ -49,10 +50,9 @@ def _cmd_extract(args: argparse.Namespace) -> None:
     if is_video(out):  # e.g. `-o ROOT/run/x.mp4`: a later scan of ROOT would take it for a video
         raise CLIError(f"{out}: looks like a video; the output is a dataset file (e.g. data.pkl)")
     result = extract_folder(
-        args.inputs, out, pose_model=args.pose_model, input_size=args.input_size, max_persons=args.max_persons,
-        min_frames=args.min_frames, val_fraction=args.val_fraction, split_file=args.split_file,
-        seed=args.seed or 0, shard=args.shard, workers=args.workers, threads=args.threads, resume=args.resume,
-        force=args.force, progress=not args.quiet,
+        args.inputs, out, pose=pose_options(args), max_persons=args.max_persons, min_frames=args.min_frames,
+        val_fraction=args.val_fraction, split_file=args.split_file, seed=args.seed or 0, shard=args.shard,
+        workers=args.workers, resume=args.resume, force=args.force, progress=not args.quiet,
     )
     for note in result.notes:
         print(f"note: {note}")
@@ -106,11 +106,11 @@ def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
         file_classes = data.get("classes")
         layout = resolve_layout(None, data.get("layout"), ann["keypoint"].shape[2], str(source))
     else:
-        from skelact.pose import MoveNet, extract_video
-        from skelact.pose.extract import video_info
+        from skelact.pose.extract import extract_video
+        from skelact.pose.video import video_info
 
         video_info(source)  # a missing or unreadable video fails here, before the pose model is looked for
-        pose = MoveNet(args.pose_model, input_size=args.input_size, num_threads=args.threads)
+        pose = pose_options(args).build()
         ann = extract_video(source, pose, max_persons=args.max_persons or 2, progress=not args.quiet)
         layout = get_layout("coco17")  # MoveNet's joints
     try:
@@ -143,7 +143,7 @@ def _predict(args: argparse.Namespace, source: Path, out: Path | None) -> None:
 
 def _write_prediction_video(out: Path, source: Path, ann: dict, layout: object, topk: list[tuple[str, float]],
                             label: str | None, is_pickle: bool, video: Path | None) -> None:
-    from skelact.pose.extract import iter_frames, video_info
+    from skelact.pose.video import iter_frames, video_info
     from skelact.viz.video import to_canvas, write_skeleton_video
 
     kp, score = ann["keypoint"], ann.get("keypoint_score")

@@ -3,18 +3,21 @@
 Each frame's people are matched to the live tracks with the Hungarian algorithm on a cost that
 mixes box overlap and keypoint distance; unmatched people start new tracks and a track ends after
 ``max_age`` frames without a match. At the end, fragments of one person (lost for longer than
-``max_age``, then found again where they were last seen) are chained, and the ``max_persons``
-most confident tracks become the rows of a PYSKL ``keypoint`` array.
+``max_age``, then found again where they were last seen) are chained into a :class:`Track` each,
+and :func:`most_confident` — the one rule, for video extraction, ``predict``'s scene and the
+OpenPose converter — makes the ``max_persons`` most confident tracks the rows of a PYSKL
+``keypoint`` array.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["NUM_JOINTS", "PoseResult", "PoseTracker", "box_iou", "keypoint_distance"]
+__all__ = ["NUM_JOINTS", "PoseResult", "PoseTracker", "Track", "most_confident", "box_iou", "keypoint_distance"]
 
 NUM_JOINTS = 17  # COCO-17 order, the same as skelact's ``coco17`` layout (MoveNet's; OpenPose's is mapped to it)
 
@@ -42,6 +45,63 @@ class PoseResult:
     def empty(cls) -> PoseResult:
         return cls(np.zeros((0, NUM_JOINTS, 2), np.float32), np.zeros((0, NUM_JOINTS), np.float32),
                    np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+
+
+@dataclass
+class Track:
+    """One subject's poses over a span of frames, ready to classify.
+
+    Attributes:
+        person: The person's number (1, 2, ... by first appearance), or None for the whole scene.
+        first: Frame index of the first frame.
+        keypoint: float32 [M, T, V, 2] pixels; M = 1 for a person, the tracked people for a scene.
+        score: float32 [M, T, V].
+        total_score: Summed person score (how confidently and how long the subject was seen).
+    """
+
+    person: int | None
+    first: int
+    keypoint: np.ndarray
+    score: np.ndarray
+    total_score: float = 0.0
+
+    @property
+    def frames(self) -> int:
+        return int(self.keypoint.shape[1])
+
+    @property
+    def last(self) -> int:
+        return self.first + self.frames - 1
+
+
+def most_confident(tracks: Sequence[Track], num_frames: int, max_persons: int,
+                   num_joints: int = NUM_JOINTS) -> Track:
+    """The scene of a video: its ``max_persons`` tracks (M = 1 each) with the highest summed person score.
+
+    The one choice of "the people of a video": extraction, ``predict``'s scene and the OpenPose
+    converter all keep these rows.
+
+    Args:
+        tracks: Whole tracks of one person each.
+        num_frames: Frames T of the video.
+        max_persons: Rows kept.
+        num_joints: Joints V (used when there is no track).
+
+    Returns:
+        A :class:`Track` from frame 0 (``person`` None) with keypoint float32 [M, T, V, 2] and score
+        float32 [M, T, V], zero where a track is absent, rows by total score (ties: the earlier
+        track); ``M = min(max_persons, tracks)``, which is 0 when nobody was ever detected.
+    """
+    if max_persons < 1:
+        raise ValueError(f"max_persons must be at least 1, got {max_persons}")
+    best = sorted(tracks, key=lambda tr: (-tr.total_score, tr.first))[:max_persons]
+    v = int(best[0].keypoint.shape[2]) if best else num_joints
+    keypoint = np.zeros((len(best), num_frames, v, 2), np.float32)
+    score = np.zeros((len(best), num_frames, v), np.float32)
+    for m, tr in enumerate(best):
+        keypoint[m, tr.first: tr.last + 1] = tr.keypoint[0]
+        score[m, tr.first: tr.last + 1] = tr.score[0]
+    return Track(None, 0, keypoint, score, sum(tr.total_score for tr in best))
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -252,24 +312,23 @@ class PoseTracker:
             joined.append(head)
         return joined
 
-    def arrays(self, num_frames: int, max_persons: int = 2) -> tuple[np.ndarray, np.ndarray]:
-        """The ``max_persons`` (joined) tracks with the highest summed person score as PYSKL arrays.
+    def joined(self) -> list[Track]:
+        """The (joined) tracks as :class:`Track` s (M = 1), in chain order; frames without the person hold zeros."""
+        out = []
+        for tr in self.joined_tracks():
+            first = tr.frames[0]
+            idx = np.asarray(tr.frames) - first
+            kp = np.zeros((1, int(idx[-1]) + 1, self.num_joints, 2), np.float32)
+            sc = np.zeros(kp.shape[:3], np.float32)
+            kp[0, idx] = np.stack(tr.keypoints)
+            sc[0, idx] = np.stack(tr.scores)
+            out.append(Track(None, first, kp, sc, tr.total_score))
+        return out
 
-        Returns:
-            keypoint float32 [M, T, V, 2] and keypoint_score float32 [M, T, V], zero where a track
-            is absent, rows ordered by total confidence; ``M = min(max_persons, tracks)``, which is
-            0 when nobody was ever detected.
-        """
-        if max_persons < 1:
-            raise ValueError(f"max_persons must be at least 1, got {max_persons}")
-        best = sorted(self.joined_tracks(), key=lambda tr: -tr.total_score)[:max_persons]
-        keypoint = np.zeros((len(best), num_frames, self.num_joints, 2), np.float32)
-        score = np.zeros((len(best), num_frames, self.num_joints), np.float32)
-        for m, tr in enumerate(best):
-            idx = np.asarray(tr.frames)
-            keypoint[m, idx] = np.stack(tr.keypoints)
-            score[m, idx] = np.stack(tr.scores)
-        return keypoint, score
+    def arrays(self, num_frames: int, max_persons: int = 2) -> tuple[np.ndarray, np.ndarray]:
+        """The ``max_persons`` most confident (joined) tracks as PYSKL arrays (see :func:`most_confident`)."""
+        scene = most_confident(self.joined(), num_frames, max_persons, self.num_joints)
+        return scene.keypoint, scene.score
 
     # ----------------------------------------------------------------------------------------
     # Streaming (skelact/stream/): the caller keeps each track's poses itself, so the tracker

@@ -5,12 +5,22 @@ only when a model is built or a video is opened.
 """
 
 from skelact.data.tracking import PoseResult, PoseTracker
-from skelact.pose.extract import VIDEO_EXTENSIONS, VideoError, extract_video, find_videos, iter_frames
+from skelact.pose.extract import VIDEO_EXTENSIONS, extract_video, find_videos
 from skelact.pose.folder import extract_folder, extract_videos, scan_videos
 from skelact.pose.movenet import MoveNet, PoseModelError, default_cache_path, resolve_pose_model
+from skelact.pose.options import PoseModel, PoseOptions
+from skelact.pose.tracks import PoseStream, VideoTracks, track_video
+from skelact.pose.video import FrameSource, VideoError, iter_frames, video_info
 
 __all__ = [
     "MoveNet",
+    "PoseModel",
+    "PoseOptions",
+    "PoseStream",
+    "VideoTracks",
+    "track_video",
+    "FrameSource",
+    "video_info",
     "PoseResult",
     "PoseModelError",
     "resolve_pose_model",

@@ -27,15 +27,16 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from skelact.data.io import atomic_write, save_annotations
 from skelact.data.splits import SplitError, path_key, read_split_file, stratified_split
 from skelact.errors import printable
-from skelact.pose.extract import VIDEO_EXTENSIONS, VideoError, extract_video, find_videos, is_video
-from skelact.pose.movenet import MoveNet
+from skelact.pose.extract import VIDEO_EXTENSIONS, extract_video, find_videos, is_video
+from skelact.pose.options import PoseModel, PoseOptions
 from skelact.pose.resume import ResumeStore, failures_path, lock_output
+from skelact.pose.video import VideoError
 from skelact.progress import progress as progress_bar
 
 __all__ = ["VideoItem", "VideoSet", "ExtractResult", "scan_videos", "parse_shard", "shard_items",
@@ -281,7 +282,7 @@ def folder_annotations(videos: VideoSet, done: dict[str, dict], split: dict[str,
 # Running the pose model over many videos
 
 
-def _extract_one(model: MoveNet, path: Path, max_persons: int, min_frames: int) -> tuple[dict | None, str | None]:
+def _extract_one(model: PoseModel, path: Path, max_persons: int, min_frames: int) -> tuple[dict | None, str | None]:
     """``(annotation, None)``, or ``(None, reason)`` for a video that cannot be used."""
     try:
         return extract_video(path, model, max_persons=max_persons, progress=False, min_frames=min_frames), None
@@ -293,7 +294,7 @@ def _extract_one(model: MoveNet, path: Path, max_persons: int, min_frames: int) 
         return None, reason
 
 
-_worker_model: MoveNet | None = None  # one per pose process, built by _init_worker
+_worker_model: PoseModel | None = None  # one per pose process, built by _init_worker
 
 
 def _exit_with_parent() -> None:
@@ -307,10 +308,10 @@ def _exit_with_parent() -> None:
         os._exit(1)
 
 
-def _init_worker(model_path: str, input_size: int, threads: int) -> None:
+def _init_worker(options: PoseOptions) -> None:
     global _worker_model
     threading.Thread(target=_exit_with_parent, name="exit with parent", daemon=True).start()
-    _worker_model = MoveNet(model_path, input_size=input_size, num_threads=threads, download=False)
+    _worker_model = options.build()
 
 
 def _work(path: str, max_persons: int, min_frames: int) -> tuple[dict | None, str | None]:
@@ -318,11 +319,11 @@ def _work(path: str, max_persons: int, min_frames: int) -> tuple[dict | None, st
     return _extract_one(_worker_model, Path(path), max_persons, min_frames)
 
 
-def _run(items: Sequence[VideoItem], model: MoveNet, workers: int, threads: int, max_persons: int,
+def _run(items: Sequence[VideoItem], model: PoseModel, workers: int, options: PoseOptions | None, max_persons: int,
          min_frames: int) -> Iterator[tuple[VideoItem, dict | None, str | None]]:
     """Each video's result, in the order they finish; ``workers`` > 1 runs pose processes, each with
-    its own model of ``threads`` threads."""
-    if workers <= 1 or len(items) <= 1:
+    its own front end built from ``options`` (the model file resolved, no download)."""
+    if workers <= 1 or len(items) <= 1 or options is None:
         for it in items:
             yield (it, *_extract_one(model, it.path, max_persons, min_frames))
         return
@@ -330,7 +331,7 @@ def _run(items: Sequence[VideoItem], model: MoveNet, workers: int, threads: int,
     # flight per worker keeps them busy while memory and Ctrl-C latency stay bounded.
     ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(min(workers, len(items)), mp_context=ctx, initializer=_init_worker,
-                               initargs=(str(model.model_path), model.input_size, threads))
+                               initargs=(options,))
     todo = iter(items)
     pending: dict[Future, VideoItem] = {}
     try:
@@ -360,13 +361,13 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def extract_videos(inputs: Sequence[str | Path] | str | Path, model: MoveNet, max_persons: int = 2,
+def extract_videos(inputs: Sequence[str | Path] | str | Path, model: PoseModel, max_persons: int = 2,
                    progress: bool = True) -> tuple[dict, list[tuple[Path, str]]]:
     """Extract skeletons from a folder or a list of videos in this process, in memory, skipping failures.
 
     Args:
         inputs: See :func:`scan_videos`.
-        model: A loaded pose model.
+        model: A pose front end (see ``skelact.pose.options``).
         max_persons: People kept per video.
         progress: Show a progress bar.
 
@@ -380,7 +381,7 @@ def extract_videos(inputs: Sequence[str | Path] | str | Path, model: MoveNet, ma
     videos = scan_videos(inputs)
     done, failures = {}, []
     with progress_bar(total=len(videos.items), unit="video", desc="extract", enabled=progress, leave=True) as bar:
-        for it, ann, reason in _run(videos.items, model, 1, 1, max_persons, 1):
+        for it, ann, reason in _run(videos.items, model, 1, None, max_persons, 1):
             if ann is None:
                 failures.append((it.path, f"{it.path}: {reason}"))
                 bar.write(f"warning: skipped {it.path}: {reason}")
@@ -431,11 +432,10 @@ def write_failures(path: Path, failures: Sequence[tuple[Path, str]]) -> Path:
 
 
 def extract_folder(inputs: Sequence[str | Path] | str | Path, output: str | Path, *,
-                    pose_model: str | Path | None = None, input_size: int = 256, max_persons: int = 2,
-                    min_frames: int = 8, val_fraction: float | None = None, split_file: str | Path | None = None,
-                    seed: int = 0, shard: tuple[int, int] | None = None, workers: int = 1,
-                    threads: int | None = None, resume: bool = False, force: bool = False,
-                    progress: bool = True) -> ExtractResult:
+                    pose: PoseOptions | None = None, max_persons: int = 2, min_frames: int = 8,
+                    val_fraction: float | None = None, split_file: str | Path | None = None, seed: int = 0,
+                    shard: tuple[int, int] | None = None, workers: int = 1, resume: bool = False,
+                    force: bool = False, progress: bool = True) -> ExtractResult:
     """Extract a folder of videos (or one shard of it) into a dataset file, resumably.
 
     Every check of the inputs (folder, split, shard, pose model, progress folder) runs before the first
@@ -446,8 +446,9 @@ def extract_folder(inputs: Sequence[str | Path] | str | Path, output: str | Path
     Args:
         inputs: A folder ``ROOT`` (``ROOT/<class>/<video>`` or flat) or video files (see :func:`scan_videos`).
         output: The dataset ``.pkl``.
-        pose_model: MoveNet file (default: see ``skelact.pose.movenet.resolve_pose_model``).
-        input_size: Pose model input, longer side.
+        pose: The pose front end (default ``PoseOptions()``: the model found as
+            ``skelact.pose.movenet.resolve_pose_model`` does); ``threads`` None means the cores this
+            process may use, divided among the workers.
         max_persons: People kept per video.
         min_frames: Shorter videos fail as too short.
         val_fraction: Stratified ``train``/``val`` split of each class (see ``skelact.data.splits``).
@@ -455,8 +456,6 @@ def extract_folder(inputs: Sequence[str | Path] | str | Path, output: str | Path
         seed: Seed of the stratified split.
         shard: ``(K, N)``: extract every N-th video from the K-th; the split is the whole folder's.
         workers: Pose processes.
-        threads: Pose model threads per process (default: the cores this process may use, divided
-            among the workers).
         resume: Continue the progress folder of an interrupted run (its settings must match).
         force: Overwrite an existing ``output``.
         progress: Show a progress bar (videos, frames/s, ETA) and each failed video on stderr (warnings
@@ -487,10 +486,12 @@ def extract_folder(inputs: Sequence[str | Path] | str | Path, output: str | Path
     for w in videos.warnings:
         print(f"warning: {w}", file=sys.stderr)
 
-    model_path = resolve_pose_model(pose_model)
-    threads = threads or max(1, _cores() // workers)
-    model = MoveNet(model_path, input_size=input_size, num_threads=threads)  # a bad model fails here
-    settings = {"pose_model_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(), "input_size": input_size,
+    pose = pose or PoseOptions()
+    model_path = resolve_pose_model(pose.model, download=pose.download)
+    # The workers load the file found here (never a download each) with their share of the cores.
+    pose = replace(pose, model=model_path, threads=pose.threads or max(1, _cores() // workers), download=False)
+    model = pose.build()  # a bad model fails here
+    settings = {"pose_model_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(), "input_size": pose.input_size,
                 "max_persons": max_persons, "min_frames": min_frames, "skelact": __version__,
                 "inputs": [str(Path(p).resolve()) for p in ([inputs] if isinstance(inputs, (str, Path)) else inputs)],
                 "shard": None if shard is None else f"{shard[0]}/{shard[1]}"}
@@ -512,7 +513,7 @@ def extract_folder(inputs: Sequence[str | Path] | str | Path, output: str | Path
         try:
             with progress_bar(total=len(selected), initial=resumed, unit="video", desc="extract", enabled=progress,
                               leave=True) as bar:
-                for it, ann, reason in _run(todo, model, workers, threads, max_persons, min_frames):
+                for it, ann, reason in _run(todo, model, workers, pose, max_persons, min_frames):
                     store.save(it.key, ann, reason)
                     if ann is None:
                         if progress:

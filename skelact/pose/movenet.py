@@ -177,6 +177,9 @@ class MoveNet:
         self._in_shape: tuple[int, ...] | None = None
         self._cv2 = import_cv2()
 
+    def reset(self) -> None:
+        """Nothing to forget: each frame is posed on its own (the ``PoseModel`` protocol's start of a video)."""
+
     def input_shape(self, h: int, w: int) -> tuple[int, int, float]:
         """Network input (height, width) for an h×w frame, and the frame→input scale."""
         scale = self.input_size / max(h, w)

@@ -21,10 +21,11 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
+from skelact.pose.options import PoseModel
+from skelact.pose.tracks import PoseStream
+from skelact.pose.video import FrameSource, SourceError, StreamEnded
 from skelact.stream.overlay import Painter, PersonView
-from skelact.stream.source import FrameSource, SourceError, StreamEnded
 from skelact.stream.timeline import prediction_fields
-from skelact.stream.tracks import PoseModel, PoseStream
 from skelact.viz.draw import person_color
 from skelact.viz.video import VideoFile
 
@@ -83,7 +84,7 @@ class LiveAnalyzer:
     """Runs one source through pose, tracking, classification and the outputs.
 
     Args:
-        pose: The pose model (see :class:`~skelact.stream.tracks.PoseStream`).
+        pose: The pose model (see :class:`~skelact.pose.tracks.PoseStream`).
         predictor: The action model.
         every: Predict every ``every`` processed frames.
         windows: Lengths (frames) of the last part of each person's track classified at each

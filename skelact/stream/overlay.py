@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from skelact.data.tracking import Track
 from skelact.progress import progress as progress_bar
-from skelact.stream.buffers import Track
 from skelact.stream.timeline import NONE, Timeline
 from skelact.viz.draw import draw_people_panel, draw_person_label, draw_skeletons, import_cv2, person_color
 from skelact.viz.video import output_size
@@ -182,7 +182,7 @@ def write_overlay(out: str | Path, video: str | Path, views_at: ViewsAt, fps: fl
     Returns:
         Frames written.
     """
-    from skelact.pose.extract import VideoError, iter_frames
+    from skelact.pose.video import VideoError, iter_frames
     from skelact.viz.video import VideoFile
 
     out = Path(out)

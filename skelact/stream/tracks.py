@@ -1,146 +1,25 @@
-"""The streaming analysis engine: frames -> pose -> online tracker -> per-track keypoint buffers ->
-classification of whole tracks or of sliding windows.
+"""Classification of tracked people: whole tracks (``predict --per-person``) or sliding windows
+(``--window``, ``live``).
 
-:class:`PoseStream` is the per-frame step shared by ``skelact predict --per-person`` / ``--window``
-(one offline pass, :func:`track_video`) and ``skelact live`` (ring buffers). Frames are dropped as
-soon as they are posed; only keypoints are kept.
+The tracks come from the one video pipeline, ``skelact.pose.tracks`` (``track_video`` offline,
+``PoseStream`` live); this module only cuts them into clips and batches them through the model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from skelact.data.tracking import NUM_JOINTS, PoseResult, PoseTracker
-from skelact.progress import progress as progress_bar
-from skelact.stream.buffers import Track, TrackBuffers
+from skelact.data.tracking import Track
 
 if TYPE_CHECKING:
     from skelact.inference import Prediction, Predictor
     from skelact.skeleton import Layout
 
-__all__ = ["PoseStream", "VideoTracks", "track_video", "track_clip", "classify_track", "Window", "window_starts",
-           "classify_windows"]
-
-PoseModel = Callable[[np.ndarray], PoseResult]
-
-
-class PoseStream:
-    """Poses and tracks people frame by frame, keeping their keypoints per track.
-
-    Args:
-        pose: A pose model: BGR uint8 [H, W, 3] -> :class:`PoseResult` (e.g. ``MoveNet``).
-        tracker: The online tracker (default ``PoseTracker()``).
-        capacity: Keep only the last ``capacity`` frames of each track and forget tracks that
-            ended (live); ``None`` keeps whole tracks for :meth:`tracks` (offline).
-        num_joints: Joints per pose (MoveNet: 17).
-        pose_every: Run the pose model on every ``pose_every``-th frame only; the frames between
-            hold the last poses (half the pose cost at 2, for a CPU that cannot pose every frame).
-    """
-
-    def __init__(self, pose: PoseModel, tracker: PoseTracker | None = None, capacity: int | None = None,
-                 num_joints: int = NUM_JOINTS, pose_every: int = 1) -> None:
-        if pose_every < 1:
-            raise ValueError(f"pose_every must be at least 1, got {pose_every}")
-        self.pose = pose
-        self.tracker = tracker or PoseTracker(num_joints=num_joints)
-        self.capacity = capacity
-        self.pose_every = pose_every
-        self.buffers = TrackBuffers(num_joints, capacity)
-        self.frames = 0  # frames stepped so far; the next frame's index
-        self._last: tuple[PoseResult, list[int]] = (PoseResult.empty(), [])
-
-    def step(self, image: np.ndarray) -> tuple[PoseResult, list[int]]:
-        """Pose one frame and track its people; returns the people and their track ids."""
-        t = self.frames
-        if t % self.pose_every == 0:
-            people = self.pose(image)
-            ids = self.tracker.update(t, people)
-            self.tracker.prune()  # the buffers hold the poses; the tracker keeps only first and last
-            self._last = people, ids
-        else:  # held: the people where they were last posed
-            people, ids = self._last
-        self.buffers.add(t, ids, people)
-        if self.capacity is not None:
-            self.buffers.drop(self.tracker.live_tracks(t))
-        self.frames += 1
-        return people, ids
-
-    def live(self) -> list[int]:
-        """Ids of the tracks that can still be matched (seen within the tracker's ``max_age``)."""
-        return self.tracker.live_tracks(self.frames - 1)
-
-    def tracks(self) -> list[Track]:
-        """Whole tracks, fragments of one person joined (needs ``capacity=None``)."""
-        if self.capacity is not None:
-            raise ValueError("tracks() needs whole tracks: build the PoseStream with capacity=None")
-        return self.buffers.joined(self.tracker.chains())
-
-
-@dataclass
-class VideoTracks:
-    """The people of one video, as :func:`track_video` found them.
-
-    Attributes:
-        name: The video's file stem.
-        frames: Frames decoded.
-        fps: Frame rate from the container.
-        img_shape: (h, w) of the frames.
-        tracks: People, numbered by first appearance (1, 2, ...).
-    """
-
-    name: str
-    frames: int
-    fps: float
-    img_shape: tuple[int, int]
-    tracks: list[Track]
-
-    def scene(self, max_persons: int) -> Track:
-        """The ``max_persons`` most confident people over the whole video as one [M, T, V, 2] scene."""
-        best = sorted(self.tracks, key=lambda tr: -tr.total_score)[:max_persons]
-        v = best[0].keypoint.shape[2] if best else NUM_JOINTS
-        kp = np.zeros((max(1, len(best)), self.frames, v, 2), np.float32)
-        sc = np.zeros(kp.shape[:3], np.float32)
-        for m, tr in enumerate(best):
-            kp[m, tr.first: tr.last + 1] = tr.keypoint[0]
-            sc[m, tr.first: tr.last + 1] = tr.score[0]
-        return Track(None, 0, kp, sc, sum(tr.total_score for tr in best))
-
-
-def track_video(video: str | Path, pose: PoseModel, tracker: PoseTracker | None = None,
-                progress: bool = True) -> VideoTracks:
-    """One pass over a video: decode, pose and track each frame, keep only the keypoints.
-
-    Memory holds a few decoded frames (the decoder's prefetch) and 204 bytes per person per frame.
-
-    Args:
-        video: The video file.
-        pose: A pose model (see :class:`PoseStream`).
-        tracker: A configured tracker.
-        progress: A progress bar (frames/s and ETA) on stderr.
-
-    Raises:
-        VideoError: Unreadable or empty video, or frames of changing size.
-    """
-    from skelact.pose.extract import VideoError, iter_frames_one_size, video_info, warn_short_read
-
-    video = Path(video)
-    info = video_info(video)
-    stream = PoseStream(pose, tracker)
-    shape: tuple[int, int] | None = None
-    with progress_bar(total=info["frames"] or None, unit="frame", desc=video.name, enabled=progress) as bar:
-        for frame in iter_frames_one_size(video):
-            shape = frame.shape[:2]
-            stream.step(frame)
-            bar.update()
-    if shape is None:
-        raise VideoError(f"{video}: no frame could be decoded")
-    warn_short_read(video, stream.frames, info["frames"])
-    return VideoTracks(video.stem, stream.frames, info["fps"], (int(shape[0]), int(shape[1])), stream.tracks())
+__all__ = ["track_clip", "classify_track", "Window", "window_starts", "classify_windows"]
 
 
 def track_clip(track: Track, start: int = 0, stop: int | None = None, img_shape: tuple[int, int] | None = None,

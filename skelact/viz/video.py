@@ -11,8 +11,7 @@ import contextlib
 import logging
 import math
 import os
-import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from skelact.data.io import atomic_path
 from skelact.errors import SkelactError
-from skelact.files import native_path
+from skelact.files import native_path, quiet_stderr
 from skelact.skeleton import Layout, joint_present
 from skelact.viz.draw import draw_panel, draw_skeletons, import_cv2
 
@@ -99,24 +98,6 @@ def to_canvas(keypoint: np.ndarray, img_shape: tuple[int, int] | None = None,
     out = xy * scale + offset
     out[~ok] = 0.0
     return out.astype(np.float32)
-
-
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Silence file descriptor 2, where FFmpeg prints an error for every codec it fails to open."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (AttributeError, OSError, ValueError):  # no fd 2 (embedded interpreters): nothing to hide
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def open_video_writer(path: str | Path, fps: float, frame_size: tuple[int, int]) -> tuple[Any, str]:

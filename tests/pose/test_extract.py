@@ -95,13 +95,25 @@ def test_extract_folder_skips_bad_files(model, sample_video: Path, tmp_path: Pat
 
 def test_frame_size_change_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """A stream whose frames change size mid-way (e.g. a re-encoded concatenation) fails naming the frame."""
-    from skelact.pose import extract
+    from skelact.pose import video
 
-    frames = [np.zeros((4, 6, 3), np.uint8)] * 2 + [np.zeros((8, 6, 3), np.uint8)]
-    monkeypatch.setattr(extract, "iter_frames", lambda video: iter(frames))
+    frames = iter([np.zeros((4, 6, 3), np.uint8)] * 2 + [np.zeros((8, 6, 3), np.uint8)])
+
+    class Capture:  # what cv2.VideoCapture gives for such a file
+        def read(self) -> tuple[bool, np.ndarray | None]:
+            frame = next(frames, None)
+            return frame is not None, frame
+
+        def get(self, prop: int) -> float:
+            return 0.0
+
+        def release(self) -> None:
+            pass
+
+    monkeypatch.setattr(video.FrameSource, "_open", lambda self, value, timeout: Capture())
     got = []
     with pytest.raises(VideoError, match=r"^v\.mp4: frame 2 is 6x8, earlier frames 6x4$"):
-        for frame in extract.iter_frames_one_size("v.mp4"):
+        for frame in video.iter_frames_one_size("v.mp4"):
             got.append(frame)
     assert len(got) == 2
 
@@ -112,7 +124,7 @@ def test_an_unclosed_frame_reader_lets_the_interpreter_exit(sample_video: Path) 
     import subprocess
     import sys
 
-    code = ("import sys\nfrom skelact.pose.extract import iter_frames\n"
+    code = ("import sys\nfrom skelact.pose.video import iter_frames\n"
             f"frames = iter_frames({str(sample_video)!r}, prefetch=2)\nnext(frames)\n"
             "sys.exit(3)  # the reader stays open, its queue full\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -92,9 +92,9 @@ def test_unknown_in_json_lines_and_page_state(clip: Path, pose_model: Path) -> N
     from skelact.checkpoint import Calibration
     from skelact.inference import load_predictor
     from skelact.pose import MoveNet
+    from skelact.pose.video import FrameSource
     from skelact.stream.live import LiveAnalyzer
     from skelact.stream.server import LiveServer
-    from skelact.stream.source import FrameSource
 
     predictor = dataclasses.replace(load_predictor(), calibration=Calibration(threshold=1.0))
     lines = io.StringIO()

@@ -118,8 +118,8 @@ def test_calibrated_predictor_marks_unknown_windows(data_root: Path) -> None:
 
     from skelact.checkpoint import Calibration
     from skelact.data.convert.penn import read_penn_mat
+    from skelact.data.tracking import Track
     from skelact.inference import load_predictor
-    from skelact.stream.buffers import Track
     from skelact.stream.tracks import classify_windows
 
     anns = [read_penn_mat(data_root / "penn_action" / "labels" / f"{n}.mat")[0] for n in ("0001", "0900")]

@@ -16,8 +16,9 @@ from videos import cli_status, colour_pixels, frame_count, write_video
 
 from skelact.cli import main
 from skelact.data.tracking import PoseResult, PoseTracker
-from skelact.stream.buffers import TrackBuffers
-from skelact.stream.tracks import PoseStream, track_video, window_starts
+from skelact.pose.buffers import TrackBuffers
+from skelact.pose.tracks import PoseStream, track_video
+from skelact.stream.tracks import window_starts
 from skelact.viz.draw import person_color
 
 cv2 = pytest.importorskip("cv2")

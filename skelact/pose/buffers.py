@@ -10,13 +10,11 @@ grows (an offline pass keeps whole tracks: 17 joints x 3 float32 = 204 bytes a f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from skelact.data.tracking import PoseResult
+from skelact.data.tracking import PoseResult, Track
 
-__all__ = ["TrackBuffer", "TrackBuffers", "Track"]
+__all__ = ["TrackBuffer", "TrackBuffers"]
 
 
 class TrackBuffer:
@@ -97,33 +95,6 @@ class TrackBuffer:
         n = self._n if last is None else min(last, self._n)
         order = (self._head + np.arange(self._n - n, self._n)) % len(self._kp)
         return self._kp[order], self._sc[order]
-
-
-@dataclass
-class Track:
-    """One subject's poses over a span of frames, ready to classify.
-
-    Attributes:
-        person: The person's number (1, 2, ... by first appearance), or None for the whole scene.
-        first: Frame index of the first frame.
-        keypoint: float32 [M, T, V, 2] pixels; M = 1 for a person, the tracked people for a scene.
-        score: float32 [M, T, V].
-        total_score: Summed person score (how confidently and how long the subject was seen).
-    """
-
-    person: int | None
-    first: int
-    keypoint: np.ndarray
-    score: np.ndarray
-    total_score: float = 0.0
-
-    @property
-    def frames(self) -> int:
-        return int(self.keypoint.shape[1])
-
-    @property
-    def last(self) -> int:
-        return self.first + self.frames - 1
 
 
 class TrackBuffers:

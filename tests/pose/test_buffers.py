@@ -1,4 +1,4 @@
-"""Keypoint buffers of tracks (skelact.stream.buffers): a ring of the last frames, a growing buffer."""
+"""Keypoint buffers of tracks (skelact.pose.buffers): a ring of the last frames, a growing buffer."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from synthetic import STICK_OFFSETS, stick_person
 
-from skelact.stream.buffers import TrackBuffer
+from skelact.pose.buffers import TrackBuffer
 
 
 def test_ring_buffer_keeps_the_last_frames_and_fills_gaps() -> None:
