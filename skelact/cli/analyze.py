@@ -1,7 +1,8 @@
 """``skelact predict VIDEO --per-person`` and ``--window``: who does what, when, in a video.
 
-One pass poses and tracks the video keeping only keypoints (skelact/stream/tracks.py); people are
-then classified on their own (``--per-person``) or in sliding windows (``--window``, a timeline);
+One pass poses and tracks the video keeping only keypoints (skelact/pose/tracks.py, the pass
+``extract`` makes too); people are then classified on their own (``--per-person``) or in sliding
+windows (``--window``, a timeline);
 ``--out`` decodes the video a second time to draw the result.
 """
 
