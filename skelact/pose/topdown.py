@@ -88,8 +88,8 @@ def detection_plan(h: int, w: int, full_input: int = 256, tile_input: int = 384,
         >>> full, tiles, overlap = detection_plan(720, 1280)
         >>> full.input_hw(), len(tiles), tiles[0].input_hw()
         ((160, 256), 6, (384, 384))
-        >>> len(detection_plan(360, 640, min_height=1 / 4)[1])
-        0
+        >>> len(detection_plan(360, 640, min_height=1 / 4)[1]), len(detection_plan(360, 640, min_height=1 / 2)[1])
+        (1, 0)
     """
     full_scale = full_input / max(h, w)
     full = _Pass((0.0, 0.0, float(w), float(h)), full_scale)
