@@ -183,6 +183,8 @@ def run_mosaic(k: int, clips: list[dict], model, frames: int) -> dict:
         clip = clips[i % len(clips)]
         tiles.append((clip, place(clip["size"][0], clip["size"][1], tile_box(i, k))))
     tracker = PoseTracker()
+    if hasattr(model, "reset"):
+        model.reset()  # a front end that follows people from frame to frame starts afresh
     detections, seconds = [], 0.0
     for t in range(frames):
         mosaic = np.zeros((FRAME_H, FRAME_W, 3), np.uint8)
@@ -249,6 +251,8 @@ def main() -> None:
     ap.add_argument("--pose-model", type=Path, default=None,
                     help="default: $SKELACT_POSE_MODEL, else SHARED/models/movenet_multipose_lightning_f16.tflite")
     ap.add_argument("--sizes", default="256,512,768", help="front-end input sizes (256 is the default of extract)")
+    ap.add_argument("--topdown", default="",
+                    help="top-down front ends to run too, CROP:EVERY[:MIN_HEIGHT] comma-separated, e.g. 128:8")
     ap.add_argument("--grids", default="1,2,3,4", help="values of k")
     ap.add_argument("--frames", type=int, default=48, help="frames of each clip (UT clips have at least 52)")
     ap.add_argument("--ref-size", type=int, default=512, help="input size of the untiled reference")
@@ -256,7 +260,8 @@ def main() -> None:
     args = ap.parse_args()
     pose_model = args.pose_model or Path(os.environ.get(
         "SKELACT_POSE_MODEL", args.shared / "models" / "movenet_multipose_lightning_f16.tflite"))
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    topdowns = [t.split(":") for t in args.topdown.split(",") if t]
     grids = [int(k) for k in args.grids.split(",")]
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -286,8 +291,17 @@ def main() -> None:
     rows = []
     print(f"{'size':>5} {'k':>2} {'true':>4} {'found/fr':>8} {'height':>6} {'ref':>6} {'recall':>6} {'PCK>=.8':>7} "
           f"{'PCK':>5} {'trk/pers':>8} {'IDsw':>5} {'tracks':>6} {'fps':>6} {'load':>5}")
+    from skelact.pose.topdown import TopDownPose
+
+    front_ends: list[tuple[str, object]] = []
     for size in sizes:
-        model = MoveNet(pose_model, input_size=size, num_threads=args.threads, download=False)
+        front_ends.append((str(size), MoveNet(pose_model, input_size=size, num_threads=args.threads, download=False)))
+    for td in topdowns:
+        base = MoveNet(pose_model, input_size=256, num_threads=args.threads, download=False)
+        min_height = float(td[2]) if len(td) > 2 else 1 / 8
+        front_ends.append((f"topdown crop {td[0]} every {td[1]} min_h {min_height:.3g}",
+                           TopDownPose(base, detect_every=int(td[1]), crop_size=int(td[0]), min_height=min_height)))
+    for size, model in front_ends:
         for k in grids:
             load = round(os.getloadavg()[0], 2)
             r = {"input_size": size, **run_mosaic(k, clips, model, args.frames), "load": load}

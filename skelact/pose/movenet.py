@@ -174,8 +174,26 @@ class MoveNet:
             raise PoseModelError(f"{self.model_path}: not a MoveNet MultiPose model "
                                  f"(expected uint8 input and output [1, 6, 56])")
         self._in_index, self._out_index = inp[0]["index"], out[0]["index"]
-        self._in_shape: tuple[int, ...] | None = None
+        # One interpreter per input shape: re-planning one interpreter costs 1-4 ms a switch, and a
+        # top-down front end alternates between the full frame, tiles and person crops every frame.
+        self._interps: dict[tuple[int, int], Interpreter] = {}
+        self._interp_class = Interpreter
         self._cv2 = import_cv2()
+
+    def _interpreter(self, in_h: int, in_w: int):  # -> Interpreter planned for [1, in_h, in_w, 3]
+        interp = self._interps.get((in_h, in_w))
+        if interp is None:
+            if not self._interps:
+                interp = self._interp
+            else:
+                if len(self._interps) >= 8:  # frames of changing size: keep memory bounded
+                    self._interps.pop(next(iter(self._interps)))
+                interp = self._interp_class(model_path=native_path(self.model_path, "pose model"),
+                                            num_threads=self.num_threads)
+            interp.resize_tensor_input(self._in_index, [1, in_h, in_w, 3], strict=False)
+            interp.allocate_tensors()
+            self._interps[(in_h, in_w)] = interp
+        return interp
 
     def reset(self) -> None:
         """Nothing to forget: each frame is posed on its own (the ``PoseModel`` protocol's start of a video)."""
@@ -186,22 +204,58 @@ class MoveNet:
         rh, rw = max(1, round(h * scale)), max(1, round(w * scale))
         return -(-rh // 32) * 32, -(-rw // 32) * 32, scale
 
-    def _prepare(self, frame: np.ndarray, bgr: bool) -> tuple[np.ndarray, float]:
-        """Letterbox a frame into the network input [1, H_in, W_in, 3] uint8 RGB."""
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """The raw network output [6, 56] for an input uint8 RGB [1, H, W, 3] (H, W multiples of 32)."""
+        interp = self._interpreter(x.shape[1], x.shape[2])
+        interp.set_tensor(self._in_index, x)
+        interp.invoke()
+        return interp.get_tensor(self._out_index)[0]
+
+    def pose_region(self, frame: np.ndarray, region: tuple[float, float, float, float], in_h: int, in_w: int,
+                    bgr: bool = True, scale: float | None = None) -> PoseResult:
+        """Pose the people in a region of a frame (parts outside the frame are black).
+
+        The region (x0, y0, x1, y1 in frame pixels) is scaled to fit ``in_h`` x ``in_w`` (aspect kept,
+        padded at the bottom/right), or by ``scale``; the people are returned in frame pixels, clipped to
+        the frame.
+        """
         cv2 = self._cv2
         h, w = frame.shape[:2]
-        in_h, in_w, scale = self.input_shape(h, w)
-        rh, rw = max(1, round(h * scale)), max(1, round(w * scale))
-        # Bilinear, as the model's reference preprocessing (tf.image.resize_with_pad) does.
-        small = cv2.resize(frame, (rw, rh), interpolation=cv2.INTER_LINEAR)
-        if bgr:
-            small = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+        x0, y0, x1, y1 = (int(round(v)) for v in region)
+        if scale is None:
+            scale = min(in_h / max(1, y1 - y0), in_w / max(1, x1 - x0))
+        rh, rw = max(1, min(in_h, round((y1 - y0) * scale))), max(1, min(in_w, round((x1 - x0) * scale)))
+        cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)  # the part inside the frame
         x = np.zeros((1, in_h, in_w, 3), np.uint8)
-        x[0, :rh, :rw] = small  # pad bottom/right: input pixel / scale = original pixel
-        return x, scale
+        if cx1 > cx0 and cy1 > cy0:
+            # Bilinear, as the model's reference preprocessing (tf.image.resize_with_pad) does.
+            ox0, oy0 = round((cx0 - x0) * scale), round((cy0 - y0) * scale)
+            ox1, oy1 = min(rw, round((cx1 - x0) * scale)), min(rh, round((cy1 - y0) * scale))
+            if ox1 > ox0 and oy1 > oy0:
+                part = cv2.resize(frame[cy0:cy1, cx0:cx1], (ox1 - ox0, oy1 - oy0), interpolation=cv2.INTER_LINEAR)
+                x[0, oy0:oy1, ox0:ox1] = cv2.cvtColor(part, cv2.COLOR_BGR2RGB) if bgr else part
+        out = self.run(x)
+        keep = out[:, 55] >= self.min_person_score
+        out = out[keep][np.argsort(-out[keep, 55], kind="stable")]
+        if len(out) == 0:
+            return PoseResult.empty()
+        kp = out[:, :51].reshape(-1, NUM_JOINTS, 3)  # [P, 17, (y, x, score)] in [0, 1] of the padded input
+        xy = np.stack([kp[..., 1] * in_w / scale + x0, kp[..., 0] * in_h / scale + y0], axis=-1)  # frame px
+        xy[..., 0] = np.clip(xy[..., 0], 0, w - 1)
+        xy[..., 1] = np.clip(xy[..., 1], 0, h - 1)
+        box = out[:, 51:55]  # ymin, xmin, ymax, xmax
+        boxes = np.stack([box[:, 1] * in_w / scale + x0, box[:, 0] * in_h / scale + y0,
+                          box[:, 3] * in_w / scale + x0, box[:, 2] * in_h / scale + y0], axis=-1)
+        boxes = np.clip(boxes, 0, [w - 1, h - 1, w - 1, h - 1])
+        return PoseResult(
+            keypoints=xy.astype(np.float32),
+            scores=kp[..., 2].astype(np.float32),
+            boxes=boxes.astype(np.float32),
+            person_scores=out[:, 55].astype(np.float32),
+        )
 
     def __call__(self, frame: np.ndarray, bgr: bool = True) -> PoseResult:
-        """Detect people in one frame.
+        """Detect people in one frame, letterboxed whole into the network input.
 
         Args:
             frame: uint8 [H, W, 3], BGR as OpenCV decodes it (``bgr=False`` for RGB).
@@ -210,30 +264,5 @@ class MoveNet:
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"expected a uint8 [H, W, 3] frame, got {frame.dtype} {list(frame.shape)}")
         h, w = frame.shape[:2]
-        x, scale = self._prepare(frame, bgr)
-        if x.shape != self._in_shape:  # re-plan the graph only when the frame size changes
-            self._interp.resize_tensor_input(self._in_index, list(x.shape), strict=False)
-            self._interp.allocate_tensors()
-            self._in_shape = x.shape
-        self._interp.set_tensor(self._in_index, x)
-        self._interp.invoke()
-        out = self._interp.get_tensor(self._out_index)[0]  # [6, 56]
-        in_h, in_w = x.shape[1:3]
-
-        keep = out[:, 55] >= self.min_person_score
-        out = out[keep][np.argsort(-out[keep, 55], kind="stable")]
-        if len(out) == 0:
-            return PoseResult.empty()
-        kp = out[:, :51].reshape(-1, NUM_JOINTS, 3)  # [P, 17, (y, x, score)] in [0, 1] of the padded input
-        xy = np.stack([kp[..., 1] * in_w, kp[..., 0] * in_h], axis=-1) / scale  # [P, 17, 2] original pixels
-        xy[..., 0] = np.clip(xy[..., 0], 0, w - 1)
-        xy[..., 1] = np.clip(xy[..., 1], 0, h - 1)
-        box = out[:, 51:55]  # ymin, xmin, ymax, xmax
-        boxes = np.stack([box[:, 1] * in_w, box[:, 0] * in_h, box[:, 3] * in_w, box[:, 2] * in_h], axis=-1) / scale
-        boxes = np.clip(boxes, 0, [w - 1, h - 1, w - 1, h - 1])
-        return PoseResult(
-            keypoints=xy.astype(np.float32),
-            scores=kp[..., 2].astype(np.float32),
-            boxes=boxes.astype(np.float32),
-            person_scores=out[:, 55].astype(np.float32),
-        )
+        in_h, in_w, scale = self.input_shape(h, w)
+        return self.pose_region(frame, (0, 0, w, h), in_h, in_w, bgr, scale)

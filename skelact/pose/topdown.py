@@ -1,0 +1,300 @@
+"""People of every size in a frame: find them over the whole frame and over tiles every few frames,
+then pose each person on a crop of their own, every frame (top-down, as the two-stage pipelines do).
+
+MoveNet MultiPose run once on a whole frame (``MoveNet.__call__``) sees a person well only when they
+are at least ~70 px tall in its input, and returns at most 6 people a call: at input 256 a 720p frame
+shrinks people 2.8×, so anyone under ~200 px is lost, and a crowd is cut at 6. :class:`TopDownPose`
+keeps MoveNet's one-stage model but changes how it is fed:
+
+1. **Detection** (every ``detect_every`` frames, and whenever nobody is being followed): the whole
+   frame at the model's input size (big people), plus tiles of the frame at the scale that makes the
+   smallest person of interest (``min_height`` of the frame height) ~64 px tall in the input; a
+   call that returns the model's cap of 6 people is split into four overlapping parts and run again,
+   so there is no cap on the people in a frame. Detections of one person from several tiles are merged.
+2. **Crops** (every frame): each person followed is posed on a square crop around where they were in
+   the previous frame (moved by their recent motion), at ``crop_size`` input: a 100-px person fills
+   most of a 128-px input. A person not found in their crop for ``max_missed`` frames is let go until
+   the next detection finds them again.
+
+The result per frame is one :class:`PoseResult`, like ``MoveNet.__call__``'s, so the tracker and
+everything after it are unchanged. The object remembers the previous frame: call :meth:`reset`
+between videos.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from skelact.data.tracking import NUM_JOINTS, PoseResult, box_iou
+from skelact.pose.movenet import MoveNet
+
+__all__ = ["TopDownPose", "detection_plan", "merge_people"]
+
+_CAP = 6  # people per MoveNet call
+# The smallest person of interest is posed at about this height in the network input (MoveNet found
+# 31 of 32 people 56 px tall in 720p mosaic tiles at 48; 64 leaves room).
+_TARGET_PX = 64
+_JOINT_SEEN = 0.2  # joint score above which a joint counts as placed (for merging and boxes)
+
+Region = tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
+
+
+def _ceil32(v: float) -> int:
+    return max(32, -(-int(math.ceil(v)) // 32) * 32)
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One MoveNet call of a detection: a region of the frame at a scale (input px per frame px)."""
+
+    region: Region
+    scale: float
+
+    def input_hw(self) -> tuple[int, int]:
+        x0, y0, x1, y1 = self.region
+        return _ceil32((y1 - y0) * self.scale), _ceil32((x1 - x0) * self.scale)
+
+    def split(self, overlap: float) -> list[_Pass]:
+        """Four parts (2 x 2) overlapping by ``overlap`` frame pixels, at the same scale."""
+        x0, y0, x1, y1 = self.region
+        mx, my = (x0 + x1) / 2, (y0 + y1) / 2
+        h = overlap / 2
+        return [_Pass((a, b, c, d), self.scale) for a, c in ((x0, mx + h), (mx - h, x1))
+                for b, d in ((y0, my + h), (my - h, y1))]
+
+
+def _spans(length: float, window: float, overlap: float) -> list[tuple[float, float]]:
+    """Windows of ``window`` px covering ``[0, length)``, evenly spaced, neighbours overlapping by at least
+    ``overlap``."""
+    if window >= length:
+        return [(0.0, float(length))]
+    n = max(2, math.ceil((length - overlap) / max(window - overlap, 1.0)))
+    step = (length - window) / (n - 1)
+    return [(i * step, i * step + window) for i in range(n)]
+
+
+def detection_plan(h: int, w: int, full_input: int = 256, tile_input: int = 384,
+                   min_height: float = 1 / 8) -> tuple[_Pass, list[_Pass], float]:
+    """The MoveNet calls of one detection on an h x w frame: the whole frame, the tiles, and their overlap.
+
+    The tiles' scale makes a person ``min_height`` of the frame tall ``_TARGET_PX`` px in the input,
+    never enlarging the frame (MoveNet loses people in enlarged images). No tiles when the whole-frame
+    call already has that scale; one call over the whole frame at that scale when it fits in a tile.
+
+    Example:
+        >>> full, tiles, overlap = detection_plan(720, 1280)
+        >>> full.input_hw(), len(tiles), tiles[0].input_hw()
+        ((160, 256), 6, (384, 384))
+        >>> len(detection_plan(360, 640, min_height=1 / 4)[1]), len(detection_plan(360, 640, min_height=1 / 2)[1])
+        (1, 0)
+    """
+    full_scale = full_input / max(h, w)
+    full = _Pass((0.0, 0.0, float(w), float(h)), full_scale)
+    smallest = max(min_height * h, 1.0)
+    scale = min(1.0, _TARGET_PX / smallest)
+    overlap = 1.2 * smallest  # a whole smallest person fits in the overlap of two neighbours
+    if scale <= full_scale * 1.1:
+        return full, [], overlap
+    if max(h, w) * scale <= tile_input * 1.25:
+        return full, [_Pass((0.0, 0.0, float(w), float(h)), scale)], overlap
+    side = tile_input / scale
+    tiles = [_Pass((x0, y0, x1, y1), scale) for y0, y1 in _spans(h, side, overlap)
+             for x0, x1 in _spans(w, side, overlap)]
+    return full, tiles, overlap
+
+
+def _heights(people: PoseResult) -> np.ndarray:
+    """Box heights [P] (at least 1 px)."""
+    return np.maximum(people.boxes[:, 3] - people.boxes[:, 1], 1.0)
+
+
+def _same_person(a: PoseResult, b: PoseResult, max_distance: float = 0.1) -> np.ndarray:
+    """[A, B] whether person a_i and b_j are one person: their joints placed in both lie within
+    ``max_distance`` of a's height on average (at least 3 such joints), or, failing shared joints,
+    their boxes overlap by 70 % of the smaller. Two detections of one person agree within a few
+    percent; two people hugging are 15-30 % apart."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), bool)
+    d = np.linalg.norm(a.keypoints[:, None] - b.keypoints[None], axis=-1)  # [A, B, V]
+    both = (a.scores[:, None] > _JOINT_SEEN) & (b.scores[None] > _JOINT_SEEN)
+    n = both.sum(-1)
+    mean = (d * both).sum(-1) / np.maximum(n, 1) / _heights(a)[:, None]
+    ax, bx = a.boxes[:, None], b.boxes[None]
+    inter = (np.clip(np.minimum(ax[..., 2], bx[..., 2]) - np.maximum(ax[..., 0], bx[..., 0]), 0, None)
+             * np.clip(np.minimum(ax[..., 3], bx[..., 3]) - np.maximum(ax[..., 1], bx[..., 1]), 0, None))
+    area = lambda bb: np.maximum((bb[..., 2] - bb[..., 0]) * (bb[..., 3] - bb[..., 1]), 1.0)  # noqa: E731
+    overlap = inter / np.minimum(area(ax), area(bx))
+    return np.where(n >= 3, mean < max_distance, overlap > 0.7)
+
+
+def _take(people: PoseResult, idx: np.ndarray | list[int]) -> PoseResult:
+    idx = np.asarray(idx, int)
+    return PoseResult(people.keypoints[idx], people.scores[idx], people.boxes[idx], people.person_scores[idx])
+
+
+def _concat(parts: list[PoseResult]) -> PoseResult:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return PoseResult.empty()
+    return PoseResult(np.concatenate([p.keypoints for p in parts]), np.concatenate([p.scores for p in parts]),
+                      np.concatenate([p.boxes for p in parts]), np.concatenate([p.person_scores for p in parts]))
+
+
+def merge_people(people: PoseResult, priority: np.ndarray | None = None) -> PoseResult:
+    """One entry per person: of detections that are one person (see ``_same_person``), the one with the
+    highest ``priority`` (default: person score) is kept."""
+    if len(people) < 2:
+        return people
+    priority = people.person_scores if priority is None else priority
+    order = np.argsort(-priority, kind="stable")
+    people = _take(people, order)
+    same = _same_person(people, people)
+    kept: list[int] = []
+    for i in range(len(people)):
+        if not any(same[i, j] or same[j, i] for j in kept):
+            kept.append(i)
+    return _take(people, kept)
+
+
+@dataclass
+class _Followed:
+    """A person being posed on their own crop."""
+
+    box: np.ndarray  # [4] x1, y1, x2, y2 where last seen
+    velocity: np.ndarray  # [2] box-centre motion per frame
+    missed: int = 0  # frames in a row their crop found nobody
+
+
+class TopDownPose:
+    """Finds people of any size and number (see the module docstring); a stateful pose callable.
+
+    Args:
+        model: The loaded MoveNet; its ``input_size`` is the whole-frame detection's.
+        detect_every: Frames between two detections (1: every frame). People who enter are found at
+            the next detection; everyone else is followed on crops in between.
+        crop_size: Network input side for a person's crop (a multiple of 32).
+        min_height: The smallest person to find, as a fraction of the frame height; sets the tiles.
+        tile_input: Network input side of one tile.
+        margin: A crop's side over the person's larger box side (room for motion and limbs).
+        max_missed: Frames a person may go unfound in their crop before they are let go.
+    """
+
+    def __init__(self, model: MoveNet, detect_every: int = 8, crop_size: int = 128, min_height: float = 1 / 8,
+                 tile_input: int = 384, margin: float = 1.3, max_missed: int = 2) -> None:
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be at least 1, got {detect_every}")
+        if crop_size < 32 or crop_size % 32:
+            raise ValueError(f"crop_size must be a positive multiple of 32, got {crop_size}")
+        if not 0 < min_height <= 1:
+            raise ValueError(f"min_height must be a fraction of the frame height in (0, 1], got {min_height}")
+        self.model = model
+        self.detect_every = detect_every
+        self.crop_size = crop_size
+        self.min_height = min_height
+        self.tile_input = tile_input
+        self.margin = margin
+        self.max_missed = max_missed
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the people followed (call between videos)."""
+        self._people: list[_Followed] = []
+        self._frame = 0
+        self._plan: tuple[tuple[int, int], tuple[_Pass, list[_Pass], float]] | None = None
+        self.calls = 0  # MoveNet calls so far (for benchmarks)
+
+    def __call__(self, frame: np.ndarray, bgr: bool = True) -> PoseResult:
+        """The people in one frame (uint8 [H, W, 3], BGR unless ``bgr=False``), most confident first."""
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"expected a uint8 [H, W, 3] frame, got {frame.dtype} {list(frame.shape)}")
+        seen, followed = self._pose_crops(frame, bgr, self._people)
+        missed = [p for p in self._people if p.missed and p.missed <= self.max_missed]
+        if self._frame % self.detect_every == 0:
+            found = self._detect(frame, bgr)
+            new = np.ones(len(found), bool)
+            if len(seen) and len(found):
+                new = ~_same_person(found, seen).any(1)
+            found = _take(found, np.flatnonzero(new))
+            if missed and len(found):  # found again where they were lost: follow the detection instead
+                gone = box_iou(np.stack([p.box for p in missed]), found.boxes).max(1) > 0.3
+                missed = [p for p, g in zip(missed, gone, strict=True) if not g]
+            more, kept = self._pose_crops(frame, bgr, [_Followed(b, np.zeros(2, np.float32)) for b in found.boxes])
+            seen = _concat([seen, more])
+            followed += kept
+        if len(seen) > 1:  # two followed people who converged on one person: keep the more confident
+            order = np.argsort(-seen.person_scores, kind="stable")
+            seen, followed = _take(seen, order), [followed[i] for i in order]
+            same = _same_person(seen, seen)
+            keep = [i for i in range(len(seen)) if not any(same[i, j] or same[j, i] for j in range(i))]
+            seen, followed = _take(seen, keep), [followed[i] for i in keep]
+        self._people = followed + missed
+        self._frame += 1
+        return seen
+
+    # ---------------------------------------------------------------------------------------------
+
+    def _pose_crops(self, frame: np.ndarray, bgr: bool, people: list[_Followed]) -> tuple[PoseResult, list[_Followed]]:
+        """Pose each person on a crop around where they should be now; returns those found (their
+        ``box``, ``velocity`` updated); the others' ``missed`` is counted up."""
+        found: list[PoseResult] = []
+        kept: list[_Followed] = []
+        for p in people:
+            x1, y1, x2, y2 = expected = p.box + np.tile(p.velocity, 2)  # moved by their recent motion
+            side = max(x2 - x1, y2 - y1, 16.0) * self.margin
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            region = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+            got = self.model.pose_region(frame, region, self.crop_size, self.crop_size, bgr)
+            self.calls += 1
+            if len(got):
+                iou = box_iou(expected[None], got.boxes)[0]
+                best = int(np.argmax(iou))
+                if iou[best] >= 0.2:
+                    box = got.boxes[best].astype(np.float32)
+                    moved = (box[:2] + box[2:]) / 2 - (p.box[:2] + p.box[2:]) / 2
+                    p.velocity = (0.5 * p.velocity + 0.5 * moved).astype(np.float32)
+                    p.box, p.missed = box, 0
+                    found.append(_take(got, [best]))
+                    kept.append(p)
+                    continue
+            p.box, p.velocity, p.missed = expected.astype(np.float32), p.velocity * 0.5, p.missed + 1
+        return _concat(found), kept
+
+    def _detect(self, frame: np.ndarray, bgr: bool) -> PoseResult:
+        h, w = frame.shape[:2]
+        if self._plan is None or self._plan[0] != (h, w):
+            self._plan = ((h, w), detection_plan(h, w, self.model.input_size, self.tile_input, self.min_height))
+        full, tiles, overlap = self._plan[1]
+        parts: list[PoseResult] = []
+        inner: list[np.ndarray] = []
+        todo = [(full, 0), *((t, 0) for t in tiles)]
+        while todo:
+            p, depth = todo.pop()
+            in_h, in_w = p.input_hw()
+            got = self.model.pose_region(frame, p.region, in_h, in_w, bgr, p.scale)
+            self.calls += 1
+            if len(got) >= _CAP and depth < 2:  # the model's cap: there may be more people here
+                todo.extend((q, depth + 1) for q in p.split(overlap))
+            parts.append(got)
+            inner.append(self._touches_inner_edge(got, p.region, w, h))
+        people = _concat(parts)
+        if len(people) == 0:
+            return people
+        # A person cut by a tile's edge is found whole in the neighbouring tile: prefer that one.
+        priority = people.person_scores * np.where(np.concatenate(inner), 0.5, 1.0)
+        return merge_people(people, priority)
+
+    @staticmethod
+    def _touches_inner_edge(people: PoseResult, region: Region, w: int, h: int, tol: float = 3.0) -> np.ndarray:
+        """[P] whether a person's box touches an edge of the region that is not the frame's edge."""
+        if len(people) == 0:
+            return np.zeros(0, bool)
+        x0, y0, x1, y1 = region
+        b = people.boxes
+        return (((b[:, 0] <= x0 + tol) & (x0 > tol)) | ((b[:, 1] <= y0 + tol) & (y0 > tol))
+                | ((b[:, 2] >= x1 - tol) & (x1 < w - tol)) | ((b[:, 3] >= y1 - tol) & (y1 < h - tol)))
+
+
+assert NUM_JOINTS == 17  # MoveNet's COCO-17

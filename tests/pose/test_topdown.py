@@ -1,0 +1,190 @@
+"""The top-down front end (skelact.pose.topdown): the detection plan, merging, and real mosaics of many small people."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skelact.data.tracking import PoseResult
+from skelact.pose.topdown import TopDownPose, _spans, detection_plan, merge_people
+
+cv2 = pytest.importorskip("cv2")
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan: which calls one detection makes
+
+
+@pytest.mark.parametrize(("length", "window", "overlap"), [(1280, 432, 108), (720, 432, 108), (1000, 999, 50),
+                                                            (300, 432, 108), (4000, 200, 150)])
+def test_spans_cover_with_overlap(length: int, window: float, overlap: float) -> None:
+    spans = _spans(length, window, overlap)
+    assert spans[0][0] == 0 and spans[-1][1] == pytest.approx(length)
+    for (_, a1), (b0, b1) in zip(spans, spans[1:], strict=False):
+        assert a1 - b0 >= overlap - 1e-6  # neighbours share at least the overlap
+        assert b1 - b0 == pytest.approx(min(window, length))
+    # No more windows than needed: one fewer would leave a gap or a smaller overlap.
+    if len(spans) > 2:
+        n = len(spans) - 1
+        step = (length - window) / (n - 1)
+        assert window - step < overlap
+
+
+def test_plan_720p_tiles_at_the_smallest_persons_scale() -> None:
+    full, tiles, overlap = detection_plan(720, 1280, full_input=256, tile_input=384, min_height=1 / 8)
+    assert full.region == (0, 0, 1280, 720) and full.input_hw() == (160, 256)
+    scale = 64 / 90  # a 90-px person (1/8 of 720) is 64 px tall in a tile's input
+    assert overlap == pytest.approx(1.2 * 90)
+    assert all(t.scale == pytest.approx(scale) for t in tiles)
+    assert {t.input_hw() for t in tiles} == {(384, 384)}
+    # The tiles cover the frame.
+    cover = np.zeros((720, 1280), bool)
+    for t in tiles:
+        x0, y0, x1, y1 = (int(round(v)) for v in t.region)
+        cover[y0:y1, x0:x1] = True
+    assert cover.all()
+    assert len(tiles) == 6  # 3 columns x 2 rows of 540-px tiles
+
+
+def test_plan_small_frames_and_large_people_need_no_tiles() -> None:
+    # People at least a quarter of a 360p frame are 90 px: the whole frame at input 256 (scale 0.4) is not
+    # enough, but the frame fits one call at the needed scale.
+    full, tiles, _ = detection_plan(360, 640, min_height=1 / 4)
+    assert len(tiles) == 1 and tiles[0].region == (0, 0, 640, 360)
+    assert tiles[0].scale == pytest.approx(64 / 90)
+    # Half the frame's height: the whole-frame call already has the scale.
+    assert detection_plan(360, 640, min_height=1 / 2)[1] == []
+    # Never enlarged: a tiny frame is posed at its own size.
+    full, tiles, _ = detection_plan(120, 160, min_height=1 / 8)
+    assert all(t.scale <= 1.0 for t in tiles)
+
+
+def test_split_parts_overlap_and_cover() -> None:
+    full, tiles, overlap = detection_plan(720, 1280)
+    parts = tiles[0].split(overlap)
+    x0, y0, x1, y1 = tiles[0].region
+    assert len(parts) == 4 and all(p.scale == tiles[0].scale for p in parts)
+    assert min(p.region[0] for p in parts) == x0 and max(p.region[2] for p in parts) == x1
+    assert min(p.region[1] for p in parts) == y0 and max(p.region[3] for p in parts) == y1
+    left, right = parts[0].region, parts[2].region
+    assert left[2] - right[0] == pytest.approx(overlap)
+
+
+# ---------------------------------------------------------------------------------------------
+# Merging detections of one person
+
+
+def _person(x: float, y: float, h: float, score: float, seen: slice = slice(None)) -> PoseResult:
+    """A synthetic upright person h px tall at (x, y) (top-left of the box)."""
+    rng = np.random.default_rng(int(x * 7 + y))
+    kp = np.stack([x + rng.uniform(0, h / 3, 17), y + np.linspace(0, h, 17)], -1).astype(np.float32)
+    sc = np.zeros(17, np.float32)
+    sc[seen] = 0.9
+    box = np.array([kp[sc > 0, 0].min(), kp[sc > 0, 1].min(), kp[sc > 0, 0].max(), kp[sc > 0, 1].max()], np.float32)
+    return PoseResult(kp[None], sc[None], box[None], np.array([score], np.float32))
+
+
+def _cat(*people: PoseResult) -> PoseResult:
+    return PoseResult(*(np.concatenate([getattr(p, f) for p in people]) for f in
+                        ("keypoints", "scores", "boxes", "person_scores")))
+
+
+def test_merge_keeps_one_per_person() -> None:
+    a = _person(100, 100, 120, 0.9)
+    a_cut = _person(100, 100, 120, 0.95, slice(0, 8))  # the same person cut by a tile edge: upper joints only
+    a_cut.keypoints += 3  # found in another tile, a few pixels apart
+    b = _person(400, 100, 120, 0.8)
+    hug = _person(100, 100, 120, 0.7)
+    hug.keypoints[..., 0] += 20  # another person pressed against a: every joint 20 px (17 % of h) away
+    hug.boxes[:, [0, 2]] += 20
+    people = _cat(a, a_cut, b, hug)
+    merged = merge_people(people)
+    assert len(merged) == 3
+    assert sorted(merged.person_scores.tolist()) == pytest.approx([0.7, 0.8, 0.95])
+    # With the cut one ranked last (it touches a tile edge), the whole one is kept.
+    merged = merge_people(people, priority=np.array([0.9, 0.4, 0.8, 0.7], np.float32))
+    assert sorted(merged.person_scores.tolist()) == pytest.approx([0.7, 0.8, 0.9])
+    assert merge_people(PoseResult.empty()).keypoints.shape == (0, 17, 2)
+
+
+def test_arguments_are_checked(model) -> None:
+    for kwargs, word in [({"detect_every": 0}, "detect_every"), ({"crop_size": 100}, "crop_size"),
+                         ({"min_height": 0}, "min_height"), ({"min_height": 1.5}, "min_height")]:
+        with pytest.raises(ValueError, match=word):
+            TopDownPose(model, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Real frames: the NTU clip, alone and tiled small
+
+
+def _frames(video: Path, n: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(video))
+    out = []
+    while len(out) < n:
+        ok, f = cap.read()
+        if not ok:
+            break
+        out.append(f)
+    cap.release()
+    return out
+
+
+def _mosaic(frame: np.ndarray, k: int) -> np.ndarray:
+    """The frame tiled k x k into 1280 x 720: 2 k^2 people, each 1/k of their size at 720p."""
+    small = cv2.resize(frame, (1280 // k, 720 // k), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(np.tile(small, (k, k, 1))[:720, :1280])
+
+
+@pytest.fixture(scope="module")
+def clip(sample_video: Path) -> list[np.ndarray]:
+    return _frames(sample_video, 12)
+
+
+def test_finds_more_than_the_cap_of_six_in_a_crowd(model, clip: list[np.ndarray]) -> None:
+    """18 people about 120 px tall: the one-stage call at input 256 finds almost none; top-down finds them all,
+    each at the right place, every frame."""
+    frames = [_mosaic(f, 3) for f in clip[:4]]
+    assert len(model(frames[0])) < 6
+    td = TopDownPose(model, detect_every=4)
+    for f in frames:
+        got = td(f)
+        assert len(got) == 18
+        centres = (got.boxes[:, :2] + got.boxes[:, 2:]) / 2
+        cells = {(int(cx // (1280 / 3)), int(cy // (720 / 3))) for cx, cy in centres}
+        assert len(cells) == 9  # two people in each cell
+        assert (got.scores > 0.3).mean() > 0.7
+
+
+def test_follows_the_same_people_between_detections(model, clip: list[np.ndarray]) -> None:
+    td = TopDownPose(model, detect_every=100)  # one detection, then crops only
+    first = td(clip[0])
+    assert len(first) == 2
+    calls = td.calls
+    for f in clip[1:]:
+        got = td(f)
+        assert len(got) == 2
+        # Each person moves little from frame to frame: the followed boxes stay on them.
+        assert td.calls - calls == 2
+        calls = td.calls
+    # The keypoints agree with the one-stage model on the full 1920x1080 frame at input 256 (people are large).
+    whole = model(clip[-1])
+    d = np.abs(got.keypoints[:, None] - whole.keypoints[None, :2]).mean((-1, -2))  # [2 followed, 2 whole]
+    assert d.min(1).max() < 0.05 * (got.boxes[:, 3] - got.boxes[:, 1]).min()
+
+
+def test_reset_forgets_and_repeats(model, clip: list[np.ndarray]) -> None:
+    td = TopDownPose(model, detect_every=3)
+    one = [td(f) for f in clip[:5]]
+    td.reset()
+    two = [td(f) for f in clip[:5]]
+    for a, b in zip(one, two, strict=True):
+        assert np.array_equal(a.keypoints, b.keypoints) and np.array_equal(a.person_scores, b.person_scores)
+
+
+def test_nobody_in_an_empty_frame(model) -> None:
+    td = TopDownPose(model)
+    for _ in range(3):
+        assert len(td(np.zeros((720, 1280, 3), np.uint8))) == 0
