@@ -89,12 +89,24 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_pose_args(p: argparse.ArgumentParser) -> None:
-    """Where the pose model is and how it runs."""
+    """Where the pose model is and how it runs: the front end (``skelact.pose.options.PoseOptions``)."""
     p.add_argument("--pose-model", type=Path, default=None,
                    help="MoveNet MultiPose .tflite (default: $SKELACT_POSE_MODEL, then the user cache, "
                    "then a one-time download)")
+    p.add_argument("--front-end", choices=("topdown", "whole-frame"), default="topdown",
+                   help="topdown (default): search the whole frame and tiles for people every --detect-every "
+                   "frames, then pose each person on their own crop every frame (people of any size, any number); "
+                   "whole-frame: one pose call per frame at --input-size (faster; at most 6 people, and people "
+                   "under about a quarter of the frame's height are missed)")
+    p.add_argument("--min-person-height", type=fraction_open, default=1 / 8, metavar="FRACTION",
+                   help="topdown: the smallest person to find, as a fraction of the frame height (default 0.125; "
+                   "lower finds more distant people and costs more tiles)")
+    p.add_argument("--detect-every", type=positive_int, default=8, metavar="N",
+                   help="topdown: frames between two searches for new people (default 8; 1 searches every frame)")
+    p.add_argument("--crop-size", type=_pose_input_size, default=128, metavar="PX",
+                   help="topdown: pose model input for one person's crop, a multiple of 32 (default 128)")
     p.add_argument("--input-size", type=_pose_input_size, default=256,
-                   help="pose model input, longer side, a multiple of 32 (default 256)")
+                   help="pose model input for a whole frame, longer side, a multiple of 32 (default 256)")
     p.add_argument("--threads", type=positive_int, default=None, help="pose model threads (default: all cores)")
 
 
@@ -102,7 +114,9 @@ def pose_options(args: argparse.Namespace) -> PoseOptions:
     """The pose front end the options of :func:`add_pose_args` describe (built later, by its ``build()``)."""
     from skelact.pose.options import PoseOptions
 
-    return PoseOptions(model=args.pose_model, input_size=args.input_size, threads=args.threads)
+    return PoseOptions(model=args.pose_model, input_size=args.input_size, threads=args.threads,
+                       topdown=args.front_end == "topdown", min_height=args.min_person_height,
+                       detect_every=args.detect_every, crop_size=args.crop_size)
 
 
 def _same(a: Path, b: Path) -> bool:

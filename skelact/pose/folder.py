@@ -491,11 +491,13 @@ def extract_folder(inputs: Sequence[str | Path] | str | Path, output: str | Path
     # The workers load the file found here (never a download each) with their share of the cores.
     pose = replace(pose, model=model_path, threads=pose.threads or max(1, _cores() // workers), download=False)
     model = pose.build()  # a bad model fails here
-    settings = {"pose_model_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(), "input_size": pose.input_size,
-                "max_persons": max_persons, "min_frames": min_frames, "skelact": __version__,
+    front_end = pose.settings()
+    settings = {"pose_model_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+                **{k: v for k, (v, _) in front_end.items()}, "max_persons": max_persons, "min_frames": min_frames,
+                "skelact": __version__,
                 "inputs": [str(Path(p).resolve()) for p in ([inputs] if isinstance(inputs, (str, Path)) else inputs)],
                 "shard": None if shard is None else f"{shard[0]}/{shard[1]}"}
-    labels = {"pose_model_sha256": "the pose model of sha256", "input_size": "--input-size",
+    labels = {"pose_model_sha256": "the pose model of sha256", **{k: o for k, (_, o) in front_end.items()},
               "max_persons": "--max-persons", "min_frames": "--min-frames", "skelact": "skelact version",
               "inputs": "the inputs", "shard": "--shard"}
     output.parent.mkdir(parents=True, exist_ok=True)

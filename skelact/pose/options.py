@@ -43,10 +43,17 @@ class PoseOptions:
 
     Attributes:
         model: The MoveNet MultiPose ``.tflite`` (None: ``$SKELACT_POSE_MODEL``, the user cache, a download).
-        input_size: Model input, longer side, a multiple of 32.
+        input_size: Model input for a whole frame, longer side, a multiple of 32.
         threads: Interpreter threads (None: all cores).
         min_person_score: People below this person score are dropped.
         download: Allow a one-time download when the model is nowhere.
+        topdown: Find people over the whole frame and tiles, then pose each on their own crop
+            (``skelact.pose.topdown``: people of any size, no cap at 6); False: one MoveNet call per
+            whole frame at ``input_size`` (faster; misses people under ~a quarter of the frame's
+            height and returns at most 6).
+        min_height: Top-down: the smallest person to find, as a fraction of the frame height.
+        detect_every: Top-down: frames between two searches for new people.
+        crop_size: Top-down: network input side of a person's crop, a multiple of 32.
     """
 
     model: Path | None = None
@@ -54,14 +61,33 @@ class PoseOptions:
     threads: int | None = None
     min_person_score: float = 0.2
     download: bool = True
+    topdown: bool = True
+    min_height: float = 1 / 8
+    detect_every: int = 8
+    crop_size: int = 128
+
+    def settings(self) -> dict[str, tuple[object, str]]:
+        """What changes the poses found, each with the option that sets it (for a resumed extraction)."""
+        front_end = "topdown" if self.topdown else "whole-frame"
+        out: dict[str, tuple[object, str]] = {"input_size": (self.input_size, "--input-size"),
+                                              "front_end": (front_end, "--front-end")}
+        if self.topdown:
+            out.update(min_height=(round(self.min_height, 6), "--min-person-height"),
+                       detect_every=(self.detect_every, "--detect-every"), crop_size=(self.crop_size, "--crop-size"))
+        return out
 
     def build(self) -> PoseModel:
         """The front end these options describe (loads the model; a bad model file fails here).
 
         Raises:
             PoseModelError: The model file is missing, cannot be downloaded, or is not a MoveNet model.
+            ValueError: A top-down setting out of range.
         """
         from skelact.pose.movenet import MoveNet
+        from skelact.pose.topdown import TopDownPose
 
-        return MoveNet(self.model, input_size=self.input_size, min_person_score=self.min_person_score,
-                       num_threads=self.threads, download=self.download)
+        model = MoveNet(self.model, input_size=self.input_size, min_person_score=self.min_person_score,
+                        num_threads=self.threads, download=self.download)
+        if not self.topdown:
+            return model
+        return TopDownPose(model, detect_every=self.detect_every, crop_size=self.crop_size, min_height=self.min_height)

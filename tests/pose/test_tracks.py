@@ -15,6 +15,7 @@ from skelact.cli import main
 from skelact.data.io import load_annotations
 from skelact.data.tracking import PoseResult, most_confident
 from skelact.pose.options import PoseOptions
+from skelact.pose.topdown import TopDownPose
 from skelact.pose.tracks import PoseStream, track_video
 
 cv2 = pytest.importorskip("cv2")
@@ -89,9 +90,18 @@ def test_every_video_starts_from_a_reset_front_end(tmp_path: Path) -> None:
 def test_pose_options_build_and_travel_to_worker_processes(model_path: Path) -> None:
     """PoseOptions is what folder extraction sends to its workers: it must pickle, and build() is the front end."""
     pytest.importorskip("ai_edge_litert")
-    options = PoseOptions(model=model_path, input_size=320, threads=1, min_person_score=0.3, download=False)
+    options = PoseOptions(model=model_path, input_size=320, threads=1, min_person_score=0.3, download=False,
+                          topdown=False)
     assert pickle.loads(pickle.dumps(options)) == options
     pose = options.build()
     assert (pose.model_path, pose.input_size, pose.num_threads, pose.min_person_score) == (model_path, 320, 1, 0.3)
     pose.reset()  # MoveNet keeps nothing between frames; the protocol's reset is a no-op there
     assert len(pose(np.zeros((64, 64, 3), np.uint8))) == 0
+    # The default: top-down around the same model, with the options' settings.
+    options = PoseOptions(model=model_path, input_size=320, threads=1, download=False, min_height=0.25,
+                          detect_every=3, crop_size=96)
+    pose = options.build()
+    assert isinstance(pose, TopDownPose)
+    assert (pose.model.input_size, pose.min_height, pose.detect_every, pose.crop_size) == (320, 0.25, 3, 96)
+    assert len(pose(np.zeros((64, 64, 3), np.uint8))) == 0
+    assert set(options.settings()) == {"input_size", "front_end", "min_height", "detect_every", "crop_size"}
