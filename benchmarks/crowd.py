@@ -1,6 +1,7 @@
 """Crowds and small people: k x k mosaics of real two-person clips in a 1280x720 frame, posed by skelact's front end.
 
     python benchmarks/crowd.py --out work_dirs/crowd [--shared ../shared] [--sizes 256,512,768]
+        [--topdown 96:8,128:4] [--no-default]
         [--grids 1,2,3,4] [--frames 48] [--ref-size 512]
 
 Clips: the NTU video (``videos/ntu_sample.avi``, 1920x1080, two people) and 15 UT-Interaction set 1
@@ -14,7 +15,11 @@ enlarged clip loses people) by the same code ``skelact extract`` runs
 reference person counts in a frame where at least 5 joints score >= 0.3; their keypoints' extent
 is the person's height h.
 
-Per front-end setting (``MoveNet(input_size=S)``, threads as the CLI's default, ``PoseTracker()``
+Front ends: the default of ``extract``/``predict`` (``PoseOptions().build()``: top-down, see
+``skelact/pose/topdown.py``), the one-stage ``--front-end whole-frame`` at each of ``--sizes``, and
+top-down variants ``--topdown CROP:EVERY[:MIN_HEIGHT]``.
+
+Per front-end setting (threads as the CLI's default, ``PoseTracker()``
 as ``extract`` makes it) and k, over the mosaic frames:
 
 - people found per frame (MoveNet's people above its person score) against the true 2k², and the
@@ -250,7 +255,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     ap.add_argument("--pose-model", type=Path, default=None,
                     help="default: $SKELACT_POSE_MODEL, else SHARED/models/movenet_multipose_lightning_f16.tflite")
-    ap.add_argument("--sizes", default="256,512,768", help="front-end input sizes (256 is the default of extract)")
+    ap.add_argument("--sizes", default="256,512,768",
+                    help="whole-frame front-end input sizes to compare ('' for none)")
+    ap.add_argument("--no-default", action="store_true", help="skip the default front end")
     ap.add_argument("--topdown", default="",
                     help="top-down front ends to run too, CROP:EVERY[:MIN_HEIGHT] comma-separated, e.g. 128:8")
     ap.add_argument("--grids", default="1,2,3,4", help="values of k")
@@ -289,24 +296,28 @@ def main() -> None:
           f"{cpu_model()}, {os.cpu_count()} CPUs")
 
     rows = []
-    print(f"{'size':>5} {'k':>2} {'true':>4} {'found/fr':>8} {'height':>6} {'ref':>6} {'recall':>6} {'PCK>=.8':>7} "
-          f"{'PCK':>5} {'trk/pers':>8} {'IDsw':>5} {'tracks':>6} {'fps':>6} {'load':>5}")
+    print(f"{'front end':>20} {'k':>2} {'true':>4} {'found/fr':>8} {'height':>6} {'ref':>6} {'recall':>6} "
+          f"{'PCK>=.8':>7} {'PCK':>5} {'trk/pers':>8} {'IDsw':>5} {'tracks':>6} {'fps':>6} {'load':>5}")
+    from skelact.pose.options import PoseOptions
     from skelact.pose.topdown import TopDownPose
 
     front_ends: list[tuple[str, object]] = []
+    if not args.no_default:
+        front_ends.append(("default", PoseOptions(model=pose_model, threads=args.threads, download=False).build()))
     for size in sizes:
-        front_ends.append((str(size), MoveNet(pose_model, input_size=size, num_threads=args.threads, download=False)))
+        front_ends.append((f"whole-frame {size}",
+                           MoveNet(pose_model, input_size=size, num_threads=args.threads, download=False)))
     for td in topdowns:
         base = MoveNet(pose_model, input_size=256, num_threads=args.threads, download=False)
         min_height = float(td[2]) if len(td) > 2 else 1 / 8
-        front_ends.append((f"topdown crop {td[0]} every {td[1]} min_h {min_height:.3g}",
+        front_ends.append((f"topdown {td[0]}:{td[1]}:{min_height:.3g}",
                            TopDownPose(base, detect_every=int(td[1]), crop_size=int(td[0]), min_height=min_height)))
     for size, model in front_ends:
         for k in grids:
             load = round(os.getloadavg()[0], 2)
-            r = {"input_size": size, **run_mosaic(k, clips, model, args.frames), "load": load}
+            r = {"front_end": size, **run_mosaic(k, clips, model, args.frames), "load": load}
             rows.append(r)
-            print(f"{size:>5} {k:>2} {r['true_people']:>4} {r['found_per_frame']:>8.2f} "
+            print(f"{size:>20} {k:>2} {r['true_people']:>4} {r['found_per_frame']:>8.2f} "
                   f"{r['person_height_px'] or 0:>6.0f} {r['reference_coverage']:>6.1%} {r['recall']:>6.1%} "
                   f"{r['found_pck80']:>7.1%} "
                   f"{r['mean_pck'] or 0:>5.2f} {r['tracks_per_person'] or 0:>8.2f} {r['id_switches']:>5} "
@@ -326,12 +337,12 @@ def _or_dash(value: object) -> str:
 
 def markdown(s: dict) -> str:
     lines = [f"{s['date']}, {s['machine']}, {s['cpus']} CPUs; `{s['command']}`", "",
-             "| input | k | people (true) | found / frame | height px | reference sees | recall | found, PCK >= 0.8 "
-             "| mean PCK | tracks / person | ID switches | tracks made | frames/s | load |",
+             "| front end | k | people (true) | found / frame | height px | reference sees | recall "
+             "| found, PCK >= 0.8 | mean PCK | tracks / person | ID switches | tracks made | frames/s | load |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in s["rows"]:
         busy = " busy" if r["load"] > BUSY_LOAD else ""
-        lines.append(f"| {r['input_size']} | {r['k']} | {r['true_people']} | {r['found_per_frame']:.2f} "
+        lines.append(f"| {r['front_end']} | {r['k']} | {r['true_people']} | {r['found_per_frame']:.2f} "
                      f"| {r['person_height_px']} | {r['reference_coverage']:.1%} | {r['recall']:.1%} "
                      f"| {r['found_pck80']:.1%} | {_or_dash(r['mean_pck'])} | {_or_dash(r['tracks_per_person'])} "
                      f"| {r['id_switches']} | {r['tracks_made']} | {r['fps']:.1f} | {r['load']}{busy} |")
