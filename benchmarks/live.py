@@ -1,6 +1,7 @@
 """Live throughput and latency: a 640x360 source at 30 frames/s, delivered in real time, through ``skelact live``.
 
-    python benchmarks/live.py [--seconds 20] [--sizes 256,192,160] [--threads 1,2] [--json out.json]
+    python benchmarks/live.py [--seconds 20] [--front-ends topdown,whole-frame] [--sizes 256,192,160]
+        [--threads 1,2] [--json out.json]
 
 The source is the two-person NTU clip resized to 640x360 and played back and forth for
 ``--seconds``; a ``FrameSource(realtime=True)`` delivers it at 30 frames/s as a camera would
@@ -8,7 +9,8 @@ The source is the two-person NTU clip resized to 640x360 and played back and for
 frame, tracker, ring buffers, a prediction every ``--every`` frames over the live windows, the
 annotated frame drawn; ``--out`` adds the video encoder). Latency is per processed frame, from
 the moment the frame was due at the source to the annotated frame being ready. Reported per
-configuration: frames processed and dropped, frames/s, latency p50 / p95 / max, and the mean
+configuration (front end: ``topdown``, the default of ``skelact live``, at its whole-frame input 256;
+``whole-frame`` at each of ``--sizes``): frames processed and dropped, frames/s, latency p50 / p95 / max, and the mean
 time of one pose call and of one prediction round.
 """
 
@@ -62,17 +64,18 @@ class Timed:
             self.seconds.append(time.perf_counter() - t0)
 
 
-def run_one(source_path: Path, model_path: Path | None, size: int, threads: int, every: int,
+def run_one(source_path: Path, model_path: Path | None, front_end: str, size: int, threads: int, every: int,
             out: Path | None, pose_every: int = 1) -> dict:
     from skelact.inference import load_predictor
-    from skelact.pose import MoveNet
+    from skelact.pose.options import PoseOptions
     from skelact.pose.video import FrameSource
     from skelact.stream.live import LiveAnalyzer, VideoSink
 
     predictor = load_predictor(None, device="cpu")
     predict = Timed(predictor.predict_clips)
     predictor.predict_clips = predict  # type: ignore[method-assign]
-    pose = Timed(MoveNet(model_path, input_size=size, num_threads=threads))
+    options = PoseOptions(model=model_path, input_size=size, threads=threads, topdown=front_end == "topdown")
+    pose = Timed(options.build())  # what `skelact live --front-end FRONT_END --input-size SIZE --threads N` runs
     source = FrameSource(str(source_path), realtime=True)
     windows = sorted({max(1, round(w * source.fps)) for w in DEFAULT_LIVE_WINDOWS})
     analyzer = LiveAnalyzer(pose, predictor, every=every, windows=windows, lines=None, background=True,
@@ -86,7 +89,7 @@ def run_one(source_path: Path, model_path: Path | None, size: int, threads: int,
     finally:
         source.close()
     total = stats.frames + stats.dropped
-    return {"input_size": size, "pose_threads": threads, "pose_every": pose_every, "every": every,
+    return {"front_end": front_end, "input_size": size, "pose_threads": threads, "pose_every": pose_every, "every": every,
             "writer": out is not None,
             "frames": total, "processed": stats.frames, "dropped": stats.dropped,
             "fps": round(stats.frames / stats.seconds, 2), "latency_p50_ms": round(stats.latency_ms(50), 1),
@@ -104,7 +107,8 @@ def main() -> None:
     ap.add_argument("--video", type=Path, default=shared / "data" / "videos" / "ntu_sample.avi")
     ap.add_argument("--pose-model", type=Path, default=shared / "models" / "movenet_multipose_lightning_f16.tflite")
     ap.add_argument("--seconds", type=float, default=20.0, help="length of the 30 frames/s source")
-    ap.add_argument("--sizes", default="256,192,160", help="MoveNet input sizes to try")
+    ap.add_argument("--front-ends", default="topdown,whole-frame", help="front ends to try (topdown at input 256)")
+    ap.add_argument("--sizes", default="256,192,160", help="whole-frame MoveNet input sizes to try")
     ap.add_argument("--threads", default="1,2", help="MoveNet thread counts to try")
     ap.add_argument("--pose-every", default="1", help="pose every N-th frame (holding poses between), values to try")
     ap.add_argument("--every", type=int, default=DEFAULT_EVERY)
@@ -119,15 +123,16 @@ def main() -> None:
         print(f"source: {args.video.name} at 640x360, 30 frames/s, {args.seconds:g} s, paced in real time; "
               f"prediction every {args.every} frames over windows {DEFAULT_LIVE_WINDOWS} s; "
               f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-        print(f"{'size':>5} {'thr':>4} {'pose/':>5} {'frames':>7} {'done':>6} {'drop':>6} {'fps':>6} {'p50 ms':>7} "
+        print(f"{'front end':>11} {'size':>5} {'thr':>4} {'pose/':>5} {'frames':>7} {'done':>6} {'drop':>6} {'fps':>6} {'p50 ms':>7} "
               f"{'p95 ms':>7} {'max ms':>7} {'pose ms':>8} {'pred ms':>8}")
-        for size, threads, pose_every in itertools.product(map(int, args.sizes.split(",")),
-                                                          map(int, args.threads.split(",")),
-                                                          map(int, args.pose_every.split(","))):
-            out = Path(tmp) / f"out_{size}_{threads}_{pose_every}.mp4" if args.out else None
-            r = run_one(src, args.pose_model, size, threads, args.every, out, pose_every)
+        configs = [(fe, size) for fe in args.front_ends.split(",")
+                   for size in ([256] if fe == "topdown" else map(int, args.sizes.split(",")))]
+        for (front_end, size), threads, pose_every in itertools.product(configs, map(int, args.threads.split(",")),
+                                                                        map(int, args.pose_every.split(","))):
+            out = Path(tmp) / f"out_{front_end}_{size}_{threads}_{pose_every}.mp4" if args.out else None
+            r = run_one(src, args.pose_model, front_end, size, threads, args.every, out, pose_every)
             rows.append(r)
-            print(f"{size:>5} {threads:>4} {pose_every:>5} {r['frames']:>7} {r['processed']:>6} {r['dropped']:>6} "
+            print(f"{front_end:>11} {size:>5} {threads:>4} {pose_every:>5} {r['frames']:>7} {r['processed']:>6} {r['dropped']:>6} "
                   f"{r['fps']:>6.1f} "
                   f"{r['latency_p50_ms']:>7.1f} {r['latency_p95_ms']:>7.1f} {r['latency_max_ms']:>7.1f} "
                   f"{r['pose_ms']:>8.1f} {r['predict_ms'] or 0:>8.1f}", flush=True)
