@@ -89,7 +89,8 @@ def run_one(source_path: Path, model_path: Path | None, front_end: str, size: in
     finally:
         source.close()
     total = stats.frames + stats.dropped
-    return {"front_end": front_end, "input_size": size, "pose_threads": threads, "pose_every": pose_every, "every": every,
+    return {"front_end": front_end, "input_size": size, "pose_threads": threads, "pose_every": pose_every,
+            "every": every,
             "writer": out is not None,
             "frames": total, "processed": stats.frames, "dropped": stats.dropped,
             "fps": round(stats.frames / stats.seconds, 2), "latency_p50_ms": round(stats.latency_ms(50), 1),
@@ -123,8 +124,8 @@ def main() -> None:
         print(f"source: {args.video.name} at 640x360, 30 frames/s, {args.seconds:g} s, paced in real time; "
               f"prediction every {args.every} frames over windows {DEFAULT_LIVE_WINDOWS} s; "
               f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-        print(f"{'front end':>11} {'size':>5} {'thr':>4} {'pose/':>5} {'frames':>7} {'done':>6} {'drop':>6} {'fps':>6} {'p50 ms':>7} "
-              f"{'p95 ms':>7} {'max ms':>7} {'pose ms':>8} {'pred ms':>8}")
+        print(f"{'front end':>11} {'size':>5} {'thr':>4} {'pose/':>5} {'frames':>7} {'done':>6} {'drop':>6} "
+              f"{'fps':>6} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'pose ms':>8} {'pred ms':>8}")
         configs = [(fe, size) for fe in args.front_ends.split(",")
                    for size in ([256] if fe == "topdown" else map(int, args.sizes.split(",")))]
         for (front_end, size), threads, pose_every in itertools.product(configs, map(int, args.threads.split(",")),
@@ -132,8 +133,8 @@ def main() -> None:
             out = Path(tmp) / f"out_{front_end}_{size}_{threads}_{pose_every}.mp4" if args.out else None
             r = run_one(src, args.pose_model, front_end, size, threads, args.every, out, pose_every)
             rows.append(r)
-            print(f"{front_end:>11} {size:>5} {threads:>4} {pose_every:>5} {r['frames']:>7} {r['processed']:>6} {r['dropped']:>6} "
-                  f"{r['fps']:>6.1f} "
+            print(f"{front_end:>11} {size:>5} {threads:>4} {pose_every:>5} {r['frames']:>7} {r['processed']:>6} "
+                  f"{r['dropped']:>6} {r['fps']:>6.1f} "
                   f"{r['latency_p50_ms']:>7.1f} {r['latency_p95_ms']:>7.1f} {r['latency_max_ms']:>7.1f} "
                   f"{r['pose_ms']:>8.1f} {r['predict_ms'] or 0:>8.1f}", flush=True)
     if args.json:
