@@ -6,11 +6,12 @@ are at least ~70 px tall in its input, and returns at most 6 people a call: at i
 shrinks people 2.8×, so anyone under ~200 px is lost, and a crowd is cut at 6. :class:`TopDownPose`
 keeps MoveNet's one-stage model but changes how it is fed:
 
-1. **Detection** (every ``detect_every`` frames, and whenever nobody is being followed): the whole
-   frame at the model's input size (big people), plus tiles of the frame at the scale that makes the
-   smallest person of interest (``min_height`` of the frame height) ~64 px tall in the input; a
-   call that returns the model's cap of 6 people is split into four overlapping parts and run again,
-   so there is no cap on the people in a frame. Detections of one person from several tiles are merged.
+1. **Detection** (every ``detect_every`` frames, from the first): the whole frame at the model's input
+   size (big people), plus tiles of the frame at the scale that makes the smallest person of interest
+   (``min_height`` of the frame height) ~64 px tall in the input. A call that returns the model's cap
+   of 6 people is run again with the people already followed blacked out, or split into four
+   overlapping parts, so there is no cap on the people in a frame. Detections of one person from
+   several tiles are merged; people already followed keep their crops.
 2. **Crops** (every frame): each person followed is posed on a square crop around where they were in
    the previous frame (moved by their recent motion), at ``crop_size`` input: a 100-px person fills
    most of a 128-px input. A person not found in their crop for ``max_missed`` frames is let go until
@@ -130,6 +131,12 @@ def _same_person(a: PoseResult, b: PoseResult, max_distance: float = 0.1) -> np.
     return np.where(n >= 3, mean < max_distance, overlap > 0.7)
 
 
+def _inside(boxes: np.ndarray, region: Region) -> np.ndarray:
+    """[K] whether each box's centre lies in the region."""
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    return (cx >= region[0]) & (cx < region[2]) & (cy >= region[1]) & (cy < region[3])
+
+
 def _take(people: PoseResult, idx: np.ndarray | list[int]) -> PoseResult:
     idx = np.asarray(idx, int)
     return PoseResult(people.keypoints[idx], people.scores[idx], people.boxes[idx], people.person_scores[idx])
@@ -213,7 +220,7 @@ class TopDownPose:
         seen, followed = self._pose_crops(frame, bgr, self._people)
         missed = [p for p in self._people if p.missed and p.missed <= self.max_missed]
         if self._frame % self.detect_every == 0:
-            found = self._detect(frame, bgr)
+            found = self._detect(frame, bgr, seen.boxes)
             new = np.ones(len(found), bool)
             if len(seen) and len(found):
                 new = ~_same_person(found, seen).any(1)
@@ -262,21 +269,33 @@ class TopDownPose:
             p.box, p.velocity, p.missed = expected.astype(np.float32), p.velocity * 0.5, p.missed + 1
         return _concat(found), kept
 
-    def _detect(self, frame: np.ndarray, bgr: bool) -> PoseResult:
+    def _detect(self, frame: np.ndarray, bgr: bool, known: np.ndarray) -> PoseResult:
+        """People in the frame, from the whole frame and the tiles; ``known`` [K, 4]: boxes of the people
+        already followed in this frame."""
         h, w = frame.shape[:2]
         if self._plan is None or self._plan[0] != (h, w):
             self._plan = ((h, w), detection_plan(h, w, self.model.input_size, self.tile_input, self.min_height))
         full, tiles, overlap = self._plan[1]
         parts: list[PoseResult] = []
         inner: list[np.ndarray] = []
-        todo = [(full, 0), *((t, 0) for t in tiles)]
+        masked: np.ndarray | None = None  # the frame with the followed people blacked out, made when needed
+        todo = [(full, 0, False), *((t, 0, False) for t in tiles)]
         while todo:
-            p, depth = todo.pop()
+            p, depth, hide = todo.pop()
             in_h, in_w = p.input_hw()
-            got = self.model.pose_region(frame, p.region, in_h, in_w, bgr, p.scale)
+            if hide and masked is None:
+                masked = frame.copy()
+                for x1, y1, x2, y2 in known.astype(int):
+                    masked[max(0, y1):y2 + 1, max(0, x1):x2 + 1] = 0
+            got = self.model.pose_region(masked if hide else frame, p.region, in_h, in_w, bgr, p.scale)
             self.calls += 1
-            if len(got) >= _CAP and depth < 2:  # the model's cap: there may be more people here
-                todo.extend((q, depth + 1) for q in p.split(overlap))
+            if len(got) >= _CAP:  # the model's cap: there may be more people here
+                if not hide and len(known) and _inside(known, p.region).any():
+                    # A crowd whose people are mostly followed already: look again for the others only
+                    # (one call, where splitting would take four).
+                    todo.append((p, depth, True))
+                elif depth < 2:
+                    todo.extend((q, depth + 1, hide) for q in p.split(overlap))
             parts.append(got)
             inner.append(self._touches_inner_edge(got, p.region, w, h))
         people = _concat(parts)

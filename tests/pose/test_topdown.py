@@ -188,3 +188,20 @@ def test_nobody_in_an_empty_frame(model) -> None:
     td = TopDownPose(model)
     for _ in range(3):
         assert len(td(np.zeros((720, 1280, 3), np.uint8))) == 0
+
+
+def test_a_crowd_already_followed_costs_one_more_call_not_four(model, clip: list[np.ndarray]) -> None:
+    """At the second detection the 32 people are followed: a tile that hits the cap of 6 is looked at again
+    with them blacked out (one call), not split in four; nobody is lost or doubled."""
+    frames = [_mosaic(f, 4) for f in clip[:3]]
+    td = TopDownPose(model, detect_every=2)
+    calls = []
+    for f in frames:
+        before = td.calls
+        got = td(f)
+        calls.append(td.calls - before)
+        assert 30 <= len(got) <= 32
+    crops = len(got)
+    first_detection = calls[0] - crops
+    second_detection = calls[2] - crops
+    assert second_detection < first_detection
