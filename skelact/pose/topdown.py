@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from skelact.data.tracking import NUM_JOINTS, PoseResult, box_iou
 from skelact.pose.movenet import MoveNet
@@ -39,6 +40,7 @@ _CAP = 6  # people per MoveNet call
 # 31 of 32 people 56 px tall in 720p mosaic tiles at 48; 64 leaves room).
 _TARGET_PX = 64
 _JOINT_SEEN = 0.2  # joint score above which a joint counts as placed (for merging and boxes)
+_MAX_STEP = 0.3  # a followed person moves less than this (mean joint distance / height) from one frame to the next
 
 Region = tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
 
@@ -171,8 +173,29 @@ class _Followed:
     """A person being posed on their own crop."""
 
     box: np.ndarray  # [4] x1, y1, x2, y2 where last seen
+    keypoints: np.ndarray  # [17, 2] where last seen
+    scores: np.ndarray  # [17]
     velocity: np.ndarray  # [2] box-centre motion per frame
     missed: int = 0  # frames in a row their crop found nobody
+
+    @classmethod
+    def first_seen(cls, people: PoseResult, i: int) -> _Followed:
+        return cls(people.boxes[i].copy(), people.keypoints[i].copy(), people.scores[i].copy(),
+                   np.zeros(2, np.float32))
+
+    def expected(self) -> tuple[np.ndarray, np.ndarray]:
+        """Box [4] and keypoints [17, 2] where they should be now (moved by their recent motion)."""
+        return self.box + np.tile(self.velocity, 2), self.keypoints + self.velocity
+
+    def distance(self, people: PoseResult) -> np.ndarray:
+        """[P] how far each of ``people`` is from where this person should be: the mean distance of
+        the joints placed in both over the person's height, or (fewer than 3 such joints) 1 - box IoU."""
+        box, kp = self.expected()
+        both = (people.scores > _JOINT_SEEN) & (self.scores > _JOINT_SEEN)[None]  # [P, 17]
+        d = np.linalg.norm(people.keypoints - kp[None], axis=-1)  # [P, 17]
+        n = both.sum(-1)
+        mean = (d * both).sum(-1) / np.maximum(n, 1) / max(float(box[3] - box[1]), 1.0)
+        return np.where(n >= 3, mean, 1.0 - box_iou(box[None], people.boxes)[0])
 
 
 class TopDownPose:
@@ -218,56 +241,73 @@ class TopDownPose:
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"expected a uint8 [H, W, 3] frame, got {frame.dtype} {list(frame.shape)}")
         seen, followed = self._pose_crops(frame, bgr, self._people)
-        missed = [p for p in self._people if p.missed and p.missed <= self.max_missed]
+        missed = [p for p in self._people if p.missed]
         if self._frame % self.detect_every == 0:
             found = self._detect(frame, bgr, seen.boxes)
-            new = np.ones(len(found), bool)
             if len(seen) and len(found):
-                new = ~_same_person(found, seen).any(1)
-            found = _take(found, np.flatnonzero(new))
+                found = _take(found, np.flatnonzero(~_same_person(found, seen).any(1)))
             if missed and len(found):  # found again where they were lost: follow the detection instead
-                gone = box_iou(np.stack([p.box for p in missed]), found.boxes).max(1) > 0.3
-                missed = [p for p, g in zip(missed, gone, strict=True) if not g]
-            more, kept = self._pose_crops(frame, bgr, [_Followed(b, np.zeros(2, np.float32)) for b in found.boxes])
-            seen = _concat([seen, more])
-            followed += kept
-        if len(seen) > 1:  # two followed people who converged on one person: keep the more confident
-            order = np.argsort(-seen.person_scores, kind="stable")
-            seen, followed = _take(seen, order), [followed[i] for i in order]
-            same = _same_person(seen, seen)
-            keep = [i for i in range(len(seen)) if not any(same[i, j] or same[j, i] for j in range(i))]
-            seen, followed = _take(seen, keep), [followed[i] for i in keep]
-        self._people = followed + missed
+                near = np.stack([p.distance(found) for p in missed]) < _MAX_STEP  # [missed, found]
+                missed = [p for p, n in zip(missed, near.any(1), strict=True) if not n]
+            more, kept = self._pose_crops(frame, bgr, [_Followed.first_seen(found, i) for i in range(len(found))])
+            seen, followed = _concat([seen, more]), followed + kept
+        self._people = followed + [p for p in missed if p.missed <= self.max_missed]
         self._frame += 1
         return seen
 
     # ---------------------------------------------------------------------------------------------
 
     def _pose_crops(self, frame: np.ndarray, bgr: bool, people: list[_Followed]) -> tuple[PoseResult, list[_Followed]]:
-        """Pose each person on a crop around where they should be now; returns those found (their
-        ``box``, ``velocity`` updated); the others' ``missed`` is counted up."""
+        """Pose each person on a crop around where they should be now.
+
+        Everyone found in any of the crops is a candidate (a person lost in their own crop is often
+        found in a neighbour's); followed people and candidates are paired by least total distance
+        (Hungarian), a pair farther than ``_MAX_STEP`` refused, a person's own crop preferred on a near
+        tie. Two followed people paired with one person seen in two crops leave it to the nearer.
+        Returns the people found, most confident first, and whom they are (``box``, ``keypoints``,
+        ``velocity`` updated); the others' ``missed`` is counted up.
+        """
+        crops: list[PoseResult] = []
+        owner: list[np.ndarray] = []  # for each candidate, the index of the person whose crop found it
+        for i, p in enumerate(people):
+            box, _ = p.expected()
+            side = max(box[2] - box[0], box[3] - box[1], 16.0) * self.margin
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            region = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+            crops.append(self.model.pose_region(frame, region, self.crop_size, self.crop_size, bgr))
+            owner.append(np.full(len(crops[-1]), i))
+            self.calls += 1
+        cands = _concat(crops)
+        pairs: list[tuple[int, int]] = []
+        if len(people) and len(cands):
+            cost = np.stack([p.distance(cands) for p in people])  # [followed, candidates]
+            cost -= 0.02 * (np.concatenate(owner)[None] == np.arange(len(people))[:, None])
+            rows, cols = linear_sum_assignment(np.minimum(cost, 2 * _MAX_STEP))
+            pairs = sorted(((int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] < _MAX_STEP),
+                           key=lambda rc: cost[rc])
         found: list[PoseResult] = []
         kept: list[_Followed] = []
+        for r, c in pairs:
+            one = _take(cands, [c])
+            if any(_same_person(one, other)[0, 0] for other in found):
+                continue  # someone nearer has this person (seen in two crops)
+            p = people[r]
+            box = one.boxes[0]
+            moved = (box[:2] + box[2:]) / 2 - (p.box[:2] + p.box[2:]) / 2
+            p.velocity = (0.5 * p.velocity + 0.5 * moved).astype(np.float32)
+            p.box, p.keypoints, p.scores, p.missed = box.copy(), one.keypoints[0].copy(), one.scores[0].copy(), 0
+            found.append(one)
+            kept.append(p)
+        paired = {id(p) for p in kept}
         for p in people:
-            x1, y1, x2, y2 = expected = p.box + np.tile(p.velocity, 2)  # moved by their recent motion
-            side = max(x2 - x1, y2 - y1, 16.0) * self.margin
-            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-            region = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
-            got = self.model.pose_region(frame, region, self.crop_size, self.crop_size, bgr)
-            self.calls += 1
-            if len(got):
-                iou = box_iou(expected[None], got.boxes)[0]
-                best = int(np.argmax(iou))
-                if iou[best] >= 0.2:
-                    box = got.boxes[best].astype(np.float32)
-                    moved = (box[:2] + box[2:]) / 2 - (p.box[:2] + p.box[2:]) / 2
-                    p.velocity = (0.5 * p.velocity + 0.5 * moved).astype(np.float32)
-                    p.box, p.missed = box, 0
-                    found.append(_take(got, [best]))
-                    kept.append(p)
-                    continue
-            p.box, p.velocity, p.missed = expected.astype(np.float32), p.velocity * 0.5, p.missed + 1
-        return _concat(found), kept
+            if id(p) not in paired:  # not found this frame: looked for again where they should be next
+                p.box, p.keypoints = p.expected()
+                p.velocity, p.missed = p.velocity * 0.5, p.missed + 1
+        seen = _concat(found)
+        if len(seen) > 1:  # most confident first, as MoveNet orders its people
+            order = np.argsort(-seen.person_scores, kind="stable")
+            seen, kept = _take(seen, order), [kept[i] for i in order]
+        return seen, kept
 
     def _detect(self, frame: np.ndarray, bgr: bool, known: np.ndarray) -> PoseResult:
         """People in the frame, from the whole frame and the tiles; ``known`` [K, 4]: boxes of the people

@@ -92,12 +92,18 @@ def test_labels_classes_and_split_from_the_folders(baseline: dict, labelled_vide
     assert split == {k: [p[:-4] for p in v] for k, v in expected.items()}
 
 
-def test_clips_hold_the_poses_of_their_own_videos(baseline: dict, labelled_videos: Path, pose_model: Path) -> None:
-    from skelact.pose import MoveNet, extract_video
+def test_clips_hold_the_poses_of_their_own_videos(baseline: dict, labelled_videos: Path, pose_model: Path, run,
+                                                  tmp_path: Path) -> None:
+    from skelact.pose import extract_video
+    from skelact.pose.options import PoseOptions
 
-    clips = {a["frame_dir"]: a for a in baseline["annotations"]}
-    # reversed/clip_i plays forward/clip_(3-i) backwards: the same people at every inner frame (the
-    # first and last frame of each file are encoded differently, see synthetic.labelled_video_folder).
+    # The whole-frame front end poses each frame on its own, so reversed/clip_i, which plays forward/clip_(3-i)
+    # backwards, holds the same people at every inner frame (the first and last frame of each file are encoded
+    # differently, see synthetic.labelled_video_folder). The default top-down front end follows people from
+    # frame to frame, so its poses depend on the order of the frames.
+    whole = tmp_path / "whole.pkl"
+    assert run(labelled_videos, whole, *SPLIT, "--front-end", "whole-frame") == 0
+    clips = {a["frame_dir"]: a for a in load_annotations(whole)["annotations"]}
     for i in range(4):
         fwd, rev = clips[f"forward/clip_{3 - i}"], clips[f"reversed/clip_{i}"]
         assert (fwd["keypoint_score"].sum(-1) > 0).all() and (rev["keypoint_score"].sum(-1) > 0).all()
@@ -107,11 +113,14 @@ def test_clips_hold_the_poses_of_their_own_videos(baseline: dict, labelled_video
             return np.take_along_axis(kp, np.argsort(kp[..., 0].mean(-1), axis=1)[..., None, None], 1)
 
         np.testing.assert_array_equal(by_x(fwd["keypoint"])[::-1][1:-1], by_x(rev["keypoint"])[1:-1])
-    # A clip of the dataset is what extract_video makes of its file.
-    model = MoveNet(pose_model, num_threads=1, download=False)
+    # With the default front end both people are in every frame of every clip, and a clip of the dataset is
+    # what extract_video makes of its file.
+    default = {a["frame_dir"]: a for a in baseline["annotations"]}
+    assert all((a["keypoint_score"].sum(-1) > 0).all() for a in default.values())
+    model = PoseOptions(model=pose_model, threads=1, download=False).build()
     direct = extract_video(labelled_videos / "forward" / "clip_2.avi", model, progress=False)
-    np.testing.assert_array_equal(direct["keypoint"], clips["forward/clip_2"]["keypoint"])
-    np.testing.assert_array_equal(direct["keypoint_score"], clips["forward/clip_2"]["keypoint_score"])
+    np.testing.assert_array_equal(direct["keypoint"], default["forward/clip_2"]["keypoint"])
+    np.testing.assert_array_equal(direct["keypoint_score"], default["forward/clip_2"]["keypoint_score"])
 
 
 def test_workers_2_equal_workers_1(baseline: dict, labelled_videos: Path, run, tmp_path: Path) -> None:
