@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -240,6 +241,9 @@ def _timeline(args: argparse.Namespace, source: Path, out: Path | None, predicto
                  "output": None if out is None else str(out)}
         print(timeline.to_json(**extra))
         return
+    if not vt.tracks:
+        print(f"warning: {source}: no person detected in any frame (for small, distant people lower "
+              "--min-person-height)", file=sys.stderr)
     who = "the scene" if scene else f"{len(windows)} person(s)"
     lens = ", ".join(f"{w:g}" for w in args.window)
     print(f"{vt.name}: {vt.frames} frames ({vt.frames / vt.fps:.1f} s), {who}, windows of {lens} s, "

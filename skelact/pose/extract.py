@@ -47,7 +47,8 @@ def extract_video(video: str | Path, model: PoseModel, max_persons: int = 2, pro
     video = Path(video)
     ann = track_video(video, model, tracker, progress=progress, min_frames=min_frames).annotation(max_persons)
     if len(ann["keypoint"]) == 0:
-        raise VideoError(f"{video}: no person detected in any frame")
+        raise VideoError(f"{video}: no person detected in any frame (for small, distant people lower "
+                         "--min-person-height)")
     return ann
 
 
