@@ -1,7 +1,8 @@
 """Video to action, end to end: UT-Interaction segmented set 1, 10-fold leave-one-sequence-out, through the CLI.
 
     python benchmarks/ut_interaction.py --out work_dirs/ut [--shared ../shared] [--folds 1-10]
-        [--input-size 512] [--model stgcnpp] [--set optim.epochs=40] [--reuse-poses]
+        [--input-size 512] [--extract-args=--front-end=whole-frame] [--model stgcnpp] [--set optim.epochs=40]
+        [--smooth MAX_GAP] [--reuse-poses]
 
 The chain a user runs, each stage a ``python -m skelact.cli`` process, timed by wall clock:
 
@@ -116,6 +117,11 @@ def main() -> None:
     ap.add_argument("--max-persons", type=int, default=None, help="passed to skelact extract")
     ap.add_argument("--model", default=None, help="passed to skelact train (default: its own, kpc3d)")
     ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="passed to skelact train")
+    ap.add_argument("--smooth", type=int, default=None, metavar="MAX_GAP",
+                    help="before training, fill gaps of up to MAX_GAP frames and apply the One Euro filter "
+                    "(skelact.data.smoothing) to the extracted poses: measures whether smoothing helps")
+    ap.add_argument("--extract-args", nargs="+", default=[], metavar="ARG",
+                    help="more options for skelact extract, e.g. --extract-args=--front-end=whole-frame")
     ap.add_argument("--reuse-poses", action="store_true", help="keep OUT/poses.pkl from an earlier run")
     args = ap.parse_args()
 
@@ -126,9 +132,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     pose_opts = [f"--{k.replace('_', '-')}={v}" for k, v in
                  (("input_size", args.input_size), ("threads", args.threads), ("max_persons", args.max_persons))
-                 if v is not None]
+                 if v is not None] + args.extract_args
     settings = {"pose_model": pose_model.name, "extract_options": pose_opts or ["(defaults)"],
-                "train_options": ([f"--model={args.model}"] if args.model else []) + [f"--set={s}" for s in args.set]}
+                "train_options": ([f"--model={args.model}"] if args.model else []) + [f"--set={s}" for s in args.set],
+                "smooth_max_gap": args.smooth}
 
     poses, record = out / "poses.pkl", out / "extract.json"
     if args.reuse_poses and poses.exists() and record.exists() \
@@ -143,6 +150,12 @@ def main() -> None:
         extract["load_after"] = load()
         atomic_write(record, lambda f: f.write(json.dumps(extract, indent=2).encode()))
     data = load_annotations(poses)
+    if args.smooth is not None:
+        from skelact.data.smoothing import fill_gaps, one_euro
+
+        for a in data["annotations"]:  # UT-Interaction is 30 frames/s
+            a["keypoint"], a["keypoint_score"] = fill_gaps(a["keypoint"], a["keypoint_score"], args.smooth)
+            a["keypoint"] = one_euro(a["keypoint"], a["keypoint_score"], fps=30.0)
     extract["coverage"] = pose_coverage(data)
     names = [a["frame_dir"] for a in data["annotations"]]
     extract["frames"] = int(sum(a["total_frames"] for a in data["annotations"]))
