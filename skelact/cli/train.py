@@ -22,9 +22,9 @@ from skelact.cli.common import (
 __all__ = ["add_parsers"]
 
 
-def _init_file(spec: str, option: str) -> Path:
-    """``--init`` / a recipe's ``init``: a checkpoint path or a shipped model's name → its file (read
-    and validated here, before any work)."""
+def _init_file(spec: str, option: str) -> tuple[Path, object]:
+    """``--init`` / a recipe's ``init``: a checkpoint path or a shipped model's name → its file and its
+    ``ModelConfig`` (read and validated here, before any work)."""
     from skelact.checkpoint import Checkpoint
     from skelact.inference import InferenceError, resolve_model_spec
 
@@ -34,27 +34,23 @@ def _init_file(spec: str, option: str) -> Path:
         raise (UsageError if option.startswith("--") else CLIError)(f"{option}: {e}") from None
     from skelact.models import list_models
 
-    name = Checkpoint.load(path).config.model.name  # a file that is no checkpoint: one line, before the data loads
-    if name not in list_models():
-        raise CLIError(f"{path}: holds a {name[:40]!r} model, which this skelact does not have (it has "
+    model = Checkpoint.load(path).config.model  # a file that is no checkpoint: one line, before the data loads
+    if model.name not in list_models():
+        raise CLIError(f"{path}: holds a {model.name[:40]!r} model, which this skelact does not have (it has "
                        f"{', '.join(list_models())})")
-    return path
+    return path, model
 
 
-def _auto_recipe(args: argparse.Namespace, init: Path | None) -> tuple[object, object]:
+def _auto_recipe(args: argparse.Namespace, source: object) -> tuple[object, object]:
     """The zero-config recipe for a data file (printed), with ``--set`` applied; and the loaded clips.
-    With ``--init``, the model is the checkpoint's (name and ``model.kwargs``) unless ``--model`` says."""
+    With ``--init``, the model is the checkpoint's (``source``: name and ``model.kwargs``) unless
+    ``--model`` says."""
     import dataclasses
 
     from skelact.config import apply_overrides, config_from_dict, config_to_dict
     from skelact.engine import builders
     from skelact.engine.autoconfig import auto_config
 
-    source = None
-    if init is not None:
-        from skelact.checkpoint import Checkpoint
-
-        source = Checkpoint.load(init).config.model
     packed = builders.load_clips_file(args.config)
     model = args.model or (source.name if source is not None else "kpc3d")
     auto = auto_config(packed, args.config, model, layout=args.layout, seed=args.seed,
@@ -86,10 +82,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if args.result is not None:  # refused before hours of training, not after
         result_file = Path(str(args.result).replace("{rank}", os.environ.get("RANK", "0")))
         check_output(result_file, [args.config])
-    init = _init_file(args.init, "--init") if args.init is not None else None
+    init, source = _init_file(args.init, "--init") if args.init is not None else (None, None)
     packed = None
     if args.config.suffix.lower() in PICKLE_SUFFIXES:
-        cfg, packed = _auto_recipe(args, init)
+        cfg, packed = _auto_recipe(args, source)
     else:
         for option in ("model", "layout", "val_fraction"):
             if getattr(args, option) is not None:
@@ -98,7 +94,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
                                f"recipe names its own (model.name, data.layout, data.val_fraction)")
         cfg = load_config(args.config, args.overrides)
         if cfg.init is not None and args.init is None:
-            init = _init_file(cfg.init, f"{args.config}: init")
+            init, _ = _init_file(cfg.init, f"{args.config}: init")
     cfg = _fine_tuning(cfg, args)
     from skelact.engine.workdir import RUN_FILES
 

@@ -191,11 +191,13 @@ def _position_map(source: KeypointC3D, target: KeypointC3D, joints: list[int], s
     """Each target walk position's source position: the same centre joint (by name), its r-th
     occurrence matched to the source's r-th (the walk passes branch points several times)."""
     src, dst = _walk_centres(source, sizes[0], where), _walk_centres(target, sizes[1], where)
+    at: dict[int, list[int]] = {}  # source joint -> the positions centred on it
+    for q, j in enumerate(src):
+        at.setdefault(j, []).append(q)
     seen: dict[int, int] = {}
     out = []
     for joint in dst:
-        s = joints[joint]
-        candidates = [q for q, j in enumerate(src) if j == s] if s >= 0 else []
+        candidates = at.get(joints[joint], [])
         r = seen.get(joint, 0)
         seen[joint] = r + 1
         out.append(candidates[min(r, len(candidates) - 1)] if candidates else -1)
