@@ -32,9 +32,11 @@ def _out(capsys: pytest.CaptureFixture[str]) -> list[str]:
 def test_recipe_init_with_a_frozen_backbone(run: dict[str, Path], tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     ckpt, work = run["ckpt"], tmp_path / "frozen"
+    raw = yaml.safe_load(run["recipe"].read_text())
+    recipe = tmp_path / "fine_tune.yaml"  # the recipe keys, no options
+    recipe.write_text(yaml.safe_dump({**raw, "init": str(ckpt), "optim": {**raw["optim"], "backbone_lr_mult": 0}}))
     capsys.readouterr()
-    assert main(["train", str(run["recipe"]), "--init", str(ckpt), "--backbone-lr-mult", "0", "--work-dir", str(work),
-                 *FAST]) == 0
+    assert main(["train", str(recipe), "--work-dir", str(work), *FAST]) == 0
     out = _out(capsys)
     start = out.index(f"init: weights of {ckpt} (stgcnpp, 3 classes, layout penn13)")
     block = out[start:start + 6]
