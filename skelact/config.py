@@ -151,6 +151,8 @@ class OptimConfig:
             updated after every step (e.g. 0.999), or ``None`` for none. With it, validation and
             the ``model`` weights in ``last.pt`` / ``best.pt`` (what ``skelact test`` loads) are the
             averaged ones.
+        backbone_lr_mult: With ``init``: the learning rate of every weight but the classifier's is
+            ``lr`` times this; 0 freezes them (their BatchNorm statistics still follow the data).
     """
 
     name: Literal["sgd", "adamw"] = "sgd"
@@ -165,6 +167,7 @@ class OptimConfig:
     label_smoothing: float = 0.0
     amp: Literal["none", "bf16", "fp16", "auto"] = "none"
     ema: float | None = None
+    backbone_lr_mult: float = 1.0
 
 
 @dataclass
@@ -213,6 +216,9 @@ class Config:
         optim: Optimisation section.
         overfit: Overrides used by the ``overfit`` sanity check.
         calibration: Temperature and unknown threshold fitted after training.
+        init: Fine-tune: start from this checkpoint's weights (a path; ``skelact train`` also takes a
+            shipped model's name), mapped onto the data's joints, channels and classes
+            (:mod:`skelact.models.transfer`); ``None``: from scratch.
         seed: Seed for torch, numpy and Python ``random`` (and the data pipeline).
         eval_interval: Validate every this many epochs (and always after the last).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
@@ -223,6 +229,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     overfit: OverfitConfig = field(default_factory=OverfitConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    init: str | None = None
     seed: int = 0
     eval_interval: int = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -411,6 +418,13 @@ def _check_semantics(cfg: Config) -> None:
         raise ConfigError(f"overfit.min_steps: must be >= 1, got {cfg.overfit.min_steps}")
     if not 0.0 < cfg.calibration.accept <= 1.0:
         raise ConfigError(f"calibration.accept: a fraction in (0, 1], got {cfg.calibration.accept}")
+    if o.backbone_lr_mult < 0:
+        raise ConfigError(f"optim.backbone_lr_mult: must be >= 0 (0 freezes the backbone), got {o.backbone_lr_mult}")
+    if o.backbone_lr_mult != 1.0 and cfg.init is None:
+        raise ConfigError(f"optim.backbone_lr_mult: {o.backbone_lr_mult:g} applies to a backbone loaded with init "
+                          "(--init CKPT|NAME); set init, or leave it at 1")
+    if cfg.init is not None and not cfg.init.strip():
+        raise ConfigError("init: empty; give a checkpoint path or a shipped model name, or null")
     if not 0.0 <= o.label_smoothing < 1.0:
         raise ConfigError(f"optim.label_smoothing: must be in [0, 1), got {o.label_smoothing}")
 

@@ -35,6 +35,7 @@ __all__ = [
     "resolve_layout",
     "joint_present",
     "joint_mapping",
+    "match_joints",
 ]
 
 
@@ -449,8 +450,8 @@ def joint_present(keypoint: np.ndarray, score: np.ndarray | None = None, min_sco
 #: Explicit joint maps ``(source, target) -> idx`` (``target_kp = source_kp[..., idx, :]``) for
 #: layouts whose joint names differ; layouts that share the names map by name.
 _MAPPINGS: dict[tuple[str, str], tuple[int, ...]] = {("coco17", "penn13"): COCO17_TO_PENN13}
-# Joint names a target may take from another name in the source (Penn's head is COCO's nose).
-_ALIASES: dict[str, tuple[str, ...]] = {"head": ("nose",)}
+# Joint names a target may take from another name in the source (Penn's head is COCO's nose, both ways).
+_ALIASES: dict[str, tuple[str, ...]] = {"head": ("nose",), "nose": ("head",)}
 
 
 def joint_mapping(source: Layout, target: Layout) -> tuple[int, ...] | None:
@@ -464,12 +465,23 @@ def joint_mapping(source: Layout, target: Layout) -> tuple[int, ...] | None:
     explicit = _MAPPINGS.get((source.name, target.name))
     if explicit is not None and _BUILTIN.get(source.name) == source and _BUILTIN.get(target.name) == target:
         return explicit
-    idx = []
+    idx = match_joints(source, target)
+    return None if -1 in idx else idx
+
+
+def match_joints(source: Layout, target: Layout) -> tuple[int, ...]:
+    """For each ``target`` joint, the index of the ``source`` joint of that name (or alias), else -1.
+
+    The by-name rule of :func:`joint_mapping`, partial: fine-tuning (``--init``) maps a model's
+    per-joint weights across layouts with it, a joint found on one side only being new or dropped.
+    """
+    index = {name: i for i, name in enumerate(source.joints)}
+    out = []
     for name in target.joints:
+        found = -1
         for candidate in (name, *_ALIASES.get(name, ())):
-            if candidate in source.joints:
-                idx.append(source.joints.index(candidate))
+            if candidate in index:
+                found = index[candidate]
                 break
-        else:
-            return None
-    return tuple(idx)
+        out.append(found)
+    return tuple(out)

@@ -139,12 +139,10 @@ def expect_error(capsys: pytest.CaptureFixture[str], args: list[str], needles: S
     """Run ``skelact ARGS``; assert the one-line error promise and that ``watch`` is unchanged."""
     before = _snapshot(watch)
     capsys.readouterr()
-    if status == 2:
-        with pytest.raises(SystemExit) as e:
-            main(args)
-        code = e.value.code
-    else:
+    try:
         code = main(args)
+    except SystemExit as e:  # argparse's usage errors exit; the CLI's own (UsageError) return 2
+        code = e.code
     err = capsys.readouterr().err
     assert code == status, err
     lines = err.strip().splitlines()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from skelact.cli.common import (
     CLIError,
+    UsageError,
     check_output,
     check_output_dir,
     existing_files,
@@ -21,22 +22,50 @@ from skelact.cli.common import (
 __all__ = ["add_parsers"]
 
 
-def _auto_recipe(args: argparse.Namespace) -> tuple[object, object]:
-    """The zero-config recipe for a data file (printed), with ``--set`` applied; and the loaded clips."""
+def _init_file(spec: str, option: str) -> tuple[Path, object]:
+    """``--init`` / a recipe's ``init``: a checkpoint path or a shipped model's name → its file and its
+    ``ModelConfig`` (read and validated here, before any work)."""
+    from skelact.checkpoint import Checkpoint
+    from skelact.inference import InferenceError, resolve_model_spec
+
+    try:
+        path, _ = resolve_model_spec(spec)
+    except InferenceError as e:
+        raise (UsageError if option.startswith("--") else CLIError)(f"{option}: {e}") from None
+    from skelact.models import list_models
+
+    model = Checkpoint.load(path).config.model  # a file that is no checkpoint: one line, before the data loads
+    if model.name not in list_models():
+        raise CLIError(f"{path}: holds a {model.name[:40]!r} model, which this skelact does not have (it has "
+                       f"{', '.join(list_models())})")
+    return path, model
+
+
+def _auto_recipe(args: argparse.Namespace, source: object) -> tuple[object, object]:
+    """The zero-config recipe for a data file (printed), with ``--set`` applied; and the loaded clips.
+    With ``--init``, the model is the checkpoint's (``source``: name and ``model.kwargs``) unless
+    ``--model`` says."""
+    import dataclasses
+
     from skelact.config import apply_overrides, config_from_dict, config_to_dict
     from skelact.engine import builders
     from skelact.engine.autoconfig import auto_config
 
     packed = builders.load_clips_file(args.config)
-    auto = auto_config(packed, args.config, args.model or "kpc3d", layout=args.layout, seed=args.seed,
+    model = args.model or (source.name if source is not None else "kpc3d")
+    auto = auto_config(packed, args.config, model, layout=args.layout, seed=args.seed,
                        val_fraction=args.val_fraction)
     cfg = auto.config
+    if source is not None and source.name == model:  # the checkpoint's shapes (widths, joint order, ...)
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, kwargs=dict(source.kwargs)))
     if args.overrides:
         cfg = config_from_dict(apply_overrides(config_to_dict(cfg), args.overrides))
     if os.environ.get("RANK", "0") == "0":
         print(f"recipe chosen for {cfg.model.name} on {args.config} ({len(packed)} clips, layout "
               f"{auto.layout.name}, {packed.num_channels}D):")
         print(auto.describe())
+        if source is not None and source.name == model:
+            print(f"  model: {model} with the model.kwargs of {args.init} (--init)")
         if args.overrides:
             print(f"  then --set {' '.join(args.overrides)}")
         print(f"it is written to {args.work_dir / 'config.yaml'}: edit it and train with "
@@ -53,9 +82,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if args.result is not None:  # refused before hours of training, not after
         result_file = Path(str(args.result).replace("{rank}", os.environ.get("RANK", "0")))
         check_output(result_file, [args.config])
+    init, source = _init_file(args.init, "--init") if args.init is not None else (None, None)
     packed = None
     if args.config.suffix.lower() in PICKLE_SUFFIXES:
-        cfg, packed = _auto_recipe(args)
+        cfg, packed = _auto_recipe(args, source)
     else:
         for option in ("model", "layout", "val_fraction"):
             if getattr(args, option) is not None:
@@ -63,10 +93,14 @@ def _cmd_train(args: argparse.Namespace) -> None:
                 raise CLIError(f"{flag} applies to a data file (skelact train DATA.pkl {flag} ...); a "
                                f"recipe names its own (model.name, data.layout, data.val_fraction)")
         cfg = load_config(args.config, args.overrides)
+        if cfg.init is not None and args.init is None:
+            init, _ = _init_file(cfg.init, f"{args.config}: init")
+    cfg = _fine_tuning(cfg, args)
     from skelact.engine.workdir import RUN_FILES
 
-    check_output_dir(args.work_dir, RUN_FILES, [args.config, *recipe_inputs(cfg), *existing_files(args.layout)])
-    result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit, packed=packed)
+    check_output_dir(args.work_dir, RUN_FILES, [args.config, *recipe_inputs(cfg), *existing_files(args.layout),
+                                                init])
+    result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit, packed=packed, init=init)
     if result_file is not None:
         _write_result(result_file, result)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
@@ -74,6 +108,23 @@ def _cmd_train(args: argparse.Namespace) -> None:
         best = 100 * result["best_top1"]
         print(f"best validation top-1 {best:.2f} % at epoch {result['best_epoch']} ({result['num_val_clips']} "
               f"clips: {result['validation']}); outputs in {args.work_dir}")
+
+
+def _fine_tuning(cfg: object, args: argparse.Namespace) -> object:
+    """The recipe with ``--init`` and ``--backbone-lr-mult`` in it (``init``, ``optim.backbone_lr_mult``)."""
+    import dataclasses
+
+    from skelact.config import config_from_dict, config_to_dict
+
+    if args.init is None and args.backbone_lr_mult is None:
+        return cfg
+    if args.backbone_lr_mult is not None and args.init is None and cfg.init is None:
+        raise UsageError("--backbone-lr-mult: applies to a backbone loaded with --init (or init: in the recipe)")
+    if args.init is not None:
+        cfg = dataclasses.replace(cfg, init=str(args.init))
+    if args.backbone_lr_mult is not None:
+        cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, backbone_lr_mult=args.backbone_lr_mult))
+    return config_from_dict(config_to_dict(cfg))  # checked as a recipe's values are
 
 
 def _write_result(path: Path, result: dict) -> None:
@@ -131,6 +182,19 @@ def _cmd_fuse(args: argparse.Namespace) -> None:
         print(f"fused scores, report, confusion matrix in {args.out_dir}")
 
 
+def _non_negative(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text[:40]!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text[:40]}")
+    return value
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``train``, ``test``, ``calibrate`` and ``fuse``."""
     p = sub.add_parser("train", help="train a model from a YAML recipe, or from a data file alone",
@@ -149,7 +213,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    "out (stratified, seeded by --seed) and not trained on (default 0.1 when the file has no "
                    "validation split; 0: validate on the test split instead)")
     p.add_argument("--work-dir", type=Path, required=True, help="output folder")
-    p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/last.pt")
+    p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/last.pt (with --init: from the "
+                   "weights it led to; the init checkpoint is applied only when there is no last.pt yet)")
+    p.add_argument("--init", default=None, metavar="CKPT|NAME",
+                   help="fine-tune: start from a checkpoint or shipped model, its joints matched to the data's by "
+                   "name, its input channels by meaning, its head rebuilt for new classes (recipe key: init); "
+                   "with a data file, its model is the default --model")
+    p.add_argument("--backbone-lr-mult", type=_non_negative, default=None, metavar="F",
+                   help="with --init: the learning rate of all but the classifier is lr x F; 0 freezes them "
+                   "(recipe key: optim.backbone_lr_mult; default 1)")
     p.add_argument("--overfit", type=positive_int, default=None, metavar="N",
                    help="sanity check: train and evaluate on N training clips")
     p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",

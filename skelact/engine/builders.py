@@ -53,6 +53,7 @@ __all__ = [
     "check_model_name",
     "check_memory",
     "build_model",
+    "init_model",
     "build_optimizer",
     "build_scheduler",
     "warmup_cosine",
@@ -328,6 +329,40 @@ def build_model(cfg: Config, num_classes: int, layout: Layout, in_channels: int)
         raise ConfigError(f"model: {one_line(e)}") from None
 
 
+def init_model(cfg: Config, model: nn.Module, checkpoint: str | Path, classes: list[str], coord_dims: int,
+               has_score: bool) -> list[str]:
+    """Load ``checkpoint``'s weights into ``model`` (fine-tuning, ``init``), mapped onto the run's
+    layout, input channels and classes by :func:`skelact.models.transfer.transfer_weights`.
+
+    Args:
+        coord_dims: 2 or 3, the data's coordinates.
+        has_score: Whether the data has scores (appended as a channel with ``data.with_score``).
+
+    Returns:
+        The lines that say what was kept, remapped, new and dropped.
+
+    Raises:
+        CheckpointError: The file is missing or not a checkpoint.
+        TransferError: Another model, or weights that cannot be mapped (one line naming the file).
+    """
+    from skelact.checkpoint import Checkpoint
+    from skelact.models.transfer import TransferError, channel_names, infer_channels, transfer_weights
+
+    where = str(checkpoint)
+    src = Checkpoint.load(checkpoint)
+    source_model = src.build_model(where=where)
+    if src.config.model.name != cfg.model.name:
+        raise TransferError(f"{where}: holds a {src.config.model.name!r} model, the run trains {cfg.model.name!r}; "
+                            f"train {src.config.model.name!r} (--model, or model.name in the recipe)")
+    d, s = cfg.data, src.config.data
+    target = channel_names(d.features, coord_dims, d.with_score and has_score)
+    source = infer_channels(s.features, s.with_score, s.normalize, src.in_channels)
+    state, report = transfer_weights(source_model, model, src.classes, classes, source, target,
+                                     where, cfg.model.name)
+    model.load_state_dict(state)
+    return report.lines(cfg.optim.backbone_lr_mult)
+
+
 # ------------------------------------------------------------------------------------- optimiser
 
 
@@ -362,9 +397,22 @@ def build_optimizer(optim: OptimConfig, model: nn.Module) -> torch.optim.Optimiz
     """SGD (optionally Nesterov) or AdamW over every trainable parameter.
 
     Weight decay applies to every parameter, biases and norms included: the recipes' learning rates
-    and decays (configs/) were tuned and measured that way.
+    and decays (configs/) were tuned and measured that way. With ``optim.backbone_lr_mult`` other
+    than 1 the classifier is the first parameter group (its learning rate is the one logged) and the
+    rest a second at ``lr`` times the multiplier; 0 freezes the rest (no gradients, not optimised).
     """
-    params = [p for p in model.parameters() if p.requires_grad]
+    params: Any = [p for p in model.parameters() if p.requires_grad]
+    if optim.backbone_lr_mult != 1.0:
+        from skelact.models.transfer import split_parameters
+
+        backbone, head = split_parameters(model)
+        params = [{"params": [p for p in head if p.requires_grad]}]
+        if optim.backbone_lr_mult == 0:
+            for p in backbone:
+                p.requires_grad_(False)
+        else:
+            params.append({"params": [p for p in backbone if p.requires_grad],
+                           "lr": optim.lr * optim.backbone_lr_mult})
     if optim.name == "sgd":
         return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum,
                                nesterov=optim.nesterov and optim.momentum > 0, weight_decay=optim.weight_decay)

@@ -203,7 +203,7 @@ def _fmt(v: float | None) -> str:
 
 
 def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None = None,
-          packed: PackedClips | None = None) -> dict[str, Any]:
+          packed: PackedClips | None = None, init: str | Path | None = None) -> dict[str, Any]:
     """Train a model as the recipe says; works alone or under ``torchrun``.
 
     Args:
@@ -215,6 +215,9 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None
             classes) with the recipe's ``overfit`` settings and no augmentation, and validate on
             the same clips.
         packed: ``cfg.data.ann_file`` already loaded (saves loading it twice).
+        init: The checkpoint file ``cfg.init`` names (the CLI resolves a shipped model's name to
+            its file); None: ``cfg.init`` as a path. Applied when the run starts, not on a resume
+            from ``last.pt`` (which holds the weights it led to).
 
     Returns:
         Final metrics: ``epoch``, ``train_loss``, ``train_top1``, ``val_*`` of the last validation,
@@ -234,7 +237,7 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None
                 work_dir.mkdir(parents=True, exist_ok=True)
                 stack.enter_context(lock_work_dir(work_dir))  # one run per work dir
                 remove_stale_temporaries(work_dir)  # left by a run killed while writing
-            return _train(cfg, work_dir, resume, overfit, info, packed)
+            return _train(cfg, work_dir, resume, overfit, info, packed, init)
     except BaseException:
         if created and info.rank == 0 and work_dir.is_dir() and not any(work_dir.iterdir()):
             work_dir.rmdir()  # failed before writing anything: leave no trace
@@ -245,7 +248,7 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None
 
 
 def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info: DistInfo,
-           packed: PackedClips | None) -> dict[str, Any]:
+           packed: PackedClips | None, init: str | Path | None) -> dict[str, Any]:
     main_rank = info.rank == 0
     keep_freed_memory()  # every step frees and allocates the same large activations again
     if overfit is not None:
@@ -276,7 +279,13 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
                           info.device, str(cfg.data.ann_file))
 
     # ---- model (identical on every rank: same seed, and DDP broadcasts rank 0's weights anyway)
-    model = builders.build_model(cfg, len(classes), layout, in_channels).to(info.device)
+    model = builders.build_model(cfg, len(classes), layout, in_channels)
+    init = init if init is not None else cfg.init
+    if init is not None and not (resume and (work_dir / "last.pt").is_file()):  # a resume has its own weights
+        lines = builders.init_model(cfg, model, init, classes, packed.num_channels, packed.score is not None)
+        for line in lines if main_rank else ():
+            _log(line, work_dir)
+    model = model.to(info.device)
     ddp_model: nn.Module = model
     if info.distributed:
         ddp_model = nn.parallel.DistributedDataParallel(
