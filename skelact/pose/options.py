@@ -67,14 +67,14 @@ class PoseOptions:
     crop_size: int = 128
 
     def settings(self) -> dict[str, tuple[object, str]]:
-        """What changes the poses found, each with the option that sets it (for a resumed extraction)."""
-        front_end = "topdown" if self.topdown else "whole-frame"
-        out: dict[str, tuple[object, str]] = {"input_size": (self.input_size, "--input-size"),
-                                              "front_end": (front_end, "--front-end")}
-        if self.topdown:
-            out.update(min_height=(round(self.min_height, 6), "--min-person-height"),
-                       detect_every=(self.detect_every, "--detect-every"), crop_size=(self.crop_size, "--crop-size"))
-        return out
+        """What changes the poses found, each with the option that sets it (for a resumed extraction);
+        the top-down settings are None for the whole-frame front end."""
+        td = self.topdown
+        return {"input_size": (self.input_size, "--input-size"),
+                "front_end": ("topdown" if td else "whole-frame", "--front-end"),
+                "min_height": (round(self.min_height, 6) if td else None, "--min-person-height"),
+                "detect_every": (self.detect_every if td else None, "--detect-every"),
+                "crop_size": (self.crop_size if td else None, "--crop-size")}
 
     def build(self) -> PoseModel:
         """The front end these options describe (loads the model; a bad model file fails here).

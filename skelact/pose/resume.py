@@ -152,7 +152,8 @@ class ResumeStore:
                                     "to start over")
             self._write_settings(settings)  # killed between creating the folder and writing the settings
             return present
-        changed = [k for k in sorted(set(settings) | set(stored)) if settings.get(k) != stored.get(k)]
+        keys = [*settings, *(k for k in stored if k not in settings)]  # the first difference in the run's order
+        changed = [k for k in keys if settings.get(k) != stored.get(k)]
         if changed:
             k = changed[0]
             raise ResumeError(

@@ -189,6 +189,10 @@ def test_resume_after_sigkill(baseline: dict, labelled_videos: Path, run, pose_m
     assert "--input-size 256, this run has 192" in err and "\n" not in err
     assert run(labelled_videos, out, *SPLIT, "--resume", "--max-persons", "1") == 1
     assert "--max-persons 2, this run has 1" in capsys.readouterr().err
+    assert run(labelled_videos, out, *SPLIT, "--resume", "--front-end", "whole-frame") == 1
+    assert "--front-end 'topdown', this run has 'whole-frame'" in capsys.readouterr().err
+    assert run(labelled_videos, out, *SPLIT, "--resume", "--min-person-height", "0.25") == 1
+    assert "--min-person-height 0.125, this run has 0.25" in capsys.readouterr().err
     settings = progress / "settings.json"
     recorded = settings.read_text()
     stored = json.loads(recorded)
@@ -270,7 +274,8 @@ def test_failed_videos_are_reported_and_the_rest_written(labelled_videos: Path, 
     assert rows[0] == ["path", "reason"]
     reasons = {Path(p).relative_to(root).as_posix(): r for p, r in rows[1:]}
     assert sorted(reasons) == ["bad/black.avi", "bad/short.avi", "good/junk.mp4"]
-    assert reasons["bad/black.avi"] == "no person detected in any frame"
+    assert reasons["bad/black.avi"] == ("no person detected in any frame (for small, distant people lower "
+                                        "--min-person-height)")
     assert reasons["bad/short.avi"] == "too short, 4 frame(s) (at least 8 needed)"
     assert reasons["good/junk.mp4"]
     assert not progress_folder(out).exists()
