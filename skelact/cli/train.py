@@ -8,6 +8,7 @@ from pathlib import Path
 
 from skelact.cli.common import (
     CLIError,
+    UsageError,
     check_output,
     check_output_dir,
     existing_files,
@@ -19,6 +20,29 @@ from skelact.cli.common import (
 )
 
 __all__ = ["add_parsers"]
+
+
+def _streams(text: str) -> list:
+    """argparse type of ``--streams``: ``j,b,jm,bm`` as stream configs (a bad name is a usage error)."""
+    from skelact.config import ConfigError, parse_streams
+
+    try:
+        return parse_streams(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _with_streams(cfg: object, streams: list) -> object:
+    """The recipe as an ensemble of ``streams`` (``--streams``): the joint clip in, one network per
+    stream; validated again as a whole."""
+    import dataclasses
+
+    from skelact.config import config_from_dict, config_to_dict
+
+    raw = config_to_dict(cfg)
+    raw["data"]["features"] = ["joint"]
+    raw["model"]["streams"] = [dataclasses.asdict(s) for s in streams]
+    return config_from_dict(raw)
 
 
 def _auto_recipe(args: argparse.Namespace) -> tuple[object, object]:
@@ -49,6 +73,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from skelact.config import load_config
     from skelact.engine.train import train
 
+    if args.overfit is not None and args.streams is not None:
+        raise UsageError("--overfit: checks one model; train one stream's recipe with it instead of --streams")
     result_file = None
     if args.result is not None:  # refused before hours of training, not after
         result_file = Path(str(args.result).replace("{rank}", os.environ.get("RANK", "0")))
@@ -63,16 +89,24 @@ def _cmd_train(args: argparse.Namespace) -> None:
                 raise CLIError(f"{flag} applies to a data file (skelact train DATA.pkl {flag} ...); a "
                                f"recipe names its own (model.name, data.layout, data.val_fraction)")
         cfg = load_config(args.config, args.overrides)
+    if args.streams is not None:
+        cfg = _with_streams(cfg, args.streams)
     from skelact.engine.workdir import RUN_FILES
 
     check_output_dir(args.work_dir, RUN_FILES, [args.config, *recipe_inputs(cfg), *existing_files(args.layout)])
-    result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit, packed=packed)
+    if cfg.model.streams:  # an ensemble: each stream trained in WORK_DIR/streams/<name>, then fused
+        from skelact.engine.ensemble import train_ensemble
+
+        result = train_ensemble(cfg, args.work_dir, resume=args.resume, packed=packed)
+    else:
+        result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit, packed=packed)
     if result_file is not None:
         _write_result(result_file, result)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
         # A validation score: it chose best.pt, so it is not a test result (`skelact test` gives that).
         best = 100 * result["best_top1"]
-        print(f"best validation top-1 {best:.2f} % at epoch {result['best_epoch']} ({result['num_val_clips']} "
+        what = "the ensemble's validation top-1" if cfg.model.streams else "best validation top-1"
+        print(f"{what} {best:.2f} % at epoch {result['best_epoch']} ({result['num_val_clips']} "
               f"clips: {result['validation']}); outputs in {args.work_dir}")
 
 
@@ -149,7 +183,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    "out (stratified, seeded by --seed) and not trained on (default 0.1 when the file has no "
                    "validation split; 0: validate on the test split instead)")
     p.add_argument("--work-dir", type=Path, required=True, help="output folder")
-    p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/last.pt")
+    p.add_argument("--streams", type=_streams, default=None, metavar="S,S,...",
+                   help="train an ensemble: one network per stream (j joint, b bone, jm joint motion, bm bone "
+                   "motion; j+b: one stream of both), each in WORK_DIR/streams/NAME, fusion weights chosen on the "
+                   "validation clips; WORK_DIR/best.pt is the whole ensemble, used as one model")
+    p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/last.pt (an ensemble: each "
+                   "stream from its own; finished streams are not trained again)")
     p.add_argument("--overfit", type=positive_int, default=None, metavar="N",
                    help="sanity check: train and evaluate on N training clips")
     p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
