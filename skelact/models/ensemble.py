@@ -46,8 +46,9 @@ def stream_channels(features: Sequence[str], coord_dims: int, score: bool) -> in
 
 
 def _motion(x: torch.Tensor) -> torch.Tensor:
-    """``x[:, :, t+1] - x[:, :, t]`` along T of ``(N, M, T, V, C)``, the last frame zero (``transforms.motion``)."""
-    return torch.cat([x[:, :, 1:] - x[:, :, :-1], torch.zeros_like(x[:, :, :1])], dim=2)
+    """``x[..., t+1, :, :] - x[..., t, :, :]`` along T of ``(..., T, V, C)``, the last frame zero
+    (``transforms.motion``)."""
+    return torch.cat([x[..., 1:, :, :] - x[..., :-1, :, :], torch.zeros_like(x[..., :1, :, :])], dim=-3)
 
 
 def stream_features(x: torch.Tensor, parents: torch.Tensor, coord_dims: int, score: bool,
@@ -64,7 +65,7 @@ def stream_features(x: torch.Tensor, parents: torch.Tensor, coord_dims: int, sco
         ``(N, M, T, V, len(features) * coord_dims [+ 1])``.
     """
     joint = x[..., :coord_dims]
-    bone = joint - joint.index_select(3, parents) if any(f.startswith("bone") for f in features) else joint
+    bone = joint - joint.index_select(-2, parents) if any(f.startswith("bone") for f in features) else joint
     make = {"joint": lambda: joint, "bone": lambda: bone, "joint_motion": lambda: _motion(joint),
             "bone_motion": lambda: _motion(bone)}
     parts = [make[f]() for f in features]
