@@ -206,6 +206,10 @@ def _train_ensemble(cfg: Config, work_dir: Path, resume: bool, packed: PackedCli
 
     # ---- fusion weights on the validation clips, then the ensemble calibrated as a whole
     validation = builders.validation_name(cfg, quote=True)
+    if cfg.data.val_split is not None and cfg.data.val_split == builders.evaluated_split(cfg.data)[0]:
+        _log(f"note: the weights and the calibration are chosen on {validation}, the split `skelact test` evaluates: "
+             "its top-1 is then not an unseen test (set data.val_fraction to validate on a share of "
+             f"{cfg.data.train_split!r})", work_dir)
     if all(s.weight is not None for s in streams):
         weights = tuple(float(s.weight) for s in streams)  # type: ignore[arg-type]
         how = "given by the recipe"
