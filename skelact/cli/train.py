@@ -63,6 +63,9 @@ def _auto_recipe(args: argparse.Namespace) -> tuple[object, object]:
         print(auto.describe())
         if args.overrides:
             print(f"  then --set {' '.join(args.overrides)}")
+        if args.streams is not None:
+            print(f"  then --streams {','.join(s.name for s in args.streams)}: one network per stream, in "
+                  f"{args.work_dir / 'streams'}")
         print(f"it is written to {args.work_dir / 'config.yaml'}: edit it and train with "
               f"`skelact train {args.work_dir / 'config.yaml'} --work-dir NEW_DIR`")
     return cfg, packed
