@@ -408,6 +408,10 @@ def _check_streams(streams: list[StreamConfig]) -> None:
     """Names, features and weights of an ensemble's streams (``model.streams``)."""
     if len(streams) > _MAX_STREAMS:
         raise ConfigError(f"model.streams: at most {_MAX_STREAMS} streams, got {len(streams)}")
+    names = [s.name for s in streams]
+    twice = [n for n in names if names.count(n) > 1]
+    if twice:
+        raise ConfigError(f"model.streams: the name {short_repr(twice[0])} is used twice")
     seen: dict[tuple[str, ...], str] = {}
     for i, s in enumerate(streams):
         key = f"model.streams[{i}]"
@@ -423,9 +427,6 @@ def _check_streams(streams: list[StreamConfig]) -> None:
         seen[tuple(s.features)] = s.name
         if s.weight is not None and s.weight < 0:
             raise ConfigError(f"{key}.weight: must be >= 0, got {s.weight}")
-    names = [s.name for s in streams]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"model.streams: the names {short_repr(names)} repeat")
     given = [s.weight is not None for s in streams]
     if any(given) and not all(given):
         raise ConfigError("model.streams: give every stream a weight, or none (then they are chosen on the "

@@ -109,7 +109,7 @@ def test_weights_given_by_the_recipe_are_kept(ann_file: Path, tmp_path: Path) ->
     assert "(given by the recipe)" in (work / "log.txt").read_text()
 
 
-@pytest.mark.parametrize("value,needle", [("j,x", "unknown stream 'x'"), ("j,j", "repeat"), ("j,joint", "repeats"),
+@pytest.mark.parametrize("value,needle", [("j,x", "unknown stream 'x'"), ("j,j", "used twice"), ("j,joint", "repeats"),
                                           ("", "unknown stream ''")])
 def test_bad_streams_are_a_usage_error(ann_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                        value: str, needle: str) -> None:
@@ -161,3 +161,36 @@ def test_memory_estimate_counts_every_streams_weights(ann_file: Path, monkeypatc
         builders.check_memory(ens, 3, layout, 3, (1, 16), 8, "cpu", "tiny.pkl", training=False)
     monkeypatch.setattr(memory, "available_memory", lambda device: limit + one.model_bytes)
     builders.check_memory(ens, 3, layout, 3, (1, 16), 8, "cpu", "tiny.pkl", training=False)
+
+
+@pytest.mark.parametrize("streams,needle", [
+    ([{"name": "j", "weight": 1.0}, {"name": "b", "features": ["bone"]}], "give every stream a weight, or none"),
+    ([{"name": "j", "weight": -1.0}], "model.streams[0].weight: must be >= 0"),
+    ([{"name": "j", "weight": 0.0}, {"name": "b", "features": ["bone"], "weight": 0.0}], "the weights are all 0"),
+    ([{"name": "../x"}], "model.streams[0].name: '../x' is not 1-32 letters"),
+    ([{"name": "j", "features": ["speed"]}], "unknown feature 'speed'"),
+    ([{"name": "j"}, {"name": "j", "features": ["bone"]}], "the name 'j' is used twice"),
+])
+def test_bad_streams_in_a_recipe(ann_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                 streams: list, needle: str) -> None:
+    cfg = _recipe_file(ann_file, tmp_path, streams=streams)
+    expect_error(capsys, ["train", str(cfg), "--work-dir", str(tmp_path / "w")], ["ens.yaml", needle],
+                 watch=[tmp_path])
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_checkpoint_of_streams_without_weights_is_refused(ensemble: dict[str, Path], tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    state = torch.load(ensemble["work"] / "best.pt", weights_only=True)
+    for s in state["config"]["model"]["streams"]:
+        s["weight"] = None
+    bad = tmp_path / "bad.pt"
+    torch.save(state, bad)
+    expect_error(capsys, ["test", "--checkpoint", str(bad), "--out-dir", str(tmp_path / "t")],
+                 ["bad.pt: its ensemble of 3 streams has no fusion weights"], watch=[tmp_path])
+    state["config"]["model"]["streams"] = state["config"]["model"]["streams"][:2]  # weights of a third stream
+    for s in state["config"]["model"]["streams"]:
+        s["weight"] = 1.0
+    torch.save(state, bad)
+    expect_error(capsys, ["test", "--checkpoint", str(bad), "--out-dir", str(tmp_path / "t")],
+                 ["bad.pt: its weights do not fit an ensemble of 2 'stgcnpp' streams", "unexpected"], watch=[tmp_path])
