@@ -96,9 +96,13 @@ def _cmd_train(args: argparse.Namespace) -> None:
         cfg = _with_streams(cfg, args.streams)
     from skelact.engine.workdir import RUN_FILES
 
-    check_output_dir(args.work_dir, RUN_FILES, [args.config, *recipe_inputs(cfg), *existing_files(args.layout)])
+    inputs = [args.config, *recipe_inputs(cfg), *existing_files(args.layout)]
+    check_output_dir(args.work_dir, RUN_FILES, inputs)
     if cfg.model.streams:  # an ensemble: each stream trained in WORK_DIR/streams/<name>, then fused
-        from skelact.engine.ensemble import train_ensemble
+        from skelact.engine.ensemble import stream_dir, train_ensemble
+
+        for stream in cfg.model.streams:  # each stream's folder is a work dir too
+            check_output_dir(stream_dir(args.work_dir, stream), RUN_FILES, inputs)
 
         result = train_ensemble(cfg, args.work_dir, resume=args.resume, packed=packed)
     else:

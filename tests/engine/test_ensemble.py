@@ -194,3 +194,14 @@ def test_a_checkpoint_of_streams_without_weights_is_refused(ensemble: dict[str, 
     torch.save(state, bad)
     expect_error(capsys, ["test", "--checkpoint", str(bad), "--out-dir", str(tmp_path / "t")],
                  ["bad.pt: its weights do not fit an ensemble of 2 'stgcnpp' streams", "unexpected"], watch=[tmp_path])
+
+
+def test_a_recipe_inside_a_streams_folder_is_not_overwritten(ensemble: dict[str, Path], tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """`train WORK/streams/j/config.yaml --work-dir WORK --streams j`: stream j would write over its input."""
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(ensemble["work"], work)
+    expect_error(capsys, ["train", str(work / "streams" / "j" / "config.yaml"), "--work-dir", str(work), "--streams",
+                          "j,b"], ["streams/j/config.yaml"], watch=[work])
