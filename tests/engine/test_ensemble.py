@@ -205,3 +205,11 @@ def test_a_recipe_inside_a_streams_folder_is_not_overwritten(ensemble: dict[str,
     shutil.copytree(ensemble["work"], work)
     expect_error(capsys, ["train", str(work / "streams" / "j" / "config.yaml"), "--work-dir", str(work), "--streams",
                           "j,b"], ["streams/j/config.yaml"], watch=[work])
+
+
+def test_an_ensemble_under_torchrun_is_refused(ann_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    expect_error(capsys, ["train", str(ann_file), "--work-dir", str(tmp_path / "w"), "--streams", "j,b"],
+                 ["model.streams: an ensemble trains in one process"], watch=[tmp_path])
+    assert not (tmp_path / "w").exists()
