@@ -233,7 +233,7 @@ def _train_ensemble(cfg: Config, work_dir: Path, resume: bool, packed: PackedCli
         _log(f"calibrated the ensemble on {validation}: temperature {calibration.temperature:.3f}, ECE "
              f"{calibration.ece_before:.4f} -> {calibration.ece_after:.4f}; unknown below p = "
              f"{calibration.threshold:.3f} ({calibration.accept_rate:.1%} of the clips accepted)", work_dir)
-    Checkpoint(model={k: v.cpu() for k, v in model.state_dict().items()}, config=final, classes=classes,
+    Checkpoint(model={name: w.cpu() for name, w in model.state_dict().items()}, config=final, classes=classes,
                layout=layout, in_channels=in_channels, epoch=cfg.optim.epochs, best_metric=top1,
                best_epoch=cfg.optim.epochs, calibration=calibration).save(work_dir / "best.pt")
     _log(f"wrote the ensemble to {work_dir / 'best.pt'}", work_dir)
