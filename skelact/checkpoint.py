@@ -38,7 +38,7 @@ from skelact.errors import SkelactError, one_line, short_repr
 from skelact.skeleton import Layout, LayoutError, get_layout, layout_from_dict, list_layouts
 
 __all__ = ["CheckpointError", "Calibration", "TrainState", "Checkpoint", "fit_weights", "release_checkpoint",
-           "FORMAT", "VERSION"]
+           "model_from_config", "FORMAT", "VERSION"]
 
 FORMAT = "skelact-checkpoint"
 VERSION = 2
@@ -247,16 +247,39 @@ class Checkpoint:
             CheckpointError: The model cannot be built, or the weights do not fit it (the message
                 says which tensors are missing, unexpected or of another shape).
         """
-        from skelact.models import create_model
-
-        name, kwargs = self.config.model.name, self.config.model.kwargs
+        name = self.config.model.name
+        streams = self.config.model.streams
+        if any(s.weight is None for s in streams):
+            raise CheckpointError(f"{where}: its ensemble of {len(streams)} streams has no fusion weights")
         try:
-            model = create_model(name, len(self.classes), self.layout, self.in_channels, **kwargs)
+            model = model_from_config(self.config, len(self.classes), self.layout, self.in_channels)
         except (ValueError, TypeError) as e:
             raise CheckpointError(f"{where}: cannot build its model {name!r}: {one_line(e)}") from None
-        fit_weights(model, self.model, where, f"the {name!r} model its config describes ({len(self.classes)} "
+        what = f"an ensemble of {len(streams)} {name!r} streams" if streams else f"the {name!r} model"
+        fit_weights(model, self.model, where, f"{what} its config describes ({len(self.classes)} "
                     f"classes, layout {self.layout.name!r}, C={self.in_channels})")
         return model.eval().to(device)
+
+
+def model_from_config(config: Config, num_classes: int, layout: Layout, in_channels: int) -> nn.Module:
+    """The model a recipe describes, untrained: the registered ``model.name`` with ``model.kwargs``, or,
+    with ``model.streams``, a :class:`~skelact.models.ensemble.StreamEnsemble` of it whose input is the
+    joint clip (its last channel the score when ``data.with_score``; see ``engine/ensemble.py``).
+
+    The one place both training (``engine/builders.build_model``) and :meth:`Checkpoint.build_model`
+    make a model from a config.
+
+    Raises:
+        ValueError, TypeError: The registry refuses the name, an option or the input.
+    """
+    from skelact.models import create_model
+    from skelact.models.ensemble import StreamSpec, create_ensemble
+
+    m = config.model
+    if not m.streams:
+        return create_model(m.name, num_classes, layout, in_channels, **m.kwargs)
+    specs = [StreamSpec(s.name, tuple(s.features), 1.0 if s.weight is None else s.weight) for s in m.streams]
+    return create_ensemble(m.name, num_classes, layout, in_channels, config.data.with_score, specs, **m.kwargs)
 
 
 def fit_weights(model: nn.Module, weights: dict[str, torch.Tensor], where: str, what: str = "the model") -> None:

@@ -33,7 +33,10 @@ __all__ = [
     "ConfigError",
     "AugmentConfig",
     "DataConfig",
+    "StreamConfig",
     "ModelConfig",
+    "STREAM_SHORT_NAMES",
+    "parse_streams",
     "OptimConfig",
     "OverfitConfig",
     "CalibrationConfig",
@@ -123,11 +126,34 @@ class DataConfig:
 
 
 @dataclass
+class StreamConfig:
+    """One stream of an ensemble: the model trained on these features of the joint clip.
+
+    Attributes:
+        name: Short name, also its folder ``WORK_DIR/streams/<name>/`` (letters, digits, ``_+-``).
+        features: Features the stream's network sees, computed inside the ensemble from the joint
+            clip (``joint``, ``bone``, ``joint_motion``, ``bone_motion``; several are concatenated).
+        weight: Its logits' weight in the ensemble's weighted sum; ``None`` (in every stream):
+            chosen on the validation clips after training.
+    """
+
+    name: str = "j"
+    features: list[str] = field(default_factory=lambda: ["joint"])
+    weight: float | None = None
+
+
+@dataclass
 class ModelConfig:
-    """A registered model and its keyword arguments (see ``skelact.models.list_models()``)."""
+    """A registered model and its keyword arguments (see ``skelact.models.list_models()``).
+
+    With ``streams``, the model is an ensemble (``skelact.models.ensemble.StreamEnsemble``): one
+    ``name`` network per stream, each trained on its own features, whose logits are summed with the
+    streams' weights. Its input is then the joint clip (``data.features: [joint]``).
+    """
 
     name: str = "stgcnpp"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    streams: list[StreamConfig] = field(default_factory=list)
 
 
 @dataclass
@@ -359,6 +385,61 @@ def config_from_dict(raw: dict) -> Config:
 
 
 _FEATURES = ("joint", "bone", "joint_motion", "bone_motion")
+#: The short stream names of ``--streams j,b,jm,bm`` (PYSKL's); the features' own names work too.
+STREAM_SHORT_NAMES = {"j": "joint", "b": "bone", "jm": "joint_motion", "bm": "bone_motion"}
+_STREAM_NAME = re.compile(r"^[A-Za-z0-9_+-]{1,32}$")
+_MAX_STREAMS = 8  # the weight search tries 4^S combinations
+
+
+def parse_streams(text: str) -> list[StreamConfig]:
+    """``j,b,jm,bm`` (or ``joint,bone``, or ``j+b`` for one stream of two features) as stream configs.
+
+    Raises:
+        ConfigError: An unknown or repeated stream, or too many.
+    """
+    streams = []
+    for token in (t.strip() for t in text.split(",")):
+        features = []
+        for part in token.split("+"):
+            feature = STREAM_SHORT_NAMES.get(part, part)
+            if feature not in _FEATURES:
+                raise ConfigError(f"unknown stream {short_repr(part)} (choose from "
+                                  f"{', '.join([*STREAM_SHORT_NAMES, *_FEATURES])}, joined by commas)")
+            features.append(feature)
+        streams.append(StreamConfig(name=token, features=features))
+    _check_streams(streams)
+    return streams
+
+
+def _check_streams(streams: list[StreamConfig]) -> None:
+    """Names, features and weights of an ensemble's streams (``model.streams``)."""
+    if len(streams) > _MAX_STREAMS:
+        raise ConfigError(f"model.streams: at most {_MAX_STREAMS} streams, got {len(streams)}")
+    names = [s.name for s in streams]
+    twice = [n for n in names if names.count(n) > 1]
+    if twice:
+        raise ConfigError(f"model.streams: the name {short_repr(twice[0])} is used twice")
+    seen: dict[tuple[str, ...], str] = {}
+    for i, s in enumerate(streams):
+        key = f"model.streams[{i}]"
+        if not _STREAM_NAME.match(s.name):
+            raise ConfigError(f"{key}.name: {short_repr(s.name)} is not 1-32 letters, digits or _+-")
+        if not s.features or len(set(s.features)) != len(s.features):
+            raise ConfigError(f"{key}.features: one or more distinct features, got {short_repr(s.features)}")
+        for f in s.features:
+            if f not in _FEATURES:
+                raise ConfigError(f"{key}.features: unknown feature {f!r} (choose from {list(_FEATURES)})")
+        if tuple(s.features) in seen:
+            raise ConfigError(f"{key}: stream {s.name!r} repeats the features of {seen[tuple(s.features)]!r}")
+        seen[tuple(s.features)] = s.name
+        if s.weight is not None and s.weight < 0:
+            raise ConfigError(f"{key}.weight: must be >= 0, got {s.weight}")
+    given = [s.weight is not None for s in streams]
+    if any(given) and not all(given):
+        raise ConfigError("model.streams: give every stream a weight, or none (then they are chosen on the "
+                          "validation clips)")
+    if all(given) and streams and not any(s.weight for s in streams):
+        raise ConfigError("model.streams: the weights are all 0")
 
 
 def _check_semantics(cfg: Config) -> None:
@@ -368,6 +449,11 @@ def _check_semantics(cfg: Config) -> None:
             raise ConfigError(f"data.features: unknown feature {f!r} (choose from {list(_FEATURES)})")
     if not d.features:
         raise ConfigError("data.features: at least one feature is needed")
+    if cfg.model.streams:
+        _check_streams(cfg.model.streams)
+        if d.features != ["joint"]:
+            raise ConfigError(f"data.features: an ensemble's input is the joint clip (each stream's features are "
+                              f"in model.streams): set data.features: [joint], not {short_repr(d.features)}")
     positive = {
         "data.clip_len": d.clip_len, "data.num_clips_val": d.num_clips_val,
         "data.num_clips_test": d.num_clips_test, "data.max_persons": d.max_persons,

@@ -41,6 +41,29 @@ def _init_file(spec: str, option: str) -> tuple[Path, object]:
     return path, model
 
 
+def _streams(text: str) -> list:
+    """argparse type of ``--streams``: ``j,b,jm,bm`` as stream configs (a bad name is a usage error)."""
+    from skelact.config import ConfigError, parse_streams
+
+    try:
+        return parse_streams(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _with_streams(cfg: object, streams: list) -> object:
+    """The recipe as an ensemble of ``streams`` (``--streams``): the joint clip in, one network per
+    stream; validated again as a whole."""
+    import dataclasses
+
+    from skelact.config import config_from_dict, config_to_dict
+
+    raw = config_to_dict(cfg)
+    raw["data"]["features"] = ["joint"]
+    raw["model"]["streams"] = [dataclasses.asdict(s) for s in streams]
+    return config_from_dict(raw)
+
+
 def _auto_recipe(args: argparse.Namespace, source: object) -> tuple[object, object]:
     """The zero-config recipe for a data file (printed), with ``--set`` applied; and the loaded clips.
     With ``--init``, the model is the checkpoint's (``source``: name and ``model.kwargs``) unless
@@ -68,6 +91,9 @@ def _auto_recipe(args: argparse.Namespace, source: object) -> tuple[object, obje
             print(f"  model: {model} with the model.kwargs of {args.init} (--init)")
         if args.overrides:
             print(f"  then --set {' '.join(args.overrides)}")
+        if args.streams is not None:
+            print(f"  then --streams {','.join(s.name for s in args.streams)}: one network per stream, in "
+                  f"{args.work_dir / 'streams'}")
         print(f"it is written to {args.work_dir / 'config.yaml'}: edit it and train with "
               f"`skelact train {args.work_dir / 'config.yaml'} --work-dir NEW_DIR`")
     return cfg, packed
@@ -78,6 +104,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from skelact.config import load_config
     from skelact.engine.train import train
 
+    if args.overfit is not None and args.streams is not None:
+        raise UsageError("--overfit: checks one model; train one stream's recipe with it instead of --streams")
     result_file = None
     if args.result is not None:  # refused before hours of training, not after
         result_file = Path(str(args.result).replace("{rank}", os.environ.get("RANK", "0")))
@@ -96,17 +124,30 @@ def _cmd_train(args: argparse.Namespace) -> None:
         if cfg.init is not None and args.init is None:
             init, _ = _init_file(cfg.init, f"{args.config}: init")
     cfg = _fine_tuning(cfg, args)
+    if args.streams is not None:
+        cfg = _with_streams(cfg, args.streams)
     from skelact.engine.workdir import RUN_FILES
 
-    check_output_dir(args.work_dir, RUN_FILES, [args.config, *recipe_inputs(cfg), *existing_files(args.layout),
-                                                init])
-    result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit, packed=packed, init=init)
+    inputs = [args.config, *recipe_inputs(cfg), *existing_files(args.layout), init]
+    check_output_dir(args.work_dir, RUN_FILES, inputs)
+    if cfg.model.streams:  # an ensemble: each stream trained in WORK_DIR/streams/<name>, then fused
+        from skelact.engine.ensemble import stream_dir, train_ensemble
+
+        if init is not None:
+            raise UsageError("--init: fine-tunes one model; an ensemble (--streams) starts each stream from scratch")
+        for stream in cfg.model.streams:  # each stream's folder is a work dir too
+            check_output_dir(stream_dir(args.work_dir, stream), RUN_FILES, inputs)
+
+        result = train_ensemble(cfg, args.work_dir, resume=args.resume, packed=packed)
+    else:
+        result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit, packed=packed, init=init)
     if result_file is not None:
         _write_result(result_file, result)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
         # A validation score: it chose best.pt, so it is not a test result (`skelact test` gives that).
         best = 100 * result["best_top1"]
-        print(f"best validation top-1 {best:.2f} % at epoch {result['best_epoch']} ({result['num_val_clips']} "
+        what = "the ensemble's validation top-1" if cfg.model.streams else "best validation top-1"
+        print(f"{what} {best:.2f} % at epoch {result['best_epoch']} ({result['num_val_clips']} "
               f"clips: {result['validation']}); outputs in {args.work_dir}")
 
 
@@ -213,8 +254,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    "out (stratified, seeded by --seed) and not trained on (default 0.1 when the file has no "
                    "validation split; 0: validate on the test split instead)")
     p.add_argument("--work-dir", type=Path, required=True, help="output folder")
+    p.add_argument("--streams", type=_streams, default=None, metavar="S,S,...",
+                   help="train an ensemble: one network per stream (j joint, b bone, jm joint motion, bm bone "
+                   "motion; j+b: one stream of both), each in WORK_DIR/streams/NAME, fusion weights chosen on the "
+                   "validation clips; WORK_DIR/best.pt is the whole ensemble, used as one model")
     p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/last.pt (with --init: from the "
-                   "weights it led to; the init checkpoint is applied only when there is no last.pt yet)")
+                   "weights it led to; the init checkpoint is applied only when there is no last.pt yet; an "
+                   "ensemble: each stream from its own, finished streams are not trained again)")
     p.add_argument("--init", default=None, metavar="CKPT|NAME",
                    help="fine-tune: start from a checkpoint or shipped model, its joints matched to the data's by "
                    "name, its input channels by meaning, its head rebuilt for new classes (recipe key: init); "

@@ -6,6 +6,7 @@ training loop never looks at strings.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -315,16 +316,16 @@ def check_model_name(cfg: Config) -> None:
 
 
 def build_model(cfg: Config, num_classes: int, layout: Layout, in_channels: int) -> nn.Module:
-    """``skelact.models.create_model`` with the recipe's name and keyword arguments.
+    """The recipe's model (``skelact.checkpoint.model_from_config``: its name and keyword arguments, or
+    an ensemble of its ``model.streams``).
 
     Raises:
         ConfigError: An unknown model, or ``model.kwargs`` it does not take.
     """
-    from skelact.models import create_model
+    from skelact.checkpoint import model_from_config
 
     try:
-        return create_model(cfg.model.name, num_classes=num_classes, layout=layout, in_channels=in_channels,
-                            **cfg.model.kwargs)
+        return model_from_config(cfg, num_classes, layout, in_channels)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"model: {one_line(e)}") from None
 
@@ -383,9 +384,18 @@ def check_memory(cfg: Config, num_classes: int, layout: Layout, in_channels: int
 
     persons, frames = int(clip_shape[0]), int(clip_shape[1])
     states = (2 if cfg.optim.name == "adamw" else int(cfg.optim.momentum > 0)) if training else 0
+    streams = cfg.model.streams
+    if streams:  # an ensemble: the widest stream's network, whose weights are there once per stream
+        from skelact.models.ensemble import stream_channels
+
+        score = cfg.data.with_score
+        in_channels = max(stream_channels(s.features, in_channels - int(score), score) for s in streams)
     estimate = estimate_model_memory(cfg.model.name, dict(cfg.model.kwargs), num_classes, in_channels,
                                      layout.num_joints, persons, frames, batch, training=training,
                                      optimizer_states=states, weight_copies=int(cfg.optim.ema is not None))
+    if streams and estimate is not None:
+        # The streams run one after another, so one stream's activations are alive at a time.
+        estimate = dataclasses.replace(estimate, model_bytes=estimate.model_bytes * len(streams))
     what = (f"{'training' if training else 'running'} {cfg.model.name} (batch {batch} x {frames} frames x "
             f"{persons} persons)")
     advice = ("lower data.batch_size or data.clip_len" if training

@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from skelact.checkpoint import Calibration, Checkpoint, CheckpointError, TrainState, fit_weights
-from skelact.config import Config, config_to_yaml
+from skelact.config import Config, ConfigError, config_to_yaml
 from skelact.data.dataset import PackedClips, SkeletonDataset
 from skelact.data.io import atomic_path, atomic_write
 from skelact.engine import builders, metrics
@@ -226,6 +226,8 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None
         ranks), ``work_dir``.
     """
     work_dir = Path(work_dir)
+    if cfg.model.streams:  # several networks, each trained here: skelact/engine/ensemble.py
+        raise ConfigError("model.streams: an ensemble trains through skelact.engine.ensemble.train_ensemble")
     builders.check_model_name(cfg)  # before any data is loaded
     owns_group = not torch.distributed.is_initialized()  # leave a caller's process group alone
     info = init_distributed(cfg.device)

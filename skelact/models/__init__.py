@@ -5,6 +5,7 @@ Every model maps ``(N, M, T, V, C)`` float32 (batch, persons, frames, joints, ch
 C = 3 (pixel x, y, score) and draw their heatmaps inside ``forward`` on the input's device.
 """
 
+from .ensemble import StreamEnsemble, StreamSpec, create_ensemble
 from .flops import count_macs, count_params
 from .heatmap import (
     PoseHeatmap,
@@ -23,7 +24,7 @@ from .stgcn import STGCNPlusPlus, spatial_partitions
 
 __all__ = [
     "ModelInfo", "create_model", "list_models", "model_info", "register_model",
-    "count_macs", "count_params",
+    "count_macs", "count_params", "StreamEnsemble", "StreamSpec", "create_ensemble",
     "KeypointC3D", "dfs_joint_order", "STGCNPlusPlus", "spatial_partitions",
     "PoseConv3D", "C3DLight", "SlowOnly",
     "PoseHeatmap", "joint_heatmaps", "limb_heatmaps", "single_heatmaps",

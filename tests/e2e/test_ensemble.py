@@ -1,0 +1,100 @@
+"""A four-stream ensemble on real Penn Action clips, through the commands a user runs: `train --streams`
+(zero-config), then `test`, `predict`, `calibrate`, `export` and `live` take WORK_DIR/best.pt as one model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skelact.checkpoint import Checkpoint
+from skelact.cli import main
+from skelact.data.io import load_annotations, save_annotations
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def penn(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every 20th Penn Action clip (117 clips, every class, the official train/test split)."""
+    from skelact.data.convert import convert_penn
+
+    root = tmp_path_factory.mktemp("penn")
+    labels = root / "labels"
+    labels.mkdir()
+    for f in sorted((data_root / "penn_action" / "labels").glob("*.mat"))[::20]:
+        shutil.copy(f, labels / f.name)
+    data, _ = convert_penn(labels)
+    return save_annotations(data, root / "penn.pkl")
+
+
+@pytest.fixture(scope="module")
+def trained(penn: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("ens") / "work"
+    assert main(["train", str(penn), "--model", "kpc3d_small", "--streams", "j,b,jm,bm", "--work-dir", str(work),
+                 "--set", "optim.epochs=1", "data.num_workers=0", "data.num_clips_test=2", "device=cpu"]) == 0
+    return work / "best.pt"
+
+
+def test_train_streams_writes_one_calibrated_checkpoint(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = Checkpoint.load(trained)
+    assert [s.name for s in ckpt.config.model.streams] == ["j", "b", "jm", "bm"]
+    assert ckpt.config.data.val_split is None and ckpt.config.data.val_fraction > 0  # carved, not the test split
+    assert ckpt.calibration is not None and ckpt.calibration.split.startswith("10% of 'train'")
+    for s in ("j", "b", "jm", "bm"):
+        assert (trained.parent / "streams" / s / "last.pt").is_file()
+    log = (trained.parent / "log.txt").read_text()
+    assert log.count("validation top-1") == 5  # four streams and the ensemble
+
+
+def test_test_evaluates_the_ensemble_on_the_test_split(penn: Path, trained: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["test", "--checkpoint", str(trained), "--out-dir", str(tmp_path / "t")]) == 0
+    out = capsys.readouterr().out
+    assert "top-1:" in out and "unknown:" in out
+    scores = np.load(tmp_path / "t" / "scores.npz")
+    assert len(scores["labels"]) == len(load_annotations(penn)["split"]["test"])
+
+
+def test_predict_on_a_clip(penn: Path, trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = load_annotations(penn)
+    clip = save_annotations({"annotations": [data["annotations"][0]], "layout": "penn13"}, tmp_path / "one.pkl")
+    capsys.readouterr()
+    assert main(["predict", str(clip), "--model", str(trained), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    probs = [c["probability"] for c in result["topk"]]
+    assert len(probs) == 5 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+
+
+def test_calibrate_refits_what_training_fitted(trained: Path, tmp_path: Path) -> None:
+    """`skelact calibrate` runs the whole model (the weighted sum inside) over the validation clips;
+    training fitted the same temperature from the streams' logits fused outside."""
+    out = tmp_path / "cal.pt"
+    assert main(["calibrate", str(trained), "-o", str(out)]) == 0
+    before, after = Checkpoint.load(trained).calibration, Checkpoint.load(out).calibration
+    assert before is not None and after is not None and after.split == before.split
+    assert after.temperature == pytest.approx(before.temperature, rel=1e-3)
+    assert after.threshold == pytest.approx(before.threshold, abs=1e-4)
+
+
+def test_export_to_onnx_matches_pytorch(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "ens.onnx"
+    assert main(["export", str(trained), "-o", str(out)]) == 0  # export itself compares onnxruntime with torch
+    assert out.is_file()
+
+
+def test_live_on_a_video(trained: Path, data_root: Path, models_root: Path, tmp_path: Path,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("cv2")
+    pytest.importorskip("ai_edge_litert")
+    capsys.readouterr()
+    assert main(["live", "--source", str(data_root / "videos" / "ntu_sample.avi"), "--model", str(trained),
+                 "--pose-model", str(models_root / "movenet_multipose_lightning_f16.tflite"), "--max-frames", "30",
+                 "--every", "15", "--quiet"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    classes = set(Checkpoint.load(trained).classes)
+    assert lines and all(line["closest"] in classes for line in lines)
