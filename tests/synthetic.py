@@ -3,6 +3,7 @@ synthetic people (a figure to draw, stick-person detections) shared by the tests
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ def recipe(ann_file: Path, **optim: object) -> dict:
         "data": {"ann_file": str(ann_file), "clip_len": 16, "max_persons": 1, "features": ["joint", "bone"],
                  "augment": {"flip": 0.5, "rotate": 10, "scale": [0.9, 1.1], "shift": 0.05},
                  "batch_size": 6, "num_workers": 0, "num_clips_val": 2},
-        "model": TINY_MODEL,
+        "model": copy.deepcopy(TINY_MODEL),  # a test may edit its recipe: never the shared dict
         "optim": {"name": "sgd", "lr": 0.05, "epochs": 2, "warmup_epochs": 0.5, "clip_grad": 5.0, **optim},
         "seed": 0,
         "device": "cpu",
