@@ -420,27 +420,21 @@ class Scores:
         labels: int64 [N]: each clip's label (-1 for an annotation without one).
         probs: float64 [N, C]: softmax at the calibrated temperature averaged over the views, the
             probabilities ``skelact test`` scores and ``skelact predict`` prints.
-        calibration: The model's temperature and unknown threshold (``None``: temperature 1).
+        temperature: The softmax temperature of ``probs``: the calibration's, else 1.
+        calibration: The model's temperature and unknown threshold, if fitted.
     """
 
     logits: np.ndarray
     labels: np.ndarray
     probs: np.ndarray
+    temperature: float = 1.0
     calibration: Calibration | None = None
 
     @classmethod
     def from_logits(cls, logits: np.ndarray, labels: np.ndarray, calibration: Calibration | None) -> Scores:
         """The probabilities of ``logits`` at ``calibration``'s temperature."""
-        return cls(logits, labels, view_probs(logits, cls.temperature_of(calibration)), calibration)
-
-    @staticmethod
-    def temperature_of(calibration: Calibration | None) -> float:
-        return calibration.temperature if calibration is not None else 1.0
-
-    @property
-    def temperature(self) -> float:
-        """The softmax temperature of :attr:`probs`."""
-        return self.temperature_of(self.calibration)
+        t = calibration.temperature if calibration is not None else 1.0
+        return cls(logits, labels, view_probs(logits, t), t, calibration)
 
     @property
     def unknown(self) -> np.ndarray:
