@@ -20,9 +20,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "skelact"
 LAYERS: list[tuple[str, ...]] = [
     ("skelact.cli",),
     ("skelact.stream", "skelact.bench", "skelact.export"),
-    ("skelact.inference",),
     ("skelact.engine",),
-    ("skelact.viz", "skelact.pose", "skelact.checkpoint"),
+    ("skelact.inference",),
+    ("skelact.viz", "skelact.pose", "skelact.checkpoint", "skelact.pipeline"),
     ("skelact.data", "skelact.models"),
     ("skelact.skeleton", "skelact.config", "skelact.runtime", "skelact.progress"),
     ("skelact.files", "skelact.lockfile", "skelact.signals"),

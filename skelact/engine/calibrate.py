@@ -21,7 +21,7 @@ import numpy as np
 
 from skelact.checkpoint import Calibration
 from skelact.engine.metrics import expected_calibration_error
-from skelact.engine.predict import view_probs
+from skelact.inference import view_probs
 
 __all__ = ["fit_temperature", "unknown_threshold", "calibrate", "calibrate_checkpoint"]
 
@@ -85,12 +85,9 @@ def calibrate_checkpoint(checkpoint: Path, out: Path, split: str | None = None, 
     """
     import dataclasses
 
-    from torch.utils.data import DataLoader
-
     from skelact.checkpoint import Checkpoint
     from skelact.engine import builders
-    from skelact.engine.distributed import DistInfo, ShardSampler
-    from skelact.engine.predict import predict_logits
+    from skelact.inference import Predictor, ScoreOptions, score_clips
     from skelact.runtime import resolve_amp, resolve_device
 
     ckpt = Checkpoint.load(checkpoint)
@@ -101,21 +98,19 @@ def calibrate_checkpoint(checkpoint: Path, out: Path, split: str | None = None, 
         data = dataclasses.replace(data, ann_file=ann_file)
     cfg = dataclasses.replace(ckpt.config, data=data)
     device = resolve_device("auto")
-    model = ckpt.build_model(device, where=str(checkpoint))
+    predictor = Predictor.from_checkpoint(ckpt, device, str(checkpoint), cfg)
     packed = builders.load_clips(cfg.data)
     layout = builders.resolve_layout(cfg.data, packed, given=ckpt.layout)
     if split is not None:
         idx = builders.split_indices(packed, split, len(ckpt.classes), "--split")
     else:
         idx = builders.validation_split(cfg, packed, len(ckpt.classes))[1]
-    clips_per_batch = max(1, cfg.data.batch_size // cfg.data.num_clips_test)
+    options = ScoreOptions(workers=cfg.data.num_workers, amp=resolve_amp(cfg.optim.amp, device, strict=False),
+                       progress="calibration")
+    k = options.views(cfg.data)
     builders.check_memory(cfg, len(ckpt.classes), layout, ckpt.in_channels, (cfg.data.max_persons, cfg.data.clip_len),
-                          clips_per_batch * cfg.data.num_clips_test, device, str(cfg.data.ann_file), training=False)
-    ds = builders.build_dataset(cfg, packed, layout, idx, train=False, num_clips=cfg.data.num_clips_test)
-    loader = DataLoader(ds, batch_size=clips_per_batch,
-                        sampler=ShardSampler(len(ds), 0, 1), num_workers=cfg.data.num_workers)
-    logits, labels = predict_logits(model, loader, DistInfo(device=device),
-                                    resolve_amp(cfg.optim.amp, device, strict=False), progress="calibration")
-    ckpt.calibration = calibrate(logits, labels, builders.validation_name(cfg), accept)
+                          options.batch(cfg.data) * k, device, str(cfg.data.ann_file), training=False)
+    scores = score_clips(predictor, packed, idx, options)  # the logits are what the fit reads
+    ckpt.calibration = calibrate(scores.logits, scores.labels, builders.validation_name(cfg), accept)
     ckpt.save(out)
     return ckpt.calibration

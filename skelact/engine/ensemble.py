@@ -35,10 +35,10 @@ from skelact.data.dataset import PackedClips
 from skelact.data.io import atomic_write
 from skelact.engine import builders
 from skelact.engine.calibrate import calibrate
-from skelact.engine.distributed import DistInfo, ShardSampler
-from skelact.engine.predict import predict_logits, view_probs
+from skelact.engine.distributed import ShardSampler
 from skelact.engine.train import _log, train
 from skelact.engine.workdir import lock_work_dir, remove_stale_temporaries
+from skelact.inference import loader_logits, view_probs
 from skelact.models.ensemble import StreamEnsemble
 from skelact.runtime import resolve_amp, resolve_device
 
@@ -79,11 +79,10 @@ def validation_stream_logits(ensemble: StreamEnsemble, loader: DataLoader, devic
                              amp: str) -> tuple[np.ndarray, np.ndarray]:
     """``(logits [S, N, K, classes], labels [N])`` of every stream over a test-mode loader.
 
-    The one call into the evaluation code (``engine/predict.predict_logits``, what validation,
-    ``skelact test`` and the calibration use): re-point it here when that code moves.
+    The forward of the one evaluation path (``inference.loader_logits``, what ``score_clips`` runs for
+    ``skelact test`` and the calibration), with every stream's logits side by side.
     """
-    logits, labels = predict_logits(_AllStreams(ensemble), loader, DistInfo(device=device), amp,
-                                    progress="streams on validation")
+    logits, labels = loader_logits(_AllStreams(ensemble), loader, device, amp, progress="streams on validation")
     n, k, _ = logits.shape
     return logits.reshape(n, k, len(ensemble.specs), -1).transpose(2, 0, 1, 3), labels
 

@@ -163,12 +163,11 @@ def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None,
         ``checkpoint``, ``split``, ``views`` and ``flip``.
     """
     import torch
-    from torch.utils.data import DataLoader
 
     from skelact.checkpoint import Checkpoint
     from skelact.engine import builders
-    from skelact.engine.distributed import ShardSampler, cleanup_distributed, init_distributed
-    from skelact.engine.predict import predict_logits, view_probs
+    from skelact.engine.distributed import all_gather_objects, cleanup_distributed, init_distributed
+    from skelact.inference import Predictor, ScoreOptions, score_clips, view_probs
     from skelact.runtime import keep_freed_memory, resolve_amp
 
     keep_freed_memory()  # every batch frees and allocates the same large activations again
@@ -176,7 +175,8 @@ def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None,
     info = init_distributed(cfg.device if cfg is not None else "auto")
     try:
         ckpt = Checkpoint.load(checkpoint)
-        model = ckpt.build_model(info.device, where=str(checkpoint))  # checks the weights against the config
+        # The model checks its weights against the checkpoint's config; the recipe given makes the pipeline.
+        predictor = Predictor.from_checkpoint(ckpt, info.device, str(checkpoint), cfg)
         if cfg is None:
             cfg = ckpt.config
         elif cfg.model.name != ckpt.config.model.name:
@@ -189,38 +189,26 @@ def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None,
         if packed.classes is not None and list(packed.classes) != classes:
             raise ConfigError(f"{cfg.data.ann_file}: its classes differ from those {checkpoint} was trained on "
                               f"({len(packed.classes)} vs {len(classes)} classes)")
-        k = num_clips or cfg.data.num_clips_test
         split, key = builders.evaluated_split(cfg.data)
         indices = builders.split_indices(packed, split, len(classes), key)
-        clips_per_batch = max(1, cfg.data.batch_size // k)
+        options = ScoreOptions(num_clips=num_clips, flip=flip, workers=cfg.data.num_workers,
+                           amp=resolve_amp(cfg.optim.amp, info.device, strict=False), progress="test")
+        k = options.views(cfg.data)
         # The test batch's activations (K views of each clip) before the first forward.
         builders.check_memory(cfg, len(classes), layout, ckpt.in_channels,
-                              (cfg.data.max_persons, cfg.data.clip_len), clips_per_batch * k, info.device,
+                              (cfg.data.max_persons, cfg.data.clip_len), options.batch(cfg.data) * k, info.device,
                               str(cfg.data.ann_file), training=False)
-
-        def run(force_flip: bool) -> tuple[np.ndarray, np.ndarray]:
-            ds = builders.build_dataset(cfg, packed, layout, indices, train=False, num_clips=k, force_flip=force_flip)
-            loader = DataLoader(ds, batch_size=clips_per_batch,
-                                sampler=ShardSampler(len(ds), info.rank, info.world_size),
-                                num_workers=cfg.data.num_workers, pin_memory=info.device.type == "cuda")
-            return predict_logits(model, loader, info, amp, progress="flip" if force_flip else "test")
-
         # The probabilities users see in `skelact predict`: at the checkpoint's calibrated temperature.
-        calib = ckpt.calibration
-        t = calib.temperature if calib is not None else 1.0
-        amp = resolve_amp(cfg.optim.amp, info.device, strict=False)
-
-        logits, labels = run(False)  # [N, K, C]
-        if flip:
-            logits = np.concatenate([logits, run(True)[0]], axis=1)  # [N, 2K, C]
-        probs = view_probs(logits, t)  # [N, C] mean softmax over the views
+        scores = score_clips(predictor, packed, indices, options, shard=(info.rank, info.world_size),
+                             gather=all_gather_objects)
+        probs, labels, calib = scores.probs, scores.labels, scores.calibration  # [N, C] mean over the views
         extra: dict[str, Any] = {"checkpoint": str(checkpoint), "ann_file": cfg.data.ann_file,
                                  "split": split, "views": k * (2 if flip else 1), "flip": flip,
-                                 "temperature": t}
+                                 "temperature": scores.temperature}
         if calib is not None and calib.threshold is not None:
             extra.update(unknown_threshold=calib.threshold, calibrated_on=calib.split,
-                         unknown_rate=float(calib.unknown(probs).mean()),
-                         ece_uncalibrated=metrics.expected_calibration_error(view_probs(logits, 1.0), labels))
+                         unknown_rate=float(scores.unknown.mean()),
+                         ece_uncalibrated=metrics.expected_calibration_error(view_probs(scores.logits, 1.0), labels))
         names = [packed.names[i] for i in indices]
         if out_dir is not None and info.rank == 0:
             return write_outputs(out_dir, probs, labels, names, classes, extra)

@@ -37,6 +37,7 @@ from skelact.engine.calibrate import calibrate
 from skelact.engine.distributed import (
     DistInfo,
     ShardSampler,
+    all_gather_objects,
     all_reduce_sum,
     broadcast_buffers,
     cleanup_distributed,
@@ -45,9 +46,9 @@ from skelact.engine.distributed import (
     unwrap,
 )
 from skelact.engine.ema import WeightEMA
-from skelact.engine.predict import predict, predict_logits
 from skelact.engine.workdir import check_resumable, lock_work_dir, remove_stale_temporaries
 from skelact.errors import one_line
+from skelact.inference import Predictor, ScoreOptions, loader_logits, score_clips, view_probs
 from skelact.progress import progress
 from skelact.runtime import (
     autocast_context,
@@ -369,8 +370,9 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
             broadcast_buffers(ema.module)  # averaged from each rank's own BN statistics
         val: dict[str, float] = {}
         if epoch % cfg.eval_interval == 0 or epoch == cfg.optim.epochs:
-            probs, labels = predict(eval_model, val_loader, info, cfg.optim.amp)
-            s = metrics.summarize(probs, labels)
+            logits, labels = loader_logits(eval_model, val_loader, info.device, cfg.optim.amp,
+                                           gather=all_gather_objects)
+            s = metrics.summarize(view_probs(logits), labels)
             val = {"val_loss": s["loss"], "val_top1": s["top1"], "val_top5": s["top5"],
                    "val_mean_class_acc": s["mean_class_acc"]}
         improved = bool(val) and val["val_top1"] > best_top1
@@ -406,7 +408,7 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
         writer.close()
     if last and overfit is None and cfg.calibration.enabled:
         calibrations = _calibrate_checkpoints(cfg, packed, layout, val_idx, eval_model, info, work_dir,
-                                              best_epoch, cfg.optim.epochs)
+                                              best_epoch, cfg.optim.epochs, classes, in_channels)
         if main_rank:
             for name, c in calibrations.items():
                 _log(f"calibrated {name} on {validation}: temperature {c.temperature:.3f}, ECE {c.ece_before:.4f} -> "
@@ -426,12 +428,11 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
 
 def _calibrate_checkpoints(cfg: Config, packed: PackedClips, layout: Layout, val_idx: np.ndarray,
                            last_model: nn.Module, info: DistInfo, work_dir: Path, best_epoch: int,
-                           last_epoch: int) -> dict[str, Calibration]:
-    """Fit temperature and unknown threshold on the validation split (the test-time views) for
-    ``last.pt`` and ``best.pt``, and store them there. Every rank predicts; rank 0 writes."""
-    ds = builders.build_dataset(cfg, packed, layout, val_idx, train=False, num_clips=cfg.data.num_clips_test)
-    loader = _loader(ds, ShardSampler(len(ds), info.rank, info.world_size),
-                     max(1, cfg.data.batch_size // cfg.data.num_clips_test), cfg.data.num_workers, info.device)
+                           last_epoch: int, classes: list[str], in_channels: int) -> dict[str, Calibration]:
+    """Fit temperature and unknown threshold on the validation split (the test-time views, scored as
+    ``skelact calibrate`` scores them) for ``last.pt`` and ``best.pt``, and store them there. Every rank
+    predicts; rank 0 writes."""
+    options = ScoreOptions(workers=cfg.data.num_workers, amp=cfg.optim.amp, progress="calibration")
     out: dict[str, Calibration] = {}
     for name in ("last.pt", "best.pt"):
         path = work_dir / name
@@ -444,8 +445,10 @@ def _calibrate_checkpoints(cfg: Config, packed: PackedClips, layout: Layout, val
                     continue
                 model = copy.deepcopy(last_model)
                 fit_weights(model, Checkpoint.load(path, map_location=info.device).model, path)
-            logits, labels = predict_logits(model, loader, info, cfg.optim.amp, progress="calibration")
-            out[name] = calibrate(logits, labels, builders.validation_name(cfg), cfg.calibration.accept)
+            predictor = Predictor(model, cfg, classes, layout, in_channels, str(path), info.device)
+            scores = score_clips(predictor, packed, val_idx, options, shard=(info.rank, info.world_size),
+                                 gather=all_gather_objects)
+            out[name] = calibrate(scores.logits, scores.labels, builders.validation_name(cfg), cfg.calibration.accept)
         if info.rank == 0 and path.is_file():
             ckpt = Checkpoint.load(path, require_train_state=name == "last.pt")
             ckpt.calibration = out[name]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from synthetic import make_dataset
 
+from skelact import pipeline
 from skelact.checkpoint import Checkpoint
 from skelact.cli import main
 from skelact.data.dataset import PackedClips
@@ -39,15 +40,16 @@ def clips_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @pytest.fixture
 def datasets_built(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, set[str]]]:
-    """``(train, clip names)`` of every dataset built."""
+    """``(train, clip names)`` of every dataset built (the engine's, and those scored by inference)."""
     built: list[tuple[bool, set[str]]] = []
-    build = builders.build_dataset
+    build = pipeline.build_dataset
 
     def spy(cfg, packed, layout, indices, train, **kw):  # noqa: ANN001, ANN202 - a pass-through
         built.append((train, {packed.names[int(i)] for i in indices}))
         return build(cfg, packed, layout, indices, train, **kw)
 
     monkeypatch.setattr(builders, "build_dataset", spy)
+    monkeypatch.setattr(pipeline, "build_dataset", spy)
     return built
 
 

@@ -16,9 +16,8 @@ from skelact.cli import main
 from skelact.config import config_from_dict
 from skelact.data.io import save_annotations
 from skelact.engine.calibrate import calibrate, fit_temperature, unknown_threshold
-from skelact.engine.predict import view_probs
 from skelact.engine.train import train
-from skelact.inference import load_predictor
+from skelact.inference import load_predictor, view_probs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
