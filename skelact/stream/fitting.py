@@ -103,8 +103,10 @@ def join_sequences(clips: Sequence[dict], per_sequence: int, seed: int = 0, coun
 
     The clips are taken in a seeded order, each once; a sequence takes the next clip whose class
     differs from the last one's. With ``between``, one to three of its clips (in their own seeded
-    order, reused when they run out) follow each clip, labelled :data:`OUTSIDE`. Coordinates are
-    scaled into the first clip's ``img_shape`` where clips give one (a joined video has one image).
+    order, reused when they run out) follow each clip, labelled :data:`OUTSIDE`. Coordinates stay as
+    they are (each clip in its own image, as benchmarks/segmentation.py has always joined them: the
+    bounding-box normalised models do not see the difference); the sequence's ``img_shape`` is the
+    first clip's, for recipes that normalise by the image.
 
     Args:
         clips: Labelled clips (``keypoint`` [M, T, V, C], ``label``), all in one layout.
@@ -143,13 +145,9 @@ def _join(parts: list[tuple[dict, int]]) -> JoinedSequence:
     shape = next((tuple(a["img_shape"]) for a, _ in parts if a.get("img_shape") is not None), None)
     kps, scs, truth = [], [], []
     for a, label in parts:
-        kp = np.array(a["keypoint"], np.float32)
-        if shape is not None and a.get("img_shape") is not None and tuple(a["img_shape"]) != shape:
-            h, w = a["img_shape"]
-            kp *= min(shape[0] / h, shape[1] / w)  # one factor: the poses keep their proportions
-        kps.append(kp)
+        kps.append(np.asarray(a["keypoint"], np.float32))
         scs.append(np.asarray(a["keypoint_score"], np.float32))
-        truth.append(np.full(kp.shape[1], label, np.int64))
+        truth.append(np.full(kps[-1].shape[1], label, np.int64))
     track = Track(1, 0, np.concatenate(kps, axis=1), np.concatenate(scs, axis=1))
     return JoinedSequence(track, np.concatenate(truth), shape, [str(a.get("frame_dir", "")) for a, _ in parts])
 
