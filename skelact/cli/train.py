@@ -115,7 +115,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
     ckpt = Checkpoint.load(args.checkpoint)
     check_output(args.output, [args.checkpoint, args.unknown_data, *recipe_inputs(ckpt.config)], args.force)
     outside = [] if args.unknown_data is None else load_outside(args.unknown_data, ckpt.layout)  # before any work
-    refine = timeline_refiner(outside, "" if args.unknown_data is None else args.unknown_data.name, args.accept)
+    refine = timeline_refiner(outside, args.unknown_data or "", args.accept)
     c = calibrate_checkpoint(args.checkpoint, args.output, split=args.split, accept=args.accept, refine=refine)
     print(f"temperature {c.temperature:.3f} (ECE on {c.split!r}: {c.ece_before:.4f} -> {c.ece_after:.4f}); "
           f"unknown below p = {c.threshold:.3f} ({c.accept_rate:.1%} of {c.split!r} accepted)")

@@ -254,12 +254,12 @@ def load_outside(path: str | Path, model_layout: Layout) -> list[dict]:
     return out
 
 
-def timeline_refiner(outside: Sequence[dict] = (), source: str = "", accept: float = 0.95):  # -> Refine
+def timeline_refiner(outside: Sequence[dict] = (), source: str | Path = "", accept: float = 0.95):  # -> Refine
     """The ``refine`` step of ``engine.calibrate.calibrate_checkpoint`` that adds the timeline threshold.
 
     Args:
         outside: Out-of-class clips in the model's layout (:func:`load_outside`).
-        source: What they are, stored as ``Calibration.timeline_data`` (e.g. the file's name).
+        source: Their file as the user named it (in messages; its name is stored as ``Calibration.timeline_data``).
         accept: Share of in-class frames the threshold accepts at least.
     """
     import dataclasses
@@ -270,7 +270,7 @@ def timeline_refiner(outside: Sequence[dict] = (), source: str = "", accept: flo
     def refine(calibration: Calibration, ckpt, model, clips: list[dict]) -> Calibration:
         dims = {int(np.shape(c["keypoint"])[-1]) for c in clips[:1]}
         other = {int(np.shape(c["keypoint"])[-1]) for c in outside} - dims
-        if other and dims:
+        if other and dims:  # known only now: the validation clips are loaded by calibrate_checkpoint
             raise OutsideDataError(f"{source}: {'/'.join(map(str, sorted(other)))}D keypoints, the model's clips are "
                                    f"{dims.pop()}D")
         device = next(model.parameters()).device
@@ -281,6 +281,6 @@ def timeline_refiner(outside: Sequence[dict] = (), source: str = "", accept: flo
         except ValueError as e:
             raise OutsideDataError(f"timeline threshold: {e}") from None
         return dataclasses.replace(calibration, timeline_threshold=fit.threshold, timeline_accept=fit.accept,
-                                   timeline_flagged=fit.flagged, timeline_data=source if outside else "")
+                                   timeline_flagged=fit.flagged, timeline_data=Path(source).name if outside else "")
 
     return refine

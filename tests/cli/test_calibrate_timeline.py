@@ -82,7 +82,7 @@ def test_bad_unknown_data_is_one_line(run: dict[str, Path], ntu_file: Path, tmp_
     empty.write_bytes(pickle.dumps({"annotations": [], "split": {}, "classes": ["other"]}))
     expect_error(capsys, [*base, str(empty)], [str(empty), "no annotations"], [out.parent])
     deep = _file(tmp_path / "deep.pkl", rng.uniform(0, 1, (1, 30, 25, 3)).astype(np.float32), "ntu25")
-    expect_error(capsys, [*base, str(deep)], ["deep.pkl: 3D keypoints, the model's clips are 2D"], [out.parent])
+    expect_error(capsys, [*base, str(deep)], [f"{deep}: 3D keypoints, the model's clips are 2D"], [out.parent])
     # The output may not be the data it reads.
     expect_error(capsys, ["calibrate", str(run["ckpt"]), "-o", str(ntu_file), "--force", "--unknown-data",
                           str(ntu_file)], [str(ntu_file), "is also an input"], [ntu_file.parent])
