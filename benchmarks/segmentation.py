@@ -1,22 +1,34 @@
-"""Temporal segmentation with the window classifier on real skeletons: Penn Action clips joined end to end.
+"""Temporal segmentation with the window classifier on real skeletons: Penn Action clips joined end to end,
+and the share of real footage of other activities that the timeline calls "unknown".
 
     python benchmarks/segmentation.py [--data ../shared/data/penn_action] [--json out.json]
     python benchmarks/segmentation.py --tune      # grid over window / stride / views / min-segment on train
     python benchmarks/segmentation.py --tune --ann-file data/penn_action_val.pkl --split val --sequences 12
+    python benchmarks/segmentation.py --no-videos  # the joined clips only
 
 Sequences: a fixed, seeded draw of clips of one split, joined end to end (no two neighbours of
-the same class), at 30 frames/s (Penn Action gives no frame rate; its YouTube clips are ~30 fps).
+the same class; ``skelact.stream.fitting.join_sequences``, as ``skelact calibrate`` joins the
+validation clips), at 30 frames/s (Penn Action gives no frame rate; its YouTube clips are ~30 fps).
 Each sequence is one person track run through ``skelact.stream`` exactly as ``skelact predict
---window`` runs a video (engine.classify_windows -> timeline.build_timeline) with the shipped
-model; the per-frame labels are scored against the clips' classes with frame accuracy, edit score
-and F1@{10,25,50} (skelact/stream/segmentation.py). ``--tune`` searches the defaults on sequences
-of the **train** split (or of ``--split``, e.g. the validation split carved out of train by
-``skelact split``, which the model did not train on); the report uses the **test** split.
+--window`` runs a video (engine.classify_windows -> timeline.build_timeline, the model's timeline
+unknown rule) with the shipped model; the per-frame labels are scored against the clips' classes
+with frame accuracy (a frame called unknown is wrong), edit score and F1@{10,25,50}
+(skelact/stream/segmentation.py). ``--tune`` searches the defaults on sequences of the **train**
+split (or of ``--split``, e.g. the validation split carved out of train by ``skelact split``, which
+the model did not train on); the report uses the **test** split.
+
+Unknown share: each video of ``--videos`` (default: the 60 UT-Interaction set 1 videos, two people
+interacting, and the NTU RGB+D video: no Penn Action class in any) goes through ``skelact predict
+VIDEO --window --json`` itself (pose model, tracker, windows, timeline, with the command's defaults),
+and the share of person-time (frames a person is labelled, summed over people) called unknown is
+reported, with the classes the rest was given. The timeline threshold is not fitted on these
+videos (``skelact calibrate --unknown-data``: NW-UCLA and raw NTU clips, see benchmarks/unknown.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -35,7 +47,7 @@ from skelact.cli.analyze import (  # noqa: E402
     DEFAULT_WINDOW_VIEWS,
     DEFAULT_WINDOWS,
 )
-from skelact.data.tracking import Track  # noqa: E402
+from skelact.stream.fitting import JoinedSequence, join_sequences  # noqa: E402
 from skelact.stream.segmentation import segmentation_scores  # noqa: E402
 from skelact.stream.timeline import build_timeline  # noqa: E402
 from skelact.stream.tracks import classify_windows  # noqa: E402
@@ -43,26 +55,10 @@ from skelact.stream.tracks import classify_windows  # noqa: E402
 FPS = 30.0
 
 
-def make_sequences(data: dict, split: str, count: int, clips: int, seed: int) -> list[tuple[Track, np.ndarray, list]]:
-    """``count`` sequences of ``clips`` clips of ``split`` (each clip used once), no two neighbours of one class.
-
-    Returns:
-        ``(track, true labels int64 [T], clip names)`` per sequence.
-    """
+def make_sequences(data: dict, split: str, count: int, clips: int, seed: int) -> list[JoinedSequence]:
+    """``count`` sequences of ``clips`` clips of ``split`` (each clip used once), no two neighbours of one class."""
     by_name = {a["frame_dir"]: a for a in data["annotations"]}
-    rng = np.random.default_rng(seed)
-    pool = [by_name[n] for n in rng.permutation(data["split"][split])]
-    out = []
-    for _ in range(count):
-        chosen: list[dict] = []
-        while len(chosen) < clips:
-            k = next(i for i, a in enumerate(pool) if not chosen or a["label"] != chosen[-1]["label"])
-            chosen.append(pool.pop(k))
-        kp = np.concatenate([a["keypoint"] for a in chosen], axis=1)  # [1, T, 13, 2] pixels, per-clip image
-        sc = np.concatenate([a["keypoint_score"] for a in chosen], axis=1)
-        truth = np.concatenate([np.full(a["total_frames"], a["label"], np.int64) for a in chosen])
-        out.append((Track(1, 0, kp, sc), truth, [a["frame_dir"] for a in chosen]))
-    return out
+    return join_sequences([by_name[n] for n in data["split"][split]], clips, seed, count)
 
 
 def ladder(shortest_s: float, count: int) -> list[float]:
@@ -74,17 +70,61 @@ def classify(predictor, seqs, windows_s: list[float], stride_fraction: float, vi
     """Windows of every sequence (engine.classify_windows, as ``skelact predict --window`` runs them)."""
     lengths = [max(1, round(w * FPS)) for w in windows_s]
     strides = [max(1, round(n * stride_fraction)) for n in lengths]
-    return [classify_windows(predictor, tr, lengths, strides, "penn13", None, views) for tr, _, _ in seqs]
+    return [classify_windows(predictor, s.track, lengths, strides, "penn13", None, views) for s in seqs]
 
 
 def labels_of(predictor, seqs, wins: list[list], min_segment_s: float) -> list[np.ndarray]:
     """Per-frame labels (timeline.build_timeline) of every sequence."""
     out = []
-    for (tr, _, _), w in zip(seqs, wins, strict=True):
-        tl = build_timeline({1: (0, tr.frames, w)}, tr.frames, FPS, predictor.classes, predictor.is_unknown,
+    for seq, w in zip(seqs, wins, strict=True):
+        n = seq.track.frames
+        tl = build_timeline({1: (0, n, w)}, n, FPS, predictor.classes, predictor.timeline_unknown,
                             max(1, round(min_segment_s * FPS)))
-        out.append(tl.people[0].labels if tl.people else np.full(tr.frames, -2))
+        out.append(tl.people[0].labels if tl.people else np.full(n, -2))
     return out
+
+
+def unknown_share(videos: list[Path], model: str | None, pose_model: Path | None) -> list[dict]:
+    """Per video: person-frames labelled, called unknown, and given each class, by ``skelact predict --window``."""
+    import contextlib
+    import io
+    import tempfile
+
+    from skelact.cli import main as skelact
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for video in videos:
+            args = ["predict", str(video), "--window", "--json", "--quiet", "--timeline", f"{tmp}/timeline"]
+            args += ["--model", model] if model else []
+            args += ["--pose-model", str(pose_model)] if pose_model else []
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                status = skelact(args)
+            row = {"video": str(video), "status": status, "frames": 0, "unknown": 0, "labels": {}}
+            if status == 0:
+                for r in json.loads(out.getvalue())["rows"]:
+                    if r["person"] is None or r["state"] == "nobody":
+                        continue
+                    n = r["end_frame"] - r["start_frame"] + 1
+                    row["frames"] += n
+                    if r["state"] == "unknown":
+                        row["unknown"] += n
+                    else:
+                        row["labels"][r["label"]] = row["labels"].get(r["label"], 0) + n
+            rows.append(row)
+    return rows
+
+
+def _share(rows: list[dict]) -> str:
+    frames, unknown = sum(r["frames"] for r in rows), sum(r["unknown"] for r in rows)
+    labels: dict[str, int] = {}
+    for r in rows:
+        for k, v in r["labels"].items():
+            labels[k] = labels.get(k, 0) + v
+    top = ", ".join(f"{k} {v / FPS:.0f} s" for k, v in sorted(labels.items(), key=lambda kv: -kv[1])[:3])
+    return (f"{len(rows)} videos, {frames} person-frames: {100 * unknown / max(1, frames):.1f} % unknown"
+            + (f" (labelled: {top})" if top else ""))
 
 
 def _row(cfg: dict, scores: dict) -> str:
@@ -117,6 +157,13 @@ def main() -> None:
     ap.add_argument("--tune", action="store_true", help="grid search on train sequences instead of the test report")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this small model)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--videos", type=Path, nargs="*", default=None,
+                    help="videos of other activities for the unknown share (default: UT-Interaction set 1 and the "
+                    "NTU video from --data's folder)")
+    ap.add_argument("--no-videos", action="store_true", help="skip the unknown share")
+    ap.add_argument("--pose-model", type=Path, default=None, help="passed to skelact predict")
+    ap.add_argument("--sweep", type=lambda t: [float(x) for x in t.split(",")], default=[],
+                    help="also score the joined clips at these timeline thresholds (comma-separated)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -124,10 +171,12 @@ def main() -> None:
     predictor = load_predictor(args.model, device="cpu")
     split = args.split or ("train" if args.tune else "test")
     seqs = make_sequences(data, split, args.sequences, args.clips, args.seed + (1 if args.tune else 0))
-    frames = sum(len(t) for _, t, _ in seqs)
+    frames = sum(len(s.truth) for s in seqs)
+    cal = predictor.calibration
     print(f"{len(seqs)} sequences of {args.clips} Penn Action {split} clips ({frames} frames, "
-          f"{frames / FPS / 60:.1f} min at {FPS:g} fps), model {predictor.source}")
-    truths = [t for _, t, _ in seqs]
+          f"{frames / FPS / 60:.1f} min at {FPS:g} fps), model {predictor.source}, unknown below p = "
+          f"{cal.threshold if cal else None} (clips), {cal.timeline_threshold if cal else None} (timeline)")
+    truths = [s.truth for s in seqs]
     results = []
     print(HEADER)
 
@@ -160,15 +209,39 @@ def main() -> None:
         wins = classify(predictor, seqs, windows_s, DEFAULT_STRIDE_FRACTION, DEFAULT_WINDOW_VIEWS)
         seconds = time.perf_counter() - t0
         report(windows_s, DEFAULT_STRIDE_FRACTION, DEFAULT_WINDOW_VIEWS, wins, [DEFAULT_MIN_SEGMENT], seconds)
+        for value in args.sweep:  # the same windows, another timeline threshold
+            cal = dataclasses.replace(predictor.calibration, timeline_threshold=value)
+            other = dataclasses.replace(predictor, calibration=cal)
+            scores = segmentation_scores(labels_of(other, seqs, wins, DEFAULT_MIN_SEGMENT), truths)
+            results.append({"timeline_threshold": value, **scores})
+            print(f"timeline threshold {value:.3f}: frame accuracy {scores['accuracy']:.2f} %, "
+                  f"F1@50 {scores['f1@50'] / 100:.3f}")
         n = sum(map(len, wins))
         print(f"{n} windows classified in {seconds:.1f} s ({1000 * seconds / max(1, n):.1f} ms each, "
               f"{args.threads} torch thread(s))")
+    videos: list[dict] = []
+    if not args.tune and not args.no_videos:
+        data_dir = args.data.parent
+        ut = sorted((data_dir / "ut_interaction").glob("*/*.avi"))
+        ntu = [data_dir / "videos" / "ntu_sample.avi"]
+        chosen = args.videos if args.videos is not None else ut + ntu
+        t0 = time.perf_counter()
+        videos = unknown_share(chosen, args.model, args.pose_model)
+        print(f"unknown share (skelact predict --window, {time.perf_counter() - t0:.0f} s):")
+        for name, rows in (("UT-Interaction", [r for r in videos if Path(r["video"]) in ut]),
+                           ("NTU video", [r for r in videos if Path(r["video"]) in ntu]),
+                           ("other", [r for r in videos if Path(r["video"]) not in ut + ntu]), ("all", videos)):
+            if rows:
+                print(f"  {name}: {_share(rows)}")
+        failed = [r["video"] for r in videos if r["status"] != 0]
+        if failed:
+            print(f"  {len(failed)} video(s) failed: {', '.join(failed[:5])}")
     if args.json:
         meta = {"split": split, "sequences": len(seqs), "clips_per_sequence": args.clips, "seed": args.seed,
                 "frames": frames, "fps": FPS, "model": predictor.source, "machine": platform.processor() or
                 platform.machine(), "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
-                "clips": [names for _, _, names in seqs]}
-        args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+                "clips": [s.names for s in seqs]}
+        args.json.write_text(json.dumps({"meta": meta, "results": results, "videos": videos}, indent=2))
 
 
 if __name__ == "__main__":

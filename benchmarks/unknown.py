@@ -16,6 +16,13 @@ model's stored threshold does: the share of known clips accepted and of unknown 
 
     python benchmarks/unknown.py                       # the shipped model
     python benchmarks/unknown.py --model work_dirs/penn_kpc3d_video/last.pt --json unknown.json
+    python benchmarks/unknown.py --write-unknown-data outside.pkl   # for skelact calibrate --unknown-data
+
+``--write-unknown-data FILE`` writes the NW-UCLA (projected) and raw NTU clips, one clip per body,
+mapped to the model's layout, as one PYSKL file (every clip labelled "other"): the out-of-class
+stretches ``skelact calibrate --unknown-data`` joins between the validation clips to fit the
+timeline threshold. The NTU video and UT-Interaction stay out of it: they are what
+benchmarks/segmentation.py reports on.
 """
 
 from __future__ import annotations
@@ -72,15 +79,41 @@ def _split_persons(anns: list[dict]) -> list[dict]:
     return out
 
 
+def write_unknown_data(predictor: Predictor, data: Path, out: Path) -> int:
+    """NW-UCLA (projected) and raw NTU clips, one per body, in the model's layout, as a PYSKL file; returns clips."""
+    from skelact.data.io import save_annotations
+
+    ucla, _ = convert_ucla(data / "nwucla")
+    clips = [(dict(a, keypoint=project_kinect(a["keypoint"]), img_shape=(480, 640)), "ucla20")
+             for a in ucla["annotations"]]
+    ntu, _ = convert_ntu(data / "ntu_raw", dims=2)
+    clips += [(a, "ntu25") for a in _split_persons(ntu["annotations"])]
+    anns = []
+    for clip, layout in clips:
+        a = predictor.map_layout(clip, get_layout(layout))
+        a = {k: a[k] for k in ("frame_dir", "total_frames", "keypoint", "img_shape") if k in a}
+        a["keypoint_score"] = (a["keypoint"] != 0).any(-1).astype(np.float32)  # a joint is there when it is not 0
+        anns.append({**a, "label": 0})
+    save_annotations({"annotations": anns, "split": {"all": [a["frame_dir"] for a in anns]}, "classes": ["other"],
+                      "layout": predictor.layout.name}, out, force=True)
+    return len(anns)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None, help="checkpoint or shipped model name (default: the shipped model)")
     p.add_argument("--shared", type=Path, default=Path(os.environ.get("SKELACT_SHARED", "../shared")),
                    help="folder with data/ and models/ (default: $SKELACT_SHARED or ../shared)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    p.add_argument("--write-unknown-data", type=Path, default=None, metavar="FILE",
+                   help="only write the out-of-class clips for skelact calibrate --unknown-data (see above)")
     args = p.parse_args(argv)
     data = args.shared / "data"
     predictor = load_predictor(args.model)
+    if args.write_unknown_data is not None:
+        n = write_unknown_data(predictor, data, args.write_unknown_data)
+        print(f"wrote {n} clips to {args.write_unknown_data}")
+        return 0
     cal = predictor.calibration
     print(f"model {predictor.source}: temperature {cal.temperature if cal else 1.0:.3f}, "
           f"threshold {cal.threshold if cal and cal.threshold is not None else 'none'}")

@@ -62,6 +62,13 @@ class Calibration:
         ece_before: Expected calibration error on that split at temperature 1.
         ece_after: The same at ``temperature``.
         accept_rate: Fraction of that split's clips at or above ``threshold``.
+        timeline_threshold: The threshold of the window timeline (``predict --window``), whose frames
+            take the most confident of many overlapping windows and so are surer than single clips:
+            fitted for that rule on joined validation sequences (see
+            ``skelact.stream.fitting``); None: the timeline uses ``threshold``.
+        timeline_accept: Share of the in-class frames of those sequences at or above it.
+        timeline_flagged: Share of their out-of-class frames below it (None: fitted without any).
+        timeline_data: What the out-of-class stretches were ("" when none were given).
     """
 
     temperature: float = 1.0
@@ -70,18 +77,29 @@ class Calibration:
     ece_before: float | None = None
     ece_after: float | None = None
     accept_rate: float | None = None
+    timeline_threshold: float | None = None
+    timeline_accept: float | None = None
+    timeline_flagged: float | None = None
+    timeline_data: str = ""
 
-    def unknown(self, probs: np.ndarray) -> np.ndarray:
+    def unknown(self, probs: np.ndarray, timeline: bool = False) -> np.ndarray:
         """The "unknown action" rule, for ``probs [..., C]``: top-1 probability below the threshold.
 
-        One rule for ``skelact predict`` (``Predictor``) and ``skelact test`` (its unknown rate).
+        One rule for ``skelact predict`` (``Predictor``), ``skelact test`` (its unknown rate) and,
+        with ``timeline``, the frames of a window timeline (``probs``: the frame's most confident
+        covering window), which use ``timeline_threshold`` when one was fitted.
         """
         top1 = np.max(probs, axis=-1)
-        return top1 < self.threshold if self.threshold is not None else np.zeros(np.shape(top1), bool)
+        threshold = self.timeline_threshold if timeline and self.timeline_threshold is not None else self.threshold
+        return top1 < threshold if threshold is not None else np.zeros(np.shape(top1), bool)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"temperature": self.temperature, "threshold": self.threshold, "split": self.split,
-                "ece_before": self.ece_before, "ece_after": self.ece_after, "accept_rate": self.accept_rate}
+        out = {"temperature": self.temperature, "threshold": self.threshold, "split": self.split,
+               "ece_before": self.ece_before, "ece_after": self.ece_after, "accept_rate": self.accept_rate}
+        if self.timeline_threshold is not None:  # files without it stay as they were
+            out.update(timeline_threshold=self.timeline_threshold, timeline_accept=self.timeline_accept,
+                       timeline_flagged=self.timeline_flagged, timeline_data=self.timeline_data)
+        return out
 
     @classmethod
     def from_dict(cls, value: object, where: str) -> Calibration:
@@ -102,14 +120,17 @@ class Calibration:
         temperature = number("temperature", optional=False) if "temperature" in value else 1.0
         if temperature <= 0:
             raise CheckpointError(f"{where}: calibration 'temperature' must be > 0, got {temperature}")
-        threshold = number("threshold", optional=True)
-        if threshold is not None and not 0.0 <= threshold <= 1.0:
-            raise CheckpointError(f"{where}: calibration 'threshold' must be a probability, got {threshold}")
-        split = value.get("split", "")
-        if not isinstance(split, str):
-            raise CheckpointError(f"{where}: calibration 'split' must be a string, got {short_repr(split)}")
+        threshold, timeline_threshold = number("threshold", optional=True), number("timeline_threshold", True)
+        for key, v in (("threshold", threshold), ("timeline_threshold", timeline_threshold)):
+            if v is not None and not 0.0 <= v <= 1.0:
+                raise CheckpointError(f"{where}: calibration '{key}' must be a probability, got {v}")
+        split, data = value.get("split", ""), value.get("timeline_data", "")
+        for key, v in (("split", split), ("timeline_data", data)):
+            if not isinstance(v, str):
+                raise CheckpointError(f"{where}: calibration '{key}' must be a string, got {short_repr(v)}")
         return cls(temperature, threshold, split, number("ece_before", True), number("ece_after", True),
-                   number("accept_rate", True))
+                   number("accept_rate", True), timeline_threshold, number("timeline_accept", True),
+                   number("timeline_flagged", True), data)
 
 
 @dataclass

@@ -298,6 +298,11 @@ class Predictor:
         (``Calibration.unknown``, the rule :attr:`Scores.unknown` applies too)."""
         return self.calibration is not None and bool(self.calibration.unknown(probs))
 
+    def timeline_unknown(self, probs: np.ndarray) -> bool:
+        """:meth:`is_unknown` for a window timeline's frame (``probs``: its most confident covering window),
+        with the threshold fitted for that rule when the model has one (``Calibration.unknown``)."""
+        return self.calibration is not None and bool(self.calibration.unknown(probs, timeline=True))
+
 
 def resolve_model_spec(spec: str | Path | None) -> tuple[Path, str | None]:
     """A ``--model`` value → ``(checkpoint path, shipped name or None)``.

@@ -24,13 +24,14 @@ if TYPE_CHECKING:
 __all__ = ["add_analysis_args", "window_lengths", "check_analysis_args", "analyse_video", "DEFAULT_WINDOWS",
            "DEFAULT_STRIDE_FRACTION", "DEFAULT_MIN_SEGMENT", "DEFAULT_WINDOW_VIEWS"]
 
-#: Defaults of ``--window`` (lengths in seconds), the stride as a fraction of each length,
-#: ``--min-segment`` (seconds) and test views per window; benchmarks/segmentation.py --tune chose
-#: them on Penn Action train sequences.
-DEFAULT_WINDOWS = (0.6, 0.85, 1.2, 1.7, 2.4, 3.39, 4.8, 6.79, 9.6, 13.58)
-DEFAULT_STRIDE_FRACTION = 1 / 6
-DEFAULT_MIN_SEGMENT = 0.5
-DEFAULT_WINDOW_VIEWS = 1
+# Defaults of ``--window`` etc.: defined below the CLI, where the timeline's unknown threshold is fitted for them.
+from skelact.stream.defaults import (  # noqa: E402
+    DEFAULT_MIN_SEGMENT,
+    DEFAULT_STRIDE_FRACTION,
+    DEFAULT_WINDOW_VIEWS,
+    DEFAULT_WINDOWS,
+)
+
 #: Longest window, stride or shortest segment taken, in seconds (an hour: longer ones would make frame
 #: counts overflow and buffers unbounded; a window longer than a video is refused anyway).
 MAX_SECONDS = 3600.0
@@ -227,12 +228,12 @@ def _timeline(args: argparse.Namespace, source: Path, out: Path | None, predicto
         wins = classify_windows(predictor, tr, lengths, strides, "coco17", vt.img_shape, views)
         if wins:
             windows[tr.person] = (tr.first, tr.frames, wins)
-    timeline = build_timeline(windows, vt.frames, vt.fps, predictor.classes, predictor.is_unknown,
+    timeline = build_timeline(windows, vt.frames, vt.fps, predictor.classes, predictor.timeline_unknown,
                               max(1, round(args.min_segment * vt.fps)))
     paths = timeline.write(args.timeline)
     if out is not None:
         drawn = vt.tracks if scene else [tr for tr in vt.tracks if tr.person in windows]
-        write_overlay(out, source, timeline_views(drawn, timeline, predictor.is_unknown), vt.fps, vt.frames,
+        write_overlay(out, source, timeline_views(drawn, timeline, predictor.timeline_unknown), vt.fps, vt.frames,
                       progress=not args.quiet)
     if args.json:
         extra = {"input": str(source), "model": predictor.source, "windows_s": list(args.window),

@@ -200,13 +200,21 @@ def _cmd_test(args: argparse.Namespace) -> None:
 def _cmd_calibrate(args: argparse.Namespace) -> None:
     from skelact.checkpoint import Checkpoint
     from skelact.engine.calibrate import calibrate_checkpoint
+    from skelact.stream.fitting import load_outside, timeline_refiner
 
-    check_output(args.output, [args.checkpoint], args.force)  # before reading it
+    check_output(args.output, [args.checkpoint, args.unknown_data], args.force)  # before reading it
     # The data file the checkpoint's recipe reads is an input too (-o DATA would overwrite the dataset).
-    check_output(args.output, [args.checkpoint, *recipe_inputs(Checkpoint.load(args.checkpoint).config)], args.force)
-    c = calibrate_checkpoint(args.checkpoint, args.output, split=args.split, accept=args.accept)
+    ckpt = Checkpoint.load(args.checkpoint)
+    check_output(args.output, [args.checkpoint, args.unknown_data, *recipe_inputs(ckpt.config)], args.force)
+    outside = [] if args.unknown_data is None else load_outside(args.unknown_data, ckpt.layout)  # before any work
+    refine = timeline_refiner(outside, args.unknown_data or "", args.accept)
+    c = calibrate_checkpoint(args.checkpoint, args.output, split=args.split, accept=args.accept, refine=refine)
     print(f"temperature {c.temperature:.3f} (ECE on {c.split!r}: {c.ece_before:.4f} -> {c.ece_after:.4f}); "
           f"unknown below p = {c.threshold:.3f} ({c.accept_rate:.1%} of {c.split!r} accepted)")
+    flagged = (f", {c.timeline_flagged:.1%} of the {c.timeline_data} frames joined between them flagged"
+               if c.timeline_flagged is not None else "")
+    print(f"timeline (predict --window): unknown below p = {c.timeline_threshold:.3f} ({c.timeline_accept:.1%} of "
+          f"the frames of joined {c.split!r} clips accepted{flagged})")
     print(f"wrote {args.output}")
 
 
@@ -296,13 +304,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        description="Fit a softmax temperature (lowest NLL of the test-time prediction) and the "
                        "unknown-action threshold (accepting --accept of the clips) on the clips training "
                        "validated on (a validation split, or the share carved from the training split), and "
-                       "write the checkpoint with them. `skelact train` does this itself after the last epoch.")
+                       "the threshold of window timelines (predict --window) on those clips joined into "
+                       "sequences, and write the checkpoint with them. `skelact train` fits the first two itself "
+                       "after the last epoch.")
     p.add_argument("checkpoint", type=Path, help="best.pt / last.pt from `skelact train`")
     p.add_argument("-o", "--output", type=Path, required=True, help="the calibrated checkpoint (.pt)")
     p.add_argument("--split", default=None, help="split to fit on (default: the clips training validated on: "
                    "data.val_split, or the data.val_fraction share of the training split)")
     p.add_argument("--accept", type=fraction_open, default=0.95,
-                   help="fraction of the split's clips accepted as known (default 0.95)")
+                   help="fraction of the split's clips, and of the frames of its clips joined into timelines, "
+                   "accepted as known (default 0.95)")
+    p.add_argument("--unknown-data", type=Path, default=None, metavar="FILE.pkl",
+                   help="clips of other activities (a PYSKL file in a layout that maps to the model's) joined "
+                   "between the validation clips: the timeline threshold (predict --window) is then the one that "
+                   "best separates them from the validation frames while still accepting --accept of those")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=_cmd_calibrate)
 

@@ -15,7 +15,9 @@ both chosen on a validation split only.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,8 +72,13 @@ def calibrate(logits: np.ndarray, labels: np.ndarray, split: str, accept: float 
                        ece_after=expected_calibration_error(after, labels), accept_rate=accepted)
 
 
+#: A further fit on the same validation clips, from a layer above (``skelact.stream.fitting``'s timeline
+#: threshold): ``(calibration, checkpoint with the run's config, its model, the clips) -> calibration``.
+Refine = Callable[[Calibration, Any, Any, list[dict]], Calibration]
+
+
 def calibrate_checkpoint(checkpoint: Path, out: Path, split: str | None = None, accept: float = 0.95,
-                         ann_file: str | None = None) -> Calibration:
+                         ann_file: str | None = None, refine: Refine | None = None) -> Calibration:
     """Fit a checkpoint's temperature and unknown threshold on a split of its data; write it to ``out``.
 
     Args:
@@ -82,6 +89,7 @@ def calibrate_checkpoint(checkpoint: Path, out: Path, split: str | None = None, 
             Use a validation split, never the one you report results on.
         accept: Fraction of the split's clips the unknown threshold accepts.
         ann_file: The data file (default: the recipe's ``data.ann_file``).
+        refine: Called with the fitted calibration before the file is written; returns the one to store.
     """
     import dataclasses
 
@@ -112,5 +120,8 @@ def calibrate_checkpoint(checkpoint: Path, out: Path, split: str | None = None, 
                           options.batch(cfg.data) * k, device, str(cfg.data.ann_file), training=False)
     scores = score_clips(predictor, packed, idx, options)  # the logits are what the fit reads
     ckpt.calibration = calibrate(scores.logits, scores.labels, builders.validation_name(cfg), accept)
+    if refine is not None:
+        ckpt.calibration = refine(ckpt.calibration, dataclasses.replace(ckpt, config=cfg), predictor.model,
+                                  [packed.clip(int(i)) for i in idx])
     ckpt.save(out)
     return ckpt.calibration

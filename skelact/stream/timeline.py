@@ -2,12 +2,13 @@
 
 How a frame gets its label: of the windows (of every length) that cover the frame, the one the
 model is most confident about gives the frame its class probabilities, and the frame takes the most
-probable class ("unknown" when the model's calibrated threshold rejects it, see
-``Predictor.is_unknown``). Runs of equal labels shorter than
-``min_segment`` frames are then absorbed by a neighbouring run (the one whose label the short run's
-frames find more probable; a known label is preferred over "unknown"), which removes one-window
-flickers at action boundaries. A timeline row is a maximal run of one label for one person;
-spans of the video where no person is labelled become "nobody" rows.
+probable class ("unknown" when the model's calibrated threshold rejects it: the caller passes
+``Predictor.timeline_unknown``, the threshold fitted for this max-of-windows rule where the model
+has one, see ``skelact.stream.fitting``). Runs of equal labels shorter than ``min_segment`` frames
+are then absorbed by a neighbouring run (the one whose label the short run's frames find more
+probable; a known label is preferred over "unknown"), which removes one-window flickers at action
+boundaries. A timeline row is a maximal run of one label for one person; spans of the video where
+no person is labelled become "nobody" rows.
 """
 
 from __future__ import annotations

@@ -90,7 +90,8 @@ def test_train_writes_checkpoints_csv_and_curves(trained: tuple[dict, Path]) -> 
     ckpt = Checkpoint.load(work / "last.pt", require_train_state=True)
     assert ckpt.epoch == 2 and ckpt.layout == get_layout("penn13")
     assert ckpt.classes == ["action0", "action1", "action2"]
-    assert config_to_dict(ckpt.config)["model"] == {**TINY_MODEL, "streams": []} and ckpt.in_channels == 5  # joint + bone + score
+    assert config_to_dict(ckpt.config)["model"] == {**TINY_MODEL, "streams": []}
+    assert ckpt.in_channels == 5  # joint + bone + score
     assert result["epoch"] == 2 and 0.0 <= result["val_top1"] <= 1.0
     assert result["best_epoch"] in (1, 2)
     # The digest covers exactly the weights saved in last.pt.
