@@ -117,6 +117,8 @@ def main() -> None:
     ap.add_argument("--max-persons", type=int, default=None, help="passed to skelact extract")
     ap.add_argument("--model", default=None, help="passed to skelact train (default: its own, kpc3d)")
     ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="passed to skelact train")
+    ap.add_argument("--train-args", nargs="+", default=[], metavar="ARG",
+                    help="more options for skelact train, e.g. --train-args=--streams=j,b,jm,bm")
     ap.add_argument("--smooth", type=int, default=None, metavar="MAX_GAP",
                     help="before training, fill gaps of up to MAX_GAP frames and apply the One Euro filter "
                     "(skelact.data.smoothing) to the extracted poses: measures whether smoothing helps")
@@ -134,7 +136,8 @@ def main() -> None:
                  (("input_size", args.input_size), ("threads", args.threads), ("max_persons", args.max_persons))
                  if v is not None] + args.extract_args
     settings = {"pose_model": pose_model.name, "extract_options": pose_opts or ["(defaults)"],
-                "train_options": ([f"--model={args.model}"] if args.model else []) + [f"--set={s}" for s in args.set],
+                "train_options": ([f"--model={args.model}"] if args.model else []) + [f"--set={s}" for s in args.set]
+                + args.train_args,
                 "smooth_max_gap": args.smooth}
 
     poses, record = out / "poses.pkl", out / "extract.json"
@@ -176,9 +179,12 @@ def main() -> None:
             train_args += ["--model", args.model]
         if args.set:
             train_args += ["--set", *args.set]
+        train_args += args.train_args
         row["train_s"] = cli(train_args, work / "train.log")
         row["load_test"] = load()
-        row["test_s"] = cli(["test", "--checkpoint", str(work / "last.pt"), "--out-dir", str(work / "test")],
+        ckpt = work / "last.pt" if (work / "last.pt").exists() else work / "best.pt"  # an ensemble has best.pt only
+        row["checkpoint"] = ckpt.name
+        row["test_s"] = cli(["test", "--checkpoint", str(ckpt), "--out-dir", str(work / "test")],
                             work / "test.log")
         metrics = json.loads((work / "test" / "metrics.json").read_text())
         row["top1"] = 100 * metrics["top1"]

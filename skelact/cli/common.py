@@ -101,8 +101,8 @@ def add_pose_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-person-height", type=fraction_open, default=1 / 8, metavar="FRACTION",
                    help="topdown: the smallest person to find, as a fraction of the frame height (default 0.125; "
                    "lower finds more distant people and costs more tiles)")
-    p.add_argument("--detect-every", type=positive_int, default=8, metavar="N",
-                   help="topdown: frames between two searches for new people (default 8; 1 searches every frame)")
+    p.add_argument("--detect-every", type=positive_int, default=10, metavar="N",
+                   help="topdown: frames between two searches for new people (default 10; 1 searches every frame)")
     p.add_argument("--crop-size", type=_pose_input_size, default=128, metavar="PX",
                    help="topdown: pose model input for one person's crop, a multiple of 32 (default 128)")
     p.add_argument("--input-size", type=_pose_input_size, default=256,

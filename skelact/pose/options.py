@@ -63,7 +63,7 @@ class PoseOptions:
     download: bool = True
     topdown: bool = True
     min_height: float = 1 / 8
-    detect_every: int = 8
+    detect_every: int = 10
     crop_size: int = 128
 
     def settings(self) -> dict[str, tuple[object, str]]:

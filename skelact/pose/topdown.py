@@ -115,22 +115,31 @@ def _heights(people: PoseResult) -> np.ndarray:
 
 
 def _same_person(a: PoseResult, b: PoseResult, max_distance: float = 0.1) -> np.ndarray:
-    """[A, B] whether person a_i and b_j are one person: their joints placed in both lie within
-    ``max_distance`` of a's height on average (at least 3 such joints), or, failing shared joints,
-    their boxes overlap by 70 % of the smaller. Two detections of one person agree within a few
-    percent; two people hugging are 15-30 % apart."""
+    """[A, B] whether person a_i and b_j are one person.
+
+    One person if their joints placed in both lie within ``max_distance`` of a's height on average (at
+    least 3 such joints; two detections of one person agree within a few percent, two people hugging
+    are 15-30 % apart); or their boxes are nearly the same (IoU above 0.8: the same body with its left
+    and right joints swapped); or the box of one with fewer than 12 joints placed lies mostly (80 %)
+    inside the other's (a fragment of a body, e.g. cut by a tile's edge, its joints misplaced).
+    """
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)), bool)
     d = np.linalg.norm(a.keypoints[:, None] - b.keypoints[None], axis=-1)  # [A, B, V]
-    both = (a.scores[:, None] > _JOINT_SEEN) & (b.scores[None] > _JOINT_SEEN)
+    seen_a, seen_b = a.scores > _JOINT_SEEN, b.scores > _JOINT_SEEN
+    both = seen_a[:, None] & seen_b[None]
     n = both.sum(-1)
     mean = (d * both).sum(-1) / np.maximum(n, 1) / _heights(a)[:, None]
     ax, bx = a.boxes[:, None], b.boxes[None]
     inter = (np.clip(np.minimum(ax[..., 2], bx[..., 2]) - np.maximum(ax[..., 0], bx[..., 0]), 0, None)
              * np.clip(np.minimum(ax[..., 3], bx[..., 3]) - np.maximum(ax[..., 1], bx[..., 1]), 0, None))
-    area = lambda bb: np.maximum((bb[..., 2] - bb[..., 0]) * (bb[..., 3] - bb[..., 1]), 1.0)  # noqa: E731
-    overlap = inter / np.minimum(area(ax), area(bx))
-    return np.where(n >= 3, mean < max_distance, overlap > 0.7)
+    area_a = np.maximum((ax[..., 2] - ax[..., 0]) * (ax[..., 3] - ax[..., 1]), 1.0)
+    area_b = np.maximum((bx[..., 2] - bx[..., 0]) * (bx[..., 3] - bx[..., 1]), 1.0)
+    iou = inter / (area_a + area_b - inter)
+    smaller_inside = inter / np.minimum(area_a, area_b) > 0.8
+    fragment = np.minimum(seen_a.sum(-1)[:, None], seen_b.sum(-1)[None]) < 12
+    joints_agree = (n >= 3) & (mean < max_distance)
+    return joints_agree | (iou > 0.8) | (smaller_inside & (fragment | (n < 3)))
 
 
 def _inside(boxes: np.ndarray, region: Region) -> np.ndarray:
@@ -212,7 +221,7 @@ class TopDownPose:
         max_missed: Frames a person may go unfound in their crop before they are let go.
     """
 
-    def __init__(self, model: MoveNet, detect_every: int = 8, crop_size: int = 128, min_height: float = 1 / 8,
+    def __init__(self, model: MoveNet, detect_every: int = 10, crop_size: int = 128, min_height: float = 1 / 8,
                  tile_input: int = 384, margin: float = 1.3, max_missed: int = 2) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be at least 1, got {detect_every}")

@@ -205,3 +205,17 @@ def test_a_crowd_already_followed_costs_one_more_call_not_four(model, clip: list
     first_detection = calls[0] - crops
     second_detection = calls[2] - crops
     assert second_detection < first_detection
+
+
+def test_one_body_seen_twice_is_one_person() -> None:
+    """The same box with left and right joints swapped, and a fragment of a body inside its box, are the body;
+    two people pressed together with boxes that overlap are not."""
+    body = _person(100, 100, 120, 0.9)
+    swapped = _person(100, 100, 120, 0.8)
+    swapped.keypoints[0, :, 0] = 2 * (body.boxes[0, 0] + body.boxes[0, 2]) / 2 - body.keypoints[0, :, 0]  # mirrored
+    swapped.boxes[:] = body.boxes
+    fragment = _person(100, 160, 60, 0.5, slice(8, 17))  # 9 lower-body joints, its box inside the body's
+    fragment.keypoints[..., 0] += 15  # misplaced, as a fragment's joints are
+    beside = _person(140, 100, 120, 0.7)  # another person, a third of their box over the body's
+    merged = merge_people(_cat(body, swapped, fragment, beside))
+    assert sorted(merged.person_scores.tolist()) == pytest.approx([0.7, 0.9])
