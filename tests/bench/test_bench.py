@@ -49,7 +49,7 @@ EXPECTED = {
     "heatmap": _heatmap_items(pyskl=False),
     "data": [f"{p}, {w} workers" for p in ("stgcnpp", "kpc3d", "poseconv3d") for w in (0, 2)],
     "models": [item for m in list_models() for item in _model_items(m)],
-    "video": ["decode", "MoveNet pose, input 256", "tracking", "action model, 1 clip",
+    "video": ["decode", "pose front end (default: top-down)", "tracking", "action model, 1 clip",
               "end to end: decode+pose+track+action"],
     "memory": ["load_annotations", "PackedClips.from_annotations", "peak RSS increase, load + pack",
                "RSS increase after packing", "write packed cache", "open packed cache (mmap) + 1 clip"],
