@@ -212,12 +212,12 @@ class MoveNet:
         return interp.get_tensor(self._out_index)[0]
 
     def pose_region(self, frame: np.ndarray, region: tuple[float, float, float, float], in_h: int, in_w: int,
-                    bgr: bool = True, scale: float | None = None) -> PoseResult:
+                    bgr: bool = True, scale: float | None = None, min_score: float | None = None) -> PoseResult:
         """Pose the people in a region of a frame (parts outside the frame are black).
 
         The region (x0, y0, x1, y1 in frame pixels) is scaled to fit ``in_h`` x ``in_w`` (aspect kept,
         padded at the bottom/right), or by ``scale``; the people are returned in frame pixels, clipped to
-        the frame.
+        the frame. ``min_score`` replaces ``min_person_score`` for this call.
         """
         cv2 = self._cv2
         h, w = frame.shape[:2]
@@ -235,7 +235,7 @@ class MoveNet:
                 part = cv2.resize(frame[cy0:cy1, cx0:cx1], (ox1 - ox0, oy1 - oy0), interpolation=cv2.INTER_LINEAR)
                 x[0, oy0:oy1, ox0:ox1] = cv2.cvtColor(part, cv2.COLOR_BGR2RGB) if bgr else part
         out = self.run(x)
-        keep = out[:, 55] >= self.min_person_score
+        keep = out[:, 55] >= (self.min_person_score if min_score is None else min_score)
         out = out[keep][np.argsort(-out[keep, 55], kind="stable")]
         if len(out) == 0:
             return PoseResult.empty()

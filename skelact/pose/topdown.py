@@ -114,14 +114,15 @@ def _heights(people: PoseResult) -> np.ndarray:
     return np.maximum(people.boxes[:, 3] - people.boxes[:, 1], 1.0)
 
 
-def _same_person(a: PoseResult, b: PoseResult, max_distance: float = 0.1) -> np.ndarray:
+def _same_person(a: PoseResult, b: PoseResult, max_distance: float = 0.1, fragments: bool = True) -> np.ndarray:
     """[A, B] whether person a_i and b_j are one person.
 
     One person if their joints placed in both lie within ``max_distance`` of a's height on average (at
     least 3 such joints; two detections of one person agree within a few percent, two people hugging
     are 15-30 % apart); or their boxes are nearly the same (IoU above 0.8: the same body with its left
     and right joints swapped); or the box of one with fewer than 12 joints placed lies mostly (80 %)
-    inside the other's (a fragment of a body, e.g. cut by a tile's edge, its joints misplaced).
+    inside the other's (a fragment of a body, e.g. cut by a tile's edge, its joints misplaced; only with
+    ``fragments``: a followed person half hidden behind another is no fragment).
     """
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)), bool)
@@ -139,7 +140,7 @@ def _same_person(a: PoseResult, b: PoseResult, max_distance: float = 0.1) -> np.
     smaller_inside = inter / np.minimum(area_a, area_b) > 0.8
     fragment = np.minimum(seen_a.sum(-1)[:, None], seen_b.sum(-1)[None]) < 12
     joints_agree = (n >= 3) & (mean < max_distance)
-    return joints_agree | (iou > 0.8) | (smaller_inside & (fragment | (n < 3)))
+    return joints_agree | (iou > 0.8) | (smaller_inside & ((fragment & fragments) | (n < 3)))
 
 
 def _inside(boxes: np.ndarray, region: Region) -> np.ndarray:
@@ -272,42 +273,34 @@ class TopDownPose:
         Everyone found in any of the crops is a candidate (a person lost in their own crop is often
         found in a neighbour's); followed people and candidates are paired by least total distance
         (Hungarian), a pair farther than ``_MAX_STEP`` refused, a person's own crop preferred on a near
-        tie. Two followed people paired with one person seen in two crops leave it to the nearer.
-        Returns the people found, most confident first, and whom they are (``box``, ``keypoints``,
-        ``velocity`` updated); the others' ``missed`` is counted up.
+        tie. Two followed people paired with one person seen in two crops leave it to the nearer. Whoever
+        is still unpaired is looked for once more in the whole frame (MoveNet sometimes misses a half-hidden
+        person in a crop that it finds with more context). Returns the people found, most confident
+        first, and whom they are (``box``, ``keypoints``, ``velocity`` updated); the others' ``missed``
+        is counted up.
         """
         crops: list[PoseResult] = []
         owner: list[np.ndarray] = []  # for each candidate, the index of the person whose crop found it
+        unsure = self.model.min_person_score / 2  # someone known to be right here a frame ago, half hidden
         for i, p in enumerate(people):
             box, _ = p.expected()
             side = max(box[2] - box[0], box[3] - box[1], 16.0) * self.margin
             cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
             region = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
-            crops.append(self.model.pose_region(frame, region, self.crop_size, self.crop_size, bgr))
+            crops.append(self.model.pose_region(frame, region, self.crop_size, self.crop_size, bgr, min_score=unsure))
             owner.append(np.full(len(crops[-1]), i))
             self.calls += 1
-        cands = _concat(crops)
-        pairs: list[tuple[int, int]] = []
-        if len(people) and len(cands):
-            cost = np.stack([p.distance(cands) for p in people])  # [followed, candidates]
-            cost -= 0.02 * (np.concatenate(owner)[None] == np.arange(len(people))[:, None])
-            rows, cols = linear_sum_assignment(np.minimum(cost, 2 * _MAX_STEP))
-            pairs = sorted(((int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] < _MAX_STEP),
-                           key=lambda rc: cost[rc])
         found: list[PoseResult] = []
         kept: list[_Followed] = []
-        for r, c in pairs:
-            one = _take(cands, [c])
-            if any(_same_person(one, other)[0, 0] for other in found):
-                continue  # someone nearer has this person (seen in two crops)
-            p = people[r]
-            box = one.boxes[0]
-            moved = (box[:2] + box[2:]) / 2 - (p.box[:2] + p.box[2:]) / 2
-            p.velocity = (0.5 * p.velocity + 0.5 * moved).astype(np.float32)
-            p.box, p.keypoints, p.scores, p.missed = box.copy(), one.keypoints[0].copy(), one.scores[0].copy(), 0
-            found.append(one)
-            kept.append(p)
+        self._pair(people, _concat(crops), np.concatenate(owner) if owner else np.zeros(0, int), found, kept)
         paired = {id(p) for p in kept}
+        missing = [p for p in people if id(p) not in paired]
+        if missing:
+            full = self._detection_plan(*frame.shape[:2])[0]
+            whole = self.model.pose_region(frame, full.region, *full.input_hw(), bgr, full.scale, min_score=unsure)
+            self.calls += 1
+            self._pair(missing, whole, np.full(len(whole), -1), found, kept)
+            paired = {id(p) for p in kept}
         for p in people:
             if id(p) not in paired:  # not found this frame: looked for again where they should be next
                 p.box, p.keypoints = p.expected()
@@ -318,13 +311,39 @@ class TopDownPose:
             seen, kept = _take(seen, order), [kept[i] for i in order]
         return seen, kept
 
+    @staticmethod
+    def _pair(people: list[_Followed], cands: PoseResult, owner: np.ndarray, found: list[PoseResult],
+              kept: list[_Followed]) -> None:
+        """Pair ``people`` with ``cands`` (see :meth:`_pose_crops`), appending to ``found`` and ``kept``."""
+        if not people or not len(cands):
+            return
+        cost = np.stack([p.distance(cands) for p in people])  # [followed, candidates]
+        cost -= 0.02 * (owner[None] == np.arange(len(people))[:, None])
+        rows, cols = linear_sum_assignment(np.minimum(cost, 2 * _MAX_STEP))
+        pairs = sorted(((int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] < _MAX_STEP),
+                       key=lambda rc: cost[rc])
+        for r, c in pairs:
+            one = _take(cands, [c])
+            if any(_same_person(one, other, fragments=False)[0, 0] for other in found):
+                continue  # someone nearer has this person (seen in two crops)
+            p = people[r]
+            box = one.boxes[0]
+            moved = (box[:2] + box[2:]) / 2 - (p.box[:2] + p.box[2:]) / 2
+            p.velocity = (0.5 * p.velocity + 0.5 * moved).astype(np.float32)
+            p.box, p.keypoints, p.scores, p.missed = box.copy(), one.keypoints[0].copy(), one.scores[0].copy(), 0
+            found.append(one)
+            kept.append(p)
+
+    def _detection_plan(self, h: int, w: int) -> tuple[_Pass, list[_Pass], float]:
+        if self._plan is None or self._plan[0] != (h, w):
+            self._plan = ((h, w), detection_plan(h, w, self.model.input_size, self.tile_input, self.min_height))
+        return self._plan[1]
+
     def _detect(self, frame: np.ndarray, bgr: bool, known: np.ndarray) -> PoseResult:
         """People in the frame, from the whole frame and the tiles; ``known`` [K, 4]: boxes of the people
         already followed in this frame."""
         h, w = frame.shape[:2]
-        if self._plan is None or self._plan[0] != (h, w):
-            self._plan = ((h, w), detection_plan(h, w, self.model.input_size, self.tile_input, self.min_height))
-        full, tiles, overlap = self._plan[1]
+        full, tiles, overlap = self._detection_plan(h, w)
         parts: list[PoseResult] = []
         inner: list[np.ndarray] = []
         masked: np.ndarray | None = None  # the frame with the followed people blacked out, made when needed
