@@ -3,7 +3,10 @@ both chosen on a validation split only.
 
 - The temperature ``T`` minimises the validation negative log-likelihood of the test-time
   prediction itself (softmax of ``logits / T`` averaged over the K views), found by a bounded
-  search over ``log T`` (Guo et al. 2017, "On Calibration of Modern Neural Networks").
+  search over ``log T`` (Guo et al. 2017, "On Calibration of Modern Neural Networks"). It is left at
+  1 where the fit is ill-posed: fewer than :data:`MIN_FIT_CLIPS` validation clips, or every one of
+  them right (the NLL then only falls as ``T`` shrinks; a small dataset's 10 % validation share was
+  fitted to T = 0.05, which made every later prediction "unknown").
 - The unknown-action threshold is the ``1 - accept`` quantile of the calibrated top-1
   probability on the validation clips, so that a fraction ``accept`` (e.g. 95 %) of in-distribution
   clips is accepted; anything less confident is reported as "unknown action (closest: X, p)".
@@ -25,9 +28,11 @@ from skelact.checkpoint import Calibration
 from skelact.engine.metrics import expected_calibration_error
 from skelact.inference import view_probs
 
-__all__ = ["fit_temperature", "unknown_threshold", "calibrate", "calibrate_checkpoint"]
+__all__ = ["MIN_FIT_CLIPS", "fit_temperature", "unknown_threshold", "calibrate", "calibrate_checkpoint"]
 
 _LOG_T = (math.log(0.05), math.log(20.0))
+#: Fewer validation clips than this fit no temperature (T stays 1).
+MIN_FIT_CLIPS = 20
 
 
 def _nll(logits: np.ndarray, labels: np.ndarray, t: float) -> float:
@@ -36,7 +41,8 @@ def _nll(logits: np.ndarray, labels: np.ndarray, t: float) -> float:
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature in [0.05, 20] that minimises the NLL of the view-averaged softmax.
+    """The temperature in [0.05, 20] that minimises the NLL of the view-averaged softmax; 1 when the fit
+    is ill-posed (fewer than :data:`MIN_FIT_CLIPS` clips, or no clip wrong).
 
     Args:
         logits: [N, K, C] per-view logits.
@@ -44,7 +50,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """
     from scipy.optimize import minimize_scalar
 
-    if len(labels) == 0:
+    if len(labels) < MIN_FIT_CLIPS or (view_probs(logits).argmax(axis=1) == labels).all():
         return 1.0
     res = minimize_scalar(lambda lt: _nll(logits, labels, math.exp(lt)), bounds=_LOG_T, method="bounded",
                           options={"xatol": 1e-3})

@@ -108,3 +108,20 @@ def test_calibrate_command(trained: dict[str, Path], tmp_path: Path, capsys: pyt
     assert "already exists" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["calibrate", str(src), "-o", str(tmp_path / "x.pt"), "--accept", "1.5"])
+
+
+def test_no_temperature_from_too_few_or_all_right_clips() -> None:
+    """Six validation clips, all right (a 10 % share of a small dataset): the NLL only falls as T shrinks, and
+    the fit used to stop at the bound, 0.05, with an unknown threshold of 1.0 that rejected every later clip."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(6) % 3
+    z = rng.normal(0, 1, (6, 2, 3))
+    z[np.arange(6), :, labels] += 4.0  # every clip right
+    assert fit_temperature(z, labels) == 1.0
+    c = calibrate(z, labels, "val")
+    assert c.temperature == 1.0 and c.threshold < 0.99
+    many = np.tile(z, (5, 1, 1))  # 30 clips, still all right: still no sharpening
+    assert fit_temperature(many, np.tile(labels, 5)) == 1.0
+    wrong = many.copy()
+    wrong[0, :, :] = wrong[0, :, ::-1]  # one clip wrong: a fit is well posed again
+    assert fit_temperature(wrong, np.tile(labels, 5)) != 1.0
