@@ -14,8 +14,9 @@ keeps MoveNet's one-stage model but changes how it is fed:
    several tiles are merged; people already followed keep their crops.
 2. **Crops** (every frame): each person followed is posed on a square crop around where they were in
    the previous frame (moved by their recent motion), at ``crop_size`` input: a 100-px person fills
-   most of a 128-px input. A person not found in their crop for ``max_missed`` frames is let go until
-   the next detection finds them again.
+   most of a 128-px input. Followed people are paired with everyone found in any crop (Hungarian on
+   joint distance); whoever is missed is looked for once more in the whole frame. A person not found
+   for ``max_missed`` frames is let go until the next detection finds them again.
 
 The result per frame is one :class:`PoseResult`, like ``MoveNet.__call__``'s, so the tracker and
 everything after it are unchanged. The object remembers the previous frame: call :meth:`reset`
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from skelact.data.tracking import NUM_JOINTS, PoseResult, box_iou
+from skelact.data.tracking import PoseResult, box_iou
 from skelact.pose.movenet import MoveNet
 
 __all__ = ["TopDownPose", "detection_plan", "merge_people"]
@@ -383,5 +384,3 @@ class TopDownPose:
         return (((b[:, 0] <= x0 + tol) & (x0 > tol)) | ((b[:, 1] <= y0 + tol) & (y0 > tol))
                 | ((b[:, 2] >= x1 - tol) & (x1 < w - tol)) | ((b[:, 3] >= y1 - tol) & (y1 < h - tol)))
 
-
-assert NUM_JOINTS == 17  # MoveNet's COCO-17
