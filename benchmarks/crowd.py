@@ -299,7 +299,6 @@ def main() -> None:
     print(f"{'front end':>20} {'k':>2} {'true':>4} {'found/fr':>8} {'height':>6} {'ref':>6} {'recall':>6} "
           f"{'PCK>=.8':>7} {'PCK':>5} {'trk/pers':>8} {'IDsw':>5} {'tracks':>6} {'fps':>6} {'load':>5}")
     from skelact.pose.options import PoseOptions
-    from skelact.pose.topdown import TopDownPose
 
     front_ends: list[tuple[str, object]] = []
     if not args.no_default:
@@ -307,11 +306,11 @@ def main() -> None:
     for size in sizes:
         front_ends.append((f"whole-frame {size}",
                            MoveNet(pose_model, input_size=size, num_threads=args.threads, download=False)))
-    for td in topdowns:
-        base = MoveNet(pose_model, input_size=256, num_threads=args.threads, download=False)
+    for td in topdowns:  # built as the CLI builds its front end, with these settings
         min_height = float(td[2]) if len(td) > 2 else 1 / 8
-        front_ends.append((f"topdown {td[0]}:{td[1]}:{min_height:.3g}",
-                           TopDownPose(base, detect_every=int(td[1]), crop_size=int(td[0]), min_height=min_height)))
+        options = PoseOptions(model=pose_model, threads=args.threads, download=False, crop_size=int(td[0]),
+                              detect_every=int(td[1]), min_height=min_height)
+        front_ends.append((f"topdown {td[0]}:{td[1]}:{min_height:.3g}", options.build()))
     for size, model in front_ends:
         for k in grids:
             load = round(os.getloadavg()[0], 2)

@@ -137,6 +137,12 @@ def resolve_pose_model(path: str | Path | None = None, download: bool = True) ->
 # Running the model
 
 
+def check_frame(frame: np.ndarray) -> None:
+    """Refuse anything but a uint8 [H, W, 3] image (what every pose front end takes)."""
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 [H, W, 3] frame, got {frame.dtype} {list(frame.shape)}")
+
+
 class MoveNet:
     """MoveNet MultiPose Lightning on CPU (TFLite through ``ai-edge-litert``).
 
@@ -261,8 +267,7 @@ class MoveNet:
             frame: uint8 [H, W, 3], BGR as OpenCV decodes it (``bgr=False`` for RGB).
             bgr: Channel order of ``frame``.
         """
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ValueError(f"expected a uint8 [H, W, 3] frame, got {frame.dtype} {list(frame.shape)}")
+        check_frame(frame)
         h, w = frame.shape[:2]
         in_h, in_w, scale = self.input_shape(h, w)
         return self.pose_region(frame, (0, 0, w, h), in_h, in_w, bgr, scale)

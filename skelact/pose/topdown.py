@@ -32,7 +32,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from skelact.data.tracking import PoseResult, box_iou
-from skelact.pose.movenet import MoveNet
+from skelact.pose.movenet import MoveNet, check_frame
 
 __all__ = ["TopDownPose", "detection_plan", "merge_people"]
 
@@ -249,8 +249,7 @@ class TopDownPose:
 
     def __call__(self, frame: np.ndarray, bgr: bool = True) -> PoseResult:
         """The people in one frame (uint8 [H, W, 3], BGR unless ``bgr=False``), most confident first."""
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ValueError(f"expected a uint8 [H, W, 3] frame, got {frame.dtype} {list(frame.shape)}")
+        check_frame(frame)
         seen, followed = self._pose_crops(frame, bgr, self._people)
         missed = [p for p in self._people if p.missed]
         if self._frame % self.detect_every == 0:
