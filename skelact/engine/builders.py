@@ -203,6 +203,7 @@ def init_model(cfg: Config, model: nn.Module, checkpoint: str | Path, classes: l
     layout, input channels and classes by :func:`skelact.models.transfer.transfer_weights`.
 
     Args:
+        checkpoint: A checkpoint file or a shipped model's name (``penn_kpc3d``).
         coord_dims: 2 or 3, the data's coordinates.
         has_score: Whether the data has scores (appended as a channel with ``data.with_score``).
 
@@ -210,14 +211,19 @@ def init_model(cfg: Config, model: nn.Module, checkpoint: str | Path, classes: l
         The lines that say what was kept, remapped, new and dropped.
 
     Raises:
-        CheckpointError: The file is missing or not a checkpoint.
+        CheckpointError: The file is missing or not a checkpoint, or the name is not shipped.
         TransferError: Another model, or weights that cannot be mapped (one line naming the file).
     """
-    from skelact.checkpoint import Checkpoint
+    from skelact.checkpoint import Checkpoint, CheckpointError
+    from skelact.inference import InferenceError, resolve_model_spec
     from skelact.models.transfer import TransferError, channel_names, infer_channels, transfer_weights
 
+    try:
+        path, _ = resolve_model_spec(checkpoint)
+    except InferenceError as e:
+        raise CheckpointError(f"init: {e}") from None
     where = str(checkpoint)
-    src = Checkpoint.load(checkpoint)
+    src = Checkpoint.load(path)
     source_model = src.build_model(where=where)
     if src.config.model.name != cfg.model.name:
         raise TransferError(f"{where}: holds a {src.config.model.name!r} model, the run trains {cfg.model.name!r}; "

@@ -85,6 +85,19 @@ def test_resume_continues_its_own_weights_not_the_init(run: dict[str, Path], tmp
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_python_api_starts_from_a_shipped_name(run: dict[str, Path], tmp_path: Path) -> None:
+    """``train()`` resolves a shipped model's name in ``cfg.init`` as the CLI does (it once took paths only)."""
+    from skelact.engine.train import train
+
+    raw = yaml.safe_load(run["recipe"].read_text())
+    cfg = config_from_dict({**raw, "init": "penn_kpc3d", "model": {"name": "kpc3d"},
+                            "optim": {**raw["optim"], "epochs": 1}, "data": {**raw["data"], "num_clips_test": 2}})
+    train(cfg, tmp_path / "w")
+    log = (tmp_path / "w" / "log.txt").read_text()
+    assert "init: weights of penn_kpc3d (kpc3d, 15 classes, layout penn13)" in log
+    assert "  head: rebuilt, 15 -> 3 classes (fresh weights)" in log
+
+
 def test_backbone_lr_mult_makes_two_parameter_groups() -> None:
     model = create_model("kpc3d_small", 4, "penn13", 3)
     opt = build_optimizer(OptimConfig(lr=0.1, backbone_lr_mult=0.25), model)
