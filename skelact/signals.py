@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["Interrupted", "SIGNALS", "Stop", "graceful", "handle_signals", "signal_name"]
+__all__ = ["Interrupted", "SIGNALS", "Stop", "graceful", "handle_signals", "ignore_in_worker", "signal_name"]
 
 #: The signals handled: Ctrl-C, kill/timeout/schedulers, a closed terminal.
 SIGNALS: tuple[int, ...] = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
@@ -83,6 +83,18 @@ def handle_signals() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def ignore_in_worker(worker_id: int = 0) -> None:
+    """``worker_init_fn`` of every DataLoader: a worker process ignores the stop signals.
+
+    A signal sent to the whole process group (Ctrl-C in a terminal, ``kill -- -PGID``, a scheduler)
+    reaches the workers too. Killed by it, a worker makes torch raise "DataLoader worker ... is killed
+    by signal" with a traceback while the main process is closing its outputs; ignoring it, the
+    worker is shut down by the main process (or exits when it sees its parent gone).
+    """
+    for signum in SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 class Stop:

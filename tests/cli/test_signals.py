@@ -27,17 +27,26 @@ POSE_MODEL = "movenet_multipose_lightning_f16.tflite"
 SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGHUP, id="SIGHUP")]
 
 
-def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+def _default_signals() -> None:
+    """In the child: the stop signals at their defaults, so the tests hold under ``nohup`` (whose
+    ignored SIGHUP a child inherits, and the CLI rightly keeps)."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def _start(args: list[str], cwd: Path, group: bool = False) -> subprocess.Popen:
     # A progress line per step on the pipe (no bar there), so a test can see how far the work got.
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "SKELACT_PROGRESS_INTERVAL": "0"}
     env.pop("SKELACT_DEBUG", None)
     return subprocess.Popen([sys.executable, "-m", "skelact.cli", *map(str, args)], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+                            start_new_session=group, preexec_fn=_default_signals)
 
 
 def _signal_when(proc: subprocess.Popen, stream: str, pattern: str, signum: int,
-                 timeout: float = 180) -> tuple[str, str]:
-    """Send ``signum`` once ``pattern`` appears on the process's ``stream``; return (stdout, stderr)."""
+                 timeout: float = 180, group: bool = False) -> tuple[str, str]:
+    """Send ``signum`` once ``pattern`` appears on the process's ``stream`` (``group``: to its whole
+    process group, as a terminal or ``kill -- -PGID`` does); return (stdout, stderr)."""
     pipe = getattr(proc, stream)
     seen = ""
     t0 = time.monotonic()
@@ -49,7 +58,10 @@ def _signal_when(proc: subprocess.Popen, stream: str, pattern: str, signum: int,
                 raise AssertionError(f"{pattern!r} never came; {stream}: {seen[-1500:]!r}; "
                                      f"stderr: {err[-1500:] if stream == 'stdout' else ''!r}")
             seen += ch
-        proc.send_signal(signum)
+        if group:
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
         out, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
@@ -121,6 +133,19 @@ def test_train_keeps_its_last_epoch(signum: int, tmp_path: Path) -> None:
     ckpt = Checkpoint.load(work / "last.pt", require_train_state=True)  # whole, and resumable
     assert ckpt.epoch >= 2
     assert _hidden(work) == [], _hidden(work)  # no temporary, and the lock is released
+
+
+def test_train_stopped_with_its_loader_workers(tmp_path: Path) -> None:
+    """A signal to the whole process group reaches the DataLoader workers too: they ignore it and the
+    main process shuts them down, so no worker dies by the signal and no traceback is printed."""
+    data = make_dataset(tmp_path / "tiny.pkl")
+    raw = recipe(data, epochs=200)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({**raw, "data": {**raw["data"], "num_workers": 2}}))
+    proc = _start(["train", cfg, "--work-dir", tmp_path / "work"], tmp_path, group=True)
+    _, err = _signal_when(proc, "stdout", r"epoch 2/200 ", signal.SIGTERM, group=True)
+    _check_interrupted(proc, err, signal.SIGTERM)
+    assert "DataLoader worker" not in err
 
 
 def test_predict_leaves_no_video(tmp_path: Path, pose_model: Path, data_root: Path) -> None:
