@@ -199,6 +199,39 @@ class Checkpoint:
         state = self.to_state()
         return atomic_write(path, lambda f: torch.save(state, f))
 
+    def describe(self) -> str:
+        """What ``skelact info CHECKPOINT`` prints: model, data, training, calibration; one fact a line."""
+        cfg, cal = self.config, self.calibration
+        params = sum(int(t.numel()) for k, t in self.model.items() if t.is_floating_point() and "running_" not in k)
+        streams = ", ".join(f"{s.name} ({'+'.join(s.features)}"
+                            + (f", weight {s.weight:.3g})" if s.weight is not None else ")")
+                            for s in cfg.model.streams)
+        names = ", ".join(self.classes[:8]) + (f", ... ({len(self.classes) - 8} more)" if len(self.classes) > 8 else "")
+        lines = [f"model: {cfg.model.name}, {params / 1e6:.2f} M parameters"
+                 + (f"; an ensemble of streams {streams}" if streams else f"; features {', '.join(cfg.data.features)}"),
+                 f"classes: {len(self.classes)}: {names}",
+                 f"layout: {self.layout.name} ({self.layout.num_joints} joints); input C={self.in_channels}; "
+                 f"{cfg.data.clip_len} frames, {cfg.data.max_persons} person(s), normalize {cfg.data.normalize}",
+                 f"trained: {self.epoch} epoch(s) on {cfg.data.ann_file} (split {cfg.data.train_split!r})"
+                 + (f", from {cfg.init}" if cfg.init else "")
+                 + (f"; best validation top-1 {100 * self.best_metric:.2f} % at epoch {self.best_epoch}"
+                    if self.best_metric >= 0 else "")]
+        if cal is None:
+            lines.append("calibration: none (temperature 1, no unknown threshold; `skelact calibrate` fits them)")
+        else:
+            accept = f", {100 * cal.accept_rate:.1f} % accepted" if cal.accept_rate is not None else ""
+            ece = (f"; ECE {cal.ece_before:.4f} -> {cal.ece_after:.4f}"
+                   if cal.ece_before is not None and cal.ece_after is not None else "")
+            unknown = f"unknown below p = {cal.threshold:.3f}{accept}" if cal.threshold is not None else "no threshold"
+            lines.append(f"calibration: temperature {cal.temperature:.3f}, {unknown}, on {cal.split or '?'}{ece}")
+            lines.append(f"timeline threshold (predict --window): {cal.timeline_threshold:.3f}, fitted with "
+                         f"{cal.timeline_data or 'no out-of-class data'}" if cal.timeline_threshold is not None
+                         else "timeline threshold (predict --window): not fitted, the clip threshold serves "
+                         "(`skelact calibrate --unknown-data` fits it)")
+        lines.append("resumable: yes (training state kept)" if self.train is not None
+                     else "resumable: no (a released model)")
+        return "\n".join(lines)
+
     def released(self) -> Checkpoint:
         """A copy without the training state (what is shipped or handed to users)."""
         return replace(self, train=None)

@@ -108,7 +108,21 @@ def _cmd_split(args: argparse.Namespace) -> None:
 def _cmd_info(args: argparse.Namespace) -> None:
     from skelact.data.io import load_annotations, summarize
 
+    if _is_zip(args.file):  # torch.save's format; a PYSKL pickle is a plain pickle
+        from skelact.checkpoint import Checkpoint
+
+        print(Checkpoint.load(args.file).describe())
+        return
     print(summarize(load_annotations(args.file, allow_unlabeled=True)))
+
+
+def _is_zip(path: Path) -> bool:
+    """Whether ``path`` is a regular file that starts like a zip archive (what ``torch.save`` writes)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False  # the annotation reader names the problem
 
 
 def _cmd_viz(args: argparse.Namespace) -> None:
@@ -226,9 +240,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=_cmd_split)
 
-    p = sub.add_parser("info", help="summarise a PYSKL annotation pickle",
-                       description="Clips per split, classes and clips per class, frames, persons, joints, dims.")
-    p.add_argument("file", type=Path, help="annotation .pkl")
+    p = sub.add_parser("info", help="summarise a PYSKL annotation pickle or a checkpoint",
+                       description="An annotation .pkl: clips per split, classes and clips per class, frames, "
+                       "persons, joints, dims. A checkpoint (.pt): its model, classes, layout, training, "
+                       "calibration and timeline threshold.")
+    p.add_argument("file", type=Path, help="annotation .pkl or checkpoint .pt")
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("viz", help="draw a dataset clip's skeletons as a video",

@@ -37,6 +37,28 @@ def test_convert_and_info_on_penn(data_root, tmp_path, capsys):
     assert "classes: 15" in text and "baseball_pitch" in text
 
 
+def test_info_on_a_checkpoint(run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``info best.pt``: model, classes, layout, training, calibration, whether it resumes."""
+    import zipfile
+
+    from skelact.checkpoint import Checkpoint
+
+    capsys.readouterr()
+    assert main(["info", str(run["ckpt"])]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    ckpt = Checkpoint.load(run["ckpt"])
+    assert lines[0].startswith(f"model: {ckpt.config.model.name}, ")
+    assert lines[1].startswith(f"classes: {len(ckpt.classes)}: {ckpt.classes[0]}")
+    assert lines[2].startswith(f"layout: penn13 (13 joints); input C={ckpt.in_channels}")
+    assert lines[3].startswith(f"trained: {ckpt.epoch} epoch(s) on ")
+    assert lines[4].startswith("calibration: ") and lines[-1] == "resumable: yes (training state kept)"
+    # A zip that holds no checkpoint: one line naming it.
+    bad = tmp_path / "not_a_model.pt"
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("x.txt", "hello")
+    expect_error(capsys, ["info", str(bad)], [str(bad)], [tmp_path])
+
+
 def test_viz_unknown_clip(data_root, tmp_path, capsys):
     pkl = tmp_path / "u.pkl"
     assert main(["convert", "ucla", str(data_root / "nwucla"), "-o", str(pkl)]) == 0
