@@ -146,7 +146,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
         # A validation score: it chose best.pt, so it is not a test result (`skelact test` gives that).
         best = 100 * result["best_top1"]
-        what = "the ensemble's validation top-1" if cfg.model.streams else "best validation top-1"
+        what = "the ensemble's validation top-1" if cfg.model.streams else "best.pt: validation top-1"
         print(f"{what} {best:.2f} % at epoch {result['best_epoch']} ({result['num_val_clips']} "
               f"clips: {result['validation']}); outputs in {args.work_dir}")
 

@@ -20,6 +20,7 @@ __all__ = [
     "brier_score",
     "expected_calibration_error",
     "auroc",
+    "noise_margin",
     "summarize",
     "classification_report",
 ]
@@ -127,6 +128,20 @@ def auroc(known: np.ndarray, unknown: np.ndarray) -> float:
     if not known.size or not unknown.size:
         raise ValueError("auroc needs known and unknown samples")
     return float(roc_auc_score(np.r_[np.ones(known.size), np.zeros(unknown.size)], np.r_[known, unknown]))
+
+
+def noise_margin(accuracy: float, clips: int) -> float:
+    """Two standard errors of an accuracy measured on ``clips`` clips: ``2 sqrt(p (1 - p) / n)``.
+
+    Two checkpoints whose validation accuracies differ by less than this are not told apart by
+    those clips (p is clamped to [0.05, 0.95] so that a perfect score on a few clips is not exact).
+
+    Example:
+        >>> round(noise_margin(0.9, 15), 3), round(noise_margin(0.9, 1000), 3)
+        (0.155, 0.019)
+    """
+    p = min(0.95, max(0.05, float(accuracy)))
+    return 2.0 * float(np.sqrt(p * (1.0 - p) / max(1, clips)))
 
 
 def summarize(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:

@@ -360,6 +360,7 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
     elif resume and main_rank:
         _log(f"no {last_path} to resume from: starting from scratch", work_dir)
     rows = _read_csv_rows(csv_path, start_epoch - 1)
+    peak = max([best_top1, *(float(r["val_top1"]) for r in rows if r.get("val_top1"))])  # best validation yet
     if main_rank:
         text = config_to_yaml(cfg).encode("utf-8")
         atomic_write(work_dir / "config.yaml", lambda f: f.write(text))
@@ -390,7 +391,15 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
             s = metrics.summarize(view_probs(logits), labels)
             val = {"val_loss": s["loss"], "val_top1": s["top1"], "val_top5": s["top5"],
                    "val_mean_class_acc": s["mean_class_acc"]}
-        improved = bool(val) and val["val_top1"] > best_top1
+        # best.pt: the latest epoch whose validation top-1 is within noise of the best seen (two
+        # standard errors on these clips). A later epoch of the decayed schedule and the weight
+        # average is the better model unless an earlier one was clearly better; on a few clips
+        # (10 per class: +-15 points) a strict maximum picks noise, and last.pt tested 2-6 points
+        # above it (benchmarks/learning_curves.py).
+        improved = False
+        if val:
+            peak = max(peak, val["val_top1"])
+            improved = val["val_top1"] >= peak - metrics.noise_margin(peak, len(val_ds))
         if improved:
             best_top1, best_epoch = val["val_top1"], epoch
 

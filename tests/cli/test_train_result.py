@@ -21,7 +21,7 @@ def test_result_writes_the_final_metrics_as_json(tmp_path: Path, capsys: pytest.
                  "--result", str(tmp_path / "result_{rank}.json")]) == 0
     result = json.loads((tmp_path / "result_0.json").read_text())
     assert {"best_top1", "best_epoch", "val_top1"} <= result.keys()
-    assert f"best validation top-1 {100 * result['best_top1']:.2f} %" in capsys.readouterr().out
+    assert f"best.pt: validation top-1 {100 * result['best_top1']:.2f} %" in capsys.readouterr().out
 
 
 def test_result_that_is_the_recipe_is_refused_before_training(tmp_path: Path,

@@ -30,7 +30,7 @@ def test_own_videos_end_to_end(labelled_videos: Path, models_root: Path, data_ro
     fast = ["--set", "data.num_workers=0"]
     assert main(["train", data, "--model", "kpc3d", "--work-dir", "work_dirs/mine_overfit", "--overfit", "6",
                  *fast]) == 0
-    assert "best validation top-1 100.00 %" in capsys.readouterr().out
+    assert "best.pt: validation top-1 100.00 %" in capsys.readouterr().out
     # The real run (its zero-config schedule is 200 epochs of 6 clips; a shorter one keeps the suite fast).
     assert main(["train", data, "--model", "kpc3d", "--work-dir", "work_dirs/mine", *fast, "optim.epochs=30"]) == 0
     out = capsys.readouterr().out

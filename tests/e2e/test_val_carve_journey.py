@@ -76,7 +76,7 @@ def test_zero_config_validates_on_a_carve_and_only_test_reads_the_test_split(
     assert "data.val_fraction = 0.1" in out and "3 of the 27 'train' clips" in out and "--val-fraction 0" in out
     assert "data.test_split = test" in out and "data.val_split" not in out
     assert "24 train / 3 validation clips (10% of 'train' (seed 0))" in out
-    assert "best validation top-1 " in out and "(3 clips: 10% of 'train' (seed 0))" in out
+    assert "best.pt: validation top-1 " in out and "(3 clips: 10% of 'train' (seed 0))" in out
     assert "best top-1" not in out
     assert "calibrated last.pt on 10% of 'train' (seed 0)" in (work / "log.txt").read_text()
     ckpt = Checkpoint.load(work / "last.pt")

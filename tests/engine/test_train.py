@@ -298,3 +298,30 @@ def test_mixup_is_validated() -> None:
     for bad in (-0.1, float("nan"), 101.0):
         with pytest.raises(ConfigError, match=r"optim\.mixup"):
             config_from_dict(recipe(Path("unused.pkl"), mixup=bad))
+
+
+def test_best_pt_is_the_latest_epoch_within_noise_of_the_peak(ann_file: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """best.pt: the latest validated epoch whose top-1 is within ``noise_margin`` of the best seen,
+    not the strict maximum (which on a few validation clips picks noise)."""
+    scripted = iter([0.5, 0.9, 0.85, 0.6, 0.88, 0.80])
+    margins = []
+
+    def summarize(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+        return {"loss": 1.0, "top1": next(scripted), "top5": 1.0, "mean_class_acc": 0.5}
+
+    def margin(peak: float, clips: int) -> float:
+        margins.append((peak, clips))
+        return 0.05
+
+    monkeypatch.setattr(metrics, "summarize", summarize)
+    monkeypatch.setattr(metrics, "noise_margin", margin)
+    cfg = config_from_dict({**recipe(ann_file, epochs=6), "eval_interval": 1})
+    result = train(cfg, tmp_path / "w")
+    # 0.85 is within 0.05 of the peak 0.9 (epoch 3), 0.6 is not, 0.88 is (epoch 5), 0.80 is not.
+    assert (result["best_epoch"], result["best_top1"]) == (5, 0.88)
+    assert Checkpoint.load(tmp_path / "w" / "best.pt").epoch == 5
+    assert [p for p, _ in margins] == [0.5, 0.9, 0.9, 0.9, 0.9, 0.9]  # against the peak so far
+    monkeypatch.undo()
+    assert metrics.noise_margin(0.9, 15) == pytest.approx(0.1549, abs=1e-4)  # 2 sqrt(0.9 * 0.1 / 15)
+    assert metrics.noise_margin(1.0, 10) == metrics.noise_margin(0.95, 10)  # a perfect score on 10 clips is not exact
