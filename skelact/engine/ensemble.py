@@ -33,7 +33,7 @@ from skelact.checkpoint import Checkpoint, CheckpointError, fit_weights
 from skelact.config import Config, ConfigError, StreamConfig, config_to_yaml
 from skelact.data.dataset import PackedClips
 from skelact.data.io import atomic_write
-from skelact.engine import builders
+from skelact.engine import builders, metrics
 from skelact.engine.calibrate import calibrate
 from skelact.engine.distributed import ShardSampler
 from skelact.engine.train import _log, train
@@ -100,11 +100,15 @@ def _score(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 
 def choose_weights(stream_logits: np.ndarray, labels: np.ndarray,
                    grid: tuple[float, ...] = WEIGHT_GRID) -> tuple[tuple[float, ...], float]:
-    """The fusion weights with the best validation top-1 (then the lowest NLL), and that top-1.
+    """The fusion weights, and their validation top-1: equal weights, unless a combination's
+    validation top-1 beats theirs by more than noise (two standard errors on these clips,
+    :func:`skelact.engine.metrics.noise_margin`); then the best combination (then the lowest NLL).
 
     Every combination of ``grid`` per stream is tried (all zero excepted), scaled to sum to 1, so
     the fused logits stay on one stream's scale (the temperature is fitted afterwards) and
-    proportional combinations (1:1 and 2:2) are one candidate. A tie keeps the earlier one.
+    proportional combinations (1:1 and 2:2) are one candidate. A tie keeps the earlier one. On a
+    few validation clips the best of the 255 combinations is mostly noise; equal weights are the
+    safe choice there.
 
     Args:
         stream_logits: ``[S, N, K, C]`` per-stream, per-view logits on the validation clips.
@@ -124,6 +128,10 @@ def choose_weights(stream_logits: np.ndarray, labels: np.ndarray,
         if best is None or (-top1, nll) < best[0]:
             best = ((-top1, nll), w)
     assert best is not None  # the grid has a non-zero value
+    equal = tuple(round(1.0 / stream_logits.shape[0], 6) for _ in range(stream_logits.shape[0]))
+    equal_top1 = _score(np.tensordot(np.asarray(equal, np.float32), stream_logits, axes=1), labels)[0]
+    if -best[0][0] - equal_top1 <= metrics.noise_margin(-best[0][0], len(labels)):
+        return equal, equal_top1
     return best[1], -best[0][0]
 
 
@@ -216,7 +224,8 @@ def _train_ensemble(cfg: Config, work_dir: Path, resume: bool, packed: PackedCli
         how = "given by the recipe"
     else:
         weights, _ = choose_weights(logits, labels)
-        how = f"chosen on {validation} from {'/'.join(f'{g:g}' for g in WEIGHT_GRID)} per stream"
+        how = (f"chosen on {validation} from {'/'.join(f'{g:g}' for g in WEIGHT_GRID)} per stream; equal unless "
+               "a weighting is better beyond noise")
     fused = np.tensordot(np.asarray(weights, np.float32), logits, axes=1)  # [N, K, C]
     per_stream = {s.name: _score(logits[i], labels)[0] for i, s in enumerate(streams)}
     top1 = _score(fused, labels)[0]

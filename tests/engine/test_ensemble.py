@@ -54,6 +54,19 @@ def test_choose_weights_finds_the_combination_that_beats_each_stream() -> None:
     assert weights == (1.0, 0.0) and top1 == 1.0  # a stream that is always wrong gets weight 0
 
 
+def test_choose_weights_keeps_equal_weights_within_noise() -> None:
+    """One clip of 20 more for a weighting is noise (two standard errors: 0.13): equal weights stay."""
+    rng = np.random.default_rng(0)
+    labels = np.zeros(20, np.int64)
+    a = np.tile([[1.0, 0.0]], (20, 1))
+    b = np.tile([[1.0, 0.0]], (20, 1))
+    a[:3], b[:3] = [0.0, 1.0], [0.0, 1.0]  # both wrong on clips 0-2
+    a[3], b[3] = [0.6, 0.0], [0.0, 1.0]  # clip 3: a right by 0.6, b wrong by 1: only a weighting towards a fixes it
+    logits = np.stack([a, b])[:, :, None, :].astype(np.float32) + rng.normal(0, 1e-4, (2, 20, 1, 2)).astype(np.float32)
+    weights, top1 = choose_weights(logits, labels)
+    assert weights == (0.5, 0.5) and top1 == pytest.approx(16 / 20)  # 17/20 with a weighting: within noise
+
+
 def test_the_checkpoint_is_the_weighted_sum_of_the_streams_models(ensemble: dict[str, Path]) -> None:
     work = ensemble["work"]
     ckpt = Checkpoint.load(work / "best.pt")
