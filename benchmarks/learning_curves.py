@@ -97,7 +97,7 @@ def run_one(out: Path, name: str, data_file: Path, variant: str, seed: int, args
     elif variant == "init":
         train += ["--init", args.init]
     train += ["--set", "data.num_workers=1", "device=cpu", *args.set]
-    row = {"run": name, "variant": name.split("_")[2], "seed": seed,
+    row = {"run": name, "variant": name.split("_", 2)[2].rsplit("_s", 1)[0], "seed": seed,
            "command": "skelact " + " ".join(train[:1] + train[2:]),
            "start": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_start": round(os.getloadavg()[0], 2)}
     row["train_s"] = round(cli(train, work.parent / f"{name}.train.log", threads), 1)
@@ -119,8 +119,8 @@ def write_summary(out: Path) -> None:
     rows = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/result.json"))]
     cells: dict[tuple, list[dict]] = {}
     for r in rows:
-        ds, n = r["run"].split("_")[:2]
-        cells.setdefault((ds, n, r["variant"]), []).append(r)
+        ds, n, rest = r["run"].split("_", 2)
+        cells.setdefault((ds, n, rest.rsplit("_s", 1)[0]), []).append(r)
 
     def order(key: tuple) -> tuple:
         return key[0], 10**9 if key[1] == "full" else int(key[1]), key[2]
@@ -156,6 +156,7 @@ def main() -> None:
     ap.add_argument("--model", default="kpc3d")
     ap.add_argument("--tag", default="", help="appended to the variant's name (another recipe via --set)")
     ap.add_argument("--jobs", type=int, default=1, help="runs at once, each with 2 // jobs threads (min 1)")
+    ap.add_argument("--threads", type=int, default=None, help="threads per run (default 2 // jobs, min 1)")
     ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="passed to skelact train")
     args = ap.parse_args()
     variants = args.variants.split(",")
@@ -179,7 +180,7 @@ def main() -> None:
             for v in variants:
                 name = f"{args.dataset}_{n}_{args.model}-{v}{args.tag}_s{seed}"
                 jobs.append((name, data_file, v, seed))
-    threads = max(1, 2 // args.jobs)
+    threads = args.threads or max(1, 2 // args.jobs)
 
     def one(job: tuple) -> None:
         name, data_file, v, seed = job

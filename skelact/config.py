@@ -97,8 +97,10 @@ class DataConfig:
         num_clips_test: Clips averaged per video by ``skelact test``.
         max_persons: Persons kept (padded with zeros) per clip.
         normalize: ``image`` (pixels to [-1, 1] by image size), ``bbox`` (per-clip box),
-            ``center3d`` (3D, subtract the root joint), ``axes`` (each axis of the clip to [-1, 1]
-            by its min and max, after the augmentation) or ``none`` (raw pixels; heatmap models).
+            ``center3d`` (3D, subtract the root joint), ``align3d`` (3D: centred, then turned into
+            the body's frame at the first frame: hips to shoulders along y, shoulders along x),
+            ``axes`` (each axis of the clip to [-1, 1] by its min and max, after the augmentation)
+            or ``none`` (raw pixels; heatmap models).
         features: Streams concatenated on the channel axis: ``joint``, ``bone``, ``joint_motion``,
             ``bone_motion``.
         with_score: Append the keypoint score as an extra channel (2D data).
@@ -117,7 +119,7 @@ class DataConfig:
     num_clips_val: int = 1
     num_clips_test: int = 10
     max_persons: int = 2
-    normalize: Literal["image", "bbox", "center3d", "axes", "none"] = "image"
+    normalize: Literal["image", "bbox", "center3d", "align3d", "axes", "none"] = "image"
     features: list[str] = field(default_factory=lambda: ["joint"])
     with_score: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -15,6 +15,8 @@ from skelact.config import Config, ConfigError, DataConfig
 from skelact.data.dataset import PackedClips, SkeletonDataset
 from skelact.data.io import AnnotationError
 from skelact.data.transforms import (
+    ALIGN_JOINTS,
+    Align3D,
     Center3D,
     Compose,
     FormatFeatures,
@@ -83,6 +85,12 @@ def build_pipeline(
         steps.append(NormalizeBBox())
     elif data.normalize == "center3d":
         steps.append(Center3D(layout.root))
+    elif data.normalize == "align3d":
+        missing = [j for j in ALIGN_JOINTS if j not in layout.joints]
+        if missing:
+            raise ConfigError(f"data.normalize: align3d needs joints named {', '.join(ALIGN_JOINTS)}; layout "
+                              f"{layout.name!r} lacks {', '.join(missing)} (use center3d)")
+        steps.append(Align3D(layout.root, [layout.joints.index(j) for j in ALIGN_JOINTS]))
     # Normalised (and 3D) coordinates mirror about x = 0; raw pixels about the image centre w / 2.
     pixels = data.normalize == "none" and coord_dims == 2
     flip_center = None if pixels else 0.0

@@ -34,6 +34,8 @@ __all__ = [
     "normalize_by_bbox",
     "normalize_axes",
     "center_3d",
+    "ALIGN_JOINTS",
+    "align_3d",
     "joint_to_bone",
     "motion",
     "hflip",
@@ -48,6 +50,7 @@ __all__ = [
     "NormalizeBBox",
     "NormalizeAxes",
     "Center3D",
+    "Align3D",
     "RandomFlip",
     "RandomAffine2D",
     "RandomRotate3D",
@@ -166,6 +169,50 @@ def center_3d(kp: np.ndarray, root: int) -> np.ndarray:
         return out
     origin = out[0, frames[0], root].copy()  # [C]
     return np.where(joint_present(kp)[..., None], out - origin, 0).astype(out.dtype, copy=False)
+
+
+#: Joints :func:`align_3d` needs, by name: a layout that has them all can be aligned.
+ALIGN_JOINTS = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
+
+
+def align_3d(kp: np.ndarray, root: int, joints: Sequence[int]) -> np.ndarray:
+    """:func:`center_3d`, then rotate the clip into the body's own frame (view-invariant 3D).
+
+    At the first frame where person 0's shoulders and hips are all present: y runs from the hips'
+    midpoint to the shoulders' midpoint, x from the right to the left shoulder (made orthogonal to
+    y), z = x × y (a proper rotation: left and right stay apart). Every person and frame gets that
+    one rotation, so turning within the clip and the people's relative places are kept. This is
+    the alignment of PYSKL's ``PreNormalize3D`` (spine and shoulders to fixed axes): a camera
+    placed elsewhere (a cross-view test) sees the same clip.
+
+    Args:
+        kp: [M, T, V, 3] metres.
+        root: Joint index of the centring joint.
+        joints: Indices of :data:`ALIGN_JOINTS` (left shoulder, right shoulder, left hip, right hip).
+
+    Returns:
+        The aligned copy; missing joints stay zero. Only centred when no frame has all four joints
+        (or they are degenerate: shoulders on top of each other, hips on the shoulders).
+    """
+    out = center_3d(kp, root)
+    if kp.shape[0] == 0 or kp.shape[-1] != 3:
+        return out
+    idx = list(joints)
+    frames = np.flatnonzero(joint_present(kp[0][:, idx]).all(axis=1))
+    if frames.size == 0:
+        return out
+    ls, rs, lh, rh = out[0, frames[0], idx].astype(np.float64)
+    up = (ls + rs) / 2 - (lh + rh) / 2
+    if np.linalg.norm(up) < 1e-6:
+        return out
+    y = up / np.linalg.norm(up)
+    across = (ls - rs) - np.dot(ls - rs, y) * y
+    if np.linalg.norm(across) < 1e-6:
+        return out
+    x = across / np.linalg.norm(across)
+    rot = np.stack([x, y, np.cross(x, y)])  # rows: the body's axes in camera coordinates
+    aligned = (out.astype(np.float64) @ rot.T).astype(out.dtype)
+    return np.where(joint_present(kp)[..., None], aligned, 0).astype(out.dtype, copy=False)
 
 
 def joint_to_bone(kp: np.ndarray, parents: np.ndarray | Sequence[int]) -> np.ndarray:
@@ -425,6 +472,16 @@ class Center3D(_Step):
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
         return {**sample, "keypoint": center_3d(sample["keypoint"], self.root)}
+
+
+class Align3D(_Step):
+    """:func:`align_3d` on joint ``root`` and the :data:`ALIGN_JOINTS` at ``joints``."""
+
+    def __init__(self, root: int, joints: Sequence[int]) -> None:
+        self.root, self.joints = root, tuple(joints)
+
+    def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
+        return {**sample, "keypoint": align_3d(sample["keypoint"], self.root, self.joints)}
 
 
 class RandomFlip(_Step):

@@ -61,12 +61,13 @@ def infer_channels(features: Sequence[str], with_score: bool, normalize: str,
     """A checkpoint's input channels by meaning, from its recipe; None when they cannot be told.
 
     A recipe says whether a score is appended only if the data had one, so C = 3 with one stream
-    reads as (x, y, score) or (x, y, z): ``normalize: center3d`` says 3D, any other 2D with a score.
+    reads as (x, y, score) or (x, y, z): ``normalize: center3d`` or ``align3d`` says 3D, any other 2D
+    with a score.
     """
     k = len(features)
     options = [(d, s) for d in (2, 3) for s in ((0, 1) if with_score else (0,)) if k * d + s == in_channels]
     if len(options) > 1:
-        options = [o for o in options if (o[0] == 3) == (normalize == "center3d")]
+        options = [o for o in options if (o[0] == 3) == (normalize in ("center3d", "align3d"))]
     if len(options) != 1:
         return None
     dims, score = options[0]
