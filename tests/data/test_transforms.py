@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from skelact.data.transforms import (
+    Align3D,
     Center3D,
     Compose,
     FormatFeatures,
@@ -20,6 +21,7 @@ from skelact.data.transforms import (
     RandomRotate3D,
     UniformSample,
     affine_2d,
+    align_3d,
     center_3d,
     format_features,
     hflip,
@@ -118,6 +120,44 @@ def test_center_3d_exact() -> None:
     np.testing.assert_allclose(out[1, 0, 2], [0, -1, -2])
     assert not out[0, 0].any()  # missing joints stay zero
     assert not out[1, 1:].any()
+
+
+def test_align_3d_undoes_a_camera_rotation_exactly() -> None:
+    """A body in its own frame (root at 0, hips to shoulders along y, shoulders along x), seen by a
+    camera turned 70 deg about y and 20 deg about x and placed 3 m away: align_3d gives it back."""
+    # joints: 0 root (mid-hip), 1 left shoulder, 2 right shoulder, 3 left hip, 4 right hip, 5 a hand
+    body = np.array([[0, 0, 0], [0.2, 0.5, 0], [-0.2, 0.5, 0], [0.1, 0, 0], [-0.1, 0, 0], [0.3, 0.2, 0.4]])
+    a, b = math.radians(70), math.radians(20)
+    ry = np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+    rx = np.array([[1, 0, 0], [0, math.cos(b), -math.sin(b)], [0, math.sin(b), math.cos(b)]])
+    seen = body @ (rx @ ry).T + [0.5, -0.3, 3.0]
+    kp = np.zeros((2, 3, 6, 3), np.float32)
+    kp[0, 1:] = seen  # person 0 from frame 1; frame 0 is missing
+    kp[1, 2] = seen + [1.0, 0, 0]  # a second person 1 m to the camera's x: the same one rotation
+    kp[0, 2, 5] = 0  # a missing joint stays missing
+    out = align_3d(kp, root=0, joints=[1, 2, 3, 4])
+    np.testing.assert_allclose(out[0, 1], body, atol=1e-5)
+    np.testing.assert_allclose(out[0, 2, :5], body[:5], atol=1e-5)
+    assert not out[0, 0].any() and not out[0, 2, 5].any()
+    np.testing.assert_allclose(out[1, 2] - out[0, 1], (rx @ ry).T @ [1.0, 0, 0] * np.ones((6, 1)), atol=1e-5)
+    assert np.isclose(np.linalg.det(rx @ ry), 1.0)  # (the rotation undone is a proper one)
+    # No frame with both shoulders and hips: only centred.
+    partial = kp.copy()
+    partial[0, :, 4] = 0
+    np.testing.assert_array_equal(align_3d(partial, 0, [1, 2, 3, 4]), center_3d(partial, 0))
+    s = {"keypoint": kp}
+    np.testing.assert_array_equal(Align3D(0, [1, 2, 3, 4])(s, None)["keypoint"], out)
+
+
+def test_align3d_needs_the_named_joints() -> None:
+    from skelact.config import ConfigError, DataConfig
+    from skelact.pipeline import build_pipeline
+    from skelact.skeleton import layout_from_dict
+
+    odd = layout_from_dict({"name": "odd", "joints": ["a", "b", "c"], "edges": [[0, 1], [1, 2]]})
+    with pytest.raises(ConfigError, match="align3d needs joints named left_shoulder.*lacks left_shoulder"):
+        build_pipeline(DataConfig(normalize="align3d"), odd, coord_dims=3, train=False)
+    build_pipeline(DataConfig(normalize="align3d"), get_layout("ucla20"), coord_dims=3, train=False)
 
 
 def test_joint_to_bone_exact() -> None:
