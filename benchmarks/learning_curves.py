@@ -176,7 +176,7 @@ def main() -> None:
         for seed in map(int, args.seeds.split(",")):
             data_file = out / "data" / f"{args.dataset}_{n}_s{seed}.pkl"
             if not data_file.exists():
-                save_annotations(subset(data, None if n == "full" else int(n), seed), data_file)
+                save_annotations(subset(data, None if n == "full" else int(n), seed), data_file, force=True)
             for v in variants:
                 name = f"{args.dataset}_{n}_{args.model}-{v}{args.tag}_s{seed}"
                 jobs.append((name, data_file, v, seed))
