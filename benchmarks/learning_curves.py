@@ -12,7 +12,7 @@ step a ``python -m skelact.cli`` process timed by wall clock:
 - ``scratch``: ``skelact train DATA.pkl --model M --seed S`` (the zero-config recipe; it carves
   its validation share out of the N clips per class);
 - ``streams``: the same with ``--streams j,b,jm,bm`` (one ensemble checkpoint);
-- ``init``: the same with ``--init CKPT`` (fine-tuning);
+- ``init``: the same with ``--init CKPT`` (fine-tuning); ``init-streams``: both;
 
 then ``skelact test`` on the test split (10 views): ``last.pt`` and ``best.pt`` of a single model,
 ``best.pt`` of an ensemble (it has no ``last.pt``). A run's result is ``OUT/runs/NAME/result.json``;
@@ -92,9 +92,9 @@ def run_one(out: Path, name: str, data_file: Path, variant: str, seed: int, args
     work.parent.mkdir(parents=True, exist_ok=True)
     train = ["train", str(data_file), "--model", args.model, "--seed", str(seed), "--work-dir", str(work),
              "--result", str(work.parent / f"{name}.train.json")]
-    if variant == "streams":
+    if "streams" in variant:
         train += ["--streams", "j,b,jm,bm"]
-    elif variant == "init":
+    if "init" in variant:
         train += ["--init", args.init]
     train += ["--set", "data.num_workers=1", "device=cpu", *args.set]
     row = {"run": name, "variant": name.split("_", 2)[2].rsplit("_s", 1)[0], "seed": seed,
@@ -151,7 +151,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True, help="output folder (shared by datasets and sittings)")
     ap.add_argument("--per-class", default="5,10,20,50,full", help="training clips per class, or full")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--variants", default="scratch,streams", help="of scratch, streams, init")
+    ap.add_argument("--variants", default="scratch,streams", help="of scratch, streams, init, init-streams")
     ap.add_argument("--init", default=None, help="the --init checkpoint or shipped name of the init variant")
     ap.add_argument("--model", default="kpc3d")
     ap.add_argument("--tag", default="", help="appended to the variant's name (another recipe via --set)")
@@ -160,7 +160,7 @@ def main() -> None:
     ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="passed to skelact train")
     args = ap.parse_args()
     variants = args.variants.split(",")
-    if "init" in variants and not args.init:
+    if any("init" in v for v in variants) and not args.init:
         ap.error("--variants init needs --init CKPT|NAME")
     out = args.out.resolve()
     (out / "data").mkdir(parents=True, exist_ok=True)
