@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from skelact.errors import SkelactError, one_line
-from skelact.signals import ignore_in_worker
+from skelact.signals import worker_exits_quietly
 from skelact.skeleton import Layout, LayoutError, get_layout, infer_layout, joint_mapping, joint_present
 
 if TYPE_CHECKING:
@@ -495,7 +495,7 @@ def score_clips(predictor: Predictor, clips: PackedClips | Sequence[dict], indic
         ds, batch = dataset(flip), options.batch(predictor.cfg.data)
         loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
         if options.workers > 0:
-            loader = DataLoader(ds, batch_size=batch, num_workers=options.workers, worker_init_fn=ignore_in_worker,
+            loader = DataLoader(ds, batch_size=batch, num_workers=options.workers, worker_init_fn=worker_exits_quietly,
                                 pin_memory=predictor.device.type == "cuda")
         else:  # the same batches without DataLoader's machinery (~0.5 ms of a 5 ms call of a small model)
             loader = _Batches(ds, batch)

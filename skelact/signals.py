@@ -14,12 +14,13 @@ registers its stop function with :func:`graceful`: the first signal calls it, a 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["Interrupted", "SIGNALS", "Stop", "graceful", "handle_signals", "ignore_in_worker", "signal_name"]
+__all__ = ["Interrupted", "SIGNALS", "Stop", "graceful", "handle_signals", "worker_exits_quietly", "signal_name"]
 
 #: The signals handled: Ctrl-C, kill/timeout/schedulers, a closed terminal.
 SIGNALS: tuple[int, ...] = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
@@ -85,16 +86,23 @@ def handle_signals() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def ignore_in_worker(worker_id: int = 0) -> None:
-    """``worker_init_fn`` of every DataLoader: a worker process ignores the stop signals.
+def worker_exits_quietly(worker_id: int = 0) -> None:
+    """``worker_init_fn`` of every DataLoader: a stop signal ends a worker process with status 0.
 
     A signal sent to the whole process group (Ctrl-C in a terminal, ``kill -- -PGID``, a scheduler)
     reaches the workers too. Killed by it, a worker makes torch raise "DataLoader worker ... is killed
-    by signal" with a traceback while the main process is closing its outputs; ignoring it, the
-    worker is shut down by the main process (or exits when it sees its parent gone).
+    by signal" with a traceback while the main process is closing its outputs; ending with status 0,
+    it is not reported, and the main process takes its own path for the signal. (Ignoring the signal
+    instead would hang the exit: DataLoader stops a worker that lingers with SIGTERM and waits for it.)
+    A signal the main process ignores (``nohup``) stays ignored.
     """
     for signum in SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _exit_quietly)
+
+
+def _exit_quietly(signum: int, frame: Any) -> None:
+    os._exit(0)
 
 
 class Stop:

@@ -41,7 +41,7 @@ from skelact.engine.workdir import lock_work_dir, remove_stale_temporaries
 from skelact.inference import loader_logits, view_probs
 from skelact.models.ensemble import StreamEnsemble
 from skelact.runtime import resolve_amp, resolve_device
-from skelact.signals import ignore_in_worker
+from skelact.signals import worker_exits_quietly
 
 __all__ = ["train_ensemble", "stream_config", "stream_dir", "choose_weights", "validation_stream_logits",
            "WEIGHT_GRID"]
@@ -213,7 +213,7 @@ def _train_ensemble(cfg: Config, work_dir: Path, resume: bool, packed: PackedCli
         fit_weights(model.streams[s.name], ckpt.model, str(path), f"stream {s.name!r} of the ensemble")
     model = model.eval().to(device)
     loader = DataLoader(ds, batch_size=clips_per_batch, sampler=ShardSampler(len(ds), 0, 1),
-                        num_workers=cfg.data.num_workers, worker_init_fn=ignore_in_worker,
+                        num_workers=cfg.data.num_workers, worker_init_fn=worker_exits_quietly,
                         pin_memory=device.type == "cuda")
     logits, labels = validation_stream_logits(model, loader, device, resolve_amp(cfg.optim.amp, device, strict=False))
 

@@ -58,7 +58,7 @@ from skelact.runtime import (
     seed_everything,
     set_rng_state,
 )
-from skelact.signals import ignore_in_worker
+from skelact.signals import worker_exits_quietly
 from skelact.skeleton import Layout
 
 __all__ = ["train", "apply_overfit", "CSV_FIELDS"]
@@ -123,7 +123,7 @@ class _EpochDataset(Dataset):
 def _loader(dataset: Dataset, sampler: Sampler, batch_size: int, workers: int, device: torch.device,
             drop_last: bool = False) -> DataLoader:
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      worker_init_fn=ignore_in_worker, persistent_workers=workers > 0,
+                      worker_init_fn=worker_exits_quietly, persistent_workers=workers > 0,
                       pin_memory=device.type == "cuda", drop_last=drop_last)
 
 

@@ -191,3 +191,34 @@ def test_one_handler_for_the_three_signals_and_an_ignored_one_stays_ignored(caps
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, before[signal.SIGHUP])
+
+
+def _lingering_worker(ready: object) -> None:
+    from skelact.signals import worker_exits_quietly
+
+    worker_exits_quietly(0)
+    ready.set()  # type: ignore[attr-defined]
+    time.sleep(60)
+
+
+def test_a_lingering_worker_ends_on_terminate() -> None:
+    """DataLoader stops a worker that does not exit by itself with SIGTERM and then waits for it: the
+    worker must end (status 0), not ignore it (which hung every run's exit), and a signal the parent
+    ignores (nohup's SIGHUP) stays ignored."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    ready = ctx.Event()
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        proc = ctx.Process(target=_lingering_worker, args=(ready,), daemon=True)
+        proc.start()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert ready.wait(30)
+    os.kill(proc.pid, signal.SIGHUP)  # ignored, as in the parent
+    proc.join(1.0)
+    assert proc.is_alive()
+    proc.terminate()
+    proc.join(10)
+    assert proc.exitcode == 0

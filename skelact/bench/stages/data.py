@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from skelact.signals import ignore_in_worker
+from skelact.signals import worker_exits_quietly
 
 from ..options import Row
 from ..synthetic import synthetic_store
@@ -50,7 +50,7 @@ def bench_data(ctx: Context) -> list[Row]:
         dataset = SkeletonDataset(store, np.arange(num_clips), pipe, train=True, seed=0)
         for workers in (0, 2):
             loader = DataLoader(dataset, batch_size=32, shuffle=True, num_workers=workers, drop_last=True,
-                                worker_init_fn=ignore_in_worker,
+                                worker_init_fn=worker_exits_quietly,
                                 persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
             batches = per_run // 32
             state: dict[str, Any] = {"it": iter(loader)}
