@@ -18,6 +18,18 @@ def test_shipped_model_is_registered_and_verified():
     assert path.stat().st_size < 8 * 2**20  # a few MB
 
 
+def test_shipped_pretrained_start_is_registered_and_verified():
+    """``--init pretrain_kpc3d``: a kpc3d on the penn13 joints, with a score channel (2D data of any layout
+    that names them maps onto it)."""
+    from skelact.checkpoint import Checkpoint
+
+    info = pretrained_info("pretrain_kpc3d")
+    assert info.layout == "penn13" and len(info.classes) == 31 and info.model == "kpc3d"
+    assert {c.split(":")[0] for c in info.classes} == {"penn", "ucla", "ut"}
+    ckpt = Checkpoint.load(get_weights("pretrain_kpc3d"))  # checks the sha256
+    assert ckpt.classes == list(info.classes) and ckpt.in_channels == 3 and ckpt.train is None
+
+
 def test_shipped_model_on_real_penn_test_clips(data_root):
     data, _ = convert_penn(data_root / "penn_action")
     model = load_predictor()  # the default shipped model
