@@ -181,9 +181,6 @@ class OptimConfig:
             averaged ones.
         backbone_lr_mult: With ``init``: the learning rate of every weight but the classifier's is
             ``lr`` times this; 0 freezes them (their BatchNorm statistics still follow the data).
-        mixup: Mixup (Zhang et al., ICLR 2018): each training batch is blended with a shuffled copy
-            of itself, clips and targets alike, by a weight drawn from Beta(mixup, mixup) per batch;
-            0 turns it off (not applied with ``--overfit``).
     """
 
     name: Literal["sgd", "adamw"] = "sgd"
@@ -199,7 +196,6 @@ class OptimConfig:
     amp: Literal["none", "bf16", "fp16", "auto"] = "none"
     ema: float | None = None
     backbone_lr_mult: float = 1.0
-    mixup: float = 0.0
 
 
 @dataclass
@@ -519,8 +515,6 @@ def _check_semantics(cfg: Config) -> None:
         raise ConfigError("init: empty; give a checkpoint path or a shipped model name, or null")
     if not 0.0 <= o.label_smoothing < 1.0:
         raise ConfigError(f"optim.label_smoothing: must be in [0, 1), got {o.label_smoothing}")
-    if not (math.isfinite(o.mixup) and 0.0 <= o.mixup <= 100.0):
-        raise ConfigError(f"optim.mixup: the Beta distribution's parameter, in [0, 100] (0: off), got {o.mixup}")
 
 
 def config_to_dict(cfg: Config) -> dict:

@@ -145,15 +145,11 @@ def _log(line: str, work_dir: Path | None = None) -> None:
 
 def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                      scheduler: torch.optim.lr_scheduler.LambdaLR, scaler: torch.amp.GradScaler,
-                     cfg: Config, info: DistInfo, epoch: int, ema: WeightEMA | None = None,
-                     mixup: float = 0.0) -> dict[str, float]:
+                     cfg: Config, info: DistInfo, epoch: int, ema: WeightEMA | None = None) -> dict[str, float]:
     """One pass over the training loader; returns loss / top-1 / clips summed over every rank.
 
-    ``ema``, when given, follows the (unwrapped) model after every step. ``mixup`` > 0 blends each
-    batch with a shuffled copy of itself (``optim.mixup``), drawn from a stream seeded by the run's
-    seed, the epoch and the rank (a resumed run draws the same).
+    ``ema``, when given, follows the (unwrapped) model after every step.
     """
-    mix_rng = np.random.default_rng([cfg.seed, epoch, info.rank]) if mixup > 0 else None
     model.train()
     loss_sum, correct, seen = 0.0, 0.0, 0.0
     start = time.perf_counter()
@@ -161,17 +157,9 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.opti
     for x, y in bar:
         x = x.to(info.device, non_blocking=True)  # [N, M, T, V, C]
         y = y.to(info.device, non_blocking=True)  # [N] labels, or [N, classes] frame shares (augment.join)
-        lam, perm = 1.0, None
-        if mix_rng is not None and x.shape[0] > 1:
-            lam = float(mix_rng.beta(mixup, mixup))
-            perm = torch.from_numpy(mix_rng.permutation(x.shape[0])).to(info.device)
-            x = lam * x + (1.0 - lam) * x[perm]
         with autocast_context(cfg.optim.amp, info.device):
             logits = model(x)  # [N, classes]
             loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.optim.label_smoothing)
-            if perm is not None:  # the blend's targets: the same blend of both clips' targets
-                loss = lam * loss + (1.0 - lam) * F.cross_entropy(logits.float(), y[perm],
-                                                                  label_smoothing=cfg.optim.label_smoothing)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"epoch {epoch}: the training loss became {loss.item()}; lower optim.lr "
                                      "or set optim.clip_grad")
@@ -377,8 +365,7 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
         epoch_start = time.perf_counter()
         train_sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
-        stats = _train_one_epoch(ddp_model, train_loader, optimizer, scheduler, scaler, cfg, info, epoch, ema,
-                                 mixup=cfg.optim.mixup if augment else 0.0)
+        stats = _train_one_epoch(ddp_model, train_loader, optimizer, scheduler, scaler, cfg, info, epoch, ema)
 
         # ---- validate (every rank predicts its shard with the same weights and BN statistics)
         broadcast_buffers(model)

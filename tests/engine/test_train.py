@@ -244,62 +244,6 @@ def test_evaluate_writes_outputs_that_agree_with_metrics(trained: tuple[dict, Pa
     assert res2["num_clips"] == 6 and res2["views"] == 1
 
 
-
-
-# ---------------------------------------------------------------------------------------------- mixup
-
-
-def test_mixup_blends_clips_and_targets_by_the_seeded_draw() -> None:
-    """``optim.mixup``: the model sees ``lam * x + (1 - lam) * x[perm]`` and the loss is the same blend
-    of both targets' cross-entropies, with ``lam`` and ``perm`` from the (seed, epoch, rank) stream."""
-    import torch.nn.functional as F
-    from torch import nn
-
-    from skelact.engine.distributed import DistInfo
-    from skelact.engine.train import _train_one_epoch
-
-    class Spy(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc = nn.Linear(4, 3)
-            self.seen: list[torch.Tensor] = []
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            self.seen.append(x.detach().clone())
-            return self.fc(x.flatten(1))
-
-    torch.manual_seed(0)
-    x = torch.randn(5, 1, 1, 2, 2)  # [N, M, T, V, C]
-    y = torch.tensor([0, 1, 2, 0, 1])
-    cfg = config_from_dict({**recipe(Path("unused.pkl"), mixup=0.4, warmup_epochs=0.0, clip_grad=None), "seed": 3})
-    model = Spy()
-    opt = torch.optim.SGD(model.parameters(), lr=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-    weights = {k: v.clone() for k, v in model.state_dict().items()}
-    stats = _train_one_epoch(model, [(x, y)], opt, sched, torch.amp.GradScaler("cpu", enabled=False), cfg,
-                             DistInfo(), epoch=7, mixup=0.4)
-    rng = np.random.default_rng([3, 7, 0])
-    lam = float(rng.beta(0.4, 0.4))
-    perm = torch.from_numpy(rng.permutation(5))
-    torch.testing.assert_close(model.seen[0], lam * x + (1 - lam) * x[perm])
-    model.load_state_dict(weights)  # lr 0: unchanged anyway
-    with torch.no_grad():
-        logits = model.fc(model.seen[0].flatten(1))
-    expected = lam * F.cross_entropy(logits, y) + (1 - lam) * F.cross_entropy(logits, y[perm])
-    assert stats["train_loss"] == pytest.approx(float(expected), rel=1e-5)
-    # Off: the clips as they are.
-    _train_one_epoch(model, [(x, y)], opt, sched, torch.amp.GradScaler("cpu", enabled=False), cfg, DistInfo(), 7)
-    torch.testing.assert_close(model.seen[-1], x)
-
-
-def test_mixup_is_validated() -> None:
-    from skelact.config import ConfigError
-
-    for bad in (-0.1, float("nan"), 101.0):
-        with pytest.raises(ConfigError, match=r"optim\.mixup"):
-            config_from_dict(recipe(Path("unused.pkl"), mixup=bad))
-
-
 def test_best_pt_is_the_latest_epoch_within_noise_of_the_peak(ann_file: Path, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """best.pt: the latest validated epoch whose top-1 is within ``noise_margin`` of the best seen,
