@@ -133,10 +133,12 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if cfg.model.streams:  # an ensemble: each stream trained in WORK_DIR/streams/<name>, then fused
         from skelact.engine.ensemble import stream_dir, train_ensemble
 
+        if init is not None:
+            raise UsageError("--init: fine-tunes one model; an ensemble (--streams) starts each stream from scratch")
         for stream in cfg.model.streams:  # each stream's folder is a work dir too
             check_output_dir(stream_dir(args.work_dir, stream), RUN_FILES, inputs)
 
-        result = train_ensemble(cfg, args.work_dir, resume=args.resume, packed=packed, init=init)
+        result = train_ensemble(cfg, args.work_dir, resume=args.resume, packed=packed)
     else:
         result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit, packed=packed, init=init)
     if result_file is not None:

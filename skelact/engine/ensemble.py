@@ -136,7 +136,7 @@ def choose_weights(stream_logits: np.ndarray, labels: np.ndarray,
 
 
 def train_ensemble(cfg: Config, work_dir: Path, resume: bool = False,
-                   packed: PackedClips | None = None, init: str | Path | None = None) -> dict[str, Any]:
+                   packed: PackedClips | None = None) -> dict[str, Any]:
     """Train ``cfg.model.streams`` one after another and write the ensemble to ``work_dir/best.pt``.
 
     Args:
@@ -145,9 +145,6 @@ def train_ensemble(cfg: Config, work_dir: Path, resume: bool = False,
             training work dir).
         resume: Continue each stream from its ``last.pt`` (a finished one is not trained again).
         packed: ``cfg.data.ann_file`` already loaded.
-        init: The checkpoint every stream starts from (``cfg.init`` resolved to its file; None:
-            ``cfg.init``): fine-tuning, each stream's input channels mapped by meaning (a joint
-            model's weights start the bone stream's backbone; its bone channels start from zero).
 
     Returns:
         ``best_top1`` (the ensemble's validation top-1), ``best_epoch``, ``validation``,
@@ -168,15 +165,14 @@ def train_ensemble(cfg: Config, work_dir: Path, resume: bool = False,
         work_dir.mkdir(parents=True, exist_ok=True)
         with lock_work_dir(work_dir):  # one run per work dir; each stream locks its own folder too
             remove_stale_temporaries(work_dir)
-            return _train_ensemble(cfg, work_dir, resume, packed, init)
+            return _train_ensemble(cfg, work_dir, resume, packed)
     except BaseException:
         if created and work_dir.is_dir() and not any(work_dir.iterdir()):
             work_dir.rmdir()  # failed before writing anything: leave no trace
         raise
 
 
-def _train_ensemble(cfg: Config, work_dir: Path, resume: bool, packed: PackedClips | None,
-                    init: str | Path | None) -> dict[str, Any]:
+def _train_ensemble(cfg: Config, work_dir: Path, resume: bool, packed: PackedClips | None) -> dict[str, Any]:
     if packed is None:
         packed = builders.load_clips(cfg.data)
     text = config_to_yaml(cfg).encode("utf-8")
@@ -186,7 +182,7 @@ def _train_ensemble(cfg: Config, work_dir: Path, resume: bool, packed: PackedCli
     _log(f"ensemble of {len(streams)} {cfg.model.name} streams: {names}", work_dir)
     for s in streams:
         _log(f"stream {s.name}: training in {stream_dir(work_dir, s)}", work_dir)
-        train(stream_config(cfg, s), stream_dir(work_dir, s), resume=resume, packed=packed, init=init)
+        train(stream_config(cfg, s), stream_dir(work_dir, s), resume=resume, packed=packed)
 
     # ---- the streams' best weights as one model whose input is the joint clip
     layout = builders.resolve_layout(cfg.data, packed)

@@ -98,20 +98,6 @@ def test_python_api_starts_from_a_shipped_name(run: dict[str, Path], tmp_path: P
     assert "  head: rebuilt, 15 -> 3 classes (fresh weights)" in log
 
 
-def test_an_ensemble_starts_every_stream_from_the_init(run: dict[str, Path], tmp_path: Path) -> None:
-    """``--init CKPT --streams j,b``: each stream is fine-tuned from the checkpoint, its channels mapped."""
-    ckpt, work = run["ckpt"], tmp_path / "ens"
-    assert main(["train", str(run["recipe"]), "--init", str(ckpt), "--streams", "j,b", "--work-dir", str(work),
-                 *FAST]) == 0
-    j = (work / "streams" / "j" / "log.txt").read_text()
-    b = (work / "streams" / "b" / "log.txt").read_text()
-    for log in (j, b):
-        assert f"init: weights of {ckpt} (stgcnpp, 3 classes, layout penn13)" in log
-    assert "  channels: joint.x, joint.y, score kept; dropped: bone.x, bone.y" in j
-    assert "  channels: bone.x, bone.y, score kept; dropped: joint.x, joint.y" in b
-    assert Checkpoint.load(work / "best.pt").config.init == str(ckpt)
-
-
 def test_backbone_lr_mult_makes_two_parameter_groups() -> None:
     model = create_model("kpc3d_small", 4, "penn13", 3)
     opt = build_optimizer(OptimConfig(lr=0.1, backbone_lr_mult=0.25), model)
