@@ -381,7 +381,7 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
         # best.pt: the latest epoch whose validation top-1 is within noise of the best seen (two
         # standard errors on these clips). A later epoch of the decayed schedule and the weight
         # average is the better model unless an earlier one was clearly better; on a few clips
-        # (10 per class: +-15 points) a strict maximum picks noise, and last.pt tested 2-6 points
+        # (10 per class: +-15 points) a strict maximum picks noise, and last.pt tested 1.5-6.4 points
         # above it (benchmarks/learning_curves.py).
         improved = False
         if val:
