@@ -109,7 +109,7 @@ _ENTRIES: list[dict[str, Any]] = [
     {
         "name": "pretrain_kpc3d",
         "file": "pretrain_kpc3d_v1.pt",
-        "sha256": "13ad5764cd15ac9f150ff352675a509d4d93f4151375fbad1ab0778b77d75a7f",
+        "sha256": "0bda76d4cdcff344a4af43ea4660b8b7763c4933149cb4c3fc0e20a5a58ded6b",
         "model": "kpc3d",
         "model_kwargs": {},
         "classes": [
