@@ -332,7 +332,10 @@ class FrameSource:
         """Stop the capture or decode thread and release the device or file."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=1.0)
+            try:
+                self._thread.join(timeout=1.0)
+            except RuntimeError:  # a signal inside Thread.start(): it has not run, and with _stop set it reads nothing
+                pass
             if self._thread.is_alive():  # stuck in a read of a stalled stream: releasing now could crash
                 return
         self._cap.release()

@@ -67,3 +67,14 @@ def test_prefetched_and_inline_reads_agree(tmp_path: Path) -> None:
     with FrameSource(video, prefetch=3) as ahead, FrameSource(video) as inline:
         a, b = [f.image for f in ahead], [f.image for f in inline]
     assert len(a) == len(b) == 12 and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_close_after_a_signal_inside_thread_start(tmp_path: Path) -> None:
+    """A stop signal raised inside ``Thread.start()`` leaves a reader thread that has not started; closing the
+    source must not fail on it ("cannot join thread before it is started"), and the thread, once it runs,
+    reads nothing."""
+    video = write_video(tmp_path / "v.avi", [np.zeros((32, 48, 3), np.uint8)] * 3)
+    src = FrameSource(video, prefetch=3)
+    src._thread = threading.Thread(target=lambda: None)  # as left by an interrupted start
+    src.close()
+    assert src._stop.is_set()
