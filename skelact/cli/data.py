@@ -119,6 +119,8 @@ def _cmd_info(args: argparse.Namespace) -> None:
 def _is_zip(path: Path) -> bool:
     """Whether ``path`` is a regular file that starts like a zip archive (what ``torch.save`` writes)."""
     try:
+        if not path.is_file():  # a FIFO or device would block the open; the annotation reader refuses it
+            return False
         with open(path, "rb") as f:
             return f.read(4) == b"PK\x03\x04"
     except OSError:
