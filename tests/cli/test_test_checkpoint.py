@@ -12,7 +12,8 @@ from skelact.cli import main
 @pytest.mark.parametrize("given, message", [
     ("missing.pt", "missing.pt: checkpoint not found"),
     ("runs/a/best", "runs/a/best: checkpoint not found"),
-    ("no_such_model", "'no_such_model' is neither a checkpoint file nor a shipped model (shipped: penn_kpc3d, pretrain_kpc3d)"),
+    ("no_such_model",
+     "'no_such_model' is neither a checkpoint file nor a shipped model (shipped: penn_kpc3d, pretrain_kpc3d)"),
 ])
 def test_a_checkpoint_that_is_not_there_is_one_line(given: str, message: str, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch,
