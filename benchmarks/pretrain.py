@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,24 +35,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
+from ut_interaction import cli  # noqa: E402  (the same "run one skelact command, fail loudly" step)
+
 from skelact.data.io import atomic_write, load_annotations, save_annotations  # noqa: E402
 from skelact.data.splits import carve_split  # noqa: E402
 from skelact.skeleton import get_layout, joint_mapping  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = get_layout("penn13")
-
-
-def cli(args: list[str], log: Path) -> float:
-    """Run ``python -m skelact.cli ARGS`` (output to ``log``); its wall time in seconds. Fails loudly."""
-    t0 = time.perf_counter()
-    with open(log, "w") as f:
-        rc = subprocess.run([sys.executable, "-m", "skelact.cli", *args], stdout=f, stderr=subprocess.STDOUT,
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}).returncode
-    if rc != 0:
-        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-        sys.exit(f"skelact {args[0]} failed (status {rc}), log {log}:\n" + "\n".join(tail))
-    return time.perf_counter() - t0
 
 
 def project(keypoint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
