@@ -1,6 +1,6 @@
 """A starting model for fine-tuning, from every skeleton dataset in ``../shared``, on the joints they share.
 
-    python benchmarks/pretrain.py --out work_dirs/pretrain [--leave-out penn] [--ut-poses UT.pkl] [--set ...]
+    python benchmarks/pretrain.py --out work_dirs/pretrain [--leave-out penn] [--ut-poses UT.pkl] [--streams j,b,jm,bm]
 
 Builds ``OUT/pretrain.pkl``: 2D keypoints in the ``penn13`` layout (head, shoulders, elbows,
 wrists, hips, knees, ankles: the joints that COCO-17, Penn Action, Kinect v1 / v2 and OpenPose
@@ -89,6 +89,8 @@ def main() -> None:
     ap.add_argument("--ucla", type=Path, default=None, help="NW-UCLA converted (default: converted here)")
     ap.add_argument("--model", default="kpc3d")
     ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="passed to skelact train")
+    ap.add_argument("--streams", default=None, metavar="S,S,...",
+                    help="passed to skelact train: one network per stream, each a start for that stream")
     args = ap.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -124,6 +126,8 @@ def main() -> None:
     train = ["train", str(pkl), "--model", args.model, "--work-dir", str(work), "--result", str(out / "train.json")]
     if args.set:
         train += ["--set", *args.set]
+    if args.streams:
+        train += ["--streams", args.streams]
     if work.exists():
         train.append("--resume")
     record["train_s"] = round(cli(train, out / "train.log"), 1)

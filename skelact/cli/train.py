@@ -133,12 +133,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if cfg.model.streams:  # an ensemble: each stream trained in WORK_DIR/streams/<name>, then fused
         from skelact.engine.ensemble import stream_dir, train_ensemble
 
-        if init is not None:
-            raise UsageError("--init: fine-tunes one model; an ensemble (--streams) starts each stream from scratch")
         for stream in cfg.model.streams:  # each stream's folder is a work dir too
             check_output_dir(stream_dir(args.work_dir, stream), RUN_FILES, inputs)
 
-        result = train_ensemble(cfg, args.work_dir, resume=args.resume, packed=packed)
+        result = train_ensemble(cfg, args.work_dir, resume=args.resume, packed=packed, init=init)
     else:
         result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit, packed=packed, init=init)
     if result_file is not None:
@@ -272,7 +270,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", default=None, metavar="CKPT|NAME",
                    help="fine-tune: start from a checkpoint or shipped model, its joints matched to the data's by "
                    "name, its input channels by meaning, its head rebuilt for new classes (recipe key: init); "
-                   "with a data file, its model is the default --model")
+                   "with a data file, its model is the default --model; with --streams, each stream it has a "
+                   "network for (an ensemble: per stream; a model: the stream of its features) starts from it, "
+                   "the others from scratch")
     p.add_argument("--backbone-lr-mult", type=_non_negative, default=None, metavar="F",
                    help="with --init: the learning rate of all but the classifier is lr x F; 0 freezes them "
                    "(recipe key: optim.backbone_lr_mult; default 1)")

@@ -44,6 +44,7 @@ __all__ = [
     "check_memory",
     "build_model",
     "init_model",
+    "init_features",
     "build_optimizer",
     "build_scheduler",
     "warmup_cosine",
@@ -231,10 +232,41 @@ def init_model(cfg: Config, model: nn.Module, checkpoint: str | Path, classes: l
     d, s = cfg.data, src.config.data
     target = channel_names(d.features, coord_dims, d.with_score and has_score)
     source = infer_channels(s.features, s.with_score, s.normalize, src.in_channels)
+    if src.config.model.streams:  # an ensemble: the network of the stream that sees the run's features
+        stream = next((st for st in src.config.model.streams if list(st.features) == list(d.features)), None)
+        if stream is None:
+            raise TransferError(f"{where}: an ensemble whose streams see "
+                                f"{', '.join('+'.join(st.features) for st in src.config.model.streams)}; none sees "
+                                f"{'+'.join(d.features)}, what the run trains on (data.features)")
+        source_model = source_model.streams[stream.name]
+        if source is not None:  # the joint clip's channels -> the stream's (its features, then the score)
+            dims = sum(c.startswith("joint.") for c in source)
+            source = channel_names(stream.features, dims, "score" in source)
+        where = f"{where} (stream {stream.name})"
     state, report = transfer_weights(source_model, model, src.classes, classes, source, target,
                                      where, cfg.model.name)
     model.load_state_dict(state)
     return report.lines(cfg.optim.backbone_lr_mult)
+
+
+def init_features(checkpoint: str | Path) -> list[tuple[str, ...]]:
+    """The features each network of ``checkpoint`` sees (one entry for a single model, one per
+    stream for an ensemble): which streams of an ensemble ``init`` can start.
+
+    Raises:
+        CheckpointError: The file is missing or not a checkpoint, or the name is not shipped.
+    """
+    from skelact.checkpoint import Checkpoint, CheckpointError
+    from skelact.inference import InferenceError, resolve_model_spec
+
+    try:
+        path, _ = resolve_model_spec(checkpoint)
+    except InferenceError as e:
+        raise CheckpointError(f"init: {e}") from None
+    src = Checkpoint.load(path).config
+    if src.model.streams:
+        return [tuple(s.features) for s in src.model.streams]
+    return [tuple(src.data.features)]
 
 
 # ------------------------------------------------------------------------------------- optimiser

@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from skelact.checkpoint import Checkpoint
 from skelact.cli import main
 from skelact.data.io import load_annotations, save_annotations
+from hostile import expect_error
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -98,3 +101,64 @@ def test_live_on_a_video(trained: Path, data_root: Path, models_root: Path, tmp_
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     classes = set(Checkpoint.load(trained).classes)
     assert lines and all(line["closest"] in classes for line in lines)
+
+
+_FAST = ["--backbone-lr-mult", "0", "--set", "optim.epochs=1", "data.num_workers=0", "data.num_clips_test=2",
+         "device=cpu"]
+
+
+def _stem(ckpt: Path, stream: str | None) -> torch.Tensor:
+    """The first convolution's kernel of ``stream``'s network (a single model's when None)."""
+    state = Checkpoint.load(ckpt).model
+    prefix = f"streams.{stream}." if stream else ""
+    return next(v for k, v in state.items() if k.startswith(prefix) and v.ndim == 5)
+
+
+def test_init_an_ensemble_stream_by_stream(penn: Path, trained: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """`--init ENSEMBLE --streams`: each stream starts from the network of the same features (frozen
+    here, so its weights must be the source's exactly); a single model run takes the joint stream."""
+    work = tmp_path / "ens"
+    assert main(["train", str(penn), "--init", str(trained), "--streams", "b,jm", "--work-dir", str(work),
+                 *_FAST]) == 0
+    log = (work / "log.txt").read_text()
+    assert f"stream b: training in {work / 'streams' / 'b'}, starting from {trained}" in log
+    assert f"init: weights of {trained} (stream b)" in (work / "streams" / "b" / "log.txt").read_text()
+    for s in ("b", "jm"):
+        assert torch.equal(_stem(work / "best.pt", s), _stem(trained, s))
+    single = tmp_path / "single"
+    assert main(["train", str(penn), "--init", str(trained), "--work-dir", str(single), *_FAST]) == 0
+    assert torch.equal(_stem(single / "last.pt", None), _stem(trained, "j"))
+
+
+def test_init_a_single_model_starts_its_own_stream_only(penn: Path, trained: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A joint model starts the joint stream; the bone stream trains from scratch at the full learning
+    rate (``--backbone-lr-mult`` applies to loaded weights), and the log says so."""
+    joint = tmp_path / "joint"
+    assert main(["train", str(penn), "--init", str(trained), "--work-dir", str(joint), *_FAST]) == 0
+    work = tmp_path / "ens"
+    assert main(["train", str(penn), "--init", str(joint / "last.pt"), "--streams", "j,b", "--work-dir", str(work),
+                 *_FAST]) == 0
+    log = (work / "log.txt").read_text()
+    assert f"stream j: training in {work / 'streams' / 'j'}, starting from {joint / 'last.pt'}" in log
+    assert f"stream b: training in {work / 'streams' / 'b'}, from scratch ({joint / 'last.pt'} has no network " \
+        "for bone)" in log
+    assert "init:" not in (work / "streams" / "b" / "log.txt").read_text()
+    assert Checkpoint.load(work / "streams" / "b" / "last.pt").config.optim.backbone_lr_mult == 1
+    assert torch.equal(_stem(work / "best.pt", "j"), _stem(joint / "last.pt", None))
+
+
+def test_init_from_an_ensemble_without_the_runs_features(penn: Path, trained: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A single model run from an ensemble with no joint stream: one line naming the file and the streams."""
+    ckpt = Checkpoint.load(trained)
+    bone = dataclasses.replace(ckpt.config.model, streams=[s for s in ckpt.config.model.streams if s.name == "b"])
+    only_b = dataclasses.replace(ckpt, config=dataclasses.replace(ckpt.config, model=bone),
+                                 model={k: v for k, v in ckpt.model.items() if k.startswith("streams.b.")})
+    path = tmp_path / "bone_only.pt"
+    only_b.save(path)
+    expect_error(capsys, ["train", str(penn), "--init", str(path), "--work-dir", str(tmp_path / "w"), *_FAST],
+                 [f"{path}: an ensemble whose streams see bone; none sees joint, what the run trains on"],
+                 watch=[tmp_path])
+    assert not (tmp_path / "w").exists()
