@@ -43,8 +43,8 @@ from skelact.models.ensemble import StreamEnsemble
 from skelact.runtime import resolve_amp, resolve_device
 from skelact.signals import worker_exits_quietly
 
-__all__ = ["train_ensemble", "stream_config", "stream_starts", "stream_dir", "choose_weights", "validation_stream_logits",
-           "WEIGHT_GRID"]
+__all__ = ["train_ensemble", "stream_config", "stream_starts", "stream_dir", "choose_weights",
+           "validation_stream_logits", "WEIGHT_GRID"]
 
 #: The weights tried per stream (PYSKL's usual 2:2:1:1 is among the combinations).
 WEIGHT_GRID = (0.0, 0.5, 1.0, 2.0)

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hostile import expect_error
 
 from skelact.checkpoint import Checkpoint
 from skelact.cli import main
 from skelact.data.io import load_annotations, save_annotations
-from hostile import expect_error
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
