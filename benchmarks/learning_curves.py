@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -40,27 +39,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
+from common import SkelactFailed, cli, shared_default  # noqa: E402
+
 from skelact.bench.report import cpu_model  # noqa: E402
 from skelact.data.io import atomic_write, load_annotations, save_annotations  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 #: dataset name -> (skelact convert arguments below SHARED/data, the converted file's name)
 DATASETS = {"penn": (["penn", "penn_action"], "penn_action.pkl"),
             "ucla": (["ucla", "nwucla/all_sqe"], "nwucla.pkl")}
 _LOCK = threading.Lock()
-
-
-def cli(args: list[str], log: Path, threads: int) -> float:
-    """Run ``python -m skelact.cli ARGS`` (output to ``log``) with ``threads`` threads; its wall time in s."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    t0 = time.perf_counter()
-    with open(log, "w") as f:
-        rc = subprocess.run([sys.executable, "-m", "skelact.cli", *args], stdout=f, stderr=subprocess.STDOUT,
-                            cwd=ROOT, env=env).returncode
-    if rc != 0:
-        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-        raise RuntimeError(f"skelact {args[0]} failed (status {rc}), log {log}:\n" + "\n".join(tail))
-    return time.perf_counter() - t0
 
 
 def subset(data: dict, per_class: int | None, seed: int) -> dict:
@@ -144,10 +131,9 @@ def write_summary(out: Path) -> None:
 
 
 def main() -> None:
-    shared_default = os.environ.get("SKELACT_SHARED", str(ROOT.parent / "shared"))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", choices=sorted(DATASETS), required=True)
-    ap.add_argument("--shared", type=Path, default=Path(shared_default), help="the shared data folder")
+    ap.add_argument("--shared", type=Path, default=shared_default(), help="the shared data folder")
     ap.add_argument("--out", type=Path, required=True, help="output folder (shared by datasets and sittings)")
     ap.add_argument("--per-class", default="5,10,20,50,full", help="training clips per class, or full")
     ap.add_argument("--seeds", default="0,1,2")
@@ -186,7 +172,7 @@ def main() -> None:
         name, data_file, v, seed = job
         try:
             r = run_one(out, name, data_file, v, seed, args, threads)
-        except RuntimeError as e:
+        except SkelactFailed as e:
             print(f"{name}: {e}", flush=True)
             return
         print(f"{name}: top-1 last {r.get('top1_last', '-')} best {r.get('top1_best', '-')}, "

@@ -35,13 +35,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from ut_interaction import cli  # noqa: E402  (the same "run one skelact command, fail loudly" step)
+from common import SkelactFailed, cli, shared_default  # noqa: E402
 
 from skelact.data.io import atomic_write, load_annotations, save_annotations  # noqa: E402
 from skelact.data.splits import carve_split  # noqa: E402
 from skelact.skeleton import get_layout, joint_mapping  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 TARGET = get_layout("penn13")
 
 
@@ -78,9 +77,8 @@ def common_joints(data: dict, name: str, split: str | None) -> list[dict]:
 
 
 def main() -> None:
-    shared_default = os.environ.get("SKELACT_SHARED", str(ROOT.parent / "shared"))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", type=Path, default=Path(shared_default), help="the shared data folder")
+    ap.add_argument("--shared", type=Path, default=shared_default(), help="the shared data folder")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     ap.add_argument("--leave-out", choices=["penn", "ucla", "ut"], action="append", default=[],
                     help="leave a dataset out (repeatable)")
@@ -138,4 +136,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SkelactFailed as e:  # the command, its status and its log's tail; no traceback
+        sys.exit(str(e))

@@ -32,7 +32,6 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,10 +40,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
+from common import SkelactFailed, cli, shared_default  # noqa: E402
+
 from skelact.bench.report import cpu_model  # noqa: E402
 from skelact.data.io import atomic_write, load_annotations, save_annotations  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 BUSY_LOAD = 2.5  # 1-minute load average above which a 2-core timing is marked "machine busy"
 NAME = re.compile(r"segmented_set1_(\d+)_(\d+)_(\d+)$")  # clip index, sequence, class id
 
@@ -74,19 +74,6 @@ def fold_split(names: list[str], sequence: int) -> dict[str, list[str]]:
     return {"train": [n for n in names if sequence_of(n) != sequence], "test": test}
 
 
-def cli(args: list[str], log: Path) -> float:
-    """Run ``python -m skelact.cli ARGS`` (output to ``log``); its wall time in seconds. Fails loudly."""
-    t0 = time.perf_counter()
-    with open(log, "w") as f:
-        rc = subprocess.run([sys.executable, "-m", "skelact.cli", *args], stdout=f, stderr=subprocess.STDOUT,
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}).returncode
-    seconds = time.perf_counter() - t0
-    if rc != 0:
-        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-        sys.exit(f"skelact {args[0]} failed (status {rc}), log {log}:\n" + "\n".join(tail))
-    return seconds
-
-
 def load() -> float:
     return round(os.getloadavg()[0], 2)
 
@@ -105,9 +92,8 @@ def pose_coverage(data: dict) -> dict:
 
 
 def main() -> None:
-    shared_default = os.environ.get("SKELACT_SHARED", str(ROOT.parent / "shared"))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", type=Path, default=Path(shared_default), help="the shared data folder")
+    ap.add_argument("--shared", type=Path, default=shared_default(), help="the shared data folder")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     ap.add_argument("--folds", type=parse_folds, default=list(range(1, 11)), help="sequences held out (default 1-10)")
     ap.add_argument("--pose-model", type=Path, default=None,
@@ -230,4 +216,7 @@ def markdown(s: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SkelactFailed as e:  # the command, its status and its log's tail; no traceback
+        sys.exit(str(e))
