@@ -92,7 +92,9 @@ def _auto_recipe(args: argparse.Namespace, source: object) -> tuple[object, obje
         if args.overrides:
             print(f"  then --set {' '.join(args.overrides)}")
         if args.streams is not None:
-            print(f"  then --streams {','.join(s.name for s in args.streams)}: one network per stream, in "
+            whose = " (the streams of the --init ensemble; --streams j for one network)" if args.streams_from_init \
+                else ""
+            print(f"  then --streams {','.join(s.name for s in args.streams)}{whose}: one network per stream, in "
                   f"{args.work_dir / 'streams'}")
         print(f"it is written to {args.work_dir / 'config.yaml'}: edit it and train with "
               f"`skelact train {args.work_dir / 'config.yaml'} --work-dir NEW_DIR`")
@@ -112,7 +114,13 @@ def _cmd_train(args: argparse.Namespace) -> None:
         check_output(result_file, [args.config])
     init, source = _init_file(args.init, "--init") if args.init is not None else (None, None)
     packed = None
+    args.streams_from_init = False
     if args.config.suffix.lower() in PICKLE_SUFFIXES:
+        if args.streams is None and args.overfit is None and source is not None and source.streams:
+            import dataclasses  # fine-tuning an ensemble makes one (a recipe without streams: one network)
+
+            args.streams = [dataclasses.replace(s, weight=None) for s in source.streams]
+            args.streams_from_init = True
         cfg, packed = _auto_recipe(args, source)
     else:
         for option in ("model", "layout", "val_fraction"):
@@ -270,9 +278,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", default=None, metavar="CKPT|NAME",
                    help="fine-tune: start from a checkpoint or shipped model, its joints matched to the data's by "
                    "name, its input channels by meaning, its head rebuilt for new classes (recipe key: init); "
-                   "with a data file, its model is the default --model; with --streams, each stream it has a "
-                   "network for (an ensemble: per stream; a model: the stream of its features) starts from it, "
-                   "the others from scratch")
+                   "with a data file, its model (and an ensemble's streams) are the default --model (and "
+                   "--streams); with --streams, each stream it has a network for (an ensemble: per stream; a "
+                   "model: the stream of its features) starts from it, the others from scratch")
     p.add_argument("--backbone-lr-mult", type=_non_negative, default=None, metavar="F",
                    help="with --init: the learning rate of all but the classifier is lr x F; 0 freezes them "
                    "(recipe key: optim.backbone_lr_mult; default 1)")

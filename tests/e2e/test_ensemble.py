@@ -15,6 +15,7 @@ from hostile import expect_error
 
 from skelact.checkpoint import Checkpoint
 from skelact.cli import main
+from skelact.config import config_to_yaml
 from skelact.data.io import load_annotations, save_annotations
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -116,27 +117,27 @@ def _stem(ckpt: Path, stream: str | None) -> torch.Tensor:
 
 def test_init_an_ensemble_stream_by_stream(penn: Path, trained: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    """`--init ENSEMBLE --streams`: each stream starts from the network of the same features (frozen
-    here, so its weights must be the source's exactly); a single model run takes the joint stream."""
+    """`--init ENSEMBLE` on a data file trains the same streams, each from the network of its features
+    (frozen here, so its weights must be the source's exactly)."""
     work = tmp_path / "ens"
-    assert main(["train", str(penn), "--init", str(trained), "--streams", "b,jm", "--work-dir", str(work),
-                 *_FAST]) == 0
+    capsys.readouterr()
+    assert main(["train", str(penn), "--init", str(trained), "--work-dir", str(work), *_FAST]) == 0
+    assert "then --streams j,b,jm,bm (the streams of the --init ensemble; --streams j for one network)" in \
+        capsys.readouterr().out
     log = (work / "log.txt").read_text()
     assert f"stream b: training in {work / 'streams' / 'b'}, starting from {trained}" in log
     assert f"init: weights of {trained} (stream b)" in (work / "streams" / "b" / "log.txt").read_text()
-    for s in ("b", "jm"):
+    for s in ("j", "b", "jm", "bm"):
         assert torch.equal(_stem(work / "best.pt", s), _stem(trained, s))
-    single = tmp_path / "single"
-    assert main(["train", str(penn), "--init", str(trained), "--work-dir", str(single), *_FAST]) == 0
-    assert torch.equal(_stem(single / "last.pt", None), _stem(trained, "j"))
 
 
 def test_init_a_single_model_starts_its_own_stream_only(penn: Path, trained: Path, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     """A joint model starts the joint stream; the bone stream trains from scratch at the full learning
-    rate (``--backbone-lr-mult`` applies to loaded weights), and the log says so."""
+    rate (``--backbone-lr-mult`` applies to loaded weights), and the log says so. A recipe without
+    streams fine-tunes one network from an ensemble: its joint stream."""
     joint = tmp_path / "joint"
-    assert main(["train", str(penn), "--init", str(trained), "--work-dir", str(joint), *_FAST]) == 0
+    assert main(["train", str(penn), "--model", "kpc3d_small", "--work-dir", str(joint), *_FAST[2:]]) == 0
     work = tmp_path / "ens"
     assert main(["train", str(penn), "--init", str(joint / "last.pt"), "--streams", "j,b", "--work-dir", str(work),
                  *_FAST]) == 0
@@ -147,18 +148,26 @@ def test_init_a_single_model_starts_its_own_stream_only(penn: Path, trained: Pat
     assert "init:" not in (work / "streams" / "b" / "log.txt").read_text()
     assert Checkpoint.load(work / "streams" / "b" / "last.pt").config.optim.backbone_lr_mult == 1
     assert torch.equal(_stem(work / "best.pt", "j"), _stem(joint / "last.pt", None))
+    single = tmp_path / "single"
+    assert main(["train", str(joint / "config.yaml"), "--init", str(trained), "--work-dir", str(single),
+                 *_FAST]) == 0
+    assert torch.equal(_stem(single / "last.pt", None), _stem(trained, "j"))
 
 
 def test_init_from_an_ensemble_without_the_runs_features(penn: Path, trained: Path, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    """A single model run from an ensemble with no joint stream: one line naming the file and the streams."""
+    """A recipe of one joint network from an ensemble with no joint stream: one line naming the file
+    and the streams."""
     ckpt = Checkpoint.load(trained)
     bone = dataclasses.replace(ckpt.config.model, streams=[s for s in ckpt.config.model.streams if s.name == "b"])
     only_b = dataclasses.replace(ckpt, config=dataclasses.replace(ckpt.config, model=bone),
                                  model={k: v for k, v in ckpt.model.items() if k.startswith("streams.b.")})
     path = tmp_path / "bone_only.pt"
     only_b.save(path)
-    expect_error(capsys, ["train", str(penn), "--init", str(path), "--work-dir", str(tmp_path / "w"), *_FAST],
+    recipe = tmp_path / "joint.yaml"
+    one = dataclasses.replace(ckpt.config, model=dataclasses.replace(ckpt.config.model, streams=[]))
+    recipe.write_text(config_to_yaml(one))
+    expect_error(capsys, ["train", str(recipe), "--init", str(path), "--work-dir", str(tmp_path / "w"), *_FAST],
                  [f"{path}: an ensemble whose streams see bone; none sees joint, what the run trains on"],
                  watch=[tmp_path])
     assert not (tmp_path / "w").exists()
