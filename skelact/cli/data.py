@@ -107,13 +107,19 @@ def _cmd_split(args: argparse.Namespace) -> None:
 
 def _cmd_info(args: argparse.Namespace) -> None:
     from skelact.data.io import load_annotations, summarize
+    from skelact.models.weights import list_pretrained
 
-    if _is_zip(args.file):  # torch.save's format; a PYSKL pickle is a plain pickle
+    path = args.file
+    if not path.exists() and str(path) in list_pretrained():  # a shipped model's name: its verified file
+        from skelact.inference import resolve_model_spec
+
+        path, _ = resolve_model_spec(str(path))
+    if _is_zip(path):  # torch.save's format; a PYSKL pickle is a plain pickle
         from skelact.checkpoint import Checkpoint
 
-        print(Checkpoint.load(args.file).describe())
+        print(Checkpoint.load(path).describe())
         return
-    print(summarize(load_annotations(args.file, allow_unlabeled=True)))
+    print(summarize(load_annotations(path, allow_unlabeled=True)))
 
 
 def _is_zip(path: Path) -> bool:
@@ -246,7 +252,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        description="An annotation .pkl: clips per split, classes and clips per class, frames, "
                        "persons, joints, dims. A checkpoint (.pt): its model, classes, layout, training, "
                        "calibration and timeline threshold.")
-    p.add_argument("file", type=Path, help="annotation .pkl or checkpoint .pt")
+    p.add_argument("file", type=Path, help="annotation .pkl, checkpoint .pt or a shipped model's name")
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("viz", help="draw a dataset clip's skeletons as a video",

@@ -59,6 +59,14 @@ def test_info_on_a_checkpoint(run: dict[str, Path], tmp_path: Path, capsys: pyte
     expect_error(capsys, ["info", str(bad)], [str(bad)], [tmp_path])
 
 
+def test_info_on_a_shipped_model(capsys: pytest.CaptureFixture[str]) -> None:
+    """``info pretrain_kpc3d``: a shipped model by name, its four streams listed."""
+    capsys.readouterr()
+    assert main(["info", "pretrain_kpc3d"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("model: kpc3d, ") and "streams j (joint, " in out and "classes: 31: penn:" in out
+
+
 def test_viz_unknown_clip(data_root, tmp_path, capsys):
     pkl = tmp_path / "u.pkl"
     assert main(["convert", "ucla", str(data_root / "nwucla"), "-o", str(pkl)]) == 0

@@ -19,8 +19,8 @@ def test_shipped_model_is_registered_and_verified():
 
 
 def test_shipped_pretrained_start_is_registered_and_verified():
-    """``--init pretrain_kpc3d``: a kpc3d on the penn13 joints, with a score channel (2D data of any layout
-    that names them maps onto it)."""
+    """``--init pretrain_kpc3d``: a four-stream kpc3d ensemble on the penn13 joints, with a score channel (2D
+    data of any layout that names them maps onto it), a network per stream for ``train --init`` to start."""
     from skelact.checkpoint import Checkpoint
 
     info = pretrained_info("pretrain_kpc3d")
@@ -28,6 +28,9 @@ def test_shipped_pretrained_start_is_registered_and_verified():
     assert {c.split(":")[0] for c in info.classes} == {"penn", "ucla", "ut"}
     ckpt = Checkpoint.load(get_weights("pretrain_kpc3d"))  # checks the sha256
     assert ckpt.classes == list(info.classes) and ckpt.in_channels == 3 and ckpt.train is None
+    streams = ckpt.config.model.streams
+    assert [(s.name, s.features) for s in streams] == [("j", ["joint"]), ("b", ["bone"]), ("jm", ["joint_motion"]),
+                                                       ("bm", ["bone_motion"])]
 
 
 def test_shipped_model_on_real_penn_test_clips(data_root):
