@@ -130,10 +130,13 @@ def _cmd_train(args: argparse.Namespace) -> None:
                                f"recipe names its own (model.name, data.layout, data.val_fraction)")
         cfg = load_config(args.config, args.overrides)
         if cfg.init is not None and args.init is None:
-            init, _ = _init_file(cfg.init, f"{args.config}: init")
+            init, source = _init_file(cfg.init, f"{args.config}: init")
     cfg = _fine_tuning(cfg, args)
     if args.streams is not None:
         cfg = _with_streams(cfg, args.streams)
+    if source is not None and source.name != cfg.model.name:  # before any stream or folder is made
+        raise CLIError(f"{cfg.init}: holds a {source.name!r} model, the run trains {cfg.model.name!r}; train "
+                       f"{source.name!r} (--model, or model.name in the recipe)")
     from skelact.engine.workdir import RUN_FILES
 
     inputs = [args.config, *recipe_inputs(cfg), *existing_files(args.layout), init]

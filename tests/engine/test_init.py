@@ -150,6 +150,10 @@ def test_refusals(run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFi
     for extra, needles, status in cases:
         expect_error(capsys, [*base, *extra], needles, watch=watch, status=status)
         assert not work.exists(), extra
+    # A data file and the shipped ensemble start of another family: refused before a stream's folder is made.
+    expect_error(capsys, ["train", str(run["data"]), "--init", "pretrain_kpc3d", "--model", "stgcnpp", "--work-dir",
+                          str(work)], ["pretrain_kpc3d: holds a 'kpc3d' model, the run trains 'stgcnpp'"], watch=watch)
+    assert not work.exists()
 
 
 def test_recipe_refusals(run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
