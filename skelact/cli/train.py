@@ -141,15 +141,21 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     inputs = [args.config, *recipe_inputs(cfg), *existing_files(args.layout), init]
     check_output_dir(args.work_dir, RUN_FILES, inputs)
+    from skelact.stream.fitting import TRAIN_FIT_CLIPS, timeline_refiner
+
+    # The timeline's own unknown threshold, fitted after the calibration on the validation clips joined
+    # (at most TRAIN_FIT_CLIPS of them): `predict --window` then holds the threshold the rule it uses needs.
+    refine = timeline_refiner(accept=cfg.calibration.accept, max_clips=TRAIN_FIT_CLIPS)
     if cfg.model.streams:  # an ensemble: each stream trained in WORK_DIR/streams/<name>, then fused
         from skelact.engine.ensemble import stream_dir, train_ensemble
 
         for stream in cfg.model.streams:  # each stream's folder is a work dir too
             check_output_dir(stream_dir(args.work_dir, stream), RUN_FILES, inputs)
 
-        result = train_ensemble(cfg, args.work_dir, resume=args.resume, packed=packed, init=init)
+        result = train_ensemble(cfg, args.work_dir, resume=args.resume, packed=packed, init=init, refine=refine)
     else:
-        result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit, packed=packed, init=init)
+        result = train(cfg, args.work_dir, resume=args.resume, overfit=args.overfit, packed=packed, init=init,
+                       refine=refine)
     if result_file is not None:
         _write_result(result_file, result)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports

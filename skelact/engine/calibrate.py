@@ -12,7 +12,8 @@ both chosen on a validation split only.
   clips is accepted; anything less confident is reported as "unknown action (closest: X, p)".
 
 ``train`` calls :func:`calibrate` after the last epoch and stores the result in ``last.pt`` and
-``best.pt``; ``skelact calibrate CKPT`` does it for an existing checkpoint.
+``best.pt`` (``skelact train`` also fits the timeline's threshold there, :func:`refine_after_training`);
+``skelact calibrate CKPT`` does it for an existing checkpoint.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from skelact.checkpoint import Calibration
 from skelact.engine.metrics import expected_calibration_error
 from skelact.inference import view_probs
 
-__all__ = ["MIN_FIT_CLIPS", "fit_temperature", "unknown_threshold", "calibrate", "calibrate_checkpoint"]
+__all__ = ["MIN_FIT_CLIPS", "Refine", "fit_temperature", "unknown_threshold", "calibrate", "refine_after_training",
+           "describe", "calibrate_checkpoint"]
 
 _LOG_T = (math.log(0.05), math.log(20.0))
 #: Fewer validation clips than this fit no temperature (T stays 1).
@@ -81,6 +83,34 @@ def calibrate(logits: np.ndarray, labels: np.ndarray, split: str, accept: float 
 #: A further fit on the same validation clips, from a layer above (``skelact.stream.fitting``'s timeline
 #: threshold): ``(calibration, checkpoint with the run's config, its model, the clips) -> calibration``.
 Refine = Callable[[Calibration, Any, Any, list[dict]], Calibration]
+
+
+def refine_after_training(refine: Refine | None, calibration: Calibration, ckpt: Any, model: Any, clips: list[dict],
+                          log: Callable[[str], None]) -> Calibration:
+    """Training's last step: ``refine`` (the timeline threshold, from the CLI) on the validation clips.
+
+    A fit that fails (e.g. clips too short for the timeline's windows) leaves ``calibration`` as it
+    was and says so in ``log``: a trained model is not thrown away for it.
+    """
+    from skelact.errors import SkelactError
+
+    if refine is None:
+        return calibration
+    try:
+        return refine(calibration, ckpt, model, clips)
+    except SkelactError as e:
+        log(f"timeline threshold not fitted ({e}); predict --window uses the clip threshold")
+        return calibration
+
+
+def describe(c: Calibration) -> str:
+    """What training logs of a calibration: temperature, ECE, the unknown threshold (and the timeline's)."""
+    text = (f"temperature {c.temperature:.3f}, ECE {c.ece_before:.4f} -> {c.ece_after:.4f}; unknown below p = "
+            f"{c.threshold:.3f} ({c.accept_rate:.1%} of the clips accepted)")
+    if c.timeline_threshold is not None and c.timeline_accept is not None:
+        text += (f"; timeline (predict --window): unknown below p = {c.timeline_threshold:.3f} "
+                 f"({c.timeline_accept:.1%} of the frames of joined validation clips accepted)")
+    return text
 
 
 def calibrate_checkpoint(checkpoint: Path, out: Path, split: str | None = None, accept: float = 0.95,

@@ -34,7 +34,7 @@ from skelact.config import Config, ConfigError, StreamConfig, config_to_yaml
 from skelact.data.dataset import PackedClips
 from skelact.data.io import atomic_write
 from skelact.engine import builders, metrics
-from skelact.engine.calibrate import calibrate
+from skelact.engine.calibrate import Refine, calibrate, describe, refine_after_training
 from skelact.engine.distributed import ShardSampler
 from skelact.engine.train import _log, train
 from skelact.engine.workdir import lock_work_dir, remove_stale_temporaries
@@ -150,8 +150,8 @@ def choose_weights(stream_logits: np.ndarray, labels: np.ndarray,
     return best[1], -best[0][0]
 
 
-def train_ensemble(cfg: Config, work_dir: Path, resume: bool = False,
-                   packed: PackedClips | None = None, init: str | Path | None = None) -> dict[str, Any]:
+def train_ensemble(cfg: Config, work_dir: Path, resume: bool = False, packed: PackedClips | None = None,
+                   init: str | Path | None = None, refine: Refine | None = None) -> dict[str, Any]:
     """Train ``cfg.model.streams`` one after another and write the ensemble to ``work_dir/best.pt``.
 
     Args:
@@ -162,6 +162,7 @@ def train_ensemble(cfg: Config, work_dir: Path, resume: bool = False,
         packed: ``cfg.data.ann_file`` already loaded.
         init: The checkpoint file ``cfg.init`` names (None: ``cfg.init``): each stream it has a
             network for starts from that network (:func:`stream_starts`), the others from scratch.
+        refine: A further fit after the ensemble's calibration (``skelact train``: the timeline threshold).
 
     Returns:
         ``best_top1`` (the ensemble's validation top-1), ``best_epoch``, ``validation``,
@@ -182,7 +183,7 @@ def train_ensemble(cfg: Config, work_dir: Path, resume: bool = False,
         work_dir.mkdir(parents=True, exist_ok=True)
         with lock_work_dir(work_dir):  # one run per work dir; each stream locks its own folder too
             remove_stale_temporaries(work_dir)
-            return _train_ensemble(cfg, work_dir, resume, packed, init if init is not None else cfg.init)
+            return _train_ensemble(cfg, work_dir, resume, packed, init if init is not None else cfg.init, refine)
     except BaseException:
         if created and work_dir.is_dir() and not any(work_dir.iterdir()):
             work_dir.rmdir()  # failed before writing anything: leave no trace
@@ -190,7 +191,7 @@ def train_ensemble(cfg: Config, work_dir: Path, resume: bool = False,
 
 
 def _train_ensemble(cfg: Config, work_dir: Path, resume: bool, packed: PackedClips | None,
-                    init: str | Path | None) -> dict[str, Any]:
+                    init: str | Path | None, refine: Refine | None) -> dict[str, Any]:
     if packed is None:
         packed = builders.load_clips(cfg.data)
     text = config_to_yaml(cfg).encode("utf-8")
@@ -262,12 +263,14 @@ def _train_ensemble(cfg: Config, work_dir: Path, resume: bool, packed: PackedCli
     calibration = None
     if cfg.calibration.enabled:
         calibration = calibrate(fused, labels, builders.validation_name(cfg), cfg.calibration.accept)
-        _log(f"calibrated the ensemble on {validation}: temperature {calibration.temperature:.3f}, ECE "
-             f"{calibration.ece_before:.4f} -> {calibration.ece_after:.4f}; unknown below p = "
-             f"{calibration.threshold:.3f} ({calibration.accept_rate:.1%} of the clips accepted)", work_dir)
-    Checkpoint(model={name: w.cpu() for name, w in model.state_dict().items()}, config=final, classes=classes,
-               layout=layout, in_channels=in_channels, epoch=cfg.optim.epochs, best_metric=top1,
-               best_epoch=cfg.optim.epochs, calibration=calibration).save(work_dir / "best.pt")
+    ckpt = Checkpoint(model={name: w.cpu() for name, w in model.state_dict().items()}, config=final, classes=classes,
+                      layout=layout, in_channels=in_channels, epoch=cfg.optim.epochs, best_metric=top1,
+                      best_epoch=cfg.optim.epochs, calibration=calibration)
+    if calibration is not None:
+        ckpt.calibration = refine_after_training(refine, calibration, ckpt, model,
+                                                 [packed.clip(int(i)) for i in val_idx], lambda t: _log(t, work_dir))
+        _log(f"calibrated the ensemble on {validation}: {describe(ckpt.calibration)}", work_dir)
+    ckpt.save(work_dir / "best.pt")
     _log(f"wrote the ensemble to {work_dir / 'best.pt'}", work_dir)
     return {"best_top1": top1, "best_epoch": cfg.optim.epochs, "validation": validation,
             "num_val_clips": len(labels), "weights": dict(zip([s.name for s in streams], weights, strict=True)),

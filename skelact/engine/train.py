@@ -33,7 +33,7 @@ from skelact.config import Config, ConfigError, config_to_yaml
 from skelact.data.dataset import PackedClips, SkeletonDataset
 from skelact.data.io import atomic_path, atomic_write
 from skelact.engine import builders, metrics
-from skelact.engine.calibrate import calibrate
+from skelact.engine.calibrate import Refine, calibrate, describe, refine_after_training
 from skelact.engine.distributed import (
     DistInfo,
     ShardSampler,
@@ -206,7 +206,8 @@ def _fmt(v: float | None) -> str:
 
 
 def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None = None,
-          packed: PackedClips | None = None, init: str | Path | None = None) -> dict[str, Any]:
+          packed: PackedClips | None = None, init: str | Path | None = None,
+          refine: Refine | None = None) -> dict[str, Any]:
     """Train a model as the recipe says; works alone or under ``torchrun``.
 
     Args:
@@ -221,6 +222,8 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None
         init: The checkpoint file ``cfg.init`` names (the CLI resolves a shipped model's name to
             its file); None: ``cfg.init`` as a path. Applied when the run starts, not on a resume
             from ``last.pt`` (which holds the weights it led to).
+        refine: A further fit after the calibration, on the validation clips (``skelact train``
+            passes the timeline threshold's, ``stream.fitting.timeline_refiner``).
 
     Returns:
         Final metrics: ``epoch``, ``train_loss``, ``train_top1``, ``val_*`` of the last validation,
@@ -242,7 +245,7 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None
                 work_dir.mkdir(parents=True, exist_ok=True)
                 stack.enter_context(lock_work_dir(work_dir))  # one run per work dir
                 remove_stale_temporaries(work_dir)  # left by a run killed while writing
-            return _train(cfg, work_dir, resume, overfit, info, packed, init)
+            return _train(cfg, work_dir, resume, overfit, info, packed, init, refine)
     except BaseException:
         if created and info.rank == 0 and work_dir.is_dir() and not any(work_dir.iterdir()):
             work_dir.rmdir()  # failed before writing anything: leave no trace
@@ -253,7 +256,7 @@ def train(cfg: Config, work_dir: Path, resume: bool = False, overfit: int | None
 
 
 def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info: DistInfo,
-           packed: PackedClips | None, init: str | Path | None) -> dict[str, Any]:
+           packed: PackedClips | None, init: str | Path | None, refine: Refine | None) -> dict[str, Any]:
     main_rank = info.rank == 0
     keep_freed_memory()  # every step frees and allocates the same large activations again
     if overfit is not None:
@@ -419,12 +422,10 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
         writer.close()
     if last and overfit is None and cfg.calibration.enabled:
         calibrations = _calibrate_checkpoints(cfg, packed, layout, val_idx, eval_model, info, work_dir,
-                                              best_epoch, cfg.optim.epochs, classes, in_channels)
+                                              best_epoch, cfg.optim.epochs, classes, in_channels, refine)
         if main_rank:
             for name, c in calibrations.items():
-                _log(f"calibrated {name} on {validation}: temperature {c.temperature:.3f}, ECE {c.ece_before:.4f} -> "
-                     f"{c.ece_after:.4f}; unknown below p = {c.threshold:.3f} ({c.accept_rate:.1%} of the clips "
-                     "accepted)", work_dir)
+                _log(f"calibrated {name} on {validation}: {describe(c)}", work_dir)
     if main_rank and rows:
         from skelact.viz.plots import plot_curves
 
@@ -439,10 +440,11 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
 
 def _calibrate_checkpoints(cfg: Config, packed: PackedClips, layout: Layout, val_idx: np.ndarray,
                            last_model: nn.Module, info: DistInfo, work_dir: Path, best_epoch: int,
-                           last_epoch: int, classes: list[str], in_channels: int) -> dict[str, Calibration]:
+                           last_epoch: int, classes: list[str], in_channels: int,
+                           refine: Refine | None) -> dict[str, Calibration]:
     """Fit temperature and unknown threshold on the validation split (the test-time views, scored as
-    ``skelact calibrate`` scores them) for ``last.pt`` and ``best.pt``, and store them there. Every rank
-    predicts; rank 0 writes."""
+    ``skelact calibrate`` scores them) for ``last.pt`` and ``best.pt``, then ``refine`` (rank 0), and
+    store them there. Every rank predicts; rank 0 refines and writes."""
     options = ScoreOptions(workers=cfg.data.num_workers, amp=cfg.optim.amp, progress="calibration")
     out: dict[str, Calibration] = {}
     for name in ("last.pt", "best.pt"):
@@ -460,6 +462,11 @@ def _calibrate_checkpoints(cfg: Config, packed: PackedClips, layout: Layout, val
             scores = score_clips(predictor, packed, val_idx, options, shard=(info.rank, info.world_size),
                                  gather=all_gather_objects)
             out[name] = calibrate(scores.logits, scores.labels, builders.validation_name(cfg), cfg.calibration.accept)
+            if info.rank == 0:
+                run = Checkpoint(model={}, config=cfg, classes=classes, layout=layout, in_channels=in_channels)
+                out[name] = refine_after_training(refine, out[name], run, model,
+                                                  [packed.clip(int(i)) for i in val_idx],
+                                                  lambda text, n=name: _log(f"{n}: {text}", work_dir))
         if info.rank == 0 and path.is_file():
             ckpt = Checkpoint.load(path, require_train_state=name == "last.pt")
             ckpt.calibration = out[name]

@@ -38,12 +38,15 @@ if TYPE_CHECKING:
     from skelact.inference import Predictor
     from skelact.skeleton import Layout
 
-__all__ = ["OUTSIDE", "FIT_FPS", "TimelineFit", "JoinedSequence", "join_sequences", "frame_confidence",
-           "timeline_threshold", "fit_timeline", "OutsideDataError", "load_outside", "timeline_refiner"]
+__all__ = ["OUTSIDE", "FIT_FPS", "TRAIN_FIT_CLIPS", "TimelineFit", "JoinedSequence", "join_sequences",
+           "frame_confidence", "timeline_threshold", "fit_timeline", "OutsideDataError", "load_outside",
+           "timeline_refiner"]
 
 OUTSIDE = -1  #: true label of a joined out-of-class frame
 #: Frame rate assumed for clips (PYSKL files carry none; Penn Action's YouTube clips are ~30 fps).
 FIT_FPS = 30.0
+#: Validation clips ``skelact train`` fits the timeline threshold on, at most (a seeded draw beyond).
+TRAIN_FIT_CLIPS = 500
 
 
 @dataclass(frozen=True)
@@ -254,13 +257,17 @@ def load_outside(path: str | Path, model_layout: Layout) -> list[dict]:
     return out
 
 
-def timeline_refiner(outside: Sequence[dict] = (), source: str | Path = "", accept: float = 0.95):  # -> Refine
-    """The ``refine`` step of ``engine.calibrate.calibrate_checkpoint`` that adds the timeline threshold.
+def timeline_refiner(outside: Sequence[dict] = (), source: str | Path = "", accept: float = 0.95,
+                     max_clips: int | None = None):  # -> Refine
+    """The ``refine`` step of ``engine.calibrate.calibrate_checkpoint`` (and of training's calibration) that
+    adds the timeline threshold.
 
     Args:
         outside: Out-of-class clips in the model's layout (:func:`load_outside`).
         source: Their file as the user named it (in messages; its name is stored as ``Calibration.timeline_data``).
         accept: Share of in-class frames the threshold accepts at least.
+        max_clips: Fit on at most this many of the validation clips (a seeded draw): the fit classifies
+            sliding windows over them, about 0.1 s a clip on one CPU core.
     """
     import dataclasses
 
@@ -268,6 +275,9 @@ def timeline_refiner(outside: Sequence[dict] = (), source: str | Path = "", acce
     from skelact.inference import Predictor
 
     def refine(calibration: Calibration, ckpt, model, clips: list[dict]) -> Calibration:
+        if max_clips is not None and len(clips) > max_clips:
+            keep = np.sort(np.random.default_rng(0).choice(len(clips), max_clips, replace=False))
+            clips = [clips[int(i)] for i in keep]
         dims = {int(np.shape(c["keypoint"])[-1]) for c in clips[:1]}
         other = {int(np.shape(c["keypoint"])[-1]) for c in outside} - dims
         if other and dims:  # known only now: the validation clips are loaded by calibrate_checkpoint

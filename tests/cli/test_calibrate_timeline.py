@@ -87,3 +87,38 @@ def test_bad_unknown_data_is_one_line(run: dict[str, Path], ntu_file: Path, tmp_
     expect_error(capsys, ["calibrate", str(run["ckpt"]), "-o", str(ntu_file), "--force", "--unknown-data",
                           str(ntu_file)], [str(ntu_file), "is also an input"], [ntu_file.parent])
     assert not out.exists()
+
+
+def test_train_fits_the_timeline_threshold_as_calibrate_does(
+        run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``skelact train`` ends with the timeline's threshold fitted on its validation clips: the value
+    ``skelact calibrate`` fits for the same checkpoint (a fresh model's ``predict --window`` no longer
+    falls back to the clip threshold)."""
+    work = tmp_path / "w"
+    assert main(["train", str(run["recipe"]), "--work-dir", str(work)]) == 0
+    trained = Checkpoint.load(work / "last.pt").calibration
+    assert trained is not None and trained.timeline_threshold is not None and trained.timeline_accept >= 0.95
+    assert "; timeline (predict --window): unknown below p = " in (work / "log.txt").read_text()
+    again = tmp_path / "cal.pt"
+    assert main(["calibrate", str(work / "last.pt"), "-o", str(again)]) == 0
+    refit = Checkpoint.load(again).calibration
+    assert (refit.timeline_threshold, refit.timeline_accept) == (trained.timeline_threshold, trained.timeline_accept)
+
+
+def test_train_keeps_its_model_when_the_timeline_fit_fails(
+        run: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A timeline fit that cannot be made (clips too short for the windows) is a line in the log, not a
+    failed training: the clip calibration is stored, the timeline falls back to it."""
+    import skelact.stream.fitting as fitting
+
+    def too_short(*args: object, **kwargs: object) -> None:
+        raise ValueError("no in-class frame could be scored")
+
+    monkeypatch.setattr(fitting, "fit_timeline", too_short)
+    work = tmp_path / "w"
+    assert main(["train", str(run["recipe"]), "--work-dir", str(work)]) == 0
+    c = Checkpoint.load(work / "last.pt").calibration
+    assert c is not None and c.threshold is not None and c.timeline_threshold is None
+    assert "timeline threshold not fitted (timeline threshold: no in-class frame could be scored)" in \
+        (work / "log.txt").read_text()
