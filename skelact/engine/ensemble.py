@@ -70,7 +70,7 @@ def stream_starts(streams: list[StreamConfig], init: str | Path | None) -> dict[
     """What each stream starts from: ``init`` where it has a network that sees the stream's features
     (an ensemble checkpoint: the stream of those features; a single model: the stream of its
     features), else None (from scratch). A joint model is no start for the bone or motion streams:
-    started from it, they stayed 20-45 points below their from-scratch validation top-1 (Penn Action,
+    started from it, they reached 33-60 % validation top-1 against 80 % from scratch (Penn Action,
     10 clips per class)."""
     if init is None:
         return {s.name: None for s in streams}
