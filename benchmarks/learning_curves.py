@@ -12,7 +12,8 @@ step a ``python -m skelact.cli`` process timed by wall clock:
 - ``scratch``: ``skelact train DATA.pkl --model M --seed S`` (the zero-config recipe; it carves
   its validation share out of the N clips per class);
 - ``streams``: the same with ``--streams j,b,jm,bm`` (one ensemble checkpoint);
-- ``init``: the same with ``--init CKPT`` (fine-tuning); ``init-streams``: both;
+- ``init``: the same with ``--init CKPT`` (fine-tuning); ``init-streams``: both (each stream from the
+  start's network of its features: a four-stream start from ``pretrain.py --streams j,b,jm,bm``);
 
 then ``skelact test`` on the test split (10 views): ``last.pt`` and ``best.pt`` of a single model,
 ``best.pt`` of an ensemble (it has no ``last.pt``). A run's result is ``OUT/runs/NAME/result.json``;
