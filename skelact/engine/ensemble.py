@@ -8,8 +8,9 @@
    (and no calibration of its own; the ensemble is calibrated as a whole);
 2. runs every stream's ``best.pt`` over the validation clips (``builders.validation_split``: the
    recipe's validation split, or the share carved from the training split; never the test split),
-   as one :class:`~skelact.models.ensemble.StreamEnsemble` whose input is the joint clip, and
-   chooses the fusion weights there (:func:`choose_weights`) unless the recipe gives them;
+   as one :class:`~skelact.models.ensemble.StreamEnsemble` whose input is the joint clip (scored by
+   ``inference.score_clips``, as ``skelact test`` scores), and chooses the fusion weights there
+   (:func:`choose_weights`) unless the recipe gives them;
 3. writes ``WORK_DIR/best.pt``: the ensemble, with its temperature and unknown threshold fitted on
    the same validation logits. ``test``, ``predict``, ``calibrate``, ``export`` and ``live`` load it
    like any checkpoint. There is no ensemble ``last.pt``: what ``--resume`` continues from is each
@@ -27,7 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from skelact.checkpoint import Checkpoint, CheckpointError, fit_weights
 from skelact.config import Config, ConfigError, StreamConfig, config_to_yaml
@@ -35,13 +35,12 @@ from skelact.data.dataset import PackedClips
 from skelact.data.io import atomic_write
 from skelact.engine import builders, metrics
 from skelact.engine.calibrate import Refine, calibrate, describe, refine_after_training
-from skelact.engine.distributed import ShardSampler
 from skelact.engine.train import _log, train
 from skelact.engine.workdir import lock_work_dir, remove_stale_temporaries
-from skelact.inference import loader_logits, view_probs
+from skelact.inference import Predictor, ScoreOptions, score_clips, view_probs
 from skelact.models.ensemble import StreamEnsemble
 from skelact.runtime import resolve_amp, resolve_device
-from skelact.signals import worker_exits_quietly
+from skelact.skeleton import Layout
 
 __all__ = ["train_ensemble", "stream_config", "stream_starts", "stream_dir", "choose_weights",
            "validation_stream_logits", "WEIGHT_GRID"]
@@ -91,16 +90,18 @@ class _AllStreams(nn.Module):
         return s.permute(1, 0, 2).flatten(1)
 
 
-def validation_stream_logits(ensemble: StreamEnsemble, loader: DataLoader, device: torch.device,
-                             amp: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(logits [S, N, K, classes], labels [N])`` of every stream over a test-mode loader.
+def validation_stream_logits(ensemble: StreamEnsemble, cfg: Config, classes: list[str], layout: Layout,
+                             in_channels: int, packed: PackedClips, indices: np.ndarray, options: ScoreOptions,
+                             device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """``(logits [S, N, K, classes], labels [N])`` of every stream over the clips ``indices``.
 
-    The forward of the one evaluation path (``inference.loader_logits``, what ``score_clips`` runs for
-    ``skelact test`` and the calibration), with every stream's logits side by side.
+    The one evaluation path (``inference.score_clips``, what ``skelact test`` and the calibration run:
+    the recipe's test pipeline, K fixed views) with every stream's logits side by side.
     """
-    logits, labels = loader_logits(_AllStreams(ensemble), loader, device, amp, progress="streams on validation")
-    n, k, _ = logits.shape
-    return logits.reshape(n, k, len(ensemble.specs), -1).transpose(2, 0, 1, 3), labels
+    predictor = Predictor(_AllStreams(ensemble), cfg, classes, layout, in_channels, "the ensemble's streams", device)
+    scores = score_clips(predictor, packed, indices, options)
+    n, k, _ = scores.logits.shape  # [N, K, S * classes]
+    return scores.logits.reshape(n, k, len(ensemble.specs), -1).transpose(2, 0, 1, 3), scores.labels
 
 
 def _score(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -214,13 +215,15 @@ def _train_ensemble(cfg: Config, work_dir: Path, resume: bool, packed: PackedCli
     # The stored recipe says whether the last input channel is a score: only when the clips have one.
     ens_cfg = dataclasses.replace(cfg, data=dataclasses.replace(
         cfg.data, features=["joint"], with_score=cfg.data.with_score and packed.score is not None))
-    k = cfg.data.num_clips_test  # the views `skelact test` averages, as the calibration uses
-    ds = builders.build_dataset(ens_cfg, packed, layout, val_idx, train=False, num_clips=k)
-    in_channels = int(ds[0][0].shape[-1])
+    in_channels = int(builders.build_dataset(ens_cfg, packed, layout, val_idx[:1], train=False, num_clips=1)[0][0]
+                      .shape[-1])
     device = resolve_device(cfg.device, "device")
-    clips_per_batch = max(1, cfg.data.batch_size // k)
+    # The views `skelact test` averages, as the calibration uses; batched as `skelact test` batches them.
+    options = ScoreOptions(workers=cfg.data.num_workers, amp=resolve_amp(cfg.optim.amp, device, strict=False),
+                           progress="streams on validation")
+    k = options.views(ens_cfg.data)
     builders.check_memory(ens_cfg, len(classes), layout, in_channels, (cfg.data.max_persons, cfg.data.clip_len),
-                          clips_per_batch * k, device, str(cfg.data.ann_file), training=False)
+                          options.batch(ens_cfg.data) * k, device, str(cfg.data.ann_file), training=False)
     model = builders.build_model(ens_cfg, len(classes), layout, in_channels)
     assert isinstance(model, StreamEnsemble)
     for s in streams:
@@ -231,10 +234,8 @@ def _train_ensemble(cfg: Config, work_dir: Path, resume: bool, packed: PackedCli
             raise CheckpointError(f"{path}: trained on other classes than {cfg.data.ann_file} holds")
         fit_weights(model.streams[s.name], ckpt.model, str(path), f"stream {s.name!r} of the ensemble")
     model = model.eval().to(device)
-    loader = DataLoader(ds, batch_size=clips_per_batch, sampler=ShardSampler(len(ds), 0, 1),
-                        num_workers=cfg.data.num_workers, worker_init_fn=worker_exits_quietly,
-                        pin_memory=device.type == "cuda")
-    logits, labels = validation_stream_logits(model, loader, device, resolve_amp(cfg.optim.amp, device, strict=False))
+    logits, labels = validation_stream_logits(model, ens_cfg, classes, layout, in_channels, packed, val_idx, options,
+                                              device)
 
     # ---- fusion weights on the validation clips, then the ensemble calibrated as a whole
     validation = builders.validation_name(cfg, quote=True)
