@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from skelact.errors import one_line, short_repr
 # well, so that the engine builds everything through this module.
 from skelact.pipeline import build_dataset, build_pipeline, check_clip_fields, class_names, input_kind
 from skelact.skeleton import Layout
+
+if TYPE_CHECKING:
+    from skelact.checkpoint import Checkpoint
 
 __all__ = [
     "load_clips",
@@ -198,6 +201,22 @@ def build_model(cfg: Config, num_classes: int, layout: Layout, in_channels: int)
         raise ConfigError(f"model: {one_line(e)}") from None
 
 
+def _load_init(checkpoint: str | Path) -> Checkpoint:
+    """The ``init`` checkpoint: a file, or a shipped model's name (its verified file).
+
+    Raises:
+        CheckpointError: The file is missing or not a checkpoint, or the name is not shipped.
+    """
+    from skelact.checkpoint import Checkpoint, CheckpointError
+    from skelact.inference import InferenceError, resolve_model_spec
+
+    try:
+        path, _ = resolve_model_spec(checkpoint)
+    except InferenceError as e:
+        raise CheckpointError(f"init: {e}") from None
+    return Checkpoint.load(path)
+
+
 def init_model(cfg: Config, model: nn.Module, checkpoint: str | Path, classes: list[str], coord_dims: int,
                has_score: bool) -> list[str]:
     """Load ``checkpoint``'s weights into ``model`` (fine-tuning, ``init``), mapped onto the run's
@@ -215,16 +234,10 @@ def init_model(cfg: Config, model: nn.Module, checkpoint: str | Path, classes: l
         CheckpointError: The file is missing or not a checkpoint, or the name is not shipped.
         TransferError: Another model, or weights that cannot be mapped (one line naming the file).
     """
-    from skelact.checkpoint import Checkpoint, CheckpointError
-    from skelact.inference import InferenceError, resolve_model_spec
     from skelact.models.transfer import TransferError, channel_names, infer_channels, transfer_weights
 
-    try:
-        path, _ = resolve_model_spec(checkpoint)
-    except InferenceError as e:
-        raise CheckpointError(f"init: {e}") from None
     where = str(checkpoint)
-    src = Checkpoint.load(path)
+    src = _load_init(checkpoint)
     source_model = src.build_model(where=where)
     if src.config.model.name != cfg.model.name:
         raise TransferError(f"{where}: holds a {src.config.model.name!r} model, the run trains {cfg.model.name!r}; "
@@ -256,14 +269,7 @@ def init_features(checkpoint: str | Path) -> list[tuple[str, ...]]:
     Raises:
         CheckpointError: The file is missing or not a checkpoint, or the name is not shipped.
     """
-    from skelact.checkpoint import Checkpoint, CheckpointError
-    from skelact.inference import InferenceError, resolve_model_spec
-
-    try:
-        path, _ = resolve_model_spec(checkpoint)
-    except InferenceError as e:
-        raise CheckpointError(f"init: {e}") from None
-    src = Checkpoint.load(path).config
+    src = _load_init(checkpoint).config
     if src.model.streams:
         return [tuple(s.features) for s in src.model.streams]
     return [tuple(src.data.features)]
