@@ -134,9 +134,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
     cfg = _fine_tuning(cfg, args)
     if args.streams is not None:
         cfg = _with_streams(cfg, args.streams)
-    if source is not None and source.name != cfg.model.name:  # before any stream or folder is made
-        raise CLIError(f"{cfg.init}: holds a {source.name!r} model, the run trains {cfg.model.name!r}; train "
-                       f"{source.name!r} (--model, or model.name in the recipe)")
+    if source is not None:  # before any stream or folder is made (init_model checks it again, for train())
+        from skelact.engine.builders import check_init_family
+
+        check_init_family(source.name, cfg.model.name, str(cfg.init))
     from skelact.engine.workdir import RUN_FILES
 
     inputs = [args.config, *recipe_inputs(cfg), *existing_files(args.layout), init]

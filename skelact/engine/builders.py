@@ -47,6 +47,7 @@ __all__ = [
     "check_memory",
     "build_model",
     "init_model",
+    "check_init_family",
     "init_features",
     "build_optimizer",
     "build_scheduler",
@@ -239,9 +240,7 @@ def init_model(cfg: Config, model: nn.Module, checkpoint: str | Path, classes: l
     where = str(checkpoint)
     src = _load_init(checkpoint)
     source_model = src.build_model(where=where)
-    if src.config.model.name != cfg.model.name:
-        raise TransferError(f"{where}: holds a {src.config.model.name!r} model, the run trains {cfg.model.name!r}; "
-                            f"train {src.config.model.name!r} (--model, or model.name in the recipe)")
+    check_init_family(src.config.model.name, cfg.model.name, where)
     d, s = cfg.data, src.config.data
     target = channel_names(d.features, coord_dims, d.with_score and has_score)
     source = infer_channels(s.features, s.with_score, s.normalize, src.in_channels)
@@ -260,6 +259,19 @@ def init_model(cfg: Config, model: nn.Module, checkpoint: str | Path, classes: l
                                      where, cfg.model.name)
     model.load_state_dict(state)
     return report.lines(cfg.optim.backbone_lr_mult)
+
+
+def check_init_family(source: str, model: str, where: str) -> None:
+    """Refuse an ``init`` checkpoint holding a ``source`` model for a run that trains ``model``.
+
+    Raises:
+        TransferError: One line naming ``where`` (the checkpoint as the user named it).
+    """
+    from skelact.models.transfer import TransferError
+
+    if source != model:
+        raise TransferError(f"{where}: holds a {source!r} model, the run trains {model!r}; train {source!r} "
+                            "(--model, or model.name in the recipe)")
 
 
 def init_features(checkpoint: str | Path) -> list[tuple[str, ...]]:
