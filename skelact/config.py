@@ -35,6 +35,7 @@ __all__ = [
     "DataConfig",
     "StreamConfig",
     "ModelConfig",
+    "FEATURES",
     "STREAM_SHORT_NAMES",
     "parse_streams",
     "OptimConfig",
@@ -102,7 +103,7 @@ class DataConfig:
             ``axes`` (each axis of the clip to [-1, 1] by its min and max, after the augmentation)
             or ``none`` (raw pixels; heatmap models).
         features: Streams concatenated on the channel axis: ``joint``, ``bone``, ``joint_motion``,
-            ``bone_motion``.
+            ``bone_motion``, ``partner`` (:data:`FEATURES`).
         with_score: Append the keypoint score as an extra channel (2D data).
         augment: Training augmentation.
         batch_size: Clips per optimiser step and per process.
@@ -134,7 +135,7 @@ class StreamConfig:
     Attributes:
         name: Short name, also its folder ``WORK_DIR/streams/<name>/`` (letters, digits, ``_+-``).
         features: Features the stream's network sees, computed inside the ensemble from the joint
-            clip (``joint``, ``bone``, ``joint_motion``, ``bone_motion``; several are concatenated).
+            clip (:data:`FEATURES`; several are concatenated).
         weight: Its logits' weight in the ensemble's weighted sum; ``None`` (in every stream):
             chosen on the validation clips after training.
     """
@@ -386,9 +387,12 @@ def config_from_dict(raw: dict) -> Config:
     return cfg
 
 
-_FEATURES = ("joint", "bone", "joint_motion", "bone_motion")
-#: The short stream names of ``--streams j,b,jm,bm`` (PYSKL's); the features' own names work too.
-STREAM_SHORT_NAMES = {"j": "joint", "b": "bone", "jm": "joint_motion", "bm": "bone_motion"}
+#: The features a network can see, computed from the joint coordinates (``data.features``, a stream's
+#: ``features``): the joints, the bones, their motions, and each joint's offset from the same joint of
+#: the nearest other person (``partner``, for actions between two people).
+FEATURES: tuple[str, ...] = ("joint", "bone", "joint_motion", "bone_motion", "partner")
+#: The short stream names of ``--streams j,b,jm,bm`` (PYSKL's, and ``p``); the features' own names work too.
+STREAM_SHORT_NAMES = {"j": "joint", "b": "bone", "jm": "joint_motion", "bm": "bone_motion", "p": "partner"}
 _STREAM_NAME = re.compile(r"^[A-Za-z0-9_+-]{1,32}$")
 _MAX_STREAMS = 8  # the weight search tries 4^S combinations
 
@@ -404,9 +408,9 @@ def parse_streams(text: str) -> list[StreamConfig]:
         features = []
         for part in token.split("+"):
             feature = STREAM_SHORT_NAMES.get(part, part)
-            if feature not in _FEATURES:
+            if feature not in FEATURES:
                 raise ConfigError(f"unknown stream {short_repr(part)} (choose from "
-                                  f"{', '.join([*STREAM_SHORT_NAMES, *_FEATURES])}, joined by commas)")
+                                  f"{', '.join([*STREAM_SHORT_NAMES, *FEATURES])}, joined by commas)")
             features.append(feature)
         streams.append(StreamConfig(name=token, features=features))
     _check_streams(streams)
@@ -429,8 +433,8 @@ def _check_streams(streams: list[StreamConfig]) -> None:
         if not s.features or len(set(s.features)) != len(s.features):
             raise ConfigError(f"{key}.features: one or more distinct features, got {short_repr(s.features)}")
         for f in s.features:
-            if f not in _FEATURES:
-                raise ConfigError(f"{key}.features: unknown feature {f!r} (choose from {list(_FEATURES)})")
+            if f not in FEATURES:
+                raise ConfigError(f"{key}.features: unknown feature {f!r} (choose from {list(FEATURES)})")
         if tuple(s.features) in seen:
             raise ConfigError(f"{key}: stream {s.name!r} repeats the features of {seen[tuple(s.features)]!r}")
         seen[tuple(s.features)] = s.name
@@ -447,8 +451,8 @@ def _check_streams(streams: list[StreamConfig]) -> None:
 def _check_semantics(cfg: Config) -> None:
     d, o = cfg.data, cfg.optim
     for f in d.features:
-        if f not in _FEATURES:
-            raise ConfigError(f"data.features: unknown feature {f!r} (choose from {list(_FEATURES)})")
+        if f not in FEATURES:
+            raise ConfigError(f"data.features: unknown feature {f!r} (choose from {list(FEATURES)})")
     if not d.features:
         raise ConfigError("data.features: at least one feature is needed")
     if cfg.model.streams:

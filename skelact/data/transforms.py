@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skelact.config import FEATURES as _FEATURES
 from skelact.data.sampling import pad_persons, uniform_sample_indices
 from skelact.skeleton import Layout, get_layout, joint_present
 
@@ -38,6 +39,8 @@ __all__ = [
     "align_3d",
     "joint_to_bone",
     "motion",
+    "partner_index",
+    "partner_offset",
     "hflip",
     "affine_2d",
     "rotate_3d",
@@ -57,8 +60,8 @@ __all__ = [
     "FormatFeatures",
 ]
 
-#: Feature streams understood by :func:`format_features`, in their usual fusion order.
-FEATURES: tuple[str, ...] = ("joint", "bone", "joint_motion", "bone_motion")
+#: Feature streams understood by :func:`format_features` (:data:`skelact.config.FEATURES`).
+FEATURES = _FEATURES
 
 
 def _as_float(x: np.ndarray) -> np.ndarray:
@@ -249,6 +252,54 @@ def motion(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def partner_index(kp: np.ndarray) -> np.ndarray:
+    """Each person's partner: the other person whose centre is nearest over the frames both are seen.
+
+    The centre is the mean of a person's present joints in a frame (a joint is present when its
+    coordinates are not all zero). A person never seen in a frame beside another has no partner (-1).
+    Ties go to the lower index.
+
+    Args:
+        kp: [M, T, V, C].
+
+    Returns:
+        int64 [M], the partner of each person or -1.
+    """
+    present = (kp != 0).any(-1)  # [M, T, V]
+    count = present.sum(-1)  # [M, T]
+    center = (kp * present[..., None]).sum(-2) / np.maximum(count, 1)[..., None]  # [M, T, C]
+    seen = count > 0
+    both = seen[:, None] & seen[None]  # [M, M, T]
+    dist = np.linalg.norm(center[:, None] - center[None], axis=-1)  # [M, M, T]
+    frames = both.sum(-1)
+    mean = np.where(both, dist, 0).sum(-1) / np.maximum(frames, 1)
+    mean = np.where((frames > 0) & ~np.eye(len(kp), dtype=bool), mean, np.inf)
+    best = mean.argmin(-1) if len(kp) else np.zeros(0, np.int64)
+    return np.where(np.isfinite(mean.min(-1, initial=np.inf)), best, -1).astype(np.int64)
+
+
+def partner_offset(kp: np.ndarray) -> np.ndarray:
+    """Each joint's offset from the same joint of the person's partner (:func:`partner_index`).
+
+    What two-person actions turn on (a hand reaching the other's hand, face or chest) is a relation
+    between two people that a network reading each person alone cannot see. The offset is zero
+    where either joint is missing and for a person without a partner.
+
+    Args:
+        kp: [M, T, V, C].
+
+    Returns:
+        float32 [M, T, V, C].
+    """
+    _check_kp(kp)
+    x = _as_float(kp)
+    idx = partner_index(x)
+    present = (x != 0).any(-1)
+    safe = np.maximum(idx, 0)
+    both = present & present[safe] & (idx >= 0)[:, None, None]
+    return np.where(both[..., None], x - x[safe], 0).astype(np.float32, copy=False)
+
+
 def hflip(
     kp: np.ndarray,
     score: np.ndarray | None,
@@ -338,8 +389,8 @@ def format_features(
         kp: [M, T, V, C].
         score: Optional [M, T, V]; appended as one last channel when ``with_score``.
         layout: Skeleton layout (for bone parents).
-        features: Streams among ``joint``, ``bone``, ``joint_motion``, ``bone_motion``, in the
-            order they are concatenated (C channels each).
+        features: Streams among ``joint``, ``bone``, ``joint_motion``, ``bone_motion`` and
+            ``partner`` (:func:`partner_offset`), in the order they are concatenated (C channels each).
         with_score: Append the score channel (ignored when ``score`` is None).
 
     Returns:
@@ -361,6 +412,7 @@ def format_features(
         "bone": lambda: bone,
         "joint_motion": lambda: motion(joint),
         "bone_motion": lambda: motion(bone),  # type: ignore[arg-type]
+        "partner": lambda: partner_offset(joint),
     }
     parts = [streams[f]() for f in features]
     if with_score and score is not None:
@@ -542,8 +594,8 @@ class RandomRotate3D(_Step):
 class FormatFeatures(_Step):
     """:func:`format_features` per view: writes ``inputs`` float32 [K, M, clip_len, V, C_out].
 
-    K is the sample's ``num_clips`` (1 if :class:`UniformSample` did not run). Motion streams are
-    computed inside each view so they never cross from one view into the next.
+    K is the sample's ``num_clips`` (1 if :class:`UniformSample` did not run). Features are
+    computed inside each view.
     """
 
     def __init__(
@@ -555,14 +607,13 @@ class FormatFeatures(_Step):
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
         kp = sample["keypoint"]
         score = sample.get("keypoint_score")
-        m, t, v, c = kp.shape
+        t = kp.shape[1]
         k = int(sample.get("num_clips", 1))
         if t % k:
             raise ValueError(f"clip {_name(sample)!r}: {t} frames do not split into {k} views")
         ln = t // k
-        # [M, K*L, V, C] -> [K*M, L, V, C]: views become extra "persons", so motion stays per view.
-        kp = kp.reshape(m, k, ln, v, c).transpose(1, 0, 2, 3, 4).reshape(k * m, ln, v, c)
-        if score is not None:
-            score = score.reshape(m, k, ln, v).transpose(1, 0, 2, 3).reshape(k * m, ln, v)
-        feats = format_features(kp, score, self._layout, self.features, self.with_score)
-        return {**sample, "inputs": np.ascontiguousarray(feats.reshape(k, m, ln, v, feats.shape[-1]))}
+        # One view at a time: motion never crosses from one view into the next, nor does the choice
+        # of each person's partner.
+        views = [format_features(kp[:, i * ln:(i + 1) * ln], None if score is None else score[:, i * ln:(i + 1) * ln],
+                                 self._layout, self.features, self.with_score) for i in range(k)]
+        return {**sample, "inputs": np.ascontiguousarray(np.stack(views))}

@@ -22,13 +22,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from skelact.config import FEATURES as _FEATURES
 from skelact.models.registry import create_model, model_info
 from skelact.skeleton import Layout
 
 __all__ = ["FEATURES", "StreamSpec", "StreamEnsemble", "stream_features", "stream_channels", "create_ensemble"]
 
-#: The features a stream may use, as ``skelact.data.transforms.FEATURES``.
-FEATURES: tuple[str, ...] = ("joint", "bone", "joint_motion", "bone_motion")
+#: The features a stream may use (:data:`skelact.config.FEATURES`).
+FEATURES = _FEATURES
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,29 @@ def _motion(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x[..., 1:, :, :] - x[..., :-1, :, :], torch.zeros_like(x[..., :1, :, :])], dim=-3)
 
 
+def _partner_offset(joint: torch.Tensor) -> torch.Tensor:
+    """``transforms.partner_offset`` on ``(N, M, T, V, C)``: each joint's offset from the same joint
+    of the nearest other person (by mean centre distance over the frames both are seen), else 0."""
+    n, m = joint.shape[:2]
+    if m < 2:
+        return torch.zeros_like(joint)
+    present = (joint != 0).any(-1)  # (N, M, T, V)
+    count = present.sum(-1)  # (N, M, T)
+    center = (joint * present[..., None]).sum(-2) / count.clamp(min=1)[..., None]  # (N, M, T, C)
+    seen = count > 0
+    both = seen[:, :, None] & seen[:, None]  # (N, M, M, T)
+    dist = torch.linalg.vector_norm(center[:, :, None] - center[:, None], dim=-1)  # (N, M, M, T)
+    frames = both.sum(-1)
+    mean = torch.where(both, dist, 0).sum(-1) / frames.clamp(min=1)
+    eye = torch.eye(m, dtype=torch.bool, device=joint.device)
+    mean = torch.where((frames > 0) & ~eye, mean, torch.inf)
+    best, idx = mean.min(-1)  # (N, M): first index on ties, as numpy's argmin
+    other = joint.gather(1, idx[:, :, None, None, None].expand_as(joint))
+    other_present = present.gather(1, idx[:, :, None, None].expand_as(present))
+    keep = present & other_present & torch.isfinite(best)[:, :, None, None]
+    return torch.where(keep[..., None], joint - other, 0)
+
+
 def stream_features(x: torch.Tensor, parents: torch.Tensor, coord_dims: int, score: bool,
                     features: Sequence[str]) -> torch.Tensor:
     """A stream's input from the joint clip, as ``format_features`` makes it from the keypoints.
@@ -67,7 +91,7 @@ def stream_features(x: torch.Tensor, parents: torch.Tensor, coord_dims: int, sco
     joint = x[..., :coord_dims]
     bone = joint - joint.index_select(-2, parents) if any(f.startswith("bone") for f in features) else joint
     make = {"joint": lambda: joint, "bone": lambda: bone, "joint_motion": lambda: _motion(joint),
-            "bone_motion": lambda: _motion(bone)}
+            "bone_motion": lambda: _motion(bone), "partner": lambda: _partner_offset(joint)}
     parts = [make[f]() for f in features]
     if score:
         parts.append(x[..., coord_dims:coord_dims + 1])

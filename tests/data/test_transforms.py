@@ -30,6 +30,8 @@ from skelact.data.transforms import (
     normalize_axes,
     normalize_by_bbox,
     normalize_by_image,
+    partner_index,
+    partner_offset,
     rotate_3d,
 )
 from skelact.skeleton import get_layout
@@ -178,6 +180,31 @@ def test_motion_exact() -> None:
     np.testing.assert_allclose(motion(x)[0, :, 0, 0], [1, 2, 3, 0])
     kp, _ = random_clip()
     assert not motion(kp)[:, -1].any()
+
+
+def test_partner_offset_exact() -> None:
+    """Each joint minus the same joint of the nearest other person; zero where either is missing."""
+    kp = np.zeros((3, 2, 2, 2), np.float32)  # M=3, T=2, V=2, C=2
+    kp[0, :, 0], kp[0, :, 1] = [1, 1], [1, 2]  # person 0 around (1, 1.5)
+    kp[1, :, 0], kp[1, :, 1] = [4, 1], [4, 2]  # person 1 three to the right
+    kp[2, :, 0], kp[2, :, 1] = [20, 1], [20, 2]  # person 2 far away
+    kp[1, 1, 1] = 0  # person 1's second joint missing in frame 1
+    assert partner_index(kp).tolist() == [1, 0, 1]
+    out = partner_offset(kp)
+    np.testing.assert_array_equal(out[0, 0], [[-3, 0], [-3, 0]])
+    np.testing.assert_array_equal(out[0, 1], [[-3, 0], [0, 0]])  # the partner's joint is missing
+    np.testing.assert_array_equal(out[1, 1], [[3, 0], [0, 0]])  # its own joint is missing
+    np.testing.assert_array_equal(out[2, 0], [[16, 0], [16, 0]])
+    assert out.dtype == np.float32
+
+
+def test_partner_offset_without_a_partner_is_zero() -> None:
+    """One person, or two never seen in the same frame: no partner, all zero."""
+    one = np.ones((1, 4, 3, 2), np.float32)
+    assert partner_index(one).tolist() == [-1] and not partner_offset(one).any()
+    two = np.ones((2, 4, 3, 2), np.float32)
+    two[0, 2:], two[1, :2] = 0, 0
+    assert partner_index(two).tolist() == [-1, -1] and not partner_offset(two).any()
 
 
 def test_hflip_exact_and_involution() -> None:

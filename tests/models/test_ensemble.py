@@ -19,8 +19,8 @@ from skelact.models.ensemble import StreamSpec, create_ensemble, stream_features
 from skelact.skeleton import get_layout, list_layouts
 
 REPO = Path(__file__).resolve().parents[2]
-FEATURE_SETS = [("joint",), ("bone",), ("joint_motion",), ("bone_motion",), ("bone", "joint_motion"),
-                ("joint", "bone", "joint_motion", "bone_motion")]
+FEATURE_SETS = [("joint",), ("bone",), ("joint_motion",), ("bone_motion",), ("partner",), ("bone", "joint_motion"),
+                ("joint", "bone", "joint_motion", "bone_motion"), ("joint", "partner")]
 
 
 def _views(inputs: np.ndarray) -> torch.Tensor:
@@ -56,6 +56,24 @@ def test_stream_features_equal_format_features_on_random_clips(layout: str, dims
         return FormatFeatures(layout, features, with_score=True)(sample, rng)["inputs"]
 
     _check_equal(layout, make(("joint",)), make, dims, dims == 2)
+
+
+@pytest.mark.parametrize("persons", [1, 3, 4])
+def test_partner_features_equal_with_any_number_of_people(persons: int) -> None:
+    """The partner feature in the model equals the pipeline's with 1, 3 and 4 people, one of them
+    gone for half the clip and one never beside another (no partner)."""
+    rng = np.random.default_rng(persons)
+    kp = (rng.normal(size=(persons, 12, 17, 2)) * 50).astype(np.float32)
+    kp[rng.random(kp.shape[:3]) < 0.2] = 0
+    if persons > 2:
+        kp[1, :6] = 0  # gone for half the clip
+        kp[2, 6:] = 0
+    sample = {"keypoint": kp, "num_clips": 2}
+
+    def make(features: tuple[str, ...]) -> np.ndarray:
+        return FormatFeatures("coco17", features, with_score=False)(sample, rng)["inputs"]
+
+    _check_equal("coco17", make(("joint",)), make, 2, False)
 
 
 def _subset(src: Path, pattern: str, count: int, dest: Path) -> Path:
