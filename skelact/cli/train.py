@@ -280,7 +280,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--work-dir", type=Path, required=True, help="output folder")
     p.add_argument("--streams", type=_streams, default=None, metavar="S,S,...",
                    help="train an ensemble: one network per stream (j joint, b bone, jm joint motion, bm bone "
-                   "motion, p each joint's offset from the other person's; j+b: one stream of both), each in WORK_DIR/streams/NAME, fusion weights chosen on the "
+                   "motion, p each joint's offset from the other person's; j+b: one stream of both), each in "
+                   "WORK_DIR/streams/NAME, fusion weights chosen on the "
                    "validation clips; WORK_DIR/best.pt is the whole ensemble, used as one model")
     p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/last.pt (with --init: from the "
                    "weights it led to; the init checkpoint is applied only when there is no last.pt yet; an "
