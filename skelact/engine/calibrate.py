@@ -131,7 +131,8 @@ def calibrate_checkpoint(checkpoint: Path, out: Path, split: str | None = None, 
 
     from skelact.checkpoint import Checkpoint
     from skelact.engine import builders
-    from skelact.inference import Predictor, ScoreOptions, score_clips
+    from skelact.engine.evaluate import score_checkpoint
+    from skelact.inference import ScoreOptions
     from skelact.runtime import resolve_amp, resolve_device
 
     ckpt = Checkpoint.load(checkpoint)
@@ -142,19 +143,15 @@ def calibrate_checkpoint(checkpoint: Path, out: Path, split: str | None = None, 
         data = dataclasses.replace(data, ann_file=ann_file)
     cfg = dataclasses.replace(ckpt.config, data=data)
     device = resolve_device("auto")
-    predictor = Predictor.from_checkpoint(ckpt, device, str(checkpoint), cfg)
-    packed = builders.load_clips(cfg.data)
-    layout = builders.resolve_layout(cfg.data, packed, given=ckpt.layout)
-    if split is not None:
-        idx = builders.split_indices(packed, split, len(ckpt.classes), "--split")
-    else:
-        idx = builders.validation_split(cfg, packed, len(ckpt.classes))[1]
+
+    def select(clips: Any) -> np.ndarray:
+        if split is not None:
+            return builders.split_indices(clips, split, len(ckpt.classes), "--split")
+        return builders.validation_split(cfg, clips, len(ckpt.classes))[1]
+
     options = ScoreOptions(workers=cfg.data.num_workers, amp=resolve_amp(cfg.optim.amp, device, strict=False),
-                       progress="calibration")
-    k = options.views(cfg.data)
-    builders.check_memory(cfg, len(ckpt.classes), layout, ckpt.in_channels, (cfg.data.max_persons, cfg.data.clip_len),
-                          options.batch(cfg.data) * k, device, str(cfg.data.ann_file), training=False)
-    scores = score_clips(predictor, packed, idx, options)  # the logits are what the fit reads
+                           progress="calibration")
+    scores, packed, idx, predictor = score_checkpoint(ckpt, str(checkpoint), cfg, device, select, options)
     ckpt.calibration = calibrate(scores.logits, scores.labels, builders.validation_name(cfg), accept)
     if refine is not None:
         ckpt.calibration = refine(ckpt.calibration, dataclasses.replace(ckpt, config=cfg), predictor.model,

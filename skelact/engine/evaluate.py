@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import math
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -28,7 +28,13 @@ from skelact.data.npz import GROWTH, ArrayBudget
 from skelact.engine import metrics
 from skelact.errors import SkelactError, one_line, printable, short_repr
 
-__all__ = ["ScoreFileError", "evaluate", "fuse", "load_scores", "save_scores", "write_outputs"]
+if TYPE_CHECKING:
+    from skelact.checkpoint import Checkpoint
+    from skelact.data.dataset import PackedClips
+    from skelact.inference import Predictor, ScoreOptions, Scores
+
+__all__ = ["ScoreFileError", "Scored", "score_checkpoint", "evaluate", "fuse", "load_scores", "save_scores",
+           "write_outputs"]
 
 
 def save_scores(path: str | Path, probs: np.ndarray, labels: np.ndarray, names: Sequence[str],
@@ -145,6 +151,52 @@ def write_outputs(out_dir: str | Path, probs: np.ndarray, labels: np.ndarray, na
     return result
 
 
+class Scored(NamedTuple):
+    """What :func:`score_checkpoint` scored: the scores, the clip store, which clips, and the model."""
+
+    scores: Scores
+    clips: PackedClips
+    indices: np.ndarray
+    predictor: Predictor
+
+
+def score_checkpoint(ckpt: Checkpoint, source: str, cfg: Config, device: Any,
+                     select: Callable[[PackedClips], np.ndarray], options: ScoreOptions,
+                     shard: tuple[int, int] = (0, 1), gather: Callable[[Any], list[Any]] | None = None) -> Scored:
+    """A loaded checkpoint's scores on clips of its recipe's data file: what ``test`` and
+    ``calibrate`` share (model, clips, layout, memory check, :func:`skelact.inference.score_clips`).
+
+    Args:
+        ckpt: The loaded checkpoint; ``source`` names it in messages.
+        cfg: The recipe whose data section gives the file and the test pipeline.
+        select: The clip indices to score, from the loaded clips (a split, the validation share).
+        options: Views, flip, batch, workers, precision; ``shard`` and ``gather`` as ``score_clips``.
+
+
+    Raises:
+        ConfigError: The data file's classes differ from the checkpoint's.
+    """
+    from skelact.engine import builders
+    from skelact.inference import Predictor, score_clips
+
+    # The model checks its weights against the checkpoint's config; the recipe given makes the pipeline.
+    predictor = Predictor.from_checkpoint(ckpt, device, source, cfg)
+    packed = builders.load_clips(cfg.data)
+    # The checkpoint's layout (stored whole): the recipe's YAML file need not exist any more.
+    layout = builders.resolve_layout(cfg.data, packed, given=ckpt.layout)
+    classes = ckpt.classes
+    if packed.classes is not None and list(packed.classes) != classes:
+        raise ConfigError(f"{cfg.data.ann_file}: its classes differ from those {source} was trained on "
+                          f"({len(packed.classes)} vs {len(classes)} classes)")
+    indices = select(packed)
+    # The batch's activations (K views of each clip) before the first forward.
+    builders.check_memory(cfg, len(classes), layout, ckpt.in_channels, (cfg.data.max_persons, cfg.data.clip_len),
+                          options.batch(cfg.data) * options.views(cfg.data), device, str(cfg.data.ann_file),
+                          training=False)
+    return Scored(score_clips(predictor, packed, indices, options, shard=shard, gather=gather), packed, indices,
+                  predictor)
+
+
 def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None, flip: bool = False,
              out_dir: Path | None = None) -> dict[str, Any]:
     """Evaluate a checkpoint on its test split (``data.test_split``, else ``data.val_split``) with
@@ -167,7 +219,7 @@ def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None,
     from skelact.checkpoint import Checkpoint
     from skelact.engine import builders
     from skelact.engine.distributed import all_gather_objects, cleanup_distributed, init_distributed
-    from skelact.inference import Predictor, ScoreOptions, score_clips, view_probs
+    from skelact.inference import ScoreOptions, view_probs
     from skelact.runtime import keep_freed_memory, resolve_amp
 
     keep_freed_memory()  # every batch frees and allocates the same large activations again
@@ -175,32 +227,20 @@ def evaluate(cfg: Config | None, checkpoint: Path, num_clips: int | None = None,
     info = init_distributed(cfg.device if cfg is not None else "auto")
     try:
         ckpt = Checkpoint.load(checkpoint)
-        # The model checks its weights against the checkpoint's config; the recipe given makes the pipeline.
-        predictor = Predictor.from_checkpoint(ckpt, info.device, str(checkpoint), cfg)
         if cfg is None:
             cfg = ckpt.config
         elif cfg.model.name != ckpt.config.model.name:
             raise ConfigError(f"{checkpoint} holds a {ckpt.config.model.name!r} model but the config names "
                               f"{cfg.model.name!r}")
-        packed = builders.load_clips(cfg.data)
-        # The checkpoint's layout (stored whole): the recipe's YAML file need not exist any more.
-        layout = builders.resolve_layout(cfg.data, packed, given=ckpt.layout)
-        classes = ckpt.classes
-        if packed.classes is not None and list(packed.classes) != classes:
-            raise ConfigError(f"{cfg.data.ann_file}: its classes differ from those {checkpoint} was trained on "
-                              f"({len(packed.classes)} vs {len(classes)} classes)")
         split, key = builders.evaluated_split(cfg.data)
-        indices = builders.split_indices(packed, split, len(classes), key)
         options = ScoreOptions(num_clips=num_clips, flip=flip, workers=cfg.data.num_workers,
-                           amp=resolve_amp(cfg.optim.amp, info.device, strict=False), progress="test")
-        k = options.views(cfg.data)
-        # The test batch's activations (K views of each clip) before the first forward.
-        builders.check_memory(cfg, len(classes), layout, ckpt.in_channels,
-                              (cfg.data.max_persons, cfg.data.clip_len), options.batch(cfg.data) * k, info.device,
-                              str(cfg.data.ann_file), training=False)
+                               amp=resolve_amp(cfg.optim.amp, info.device, strict=False), progress="test")
         # The probabilities users see in `skelact predict`: at the checkpoint's calibrated temperature.
-        scores = score_clips(predictor, packed, indices, options, shard=(info.rank, info.world_size),
-                             gather=all_gather_objects)
+        scores, packed, indices, _ = score_checkpoint(
+            ckpt, str(checkpoint), cfg, info.device, lambda clips: builders.split_indices(
+                clips, split, len(ckpt.classes), key), options, shard=(info.rank, info.world_size),
+            gather=all_gather_objects)
+        k, classes = options.views(cfg.data), ckpt.classes
         probs, labels, calib = scores.probs, scores.labels, scores.calibration  # [N, C] mean over the views
         extra: dict[str, Any] = {"checkpoint": str(checkpoint), "ann_file": cfg.data.ann_file,
                                  "split": split, "views": k * (2 if flip else 1), "flip": flip,

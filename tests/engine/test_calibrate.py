@@ -3,6 +3,7 @@ stores and what `skelact predict` / `test` / `calibrate` show."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -108,6 +109,21 @@ def test_calibrate_command(trained: dict[str, Path], tmp_path: Path, capsys: pyt
     assert "already exists" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["calibrate", str(src), "-o", str(tmp_path / "x.pt"), "--accept", "1.5"])
+
+
+def test_calibrate_and_test_refuse_a_data_file_of_other_classes(trained: dict[str, Path], tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """The recipe's data file now holds other classes (rewritten since training): one line, no output."""
+    ckpt = Checkpoint.load(trained["work"] / "last.pt")
+    other = make_dataset(tmp_path / "four.pkl", classes=4)
+    ckpt.config = dataclasses.replace(ckpt.config, data=dataclasses.replace(ckpt.config.data, ann_file=str(other)))
+    moved = ckpt.save(tmp_path / "moved.pt")
+    assert main(["calibrate", str(moved), "-o", str(tmp_path / "cal.pt")]) == 1
+    err = capsys.readouterr().err
+    assert "four.pkl: its classes differ from those" in err and "(4 vs 3 classes)" in err
+    assert not (tmp_path / "cal.pt").exists()
+    assert main(["test", "--checkpoint", str(moved)]) == 1
+    assert "its classes differ" in capsys.readouterr().err
 
 
 def test_no_temperature_from_too_few_or_all_right_clips() -> None:
