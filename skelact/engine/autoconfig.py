@@ -251,6 +251,13 @@ def auto_config(packed: PackedClips, ann_file: str | Path, model: str, layout: s
     persons = int(min(2, max(1, np.quantile(present, 0.95, method="higher"))))
     share = float(np.mean(present <= persons))
     note("data.max_persons", persons, f"{share:.0%} of the training clips show at most {persons}")
+    features = ["joint"]
+    if persons > 1 and fam.input_kind == "keypoint":
+        # What an action between two people turns on (a hand reaching the other's hand, face or chest)
+        # is invisible to a network that reads each person alone and averages them.
+        features.append("partner")
+        note("data.features", "joint, partner", "two people: each joint's offset from the same joint of the other "
+             "person too")
 
     frames = np.asarray(packed.num_frames[idx])
     median = float(np.median(frames))
@@ -310,7 +317,7 @@ def auto_config(packed: PackedClips, ann_file: str | Path, model: str, layout: s
                         test_split=test,
                         layout=None if layout is None else str(layout), clip_len=clip_len, num_clips_val=1,
                         num_clips_test=10, max_persons=persons,
-                        normalize=normalize, features=["joint"], with_score=with_score, augment=augment,
+                        normalize=normalize, features=features, with_score=with_score, augment=augment,
                         batch_size=batch, num_workers=2),
         model=ModelConfig(name=model, kwargs=dict(fam.model_kwargs)),
         optim=OptimConfig(name="sgd", lr=lr, momentum=0.9, nesterov=True, weight_decay=fam.weight_decay,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,7 @@ __all__ = [
     "init_model",
     "check_init_family",
     "init_features",
+    "start_features",
     "build_optimizer",
     "build_scheduler",
     "warmup_cosine",
@@ -245,7 +247,8 @@ def init_model(cfg: Config, model: nn.Module, checkpoint: str | Path, classes: l
     target = channel_names(d.features, coord_dims, d.with_score and has_score)
     source = infer_channels(s.features, s.with_score, s.normalize, src.in_channels)
     if src.config.model.streams:  # an ensemble: the network of the stream that sees the run's features
-        stream = next((st for st in src.config.model.streams if list(st.features) == list(d.features)), None)
+        want = start_features(d.features, [tuple(st.features) for st in src.config.model.streams])
+        stream = next((st for st in src.config.model.streams if tuple(st.features) == want), None)
         if stream is None:
             raise TransferError(f"{where}: an ensemble whose streams see "
                                 f"{', '.join('+'.join(st.features) for st in src.config.model.streams)}; none sees "
@@ -259,6 +262,16 @@ def init_model(cfg: Config, model: nn.Module, checkpoint: str | Path, classes: l
                                      where, cfg.model.name)
     model.load_state_dict(state)
     return report.lines(cfg.optim.backbone_lr_mult)
+
+
+def start_features(run: Sequence[str], have: Sequence[tuple[str, ...]]) -> tuple[str, ...] | None:
+    """Which of an init checkpoint's networks (the features each sees, ``have``) a network trained on
+    the features ``run`` starts from: the one that sees the same, else the one that sees them without
+    ``partner`` (a start that read one person at a time; the partner channels start at zero)."""
+    for want in (tuple(run), tuple(f for f in run if f != "partner")):
+        if want and want in have:
+            return want
+    return None
 
 
 def check_init_family(source: str, model: str, where: str) -> None:

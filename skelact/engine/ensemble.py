@@ -68,13 +68,13 @@ def stream_config(cfg: Config, stream: StreamConfig, init: str | Path | None = N
 def stream_starts(streams: list[StreamConfig], init: str | Path | None) -> dict[str, str | Path | None]:
     """What each stream starts from: ``init`` where it has a network that sees the stream's features
     (an ensemble checkpoint: the stream of those features; a single model: the stream of its
-    features), else None (from scratch). A joint model is no start for the bone or motion streams:
-    started from it, they reached 33-60 % validation top-1 against 80 % from scratch (Penn Action,
-    10 clips per class)."""
+    features; either without ``partner``: :func:`builders.start_features`), else None (from
+    scratch). A joint model is no start for the bone or motion streams: started from it, they
+    reached 33-60 % validation top-1 against 80 % from scratch (Penn Action, 10 clips per class)."""
     if init is None:
         return {s.name: None for s in streams}
-    have = set(builders.init_features(init))
-    return {s.name: init if tuple(s.features) in have else None for s in streams}
+    have = builders.init_features(init)
+    return {s.name: init if builders.start_features(s.features, have) is not None else None for s in streams}
 
 
 class _AllStreams(nn.Module):

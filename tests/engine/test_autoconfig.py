@@ -58,7 +58,7 @@ def test_choices_on_penn_action(penn: PackedClips) -> None:
     # --val-fraction 0: the hand-written recipes' splits (validated on test) and lengths.
     auto = auto_config(penn, "penn.pkl", "kpc3d", val_fraction=0.0)
     d, o = auto.config.data, auto.config.optim
-    assert (d.train_split, d.val_split, d.max_persons) == ("train", "test", 1)
+    assert (d.train_split, d.val_split, d.max_persons, d.features) == ("train", "test", 1, ["joint"])
     assert d.clip_len == 32 and d.normalize == "bbox" and d.with_score  # median 57 frames, capped at 32
     assert d.augment.flip == 0.5 and d.augment.rotate == 10.0 and auto.layout.name == "penn13"
     steps_per_epoch = 1258 // 32
@@ -114,6 +114,8 @@ def test_small_two_person_data_and_unknown_model(tmp_path: Path) -> None:
                                            "layout": "penn13"})
     cfg = auto_config(packed, "x.pkl", "stgcnpp").config
     assert cfg.data.max_persons == 2 and cfg.data.clip_len == 48 and cfg.data.batch_size == 4
+    assert cfg.data.features == ["joint", "partner"]  # two people: their relation too
+    assert auto_config(packed, "x.pkl", "poseconv3d_c3d").config.data.features == ["joint"]  # heatmaps: no
     assert cfg.optim.epochs == 200  # 8 clips: the longest schedule
     with pytest.raises(ConfigError, match="--model: unknown model 'nope'"):
         auto_config(packed, "x.pkl", "nope")
