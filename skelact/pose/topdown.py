@@ -260,6 +260,11 @@ class TopDownPose:
                 near = np.stack([p.distance(found) for p in missed]) < _MAX_STEP  # [missed, found]
                 missed = [p for p, n in zip(missed, near.any(1), strict=True) if not n]
             more, kept = self._pose_crops(frame, bgr, [_Followed.first_seen(found, i) for i in range(len(found))])
+            if len(seen) and len(more):
+                # A detection unlike anyone followed (a body cut by a tile, its joints misplaced) can be,
+                # posed on its own crop, someone followed after all: not a second track of them.
+                new = ~_same_person(more, seen, fragments=False).any(1)
+                more, kept = _take(more, np.flatnonzero(new)), [p for p, n in zip(kept, new, strict=True) if n]
             seen, followed = _concat([seen, more]), followed + kept
         self._people = followed + [p for p in missed if p.missed <= self.max_missed]
         self._frame += 1

@@ -109,6 +109,43 @@ def test_merge_keeps_one_per_person() -> None:
     assert merge_people(PoseResult.empty()).keypoints.shape == (0, 17, 2)
 
 
+class _Scene:
+    """A stand-in for MoveNet over a fixed scene: a crop finds the bodies whose box centre it holds; a
+    detection pass finds ``detections`` (what the test sets for the frame)."""
+
+    input_size, min_person_score = 256, 0.2
+
+    def __init__(self, bodies: PoseResult) -> None:
+        self.bodies, self.detections = bodies, bodies
+
+    def pose_region(self, frame: np.ndarray, region: tuple, in_h: int, in_w: int, bgr: bool = True,
+                    scale: float | None = None, min_score: float | None = None) -> PoseResult:
+        if scale is not None:  # the whole frame or a tile
+            return self.detections
+        b = self.bodies.boxes
+        cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+        inside = (cx >= region[0]) & (cx < region[2]) & (cy >= region[1]) & (cy < region[3])
+        return PoseResult(*(getattr(self.bodies, f)[inside] for f in ("keypoints", "scores", "boxes", "person_scores")))
+
+
+def test_a_detection_that_is_someone_followed_once_posed_is_not_a_second_person() -> None:
+    """At a detection frame the pass sees a followed body displaced (its joints 25 px off, its box over by
+    more than half its width): unlike anyone followed, so it is posed on its own crop, which finds the followed body itself."""
+    body = _person(100, 100, 120, 0.9)
+    scene = _Scene(body)
+    td = TopDownPose(scene, detect_every=1)  # type: ignore[arg-type]
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    assert len(td(frame)) == 1
+    off = _person(100, 100, 120, 0.8)
+    off.keypoints[..., 0] += 25  # a fifth of the height: too far to be them, near enough to be followed
+    off.boxes[:, [0, 2]] += 25
+    scene.detections = off
+    for _ in range(3):
+        got = td(frame)
+        assert len(got) == 1 and np.array_equal(got.boxes, body.boxes)
+        assert len(td._people) == 1  # followed once, not twice
+
+
 def test_arguments_are_checked(model) -> None:
     for kwargs, word in [({"detect_every": 0}, "detect_every"), ({"crop_size": 100}, "crop_size"),
                          ({"min_height": 0}, "min_height"), ({"min_height": 1.5}, "min_height")]:
