@@ -22,14 +22,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from skelact.config import FEATURES as _FEATURES
 from skelact.models.registry import create_model, model_info
 from skelact.skeleton import Layout
 
-__all__ = ["FEATURES", "StreamSpec", "StreamEnsemble", "stream_features", "stream_channels", "create_ensemble"]
-
-#: The features a stream may use (:data:`skelact.config.FEATURES`).
-FEATURES = _FEATURES
+__all__ = ["StreamSpec", "StreamEnsemble", "stream_features", "stream_channels", "create_ensemble"]
 
 
 @dataclass(frozen=True)
