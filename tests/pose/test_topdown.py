@@ -148,7 +148,8 @@ def test_a_detection_that_is_someone_followed_once_posed_is_not_a_second_person(
 
 def test_arguments_are_checked(model) -> None:
     for kwargs, word in [({"detect_every": 0}, "detect_every"), ({"crop_size": 100}, "crop_size"),
-                         ({"min_height": 0}, "min_height"), ({"min_height": 1.5}, "min_height")]:
+                         ({"min_height": 0}, "min_height"), ({"min_height": 1.5}, "min_height"),
+                         ({"crop_workers": 0}, "crop_workers")]:
         with pytest.raises(ValueError, match=word):
             TopDownPose(model, **kwargs)
 
@@ -210,6 +211,16 @@ def test_follows_the_same_people_between_detections(model, clip: list[np.ndarray
     whole = model(clip[-1])
     d = np.abs(got.keypoints[:, None] - whole.keypoints[None, :2]).mean((-1, -2))  # [2 followed, 2 whole]
     assert d.min(1).max() < 0.05 * (got.boxes[:, 3] - got.boxes[:, 1]).min()
+
+
+def test_crops_posed_side_by_side_give_the_same_people(model, clip: list[np.ndarray]) -> None:
+    """Two workers (one-thread copies of the model) pose the 18 crops of a 3x3 mosaic exactly as one does."""
+    frames = [_mosaic(f, 3) for f in clip[:4]]
+    one, two = TopDownPose(model, detect_every=3, crop_workers=1), TopDownPose(model, detect_every=3, crop_workers=2)
+    for f in frames:
+        a, b = one(f), two(f)
+        assert len(a) == 18 and np.array_equal(a.keypoints, b.keypoints) and np.array_equal(a.scores, b.scores)
+    assert one.calls == two.calls
 
 
 def test_reset_forgets_and_repeats(model, clip: list[np.ndarray]) -> None:
