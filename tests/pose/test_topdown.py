@@ -130,7 +130,8 @@ class _Scene:
 
 def test_a_detection_that_is_someone_followed_once_posed_is_not_a_second_person() -> None:
     """At a detection frame the pass sees a followed body displaced (its joints 25 px off, its box over by
-    more than half its width): unlike anyone followed, so it is posed on its own crop, which finds the followed body itself."""
+    more than half its width): unlike anyone followed, so it is posed on its own crop, which finds the
+    followed body itself."""
     body = _person(100, 100, 120, 0.9)
     scene = _Scene(body)
     td = TopDownPose(scene, detect_every=1)  # type: ignore[arg-type]
