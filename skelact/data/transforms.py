@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skelact.config import FEATURES as _FEATURES
+from skelact.config import FEATURES
 from skelact.data.sampling import pad_persons, uniform_sample_indices
 from skelact.skeleton import Layout, get_layout, joint_present
 
@@ -59,10 +59,6 @@ __all__ = [
     "RandomRotate3D",
     "FormatFeatures",
 ]
-
-#: Feature streams understood by :func:`format_features` (:data:`skelact.config.FEATURES`).
-FEATURES = _FEATURES
-
 
 def _as_float(x: np.ndarray) -> np.ndarray:
     """A float copy (float32 unless the input is already a wider float)."""

@@ -130,6 +130,7 @@ def calibrate_checkpoint(checkpoint: Path, out: Path, split: str | None = None, 
     import dataclasses
 
     from skelact.checkpoint import Checkpoint
+    from skelact.data.dataset import PackedClips
     from skelact.engine import builders
     from skelact.engine.evaluate import score_checkpoint
     from skelact.inference import ScoreOptions
@@ -144,7 +145,7 @@ def calibrate_checkpoint(checkpoint: Path, out: Path, split: str | None = None, 
     cfg = dataclasses.replace(ckpt.config, data=data)
     device = resolve_device("auto")
 
-    def select(clips: Any) -> np.ndarray:
+    def select(clips: PackedClips) -> np.ndarray:
         if split is not None:
             return builders.split_indices(clips, split, len(ckpt.classes), "--split")
         return builders.validation_split(cfg, clips, len(ckpt.classes))[1]

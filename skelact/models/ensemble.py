@@ -51,7 +51,7 @@ def _motion(x: torch.Tensor) -> torch.Tensor:
 def _partner_offset(joint: torch.Tensor) -> torch.Tensor:
     """``transforms.partner_offset`` on ``(N, M, T, V, C)``: each joint's offset from the same joint
     of the nearest other person (by mean centre distance over the frames both are seen), else 0."""
-    n, m = joint.shape[:2]
+    m = joint.shape[1]
     if m < 2:
         return torch.zeros_like(joint)
     present = (joint != 0).any(-1)  # (N, M, T, V)
