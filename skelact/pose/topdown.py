@@ -26,7 +26,7 @@ between videos.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,13 +35,16 @@ from scipy.optimize import linear_sum_assignment
 from skelact.data.tracking import PoseResult, box_iou
 from skelact.pose.movenet import MoveNet, check_frame
 
-__all__ = ["TopDownPose", "detection_plan", "merge_people"]
+__all__ = ["TopDownPose", "MAX_CROP_WORKERS", "detection_plan", "merge_people"]
 
 _CAP = 6  # people per MoveNet call
 # The smallest person of interest is posed at about this height in the network input (MoveNet found
 # 31 of 32 people 56 px tall in 720p mosaic tiles at 48; 64 leaves room).
 _TARGET_PX = 64
 _JOINT_SEEN = 0.2  # joint score above which a joint counts as placed (for merging and boxes)
+#: Default ceiling of crop workers: a frame rarely has more people to pose than this, and each worker holds a
+#: copy of the model (a 64-core host would otherwise load 64).
+MAX_CROP_WORKERS = 8
 _MAX_STEP = 0.3  # a followed person moves less than this (mean joint distance / height) from one frame to the next
 
 Region = tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
@@ -223,7 +226,8 @@ class TopDownPose:
         margin: A crop's side over the person's larger box side (room for motion and limbs).
         max_missed: Frames a person may go unfound in their crop before they are let go.
         crop_workers: Crops posed side by side, each worker with a one-thread copy of the model
-            (default: the model's ``num_threads``; 1: in turn with the model itself). A 128-px crop
+            (default: the model's ``num_threads``, at most :data:`MAX_CROP_WORKERS`; 1: in turn with the
+            model itself). A 128-px crop
             keeps two threads of one interpreter half idle: on 2 cores the 32-person mosaics ran 8 %
             faster this way (BENCHMARKS.md, crowds), with the same outputs.
     """
@@ -244,7 +248,7 @@ class TopDownPose:
         self.tile_input = tile_input
         self.margin = margin
         self.max_missed = max_missed
-        workers = getattr(model, "num_threads", 1) if crop_workers is None else crop_workers
+        workers = min(MAX_CROP_WORKERS, getattr(model, "num_threads", 1)) if crop_workers is None else crop_workers
         if workers < 1:
             raise ValueError(f"crop_workers must be at least 1, got {workers}")
         self._crop_models: list[MoveNet] = [model] if workers == 1 else [
@@ -331,17 +335,19 @@ class TopDownPose:
     def _pose_regions(self, frame: np.ndarray, regions: list[Region], bgr: bool, min_score: float) -> list[PoseResult]:
         """Each region posed at ``crop_size``, in order; with K workers, worker j takes regions j, j + K, ..."""
         models = self._crop_models
-        k = len(models) if self._pool is not None and len(regions) > 1 else 1
+        k = min(len(models), len(regions)) if self._pool is not None else 1
 
         def share(j: int) -> list[PoseResult]:
             return [models[j].pose_region(frame, r, self.crop_size, self.crop_size, bgr, min_score=min_score)
                     for r in regions[j::k]]
 
-        if k == 1:
-            return share(0)
+        if k <= 1:
+            return share(0) if regions else []
+        jobs = [self._pool.submit(share, j) for j in range(k)]
+        wait(jobs)  # all finished before an error is raised: no copy still runs when the caller goes on
         out: list[PoseResult] = [PoseResult.empty()] * len(regions)
-        for j, part in enumerate(self._pool.map(share, range(k))):
-            out[j::k] = part
+        for j, job in enumerate(jobs):
+            out[j::k] = job.result()
         return out
 
     @staticmethod

@@ -147,6 +147,56 @@ def test_a_detection_that_is_someone_followed_once_posed_is_not_a_second_person(
         assert len(td._people) == 1  # followed once, not twice
 
 
+class _Slow(_Scene):
+    """A crop worker that takes its time and says when it is done."""
+
+    def __init__(self, scene: _Scene) -> None:
+        super().__init__(scene.bodies)
+        self.done = False
+
+    def pose_region(self, *args, **kwargs) -> PoseResult:
+        import time
+
+        time.sleep(0.3)
+        self.done = True
+        return super().pose_region(*args, **kwargs)
+
+
+class _Broken(_Scene):
+    def pose_region(self, *args, **kwargs) -> PoseResult:
+        raise RuntimeError("interpreter failed")
+
+
+def test_a_failing_crop_worker_raises_after_the_others_are_done() -> None:
+    """An error in one worker reaches the caller only once every worker has stopped: a worker still running
+    would share its model copy with the next frame's call."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    scene = _Scene(_cat(_person(100, 100, 120, 0.9), _person(600, 100, 120, 0.8)))
+    td = TopDownPose(scene, detect_every=1)  # type: ignore[arg-type]
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    assert len(td(frame)) == 2
+    slow = _Slow(scene)
+    td._crop_models = [_Broken(scene.bodies), slow]  # type: ignore[list-item]
+    td._pool = ThreadPoolExecutor(2)
+    with pytest.raises(RuntimeError, match="interpreter failed"):
+        td(frame)
+    assert slow.done
+
+
+def test_crop_workers_default_to_the_models_threads_at_most_a_ceiling(model) -> None:
+    """A model with 64 threads (a large host) gets MAX_CROP_WORKERS one-thread copies, not 64."""
+    from types import SimpleNamespace
+
+    from skelact.pose.topdown import MAX_CROP_WORKERS
+
+    many = SimpleNamespace(model_path=model.model_path, input_size=model.input_size,
+                           min_person_score=model.min_person_score, num_threads=64)
+    td = TopDownPose(many)  # type: ignore[arg-type]
+    assert len(td._crop_models) == MAX_CROP_WORKERS < 64
+    assert all(m.num_threads == 1 for m in td._crop_models)
+
+
 def test_arguments_are_checked(model) -> None:
     for kwargs, word in [({"detect_every": 0}, "detect_every"), ({"crop_size": 100}, "crop_size"),
                          ({"min_height": 0}, "min_height"), ({"min_height": 1.5}, "min_height"),
