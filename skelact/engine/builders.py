@@ -258,6 +258,11 @@ def init_model(cfg: Config, model: nn.Module, checkpoint: str | Path, classes: l
             dims = sum(c.startswith("joint.") for c in source)
             source = channel_names(stream.features, dims, "score" in source)
         where = f"{where} (stream {stream.name})"
+    new = [c for c in target if c not in source] if source is not None else []
+    if cfg.optim.backbone_lr_mult == 0 and new:
+        raise TransferError(f"{where}: optim.backbone_lr_mult 0 freezes the first layer, and the run's input channels "
+                            f"{', '.join(new)} are new to it: they would start at zero weights and stay there; "
+                            "let the backbone learn slowly instead (e.g. --backbone-lr-mult 0.1)")
     state, report = transfer_weights(source_model, model, src.classes, classes, source, target,
                                      where, cfg.model.name)
     model.load_state_dict(state)

@@ -157,24 +157,26 @@ def test_init_a_single_model_starts_its_own_stream_only(penn: Path, trained: Pat
 def test_init_a_partner_network_from_one_that_reads_people_alone(penn: Path, trained: Path, tmp_path: Path) -> None:
     """A network that also sees the partner offset starts from the init's network of the same features
     without it: those channels copied, the partner channels at zero (a recipe of one network, and the
-    streams j+p, b of an ensemble)."""
+    streams j+p, b of an ensemble). The backbone learns at 1e-9 of the rate, so the weights stay where
+    they started; a frozen one (0) is refused, since the partner channels would stay at zero."""
     recipe = tmp_path / "partner.yaml"
     ckpt = Checkpoint.load(trained)
     one = dataclasses.replace(ckpt.config, model=dataclasses.replace(ckpt.config.model, streams=[]),
                               data=dataclasses.replace(ckpt.config.data, features=["joint", "partner"]))
     recipe.write_text(config_to_yaml(one))
     single = tmp_path / "single"
-    assert main(["train", str(recipe), "--init", str(trained), "--work-dir", str(single), *_FAST]) == 0
+    slow = ["--backbone-lr-mult", "1e-9", *_FAST[2:]]
+    assert main(["train", str(recipe), "--init", str(trained), "--work-dir", str(single), *slow]) == 0
     got, want = _stem(single / "last.pt", None), _stem(trained, "j")  # channels x, y, partner x, y, score
-    assert torch.equal(got[:, [0, 1, 4]], want) and not got[:, 2:4].any()
+    assert torch.allclose(got[:, [0, 1, 4]], want, atol=1e-6) and got[:, 2:4].abs().max() < 1e-6
     work = tmp_path / "ens"
     assert main(["train", str(penn), "--init", str(trained), "--streams", "j+p,b", "--work-dir", str(work),
-                 *_FAST]) == 0
+                 *slow]) == 0
     assert f"stream j+p: training in {work / 'streams' / 'j+p'}, starting from {trained}" in \
         (work / "log.txt").read_text()
     got = _stem(work / "best.pt", "j+p")
-    assert torch.equal(got[:, [0, 1, 4]], want) and not got[:, 2:4].any()
-    assert torch.equal(_stem(work / "best.pt", "b"), _stem(trained, "b"))
+    assert torch.allclose(got[:, [0, 1, 4]], want, atol=1e-6) and got[:, 2:4].abs().max() < 1e-6
+    assert torch.allclose(_stem(work / "best.pt", "b"), _stem(trained, "b"), atol=1e-6)
 
 
 def test_init_from_an_ensemble_without_the_runs_features(penn: Path, trained: Path, tmp_path: Path,

@@ -146,6 +146,10 @@ def test_refusals(run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFi
         (["--backbone-lr-mult", "0.5"], ["--backbone-lr-mult: applies to a backbone loaded with --init"], 2),
         (["--init", str(ckpt), "--backbone-lr-mult", "-1"],
          ["argument --backbone-lr-mult: must be a finite number >= 0, got -1"], 2),
+        # A frozen first layer would keep the channels the start has no weights for at zero.
+        (["--init", str(ckpt), "--backbone-lr-mult", "0", "--set", "data.features=[joint,bone,partner]"],
+         [f"{ckpt}: optim.backbone_lr_mult 0 freezes the first layer, and the run's input channels partner.x, "
+          "partner.y are new to it"], 1),
     ]
     for extra, needles, status in cases:
         expect_error(capsys, [*base, *extra], needles, watch=watch, status=status)
