@@ -227,9 +227,8 @@ class TopDownPose:
         max_missed: Frames a person may go unfound in their crop before they are let go.
         crop_workers: Crops posed side by side, each worker with a one-thread copy of the model
             (default: the model's ``num_threads``, at most :data:`MAX_CROP_WORKERS`; 1: in turn with the
-            model itself). A 128-px crop
-            keeps two threads of one interpreter half idle: on 2 cores the 32-person mosaics ran 8 %
-            faster this way (BENCHMARKS.md, crowds), with the same outputs.
+            model itself). A 128-px crop keeps two threads of one interpreter half idle: on 2 cores the
+            32-person mosaics ran 8 % faster this way (BENCHMARKS.md, crowds), with the same outputs.
     """
 
     def __init__(self, model: MoveNet, detect_every: int = 10, crop_size: int = 128, min_height: float = 1 / 8,
