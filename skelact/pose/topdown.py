@@ -333,15 +333,15 @@ class TopDownPose:
 
     def _pose_regions(self, frame: np.ndarray, regions: list[Region], bgr: bool, min_score: float) -> list[PoseResult]:
         """Each region posed at ``crop_size``, in order; with K workers, worker j takes regions j, j + K, ..."""
-        models = self._crop_models
-        k = min(len(models), len(regions)) if self._pool is not None else 1
+        models = self._crop_models  # one model without a pool, one copy per pool worker with one
+        k = max(1, min(len(models), len(regions)))
 
         def share(j: int) -> list[PoseResult]:
             return [models[j].pose_region(frame, r, self.crop_size, self.crop_size, bgr, min_score=min_score)
                     for r in regions[j::k]]
 
-        if k <= 1:
-            return share(0) if regions else []
+        if k == 1 or self._pool is None:
+            return share(0)
         jobs = [self._pool.submit(share, j) for j in range(k)]
         wait(jobs)  # all finished before an error is raised: no copy still runs when the caller goes on
         out: list[PoseResult] = [PoseResult.empty()] * len(regions)
