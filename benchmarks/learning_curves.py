@@ -9,14 +9,16 @@ clips of each class, drawn at random (seeded by S) from the official training sp
 official test split (``full``: the whole training split). Each run is the chain a user runs, each
 step a ``python -m skelact.cli`` process timed by wall clock:
 
-- ``scratch``: ``skelact train DATA.pkl --model M --seed S`` (the zero-config recipe; it carves
-  its validation share out of the N clips per class);
-- ``streams``: the same with ``--streams j,b,jm,bm`` (one ensemble checkpoint);
+- ``scratch``: ``skelact train DATA.pkl --model M --seed S --streams j``: the zero-config recipe, one
+  network (it carves its validation share out of the N clips per class); before 2026-12-08 this was
+  the zero-config itself, which now trains four streams on up to 1,500 training clips;
+- ``streams``: the same with ``--streams j,b,jm,bm`` (one ensemble checkpoint): the zero-config of
+  kpc3d on up to 1,500 training clips;
 - ``init``: the same with ``--init CKPT`` (fine-tuning); ``init-streams``: both (each stream from the
   start's network of its features: a four-stream start from ``pretrain.py --streams j,b,jm,bm``);
 
-then ``skelact test`` on the test split (10 views): ``last.pt`` and ``best.pt`` of a single model,
-``best.pt`` of an ensemble (it has no ``last.pt``). A run's result is ``OUT/runs/NAME/result.json``;
+then ``skelact test`` on the test split (10 views): ``last.pt`` and ``best.pt`` (ensembles written
+before 2026-12-08 have ``best.pt`` only). A run's result is ``OUT/runs/NAME/result.json``;
 runs already done are skipped, so the grid can be filled in several sittings. ``OUT/summary.md``
 gathers every result found: per cell the seeds' top-1 and their mean, with training time.
 
@@ -80,8 +82,7 @@ def run_one(out: Path, name: str, data_file: Path, variant: str, seed: int, args
     work.parent.mkdir(parents=True, exist_ok=True)
     train = ["train", str(data_file), "--model", args.model, "--seed", str(seed), "--work-dir", str(work),
              "--result", str(work.parent / f"{name}.train.json")]
-    if "streams" in variant:
-        train += ["--streams", "j,b,jm,bm"]
+    train += ["--streams", "j,b,jm,bm" if "streams" in variant else "j"]
     if "init" in variant:
         train += ["--init", args.init]
     train += ["--set", "data.num_workers=1", "device=cpu", *args.set]

@@ -124,8 +124,7 @@ def main() -> None:
     train = ["train", str(pkl), "--model", args.model, "--work-dir", str(work), "--result", str(out / "train.json")]
     if args.set:
         train += ["--set", *args.set]
-    if args.streams:
-        train += ["--streams", args.streams]
+    train += ["--streams", args.streams or "j"]  # without --streams one network, whatever the data's size
     if work.exists():
         train.append("--resume")
     record["train_s"] = round(cli(train, out / "train.log"), 1)

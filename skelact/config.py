@@ -68,6 +68,10 @@ class AugmentConfig:
         join: Probability that a training clip is followed by part of a clip of another class,
             with soft labels by frame share (skelact/data/dataset.py ``join_clips``): for models
             that label the windows of long videos (``predict --window``).
+        unknown: Probability that a training item is a clip of ``data.unknown_file`` (other
+            activities) with a uniform target over the classes, and, with ``join``, that the part
+            joined after a clip comes from there (outlier exposure: the model learns to be unsure
+            outside its classes, which a timeline's unknown threshold needs).
     """
 
     flip: float = 0.0
@@ -76,6 +80,7 @@ class AugmentConfig:
     shift: float = 0.0
     rotate3d: float = 0.0
     join: float = 0.0
+    unknown: float = 0.0
 
 
 @dataclass
@@ -106,6 +111,8 @@ class DataConfig:
             ``bone_motion``, ``partner`` (:data:`FEATURES`).
         with_score: Append the keypoint score as an extra channel (2D data).
         augment: Training augmentation.
+        unknown_file: PYSKL file of other activities (labels ignored; a layout that maps to the
+            data's), drawn from with probability ``augment.unknown``; ``None``: none.
         batch_size: Clips per optimiser step and per process.
         num_workers: DataLoader worker processes (0 loads in the main process).
     """
@@ -124,6 +131,7 @@ class DataConfig:
     features: list[str] = field(default_factory=lambda: ["joint"])
     with_score: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    unknown_file: str | None = None
     batch_size: int = 16
     num_workers: int = 2
 
@@ -502,6 +510,13 @@ def _check_semantics(cfg: Config) -> None:
     for key, v in (("flip", a.flip), ("join", a.join)):
         if not 0.0 <= v <= 1.0:
             raise ConfigError(f"data.augment.{key}: a probability in [0, 1], got {v}")
+    if not 0.0 <= a.unknown < 1.0:
+        raise ConfigError(f"data.augment.unknown: a probability in [0, 1), got {a.unknown}")
+    if (a.unknown > 0) != (d.unknown_file is not None):
+        raise ConfigError(f"data.augment.unknown: {a.unknown:g} with data.unknown_file {short_repr(d.unknown_file)}: "
+                          "out-of-class clips need both (a file and the share of training items drawn from it)")
+    if d.unknown_file is not None and not d.unknown_file.strip():
+        raise ConfigError("data.unknown_file: empty; give a PYSKL file of other activities, or null")
     if a.scale is not None and (len(a.scale) != 2 or not 0 < a.scale[0] <= a.scale[1]):
         raise ConfigError(f"data.augment.scale: expected [low, high] with 0 < low <= high, got {short_repr(a.scale)}")
     if o.ema is not None and not 0.0 < o.ema < 1.0:

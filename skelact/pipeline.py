@@ -13,7 +13,7 @@ import numpy as np
 
 from skelact.config import Config, ConfigError, DataConfig
 from skelact.data.dataset import PackedClips, SkeletonDataset
-from skelact.data.io import AnnotationError
+from skelact.data.io import AnnotationError, OutsideDataError, load_outside
 from skelact.data.transforms import (
     ALIGN_JOINTS,
     Align3D,
@@ -33,7 +33,7 @@ from skelact.data.transforms import (
 from skelact.errors import short_repr
 from skelact.skeleton import Layout
 
-__all__ = ["class_names", "input_kind", "build_pipeline", "build_dataset", "check_clip_fields"]
+__all__ = ["class_names", "input_kind", "build_pipeline", "build_dataset", "check_clip_fields", "outside_clips"]
 
 
 def class_names(packed: PackedClips) -> list[str]:
@@ -129,10 +129,12 @@ def build_dataset(
     num_clips: int = 1,
     augment: bool = True,
     force_flip: bool = False,
+    outside: PackedClips | None = None,
 ) -> SkeletonDataset:
     """A :class:`SkeletonDataset` over ``indices`` with the recipe's pipeline.
 
-    Training items are [M, T, V, C]; evaluation items are [K, M, T, V, C].
+    Training items are [M, T, V, C]; evaluation items are [K, M, T, V, C]. ``outside``: the clips of
+    ``data.unknown_file`` (:func:`outside_clips`), needed when training with ``data.augment.unknown``.
     """
     kind = input_kind(cfg.model.name)
     if kind == "heatmap" and (cfg.data.normalize != "none" or packed.num_channels != 2):
@@ -141,8 +143,41 @@ def build_dataset(
     pipe = build_pipeline(cfg.data, layout, packed.num_channels, train, num_clips, augment, force_flip)
     check_clip_fields(packed, indices, pipe, cfg.data.ann_file)
     join = cfg.data.augment.join if train and augment else 0.0
+    unknown = cfg.data.augment.unknown if train and augment else 0.0
+    if unknown > 0:
+        if outside is None:
+            raise ValueError("data.augment.unknown > 0 needs the outside clips (pipeline.outside_clips)")
+        check_clip_fields(outside, np.arange(len(outside)), pipe, str(cfg.data.unknown_file))
     return SkeletonDataset(packed, indices, pipe, train=train, seed=cfg.seed, join=join,
-                           num_classes=len(class_names(packed)) if join > 0 else None)
+                           num_classes=len(class_names(packed)) if join > 0 or unknown > 0 else None,
+                           outside=outside if unknown > 0 else None, unknown=unknown)
+
+
+def outside_clips(data: DataConfig, layout: Layout, packed: PackedClips) -> PackedClips | None:
+    """The clips of ``data.unknown_file`` (other activities) mapped to ``layout`` and packed as
+    ``packed``'s: same coordinate dimensions, scores where ``packed`` has them (a joint whose
+    coordinates are not all 0 counts as seen when the file has none). None without a file.
+
+    Raises:
+        OutsideDataError: The file is missing, unreadable, empty, or its layout or coordinates do not
+            fit (one line naming it).
+    """
+    if data.unknown_file is None:
+        return None
+    clips = load_outside(data.unknown_file, layout)
+    dims = {int(np.shape(c["keypoint"])[-1]) for c in clips}
+    if dims != {packed.num_channels}:
+        raise OutsideDataError(f"{data.unknown_file}: {'/'.join(map(str, sorted(dims)))}D keypoints, the training "
+                               f"clips are {packed.num_channels}D")
+    for i, c in enumerate(clips):
+        kp = np.asarray(c["keypoint"], np.float32)
+        if packed.score is None:
+            c.pop("keypoint_score", None)
+        elif c.get("keypoint_score") is None:
+            c["keypoint_score"] = (kp != 0).any(-1).astype(np.float32)
+        c["label"] = 0  # the pipeline carries a label; the dataset gives these clips a uniform target
+        c["frame_dir"] = f"{c['frame_dir']}@{i}"  # unique, whatever the file's names
+    return PackedClips.from_annotations({"annotations": clips, "split": {"all": [c["frame_dir"] for c in clips]}})
 
 
 def check_clip_fields(packed: PackedClips, indices: np.ndarray, pipe: Compose, where: str) -> None:

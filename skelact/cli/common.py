@@ -182,10 +182,11 @@ def pose_model_inputs(value: Path | None) -> list[Path]:
 
 
 def recipe_inputs(cfg: object) -> list[Path]:
-    """The files a recipe (or a checkpoint's stored one) reads: its data file and a layout YAML."""
+    """The files a recipe (or a checkpoint's stored one) reads: its data file, a layout YAML and its
+    file of other activities."""
     data = getattr(cfg, "data", None)
-    ann_file = getattr(data, "ann_file", "")
-    return ([Path(ann_file)] if ann_file else []) + existing_files(getattr(data, "layout", None))
+    files = [getattr(data, "ann_file", ""), getattr(data, "unknown_file", None)]
+    return [Path(f) for f in files if f] + existing_files(getattr(data, "layout", None))
 
 
 def check_output_dir(out_dir: Path, names: Iterable[str], inputs: Iterable[Path | str | None]) -> None:

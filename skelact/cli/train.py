@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -53,14 +54,18 @@ def _streams(text: str) -> list:
 
 def _with_streams(cfg: object, streams: list) -> object:
     """The recipe as an ensemble of ``streams`` (``--streams``): the joint clip in, one network per
-    stream; validated again as a whole."""
+    stream; one stream is one network on its features. Validated again as a whole."""
     import dataclasses
 
     from skelact.config import config_from_dict, config_to_dict
 
     raw = config_to_dict(cfg)
-    raw["data"]["features"] = ["joint"]
-    raw["model"]["streams"] = [dataclasses.asdict(s) for s in streams]
+    if len(streams) == 1:
+        raw["data"]["features"] = list(streams[0].features)
+        raw["model"]["streams"] = []
+    else:
+        raw["data"]["features"] = ["joint"]
+        raw["model"]["streams"] = [dataclasses.asdict(s) for s in streams]
     return config_from_dict(raw)
 
 
@@ -76,8 +81,13 @@ def _auto_recipe(args: argparse.Namespace, source: object) -> tuple[object, obje
 
     packed = builders.load_clips_file(args.config)
     model = args.model or (source.name if source is not None else "kpc3d")
+    # Four streams on small data, unless the run says what it trains (--streams, --init, --set of the features
+    # or streams) or checks one network (--overfit), or runs under torchrun (an ensemble trains in one process).
+    chosen = {o.split("=", 1)[0].strip() for o in args.overrides} & {"data.features", "model.streams"}
+    single = args.streams is not None or source is not None or args.overfit is not None or bool(chosen) \
+        or int(os.environ.get("WORLD_SIZE", "1")) > 1
     auto = auto_config(packed, args.config, model, layout=args.layout, seed=args.seed,
-                       val_fraction=args.val_fraction)
+                       val_fraction=args.val_fraction, streams=not single)
     cfg = auto.config
     if source is not None and source.name == model:  # the checkpoint's shapes (widths, joint order, ...)
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, kwargs=dict(source.kwargs)))
@@ -91,7 +101,9 @@ def _auto_recipe(args: argparse.Namespace, source: object) -> tuple[object, obje
             print(f"  model: {model} with the model.kwargs of {args.init} (--init)")
         if args.overrides:
             print(f"  then --set {' '.join(args.overrides)}")
-        if args.streams is not None:
+        if args.streams is not None and len(args.streams) == 1:
+            print(f"  then --streams {args.streams[0].name}: one network on {' + '.join(args.streams[0].features)}")
+        elif args.streams is not None:
             whose = " (the streams of the --init ensemble; --streams j for one network)" if args.streams_from_init \
                 else ""
             print(f"  then --streams {','.join(s.name for s in args.streams)}{whose}: one network per stream, in "
@@ -106,12 +118,15 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from skelact.config import load_config
     from skelact.engine.train import train
 
-    if args.overfit is not None and args.streams is not None:
+    if args.overfit is not None and args.streams is not None and len(args.streams) > 1:
         raise UsageError("--overfit: checks one model; train one stream's recipe with it instead of --streams")
     result_file = None
     if args.result is not None:  # refused before hours of training, not after
         result_file = Path(str(args.result).replace("{rank}", os.environ.get("RANK", "0")))
         check_output(result_file, [args.config])
+    if args.unknown_data is not None:  # as overrides, so that a later --set data.augment.unknown=P wins
+        args.overrides = [f"data.unknown_file={json.dumps(str(args.unknown_data))}",
+                          f"data.augment.unknown={UNKNOWN_SHARE}", *args.overrides]
     init, source = _init_file(args.init, "--init") if args.init is not None else (None, None)
     packed = None
     args.streams_from_init = False
@@ -184,6 +199,10 @@ def _fine_tuning(cfg: object, args: argparse.Namespace) -> object:
     return config_from_dict(config_to_dict(cfg))  # checked as a recipe's values are
 
 
+#: Share of training items drawn from ``--unknown-data`` (data.augment.unknown) the flag sets.
+UNKNOWN_SHARE = 0.25
+
+
 def _write_result(path: Path, result: dict) -> None:
     """``--result``: the final metrics as JSON (one file per process when the name holds ``{rank}``)."""
     import json
@@ -215,8 +234,9 @@ def _cmd_test(args: argparse.Namespace) -> None:
 
 def _cmd_calibrate(args: argparse.Namespace) -> None:
     from skelact.checkpoint import Checkpoint
+    from skelact.data.io import load_outside
     from skelact.engine.calibrate import calibrate_checkpoint
-    from skelact.stream.fitting import load_outside, timeline_refiner
+    from skelact.stream.fitting import timeline_refiner
 
     check_output(args.output, [args.checkpoint, args.unknown_data], args.force)  # before reading it
     # The data file the checkpoint's recipe reads is an input too (-o DATA would overwrite the dataset).
@@ -295,6 +315,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backbone-lr-mult", type=_non_negative, default=None, metavar="F",
                    help="with --init: the learning rate of all but the classifier is lr x F; 0 freezes them "
                    "(recipe key: optim.backbone_lr_mult; default 1)")
+    p.add_argument("--unknown-data", type=Path, default=None, metavar="FILE.pkl",
+                   help="clips of other activities (a PYSKL file in a layout that maps to the data's; labels "
+                   "ignored): a share of the training items come from it with a uniform target, so the model "
+                   "learns to be unsure outside its classes (predict --window's unknown stretches); sets "
+                   f"data.unknown_file and data.augment.unknown={UNKNOWN_SHARE:g} (a --set of it wins)")
     p.add_argument("--overfit", type=positive_int, default=None, metavar="N",
                    help="sanity check: train and evaluate on N training clips")
     p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",

@@ -441,6 +441,10 @@ class SkeletonDataset(torch.utils.data.Dataset):
     actions then teaches the model to be unsure, so a timeline's most confident windows are those
     holding one action (skelact/stream/timeline.py).
 
+    With ``unknown > 0`` (training), that fraction of the items is a random clip of ``outside``
+    (other activities) whose target is uniform over the classes, and a joined part comes from
+    ``outside`` with the same probability (outlier exposure: unsure outside the classes).
+
     Randomness: item ``i`` draws from ``np.random.default_rng((seed, epoch, clip_index))``, so an
     epoch is reproducible whatever the worker count or order, workers never share a stream, and
     :meth:`set_epoch` changes the augmentation each epoch. Call ``set_epoch`` before creating the
@@ -453,7 +457,9 @@ class SkeletonDataset(torch.utils.data.Dataset):
         train: Training mode (squeeze the single view).
         seed: Base seed.
         join: Probability that a training item joins two clips (0: never; int labels).
-        num_classes: Length of the soft targets (needed when ``join > 0``).
+        num_classes: Length of the soft targets (needed when ``join > 0`` or ``unknown > 0``).
+        outside: Clips of other activities in the same layout (labels ignored).
+        unknown: Probability that an item (or a joined part) is a clip of ``outside``.
     """
 
     def __init__(
@@ -465,6 +471,8 @@ class SkeletonDataset(torch.utils.data.Dataset):
         seed: int = 0,
         join: float = 0.0,
         num_classes: int | None = None,
+        outside: PackedClips | None = None,
+        unknown: float = 0.0,
     ) -> None:
         self.packed = packed
         idx = packed.indices(indices) if isinstance(indices, str) else np.asarray(indices, dtype=np.int64)
@@ -473,9 +481,12 @@ class SkeletonDataset(torch.utils.data.Dataset):
         self.indices = idx
         self.pipeline, self.train, self.seed = pipeline, train, seed
         self.epoch = 0
-        if join > 0 and (not train or num_classes is None):
-            raise ValueError("join needs train=True and num_classes")
+        if (join > 0 or unknown > 0) and (not train or num_classes is None):
+            raise ValueError("join and unknown need train=True and num_classes")
+        if unknown > 0 and (outside is None or not len(outside)):
+            raise ValueError("unknown > 0 needs outside clips")
         self.join, self.num_classes = join, num_classes
+        self.outside, self.unknown = outside, unknown
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch's random stream."""
@@ -497,19 +508,37 @@ class SkeletonDataset(torch.utils.data.Dataset):
                 return j
         return None
 
+    def _one_hot(self, label: int) -> np.ndarray:
+        target = np.zeros(self.num_classes, np.float32)
+        target[int(label)] = 1.0
+        return target
+
+    def _outside_clip(self, rng: np.random.Generator) -> tuple[dict[str, Any], np.ndarray]:
+        """A random clip of ``outside`` (label 0 for the pipeline: the target is what counts) and its
+        uniform target."""
+        raw = self.outside.clip(int(rng.integers(len(self.outside))))
+        return {**raw, "label": 0}, np.full(self.num_classes, 1.0 / self.num_classes, np.float32)
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int | torch.Tensor]:
         clip = int(self.indices[i])
         rng = np.random.default_rng((self.seed, self.epoch, clip))
         raw = self.packed.clip(clip)
         target = None
-        if self.join > 0:
-            target = np.zeros(self.num_classes, np.float32)  # share of the frames per class
-            target[raw["label"]] = 1.0
-            if rng.random() < self.join:
-                partner = self._partner(raw["label"], rng)
-                if partner is not None:
-                    raw, share = join_clips(raw, self.packed.clip(partner), rng)
-                    target[raw["label"]], target[self.packed.labels[partner]] = share, 1.0 - share
+        if self.join > 0 or self.unknown > 0:
+            # Share of the frames per class; an out-of-class frame counts 1/classes for every class.
+            inside = not (self.unknown > 0 and rng.random() < self.unknown)
+            raw, target = (raw, self._one_hot(raw["label"])) if inside else self._outside_clip(rng)
+            if self.join > 0 and rng.random() < self.join:
+                second = None
+                if inside and self.unknown > 0 and rng.random() < self.unknown:
+                    second = self._outside_clip(rng)
+                else:
+                    partner = self._partner(raw["label"] if inside else -1, rng)
+                    if partner is not None:
+                        second = self.packed.clip(partner), self._one_hot(self.packed.labels[partner])
+                if second is not None:
+                    raw, share = join_clips(raw, second[0], rng)
+                    target = share * target + (1.0 - share) * second[1]
         sample = self.pipeline(raw, rng)
         if "inputs" not in sample:
             raise KeyError(f"clip {sample.get('frame_dir')!r}: the pipeline produced no 'inputs' "

@@ -27,13 +27,16 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from skelact.data.safe_pickle import PickleRefused, restricted_load
 from skelact.errors import SkelactError, short_repr
 from skelact.files import NotRegularFileError, open_regular
+
+if TYPE_CHECKING:
+    from skelact.skeleton import Layout
 
 __all__ = [
     "AnnotationError",
@@ -44,6 +47,8 @@ __all__ = [
     "atomic_write",
     "summarize",
     "WORK_DTYPE",
+    "OutsideDataError",
+    "load_outside",
 ]
 
 #: Keypoints and scores are held in this dtype whatever the file used (float16/32/64).
@@ -454,3 +459,42 @@ def summarize(data: dict) -> str:
         cname = classes[label] if classes and 0 <= label < len(classes) else ("unlabeled" if label < 0 else "")
         lines.append(f"  {label:>4} {cname:<32} {labels[label]} clips")
     return "\n".join(lines)
+
+
+class OutsideDataError(SkelactError, ValueError):
+    """The out-of-class data file cannot be used; the message names it."""
+
+
+def load_outside(path: str | Path, model_layout: Layout) -> list[dict]:
+    """The clips of a PYSKL file of other activities, mapped to ``model_layout``, each labelled -1 (its
+    own labels are ignored): what ``skelact calibrate --unknown-data`` joins between the validation
+    clips and ``skelact train --unknown-data`` trains on with uniform targets.
+
+    Raises:
+        SkelactError: The file is missing, unreadable or holds no clips, or its layout does not map to the
+            model's (one line naming the file).
+    """
+    from skelact.skeleton import LayoutError, joint_mapping, resolve_layout
+
+    try:
+        data = load_annotations(path, allow_unlabeled=True)
+    except FileNotFoundError:
+        raise OutsideDataError(f"{path}: not found (a PYSKL .pkl of other activities)") from None
+    anns = data["annotations"]  # never empty: the loader refuses a file without clips
+    v = int(np.shape(anns[0]["keypoint"])[2])
+    try:
+        layout = resolve_layout(None, data.get("layout"), v, str(path))
+    except LayoutError as e:
+        text = str(e)
+        raise OutsideDataError(text if text.startswith(str(path)) else f"{path}: {text}") from None
+    idx = joint_mapping(layout, model_layout) if layout != model_layout else tuple(range(v))
+    if idx is None:
+        raise OutsideDataError(f"{path}: its layout {layout.name!r} ({v} joints) does not map to the model's "
+                               f"{model_layout.name!r} ({model_layout.num_joints} joints)")
+    out = []
+    for a in anns:
+        clip = {**a, "label": -1, "keypoint": np.ascontiguousarray(a["keypoint"][:, :, list(idx)])}
+        if a.get("keypoint_score") is not None:
+            clip["keypoint_score"] = np.ascontiguousarray(a["keypoint_score"][:, :, list(idx)])
+        out.append(clip)
+    return out

@@ -29,6 +29,9 @@ The rules, per model family (:data:`FAMILIES`):
 - validation: at most 10 passes over the validation split, and fewer where they would cost more
   than ~10 % of the training's compute (one view of a validation clip costs about a third of a
   training clip's forward and backward), always including the last epoch.
+- small data (at most :data:`SMALL_DATA_CLIPS` training clips, families with
+  :attr:`Family.small_data_streams`): four networks, on the joints, the bones and their motions
+  (each with the partner offset where two people act), fused as one model; one network above that.
 """
 
 from __future__ import annotations
@@ -47,13 +50,14 @@ from skelact.config import (
     ModelConfig,
     OptimConfig,
     OverfitConfig,
+    StreamConfig,
     config_from_dict,
     config_to_dict,
 )
 from skelact.data.dataset import PackedClips
 from skelact.skeleton import Layout, resolve_layout
 
-__all__ = ["Family", "FAMILIES", "VAL_FRACTION", "AutoConfig", "auto_config", "pick_splits"]
+__all__ = ["Family", "FAMILIES", "VAL_FRACTION", "SMALL_DATA_CLIPS", "AutoConfig", "auto_config", "pick_splits"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class Family:
         clip_grad: Gradient clipping, or None.
         model_kwargs: Options passed to the model builder.
         overfit: The ``--overfit N`` sanity-check settings.
+        small_data_streams: Train four streams (joint, bone and their motions) on small data.
     """
 
     batch_size: int
@@ -84,6 +89,7 @@ class Family:
     clip_grad: float | None = None
     model_kwargs: dict = field(default_factory=dict)
     overfit: dict = field(default_factory=dict)
+    small_data_streams: bool = False
 
 
 _KEYPOINT_OVERFIT = {"epochs": 20, "min_steps": 150, "lr": 0.05, "batch_size": 16, "warmup_epochs": 1,
@@ -91,8 +97,10 @@ _KEYPOINT_OVERFIT = {"epochs": 20, "min_steps": 150, "lr": 0.05, "batch_size": 1
 
 # Step budgets: the hand-written Penn Action (2D) and NW-UCLA (3D) recipes' lengths in configs/
 # (rounded up to whole epochs, a budget lands on the recipe's epochs for Penn Action's 1,258 clips).
+# Four kpc3d streams gained at every size measured (BENCHMARKS.md, small data: Penn Action and NW-UCLA at 5 to
+# all clips per class, +0.9 to +7.4 points) for four times a short run's time; ST-GCN++ streams were not measured.
 _KPC3D = Family(32, 0.05, 1200, (24, 32), steps_3d=3200,
-                overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}})
+                overfit={**_KEYPOINT_OVERFIT, "model_kwargs": {"dropout": 0.0}}, small_data_streams=True)
 _HEATMAP_3DCNN = Family(
     8, 0.05, 1800, (24, 32), input_kind="heatmap", weight_decay=3e-4, clip_grad=40.0,
     model_kwargs={"heatmap": "joint", "sigma": 0.6, "size": 32, "test_size": 32},
@@ -112,6 +120,11 @@ FAMILIES: dict[str, Family] = {
 
 _VALIDATION_NAMES = ("val", "validation", "valid")
 _VAL_NAMES = (*_VALIDATION_NAMES, "test")
+
+#: Training clips up to which a family with ``small_data_streams`` trains four streams: the sizes measured
+#: (Penn Action's 1,258 training clips the largest) with room; each network costs the same step budget,
+#: so four cost four times one, which larger data (an NTU-sized set: hours a network) should not pay.
+SMALL_DATA_CLIPS = 1500
 
 #: Share of each class of the training split that validates when a file has no validation split:
 #: a tenth keeps ~90 % of a small dataset for training and still gives every class of 5 or more
@@ -176,7 +189,7 @@ def _round8(x: float) -> int:
 
 
 def auto_config(packed: PackedClips, ann_file: str | Path, model: str, layout: str | Path | None = None,
-                seed: int = 0, val_fraction: float | None = None) -> AutoConfig:
+                seed: int = 0, val_fraction: float | None = None, streams: bool = True) -> AutoConfig:
     """Choose a recipe for ``model`` on the clips of ``packed`` (loaded from ``ann_file``).
 
     Args:
@@ -188,6 +201,8 @@ def auto_config(packed: PackedClips, ann_file: str | Path, model: str, layout: s
         val_fraction: Share of the training split carved out for validation; None:
             :data:`VAL_FRACTION` when the file has no validation split, else 0 (the split is used).
             0 with no validation split validates on the test split.
+        streams: Whether small data may get four streams (``skelact train`` passes False with ``--init``,
+            ``--overfit``, ``--streams`` and under torchrun).
 
     Raises:
         ConfigError: Data the model cannot take (3D data for a heatmap model), no usable split.
@@ -259,6 +274,16 @@ def auto_config(packed: PackedClips, ann_file: str | Path, model: str, layout: s
         note("data.features", "joint, partner", "two people: each joint's offset from the same joint of the other "
              "person too")
 
+    ensemble = []
+    if streams and fam.small_data_streams and fam.input_kind == "keypoint" and n_train <= SMALL_DATA_CLIPS:
+        plus = "+p" if "partner" in features else ""
+        ensemble = [StreamConfig(name=n + plus, features=[*f, *features[1:]]) for n, f in
+                    (("j", ["joint"]), ("b", ["bone"]), ("jm", ["joint_motion"]), ("bm", ["bone_motion"]))]
+        note("model.streams", ", ".join(s.name for s in ensemble),
+             f"{n_train} training clips (at most {SMALL_DATA_CLIPS}): four networks (joints, bones, their motions) "
+             f"fused as one model, about 4x one network's time; --streams {ensemble[0].name} trains one")
+        features = ["joint"]  # an ensemble's input: each stream computes its own features
+
     frames = np.asarray(packed.num_frames[idx])
     median = float(np.median(frames))
     lo, hi = fam.frames
@@ -319,7 +344,7 @@ def auto_config(packed: PackedClips, ann_file: str | Path, model: str, layout: s
                         num_clips_test=10, max_persons=persons,
                         normalize=normalize, features=features, with_score=with_score, augment=augment,
                         batch_size=batch, num_workers=2),
-        model=ModelConfig(name=model, kwargs=dict(fam.model_kwargs)),
+        model=ModelConfig(name=model, kwargs=dict(fam.model_kwargs), streams=ensemble),
         optim=OptimConfig(name="sgd", lr=lr, momentum=0.9, nesterov=True, weight_decay=fam.weight_decay,
                           epochs=epochs, warmup_epochs=warmup, clip_grad=fam.clip_grad, label_smoothing=0.1,
                           amp="auto", ema=ema),

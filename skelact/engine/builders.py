@@ -23,7 +23,14 @@ from skelact.errors import one_line, short_repr
 
 # The recipe's pipeline and datasets live one layer down (inference builds them too); named here as
 # well, so that the engine builds everything through this module.
-from skelact.pipeline import build_dataset, build_pipeline, check_clip_fields, class_names, input_kind
+from skelact.pipeline import (
+    build_dataset,
+    build_pipeline,
+    check_clip_fields,
+    class_names,
+    input_kind,
+    outside_clips,
+)
 from skelact.skeleton import Layout
 
 if TYPE_CHECKING:
@@ -42,6 +49,7 @@ __all__ = [
     "input_kind",
     "build_pipeline",
     "build_dataset",
+    "outside_clips",
     "check_clip_fields",
     "overfit_indices",
     "check_model_name",

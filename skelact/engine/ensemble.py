@@ -6,15 +6,17 @@
 1. trains each stream in ``WORK_DIR/streams/<name>/``, one after another, with
    :func:`skelact.engine.train.train` and the recipe less its streams, with the stream's features
    (and no calibration of its own; the ensemble is calibrated as a whole);
-2. runs every stream's ``best.pt`` over the validation clips (``builders.validation_split``: the
-   recipe's validation split, or the share carved from the training split; never the test split),
+2. runs every stream's ``best.pt`` (then every stream's ``last.pt``) over the validation clips
+   (``builders.validation_split``: the recipe's validation split, or the share carved from the
+   training split; never the test split),
    as one :class:`~skelact.models.ensemble.StreamEnsemble` whose input is the joint clip (scored by
    ``inference.score_clips``, as ``skelact test`` scores), and chooses the fusion weights there
    (:func:`choose_weights`) unless the recipe gives them;
 3. writes ``WORK_DIR/best.pt``: the ensemble, with its temperature and unknown threshold fitted on
-   the same validation logits. ``test``, ``predict``, ``calibrate``, ``export`` and ``live`` load it
-   like any checkpoint. There is no ensemble ``last.pt``: what ``--resume`` continues from is each
-   stream's own ``last.pt`` (a finished stream is not trained again).
+   the same validation logits; and ``WORK_DIR/last.pt``, the same from every stream's ``last.pt``
+   (the last epoch, fixed in advance). ``test``, ``predict``, ``calibrate``, ``export`` and ``live``
+   load them like any checkpoint. ``--resume`` continues each stream from its own ``last.pt`` (a
+   finished stream is not trained again), and fuses them again.
 """
 
 from __future__ import annotations
@@ -153,11 +155,12 @@ def choose_weights(stream_logits: np.ndarray, labels: np.ndarray,
 
 def train_ensemble(cfg: Config, work_dir: Path, resume: bool = False, packed: PackedClips | None = None,
                    init: str | Path | None = None, refine: Refine | None = None) -> dict[str, Any]:
-    """Train ``cfg.model.streams`` one after another and write the ensemble to ``work_dir/best.pt``.
+    """Train ``cfg.model.streams`` one after another and write the ensemble to ``work_dir/best.pt`` (of the
+    streams' ``best.pt``) and ``work_dir/last.pt`` (of their ``last.pt``).
 
     Args:
         cfg: A recipe with ``model.streams``.
-        work_dir: ``config.yaml``, ``log.txt``, ``best.pt`` and ``streams/<name>/`` (each a
+        work_dir: ``config.yaml``, ``log.txt``, ``best.pt``, ``last.pt`` and ``streams/<name>/`` (each a
             training work dir).
         resume: Continue each stream from its ``last.pt`` (a finished one is not trained again).
         packed: ``cfg.data.ann_file`` already loaded.
@@ -166,8 +169,9 @@ def train_ensemble(cfg: Config, work_dir: Path, resume: bool = False, packed: Pa
         refine: A further fit after the ensemble's calibration (``skelact train``: the timeline threshold).
 
     Returns:
-        ``best_top1`` (the ensemble's validation top-1), ``best_epoch``, ``validation``,
-        ``num_val_clips``, ``weights`` and ``streams`` (each stream's validation top-1), ``work_dir``.
+        ``best_top1`` (the ``best.pt`` ensemble's validation top-1), ``best_epoch``, ``validation``,
+        ``num_val_clips``, ``weights`` and ``streams`` (each stream's validation top-1), ``last_top1``
+        (the ``last.pt`` ensemble's), ``work_dir``.
     """
     if not cfg.model.streams:
         raise ConfigError("model.streams: an ensemble needs streams")
@@ -208,10 +212,32 @@ def _train_ensemble(cfg: Config, work_dir: Path, resume: bool, packed: PackedCli
         _log(f"stream {s.name}: training in {stream_dir(work_dir, s)}{how}", work_dir)
         train(stream_config(cfg, s, start), stream_dir(work_dir, s), resume=resume, packed=packed, init=start)
 
-    # ---- the streams' best weights as one model whose input is the joint clip
     layout = builders.resolve_layout(cfg.data, packed)
     classes = builders.class_names(packed)
     _, val_idx = builders.validation_split(cfg, packed, len(classes))
+    validation = builders.validation_name(cfg, quote=True)
+    if cfg.data.val_split is not None and cfg.data.val_split == builders.evaluated_split(cfg.data)[0]:
+        _log(f"note: the weights and the calibration are chosen on {validation}, the split `skelact test` evaluates: "
+             "its top-1 is then not an unseen test (set data.val_fraction to validate on a share of "
+             f"{cfg.data.train_split!r})", work_dir)
+    # best.pt: every stream's best.pt; last.pt: every stream's last epoch (what a run reports when its
+    # epoch is fixed in advance). Each is fused and calibrated on the validation clips on its own.
+    fused = {which: _fuse(cfg, work_dir, which, packed, layout, classes, val_idx, refine) for which in ("last", "best")}
+    top1, weights, per_stream = fused["best"]
+    return {"best_top1": top1, "best_epoch": cfg.optim.epochs, "validation": validation,
+            "num_val_clips": len(val_idx), "weights": dict(zip([s.name for s in streams], weights, strict=True)),
+            "streams": per_stream, "last_top1": fused["last"][0], "work_dir": str(work_dir)}
+
+
+def _fuse(cfg: Config, work_dir: Path, which: str, packed: PackedClips, layout: Layout, classes: list[str],
+          val_idx: np.ndarray, refine: Refine | None) -> tuple[float, tuple[float, ...], dict[str, float]]:
+    """The streams' ``which``.pt (``best`` or ``last``) as one model whose input is the joint clip, its fusion
+    weights chosen and its calibration fitted on the validation clips, written to ``WORK_DIR/<which>.pt``.
+
+    Returns:
+        The ensemble's validation top-1, its weights, and each stream's validation top-1.
+    """
+    streams = cfg.model.streams
     # The stored recipe says whether the last input channel is a score: only when the clips have one.
     ens_cfg = dataclasses.replace(cfg, data=dataclasses.replace(
         cfg.data, features=["joint"], with_score=cfg.data.with_score and packed.score is not None))
@@ -220,7 +246,7 @@ def _train_ensemble(cfg: Config, work_dir: Path, resume: bool, packed: PackedCli
     device = resolve_device(cfg.device, "device")
     # The views `skelact test` averages, as the calibration uses; batched as `skelact test` batches them.
     options = ScoreOptions(workers=cfg.data.num_workers, amp=resolve_amp(cfg.optim.amp, device, strict=False),
-                           progress="streams on validation")
+                           progress=f"streams' {which}.pt on validation")
     k = options.views(ens_cfg.data)
     builders.check_memory(ens_cfg, len(classes), layout, in_channels, (cfg.data.max_persons, cfg.data.clip_len),
                           options.batch(ens_cfg.data) * k, device, str(cfg.data.ann_file), training=False)
@@ -228,7 +254,7 @@ def _train_ensemble(cfg: Config, work_dir: Path, resume: bool, packed: PackedCli
     assert isinstance(model, StreamEnsemble)
     for s in streams:
         folder = stream_dir(work_dir, s)
-        path = folder / "best.pt" if (folder / "best.pt").is_file() else folder / "last.pt"
+        path = folder / f"{which}.pt" if (folder / f"{which}.pt").is_file() else folder / "last.pt"
         ckpt = Checkpoint.load(path)
         if ckpt.classes != classes:
             raise CheckpointError(f"{path}: trained on other classes than {cfg.data.ann_file} holds")
@@ -239,10 +265,6 @@ def _train_ensemble(cfg: Config, work_dir: Path, resume: bool, packed: PackedCli
 
     # ---- fusion weights on the validation clips, then the ensemble calibrated as a whole
     validation = builders.validation_name(cfg, quote=True)
-    if cfg.data.val_split is not None and cfg.data.val_split == builders.evaluated_split(cfg.data)[0]:
-        _log(f"note: the weights and the calibration are chosen on {validation}, the split `skelact test` evaluates: "
-             "its top-1 is then not an unseen test (set data.val_fraction to validate on a share of "
-             f"{cfg.data.train_split!r})", work_dir)
     if all(s.weight is not None for s in streams):
         weights = tuple(float(s.weight) for s in streams)  # type: ignore[arg-type]
         how = "given by the recipe"
@@ -254,10 +276,10 @@ def _train_ensemble(cfg: Config, work_dir: Path, resume: bool, packed: PackedCli
     per_stream = {s.name: _score(logits[i], labels)[0] for i, s in enumerate(streams)}
     top1 = _score(fused, labels)[0]
     for s in streams:
-        _log(f"stream {s.name}: validation top-1 {100 * per_stream[s.name]:.2f} % ({len(labels)} clips, {k} views)",
-             work_dir)
-    _log(f"ensemble weights {', '.join(f'{s.name} {w:.3g}' for s, w in zip(streams, weights, strict=True))} ({how}): "
-         f"validation top-1 {100 * top1:.2f} %", work_dir)
+        _log(f"stream {s.name} ({which}.pt): validation top-1 {100 * per_stream[s.name]:.2f} % ({len(labels)} clips, "
+             f"{k} views)", work_dir)
+    named = ", ".join(f"{s.name} {w:.3g}" for s, w in zip(streams, weights, strict=True))
+    _log(f"ensemble of the {which}.pt: weights {named} ({how}): validation top-1 {100 * top1:.2f} %", work_dir)
     model.specs = tuple(dataclasses.replace(spec, weight=w) for spec, w in zip(model.specs, weights, strict=True))
     final = dataclasses.replace(ens_cfg, model=dataclasses.replace(ens_cfg.model, streams=[
         dataclasses.replace(s, weight=w) for s, w in zip(streams, weights, strict=True)]))
@@ -270,9 +292,7 @@ def _train_ensemble(cfg: Config, work_dir: Path, resume: bool, packed: PackedCli
     if calibration is not None:
         ckpt.calibration = refine_after_training(refine, calibration, ckpt, model,
                                                  [packed.clip(int(i)) for i in val_idx], lambda t: _log(t, work_dir))
-        _log(f"calibrated the ensemble on {validation}: {describe(ckpt.calibration)}", work_dir)
-    ckpt.save(work_dir / "best.pt")
-    _log(f"wrote the ensemble to {work_dir / 'best.pt'}", work_dir)
-    return {"best_top1": top1, "best_epoch": cfg.optim.epochs, "validation": validation,
-            "num_val_clips": len(labels), "weights": dict(zip([s.name for s in streams], weights, strict=True)),
-            "streams": per_stream, "work_dir": str(work_dir)}
+        _log(f"calibrated the ensemble of the {which}.pt on {validation}: {describe(ckpt.calibration)}", work_dir)
+    ckpt.save(work_dir / f"{which}.pt")
+    _log(f"wrote the ensemble to {work_dir / f'{which}.pt'}", work_dir)
+    return top1, weights, per_stream

@@ -151,7 +151,7 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.opti
     ``ema``, when given, follows the (unwrapped) model after every step.
     """
     model.train()
-    loss_sum, correct, seen = 0.0, 0.0, 0.0
+    loss_sum, correct, judged, seen = 0.0, 0.0, 0.0, 0.0
     start = time.perf_counter()
     bar = progress(loader, desc=f"epoch {epoch}/{cfg.optim.epochs}", unit="batch", enabled=info.rank == 0)
     for x, y in bar:
@@ -176,13 +176,19 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.opti
 
         n = y.shape[0]
         loss_sum += loss.item() * n
-        correct += (logits.argmax(dim=1) == (y if y.ndim == 1 else y.argmax(dim=1))).sum().item()
+        if y.ndim == 1:
+            correct += (logits.argmax(dim=1) == y).sum().item()
+            judged += n
+        else:  # soft targets: the major class; a uniform target (an out-of-class clip) has none
+            has_class = y.max(dim=1).values > y.min(dim=1).values
+            correct += ((logits.argmax(dim=1) == y.argmax(dim=1)) & has_class).sum().item()
+            judged += has_class.sum().item()
         seen += n
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / max(judged, 1):.3f}",
                         clips_s=f"{seen * info.world_size / (time.perf_counter() - start):.1f}")
-    loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], info.device)
+    loss_sum, correct, judged, seen = all_reduce_sum([loss_sum, correct, judged, seen], info.device)
     elapsed = time.perf_counter() - start
-    return {"train_loss": loss_sum / max(seen, 1), "train_top1": correct / max(seen, 1),
+    return {"train_loss": loss_sum / max(seen, 1), "train_top1": correct / max(judged, 1),
             "clips_per_s": seen / max(elapsed, 1e-9), "train_time": elapsed}
 
 
@@ -278,7 +284,8 @@ def _train(cfg: Config, work_dir: Path, resume: bool, overfit: int | None, info:
         train_idx = builders.overfit_indices(packed.labels, train_idx, overfit)
         val_idx, augment = train_idx, cfg.overfit.augment
         validation = "the training clips (--overfit)"
-    train_ds = builders.build_dataset(cfg, packed, layout, train_idx, train=True, augment=augment)
+    outside = builders.outside_clips(cfg.data, layout, packed) if augment else None
+    train_ds = builders.build_dataset(cfg, packed, layout, train_idx, train=True, augment=augment, outside=outside)
     val_ds = builders.build_dataset(cfg, packed, layout, val_idx, train=False, num_clips=cfg.data.num_clips_val)
     sample = train_ds[0][0]
     in_channels = int(sample.shape[-1])  # C of [M, T, V, C]

@@ -28,19 +28,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from skelact.data.io import OutsideDataError
 from skelact.data.tracking import Track
-from skelact.errors import SkelactError
 from skelact.stream.defaults import DEFAULT_STRIDE_FRACTION, DEFAULT_WINDOW_VIEWS, DEFAULT_WINDOWS
 from skelact.stream.timeline import frame_probabilities
 from skelact.stream.tracks import classify_windows
 
 if TYPE_CHECKING:
     from skelact.inference import Predictor
-    from skelact.skeleton import Layout
 
 __all__ = ["OUTSIDE", "FIT_FPS", "TRAIN_FIT_CLIPS", "TimelineFit", "JoinedSequence", "join_sequences",
-           "frame_confidence", "timeline_threshold", "fit_timeline", "OutsideDataError", "load_outside",
-           "timeline_refiner"]
+           "frame_confidence", "timeline_threshold", "fit_timeline", "timeline_refiner"]
 
 OUTSIDE = -1  #: true label of a joined out-of-class frame
 #: Frame rate assumed for clips (PYSKL files carry none; Penn Action's YouTube clips are ~30 fps).
@@ -217,44 +215,6 @@ def fit_timeline(predictor: Predictor, clips: Sequence[dict], between: Sequence[
         outside.append(conf[covered & (seq.truth == OUTSIDE)])
     return timeline_threshold(np.concatenate(inside or [np.zeros(0)]), np.concatenate(outside or [np.zeros(0)]),
                               accept)
-
-
-class OutsideDataError(SkelactError, ValueError):
-    """The out-of-class data file cannot be used; the message names it."""
-
-
-def load_outside(path: str | Path, model_layout: Layout) -> list[dict]:
-    """The clips of a PYSKL file of other activities, mapped to ``model_layout`` (labels are ignored).
-
-    Raises:
-        SkelactError: The file is missing, unreadable or holds no clips, or its layout does not map to the
-            model's (one line naming the file).
-    """
-    from skelact.data.io import load_annotations
-    from skelact.skeleton import LayoutError, joint_mapping, resolve_layout
-
-    try:
-        data = load_annotations(path, allow_unlabeled=True)
-    except FileNotFoundError:
-        raise OutsideDataError(f"{path}: not found (a PYSKL .pkl of other activities)") from None
-    anns = data["annotations"]  # never empty: the loader refuses a file without clips
-    v = int(np.shape(anns[0]["keypoint"])[2])
-    try:
-        layout = resolve_layout(None, data.get("layout"), v, str(path))
-    except LayoutError as e:
-        text = str(e)
-        raise OutsideDataError(text if text.startswith(str(path)) else f"{path}: {text}") from None
-    idx = joint_mapping(layout, model_layout) if layout != model_layout else tuple(range(v))
-    if idx is None:
-        raise OutsideDataError(f"{path}: its layout {layout.name!r} ({v} joints) does not map to the model's "
-                               f"{model_layout.name!r} ({model_layout.num_joints} joints)")
-    out = []
-    for a in anns:
-        clip = {**a, "label": OUTSIDE, "keypoint": np.ascontiguousarray(a["keypoint"][:, :, list(idx)])}
-        if a.get("keypoint_score") is not None:
-            clip["keypoint_score"] = np.ascontiguousarray(a["keypoint_score"][:, :, list(idx)])
-        out.append(clip)
-    return out
 
 
 def timeline_refiner(outside: Sequence[dict] = (), source: str | Path = "", accept: float = 0.95,

@@ -295,3 +295,42 @@ def test_penn_action_packed_pipeline(data_root: Path) -> None:
             assert tuple(x.shape) == shape and torch.isfinite(x).all()
             assert 0 <= y < 15
             assert x[..., :2].abs().max() <= 1.0 + 1e-5
+
+
+def test_dataset_unknown_items_have_uniform_targets(packed: PackedClips) -> None:
+    """``unknown``: a share of the items are clips of ``outside`` with a uniform target; with ``join``
+    an in-class clip may be followed by an outside part (its share spread over every class)."""
+    outside = PackedClips.from_annotations(make_data(n=3, seed=5))
+    ds = SkeletonDataset(packed, np.arange(len(packed)), pipeline(True), train=True, num_classes=4,
+                         outside=outside, unknown=0.5)
+    targets = []
+    for epoch in range(20):
+        ds.set_epoch(epoch)
+        targets += [ds[i][1] for i in range(len(ds))]
+    targets = torch.stack(targets)  # [120, 4]
+    torch.testing.assert_close(targets.sum(1), torch.ones(len(targets)))
+    uniform = (targets == 0.25).all(1)
+    one_hot = (targets == 1).any(1)
+    assert 40 < int(uniform.sum()) < 80 and int(uniform.sum()) + int(one_hot.sum()) == len(targets)  # no join
+    joined = SkeletonDataset(packed, np.arange(len(packed)), pipeline(True), train=True, join=1.0, num_classes=4,
+                             outside=outside, unknown=0.5)
+    soft = torch.stack([joined[i][1] for i in range(len(joined))])
+    torch.testing.assert_close(soft.sum(1), torch.ones(len(soft)))
+    # Every item is joined: an outside part adds an equal share to all four classes, so the smallest share is > 0.
+    part_outside = soft.min(1).values > 0
+    assert 0 < int(part_outside.sum()) < len(soft)
+    with pytest.raises(ValueError, match="outside"):
+        SkeletonDataset(packed, "train", pipeline(True), train=True, num_classes=4, unknown=0.5)
+    with pytest.raises(ValueError, match="num_classes"):
+        SkeletonDataset(packed, "train", pipeline(True), train=True, outside=outside, unknown=0.5)
+
+
+def test_dataset_without_unknown_draws_as_before(packed: PackedClips) -> None:
+    """``unknown=0`` with an outside store given draws exactly what a dataset without one draws."""
+    outside = PackedClips.from_annotations(make_data(n=3, seed=5))
+    plain = SkeletonDataset(packed, np.arange(len(packed)), pipeline(True), train=True, join=0.5, num_classes=4)
+    same = SkeletonDataset(packed, np.arange(len(packed)), pipeline(True), train=True, join=0.5, num_classes=4,
+                           outside=outside, unknown=0.0)
+    for i in range(len(plain)):
+        (a, ya), (b, yb) = plain[i], same[i]
+        assert torch.equal(a, b) and torch.equal(ya, yb)

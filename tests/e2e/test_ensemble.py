@@ -51,7 +51,9 @@ def test_train_streams_writes_one_calibrated_checkpoint(trained: Path, capsys: p
     for s in ("j", "b", "jm", "bm"):
         assert (trained.parent / "streams" / s / "last.pt").is_file()
     log = (trained.parent / "log.txt").read_text()
-    assert log.count("validation top-1") == 5  # four streams and the ensemble
+    assert log.count("validation top-1") == 10  # four streams and the ensemble, of the best.pt and of the last.pt
+    last = Checkpoint.load(trained.parent / "last.pt")  # the streams' last epoch, fused and calibrated the same way
+    assert [s.name for s in last.config.model.streams] == ["j", "b", "jm", "bm"] and last.calibration is not None
 
 
 def test_test_evaluates_the_ensemble_on_the_test_split(penn: Path, trained: Path, tmp_path: Path,
@@ -137,7 +139,9 @@ def test_init_a_single_model_starts_its_own_stream_only(penn: Path, trained: Pat
     rate (``--backbone-lr-mult`` applies to loaded weights), and the log says so. A recipe without
     streams fine-tunes one network from an ensemble: its joint stream."""
     joint = tmp_path / "joint"
-    assert main(["train", str(penn), "--model", "kpc3d_small", "--work-dir", str(joint), *_FAST[2:]]) == 0
+    assert main(["train", str(penn), "--model", "kpc3d_small", "--streams", "j", "--work-dir", str(joint),
+                 *_FAST[2:]]) == 0
+    assert Checkpoint.load(joint / "last.pt").config.model.streams == []  # one stream: one network, no ensemble
     work = tmp_path / "ens"
     assert main(["train", str(penn), "--init", str(joint / "last.pt"), "--streams", "j,b", "--work-dir", str(work),
                  *_FAST]) == 0

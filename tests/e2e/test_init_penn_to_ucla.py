@@ -39,7 +39,8 @@ def test_penn_model_fine_tunes_on_nw_ucla(data_root: Path, tmp_path: Path, capsy
     ucla = _subset(convert_ucla(data_root / "nwucla")[0], 3, 6, 2, tmp_path / "ucla.pkl")
     fast = ["--set", "optim.epochs=1", "data.num_workers=0", "device=cpu", "data.num_clips_test=2",
             "data.clip_len=24"]
-    assert main(["train", str(penn), "--model", "kpc3d_small", "--work-dir", str(tmp_path / "penn"), *fast]) == 0
+    assert main(["train", str(penn), "--model", "kpc3d_small", "--streams", "j", "--work-dir", str(tmp_path / "penn"),
+                 *fast]) == 0
     source = tmp_path / "penn" / "last.pt"
     capsys.readouterr()
     assert main(["train", str(ucla), "--init", str(source), "--backbone-lr-mult", "0.1",

@@ -119,6 +119,25 @@ def test_small_two_person_data_and_unknown_model(tmp_path: Path) -> None:
     assert cfg.optim.epochs == 200  # 8 clips: the longest schedule
     with pytest.raises(ConfigError, match="--model: unknown model 'nope'"):
         auto_config(packed, "x.pkl", "nope")
+    # kpc3d on small data: four streams, each with the partner offset; the ensemble's input is the joint clip.
+    small = auto_config(packed, "x.pkl", "kpc3d").config
+    assert [(s.name, s.features) for s in small.model.streams] == [
+        ("j+p", ["joint", "partner"]), ("b+p", ["bone", "partner"]), ("jm+p", ["joint_motion", "partner"]),
+        ("bm+p", ["bone_motion", "partner"])]
+    assert small.data.features == ["joint"] and all(s.weight is None for s in small.model.streams)
+    assert auto_config(packed, "x.pkl", "kpc3d", streams=False).config.model.streams == []
+    assert cfg.model.streams == []  # ST-GCN++: streams not measured, one network
+
+
+def test_four_streams_up_to_small_data_clips(penn: PackedClips, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Penn Action's 1,258 training clips are small data (four streams); above the bound, one network."""
+    import skelact.engine.autoconfig as autoconfig
+
+    auto = auto_config(penn, "penn.pkl", "kpc3d", val_fraction=0.0)
+    assert [s.name for s in auto.config.model.streams] == ["j", "b", "jm", "bm"]
+    assert ("model.streams", "j, b, jm, bm") in [(k, v) for k, v, _ in auto.notes]
+    monkeypatch.setattr(autoconfig, "SMALL_DATA_CLIPS", 1257)
+    assert auto_config(penn, "penn.pkl", "kpc3d", val_fraction=0.0).config.model.streams == []
 
 
 def test_cli_zero_config_prints_writes_and_repeats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -67,18 +67,21 @@ def test_choose_weights_keeps_equal_weights_within_noise() -> None:
     assert weights == (0.5, 0.5) and top1 == pytest.approx(16 / 20)  # 17/20 with a weighting: within noise
 
 
-def test_the_checkpoint_is_the_weighted_sum_of_the_streams_models(ensemble: dict[str, Path]) -> None:
+@pytest.mark.parametrize("which", ["best", "last"])
+def test_the_checkpoint_is_the_weighted_sum_of_the_streams_models(ensemble: dict[str, Path], which: str) -> None:
+    """``best.pt`` fuses the streams' ``best.pt``, ``last.pt`` their ``last.pt``; each calibrated on validation."""
     work = ensemble["work"]
-    ckpt = Checkpoint.load(work / "best.pt")
+    ckpt = Checkpoint.load(work / f"{which}.pt")
     streams = ckpt.config.model.streams
     assert [s.name for s in streams] == ["j", "b", "bm"] and ckpt.config.data.features == ["joint"]
     assert all(s.weight is not None for s in streams) and abs(sum(s.weight for s in streams) - 1) < 1e-5
     assert ckpt.calibration is not None and ckpt.calibration.split == "test"
-    assert not (work / "last.pt").exists() and ckpt.train is None
+    assert ckpt.train is None
     log = (work / "log.txt").read_text()
-    assert "ensemble weights j " in log and "validation top-1" in log and "calibrated the ensemble" in log
+    assert f"ensemble of the {which}.pt: weights j " in log and "validation top-1" in log
+    assert f"calibrated the ensemble of the {which}.pt" in log
 
-    # The ensemble on the joint clips == each stream's own best.pt on its own pipeline, weighted.
+    # The ensemble on the joint clips == each stream's own checkpoint on its own pipeline, weighted.
     packed = builders.load_clips(ckpt.config.data)
     idx = builders.split_indices(packed, "test", len(ckpt.classes), "test")[:5]
     ds = builders.build_dataset(ckpt.config, packed, ckpt.layout, idx, train=False, num_clips=2)
@@ -87,7 +90,7 @@ def test_the_checkpoint_is_the_weighted_sum_of_the_streams_models(ensemble: dict
         got = ckpt.build_model()(x)
         want = torch.zeros_like(got)
         for s in streams:
-            own = Checkpoint.load(work / "streams" / s.name / "best.pt")
+            own = Checkpoint.load(work / "streams" / s.name / f"{which}.pt")
             assert own.config == stream_config(ckpt.config, s)  # what the stream was trained with
             sds = builders.build_dataset(own.config, packed, own.layout, idx, train=False, num_clips=2)
             xs = torch.stack([sds[i][0] for i in range(len(sds))]).flatten(0, 1)
