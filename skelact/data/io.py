@@ -471,8 +471,8 @@ def load_outside(path: str | Path, model_layout: Layout) -> list[dict]:
     clips and ``skelact train --unknown-data`` trains on with uniform targets.
 
     Raises:
-        SkelactError: The file is missing, unreadable or holds no clips, or its layout does not map to the
-            model's (one line naming the file).
+        OutsideDataError: The file is missing, or its layout does not map to the model's (one line naming it).
+        AnnotationError: The file is unreadable or holds no clips.
     """
     from skelact.skeleton import LayoutError, joint_mapping, resolve_layout
 
