@@ -13,7 +13,7 @@ import numpy as np
 
 from skelact.config import Config, ConfigError, DataConfig
 from skelact.data.dataset import PackedClips, SkeletonDataset
-from skelact.data.io import AnnotationError, OutsideDataError, load_outside
+from skelact.data.io import AnnotationError, check_outside_dims, load_outside
 from skelact.data.transforms import (
     ALIGN_JOINTS,
     Align3D,
@@ -159,23 +159,19 @@ def outside_clips(data: DataConfig, layout: Layout, packed: PackedClips) -> Pack
     coordinates are not all 0 counts as seen when the file has none). None without a file.
 
     Raises:
-        OutsideDataError: The file is missing, unreadable, empty, or its layout or coordinates do not
+        skelact.data.io.OutsideDataError: The file is missing, unreadable, empty, or its layout or coordinates do not
             fit (one line naming it).
     """
     if data.unknown_file is None:
         return None
     clips = load_outside(data.unknown_file, layout)
-    dims = {int(np.shape(c["keypoint"])[-1]) for c in clips}
-    if dims != {packed.num_channels}:
-        raise OutsideDataError(f"{data.unknown_file}: {'/'.join(map(str, sorted(dims)))}D keypoints, the training "
-                               f"clips are {packed.num_channels}D")
+    check_outside_dims(clips, packed.num_channels, data.unknown_file, "the training")
     for i, c in enumerate(clips):
         kp = np.asarray(c["keypoint"], np.float32)
         if packed.score is None:
             c.pop("keypoint_score", None)
         elif c.get("keypoint_score") is None:
             c["keypoint_score"] = (kp != 0).any(-1).astype(np.float32)
-        c["label"] = 0  # the pipeline carries a label; the dataset gives these clips a uniform target
         c["frame_dir"] = f"{c['frame_dir']}@{i}"  # unique, whatever the file's names
     return PackedClips.from_annotations({"annotations": clips, "split": {"all": [c["frame_dir"] for c in clips]}})
 

@@ -49,6 +49,7 @@ __all__ = [
     "WORK_DTYPE",
     "OutsideDataError",
     "load_outside",
+    "check_outside_dims",
 ]
 
 #: Keypoints and scores are held in this dtype whatever the file used (float16/32/64).
@@ -498,3 +499,15 @@ def load_outside(path: str | Path, model_layout: Layout) -> list[dict]:
             clip["keypoint_score"] = np.ascontiguousarray(a["keypoint_score"][:, :, list(idx)])
         out.append(clip)
     return out
+
+
+def check_outside_dims(clips: list[dict], dims: int, source: str | Path, whose: str) -> None:
+    """Refuse other-activity clips (:func:`load_outside`) whose coordinates are not ``dims``-D, naming
+    ``source`` and whose clips they must match (``whose``: "the model's", "the training").
+
+    Raises:
+        OutsideDataError: Some clip has other coordinate dimensions.
+    """
+    other = {int(np.shape(c["keypoint"])[-1]) for c in clips} - {dims}
+    if other:
+        raise OutsideDataError(f"{source}: {'/'.join(map(str, sorted(other)))}D keypoints, {whose} clips are {dims}D")

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from skelact.data.io import OutsideDataError
+from skelact.data.io import OutsideDataError, check_outside_dims
 from skelact.data.tracking import Track
 from skelact.stream.defaults import DEFAULT_STRIDE_FRACTION, DEFAULT_WINDOW_VIEWS, DEFAULT_WINDOWS
 from skelact.stream.timeline import frame_probabilities
@@ -238,11 +238,8 @@ def timeline_refiner(outside: Sequence[dict] = (), source: str | Path = "", acce
         if max_clips is not None and len(clips) > max_clips:
             keep = np.sort(np.random.default_rng(0).choice(len(clips), max_clips, replace=False))
             clips = [clips[int(i)] for i in keep]
-        dims = {int(np.shape(c["keypoint"])[-1]) for c in clips[:1]}
-        other = {int(np.shape(c["keypoint"])[-1]) for c in outside} - dims
-        if other and dims:  # known only now: the validation clips are loaded by calibrate_checkpoint
-            raise OutsideDataError(f"{source}: {'/'.join(map(str, sorted(other)))}D keypoints, the model's clips are "
-                                   f"{dims.pop()}D")
+        if clips:  # known only now: the validation clips are loaded by calibrate_checkpoint
+            check_outside_dims(outside, int(np.shape(clips[0]["keypoint"])[-1]), source, "the model's")
         device = next(model.parameters()).device
         predictor = Predictor(model, ckpt.config, ckpt.classes, ckpt.layout, ckpt.in_channels, "calibration",
                               device, calibration)
