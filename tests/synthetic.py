@@ -1,5 +1,5 @@
-"""Synthetic Penn-like clips, a tiny data file, recipe and model spec, a small labelled video folder, and
-synthetic people (a figure to draw, stick-person detections) shared by the tests."""
+"""Synthetic Penn-like clips, a tiny data file, recipe and model spec, a small labelled video folder, real raw NTU
+clips as other activities, and synthetic people (a figure to draw, stick-person detections) shared by the tests."""
 
 from __future__ import annotations
 
@@ -47,6 +47,21 @@ def recipe(ann_file: Path, **optim: object) -> dict:
         "seed": 0,
         "device": "cpu",
     }
+
+
+def raw_ntu_file(data_root: Path, root: Path, count: int) -> Path:
+    """``root/ntu.pkl``: the first ``count`` real raw NTU RGB+D files of ``data_root/ntu_raw`` (drink water,
+    ...: no class of the tiny model) converted to 2D, layout ntu25: clips of other activities."""
+    import shutil
+
+    from skelact.data.convert import convert_ntu
+
+    raw = root / "raw"
+    raw.mkdir()
+    for name in sorted((data_root / "ntu_raw").glob("*.skeleton"))[:count]:
+        shutil.copy(name, raw)
+    data, _ = convert_ntu(raw, dims=2)
+    return save_annotations(data, root / "ntu.pkl")
 
 
 def labelled_video_folder(root: Path, source: Path, clips: int = 4, frames: int = 18,

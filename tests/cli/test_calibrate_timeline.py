@@ -4,16 +4,15 @@
 from __future__ import annotations
 
 import pickle
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hostile import expect_error
+from synthetic import raw_ntu_file
 
 from skelact.checkpoint import Checkpoint
 from skelact.cli import main
-from skelact.data.convert import convert_ntu
 from skelact.data.io import save_annotations
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -22,13 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def ntu_file(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three real raw NTU clips (drink water, ...: no class of the tiny model), 2D, layout ntu25."""
-    root = tmp_path_factory.mktemp("ntu")
-    raw = root / "raw"
-    raw.mkdir()
-    for name in sorted((data_root / "ntu_raw").glob("*.skeleton"))[:3]:
-        shutil.copy(name, raw)
-    data, _ = convert_ntu(raw, dims=2)
-    return save_annotations(data, root / "ntu.pkl")
+    return raw_ntu_file(data_root, tmp_path_factory.mktemp("ntu"), 3)
 
 
 def test_calibrate_without_unknown_data_fixes_the_in_class_acceptance(

@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 import yaml
 from hostile import expect_error
-from synthetic import make_dataset, recipe
+from synthetic import make_dataset, raw_ntu_file, recipe
 
 from skelact.checkpoint import Checkpoint
 from skelact.cli import main
-from skelact.data.convert import convert_ntu
 from skelact.data.io import load_outside, save_annotations
 from skelact.inference import Predictor, load_predictor
 
@@ -26,17 +25,12 @@ def files(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     """The tiny Penn-like data and a 20-epoch recipe of it, and six real raw NTU clips in 2D (layout ntu25,
     mapped to penn13 by joint names)."""
     root = tmp_path_factory.mktemp("unknown")
-    raw = root / "raw"
-    raw.mkdir()
-    for name in sorted((data_root / "ntu_raw").glob("*.skeleton"))[:6]:
-        shutil.copy(name, raw)
-    ntu, _ = convert_ntu(raw, dims=2)
     data = make_dataset(root / "tiny.pkl")
     rec = recipe(data, epochs=20, lr=0.2)  # fits its training clips: confident where it should not be
     rec["data"]["augment"] = {}
     rec["calibration"] = {"enabled": False}
     (root / "tiny.yaml").write_text(yaml.safe_dump(rec))
-    return {"ntu": save_annotations(ntu, root / "ntu.pkl"), "data": data, "recipe": root / "tiny.yaml"}
+    return {"ntu": raw_ntu_file(data_root, root, 6), "data": data, "recipe": root / "tiny.yaml"}
 
 
 def _outside_confidence(predictor: Predictor, ntu: Path) -> float:
