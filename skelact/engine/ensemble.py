@@ -222,20 +222,21 @@ def _train_ensemble(cfg: Config, work_dir: Path, resume: bool, packed: PackedCli
              f"{cfg.data.train_split!r})", work_dir)
     # best.pt: every stream's best.pt; last.pt: every stream's last epoch (what a run reports when its
     # epoch is fixed in advance). Each is fused and calibrated on the validation clips on its own.
-    fused = {which: _fuse(cfg, work_dir, which, packed, layout, classes, val_idx, refine) for which in ("last", "best")}
+    fused = _fuse(cfg, work_dir, packed, layout, classes, val_idx, refine)
     top1, weights, per_stream = fused["best"]
     return {"best_top1": top1, "best_epoch": cfg.optim.epochs, "validation": validation,
             "num_val_clips": len(val_idx), "weights": dict(zip([s.name for s in streams], weights, strict=True)),
             "streams": per_stream, "last_top1": fused["last"][0], "work_dir": str(work_dir)}
 
 
-def _fuse(cfg: Config, work_dir: Path, which: str, packed: PackedClips, layout: Layout, classes: list[str],
-          val_idx: np.ndarray, refine: Refine | None) -> tuple[float, tuple[float, ...], dict[str, float]]:
-    """The streams' ``which``.pt (``best`` or ``last``) as one model whose input is the joint clip, its fusion
-    weights chosen and its calibration fitted on the validation clips, written to ``WORK_DIR/<which>.pt``.
+def _fuse(cfg: Config, work_dir: Path, packed: PackedClips, layout: Layout, classes: list[str], val_idx: np.ndarray,
+          refine: Refine | None) -> dict[str, tuple[float, tuple[float, ...], dict[str, float]]]:
+    """The streams' ``last.pt``, then their ``best.pt``, each as one model whose input is the joint clip, its
+    fusion weights chosen and its calibration fitted on the validation clips, written to ``WORK_DIR/last.pt`` and
+    ``WORK_DIR/best.pt``.
 
     Returns:
-        The ensemble's validation top-1, its weights, and each stream's validation top-1.
+        Per ``last`` / ``best``: the ensemble's validation top-1, its weights, and each stream's validation top-1.
     """
     streams = cfg.model.streams
     # The stored recipe says whether the last input channel is a score: only when the clips have one.
@@ -245,54 +246,58 @@ def _fuse(cfg: Config, work_dir: Path, which: str, packed: PackedClips, layout: 
                       .shape[-1])
     device = resolve_device(cfg.device, "device")
     # The views `skelact test` averages, as the calibration uses; batched as `skelact test` batches them.
-    options = ScoreOptions(workers=cfg.data.num_workers, amp=resolve_amp(cfg.optim.amp, device, strict=False),
-                           progress=f"streams' {which}.pt on validation")
+    options = ScoreOptions(workers=cfg.data.num_workers, amp=resolve_amp(cfg.optim.amp, device, strict=False))
     k = options.views(ens_cfg.data)
     builders.check_memory(ens_cfg, len(classes), layout, in_channels, (cfg.data.max_persons, cfg.data.clip_len),
                           options.batch(ens_cfg.data) * k, device, str(cfg.data.ann_file), training=False)
-    model = builders.build_model(ens_cfg, len(classes), layout, in_channels)
-    assert isinstance(model, StreamEnsemble)
-    for s in streams:
-        folder = stream_dir(work_dir, s)
-        path = folder / f"{which}.pt" if (folder / f"{which}.pt").is_file() else folder / "last.pt"
-        ckpt = Checkpoint.load(path)
-        if ckpt.classes != classes:
-            raise CheckpointError(f"{path}: trained on other classes than {cfg.data.ann_file} holds")
-        fit_weights(model.streams[s.name], ckpt.model, str(path), f"stream {s.name!r} of the ensemble")
-    model = model.eval().to(device)
-    logits, labels = validation_stream_logits(model, ens_cfg, classes, layout, in_channels, packed, val_idx, options,
-                                              device)
-
-    # ---- fusion weights on the validation clips, then the ensemble calibrated as a whole
     validation = builders.validation_name(cfg, quote=True)
-    if all(s.weight is not None for s in streams):
-        weights = tuple(float(s.weight) for s in streams)  # type: ignore[arg-type]
-        how = "given by the recipe"
-    else:
-        weights, _ = choose_weights(logits, labels)
-        how = (f"chosen on {validation} from {'/'.join(f'{g:g}' for g in WEIGHT_GRID)} per stream; equal unless "
-               "a weighting is better beyond noise")
-    fused = np.tensordot(np.asarray(weights, np.float32), logits, axes=1)  # [N, K, C]
-    per_stream = {s.name: _score(logits[i], labels)[0] for i, s in enumerate(streams)}
-    top1 = _score(fused, labels)[0]
-    for s in streams:
-        _log(f"stream {s.name} ({which}.pt): validation top-1 {100 * per_stream[s.name]:.2f} % ({len(labels)} clips, "
-             f"{k} views)", work_dir)
-    named = ", ".join(f"{s.name} {w:.3g}" for s, w in zip(streams, weights, strict=True))
-    _log(f"ensemble of the {which}.pt: weights {named} ({how}): validation top-1 {100 * top1:.2f} %", work_dir)
-    model.specs = tuple(dataclasses.replace(spec, weight=w) for spec, w in zip(model.specs, weights, strict=True))
-    final = dataclasses.replace(ens_cfg, model=dataclasses.replace(ens_cfg.model, streams=[
-        dataclasses.replace(s, weight=w) for s, w in zip(streams, weights, strict=True)]))
-    calibration = None
-    if cfg.calibration.enabled:
-        calibration = calibrate(fused, labels, builders.validation_name(cfg), cfg.calibration.accept)
-    ckpt = Checkpoint(model={name: w.cpu() for name, w in model.state_dict().items()}, config=final, classes=classes,
-                      layout=layout, in_channels=in_channels, epoch=cfg.optim.epochs, best_metric=top1,
-                      best_epoch=cfg.optim.epochs, calibration=calibration)
-    if calibration is not None:
-        ckpt.calibration = refine_after_training(refine, calibration, ckpt, model,
-                                                 [packed.clip(int(i)) for i in val_idx], lambda t: _log(t, work_dir))
-        _log(f"calibrated the ensemble of the {which}.pt on {validation}: {describe(ckpt.calibration)}", work_dir)
-    ckpt.save(work_dir / f"{which}.pt")
-    _log(f"wrote the ensemble to {work_dir / f'{which}.pt'}", work_dir)
-    return top1, weights, per_stream
+    val_clips = [packed.clip(int(i)) for i in val_idx]  # what the timeline fit (refine) joins
+    out = {}
+    for which in ("last", "best"):
+        model = builders.build_model(ens_cfg, len(classes), layout, in_channels)
+        assert isinstance(model, StreamEnsemble)
+        for s in streams:
+            folder = stream_dir(work_dir, s)
+            path = folder / f"{which}.pt" if (folder / f"{which}.pt").is_file() else folder / "last.pt"
+            ckpt = Checkpoint.load(path)
+            if ckpt.classes != classes:
+                raise CheckpointError(f"{path}: trained on other classes than {cfg.data.ann_file} holds")
+            fit_weights(model.streams[s.name], ckpt.model, str(path), f"stream {s.name!r} of the ensemble")
+        model = model.eval().to(device)
+        scoring = dataclasses.replace(options, progress=f"streams' {which}.pt on validation")
+        logits, labels = validation_stream_logits(model, ens_cfg, classes, layout, in_channels, packed, val_idx,
+                                                  scoring, device)
+
+        # ---- fusion weights on the validation clips, then the ensemble calibrated as a whole
+        if all(s.weight is not None for s in streams):
+            weights = tuple(float(s.weight) for s in streams)  # type: ignore[arg-type]
+            how = "given by the recipe"
+        else:
+            weights, _ = choose_weights(logits, labels)
+            how = (f"chosen on {validation} from {'/'.join(f'{g:g}' for g in WEIGHT_GRID)} per stream; equal unless "
+                   "a weighting is better beyond noise")
+        fused = np.tensordot(np.asarray(weights, np.float32), logits, axes=1)  # [N, K, C]
+        per_stream = {s.name: _score(logits[i], labels)[0] for i, s in enumerate(streams)}
+        top1 = _score(fused, labels)[0]
+        for s in streams:
+            _log(f"stream {s.name} ({which}.pt): validation top-1 {100 * per_stream[s.name]:.2f} % "
+                 f"({len(labels)} clips, {k} views)", work_dir)
+        named = ", ".join(f"{s.name} {w:.3g}" for s, w in zip(streams, weights, strict=True))
+        _log(f"ensemble of the {which}.pt: weights {named} ({how}): validation top-1 {100 * top1:.2f} %", work_dir)
+        model.specs = tuple(dataclasses.replace(spec, weight=w) for spec, w in zip(model.specs, weights, strict=True))
+        final = dataclasses.replace(ens_cfg, model=dataclasses.replace(ens_cfg.model, streams=[
+            dataclasses.replace(s, weight=w) for s, w in zip(streams, weights, strict=True)]))
+        calibration = None
+        if cfg.calibration.enabled:
+            calibration = calibrate(fused, labels, builders.validation_name(cfg), cfg.calibration.accept)
+        ckpt = Checkpoint(model={name: w.cpu() for name, w in model.state_dict().items()}, config=final,
+                          classes=classes, layout=layout, in_channels=in_channels, epoch=cfg.optim.epochs,
+                          best_metric=top1, best_epoch=cfg.optim.epochs, calibration=calibration)
+        if calibration is not None:
+            ckpt.calibration = refine_after_training(refine, calibration, ckpt, model, val_clips,
+                                                     lambda t: _log(t, work_dir))
+            _log(f"calibrated the ensemble of the {which}.pt on {validation}: {describe(ckpt.calibration)}", work_dir)
+        ckpt.save(work_dir / f"{which}.pt")
+        _log(f"wrote the ensemble to {work_dir / f'{which}.pt'}", work_dir)
+        out[which] = top1, weights, per_stream
+    return out
